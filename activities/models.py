@@ -1,0 +1,207 @@
+"""Names, inputs and results of every activity: the contract workflows are written against.
+
+MAAS activities run on a gateway's queue (`gateway.<id>`); control-plane activities run on
+`control-plane`. Each takes one model and returns one model.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from domain.cluster import ErasePolicy, NodePool
+from domain.gateway import ProxySettings
+from domain.maas import MaasAccount, Machine
+from domain.phases import Phase, Reason
+
+# --- MAAS activities (gateway side) -------------------------------------------------------
+
+ACQUIRE_MACHINES = "maas.acquire_machines"
+DEPLOY_MACHINE = "maas.deploy_machine"
+WAIT_DEPLOYED = "maas.wait_deployed"
+RELEASE_MACHINES = "maas.release_machines"
+FIND_OWNED = "maas.find_owned"
+CHECK_ACCOUNT = "maas.check_account"
+
+# Non-retryable ApplicationError types raised by MAAS activities.
+ERR_INSUFFICIENT_CAPACITY = "InsufficientCapacity"
+ERR_INVALID_CONSTRAINTS = "InvalidConstraints"
+ERR_MACHINE_DEPLOY_FAILED = "MachineDeployFailed"
+ERR_MAAS_AUTH_FAILED = "MaasAuthFailed"
+ERR_MAAS_UNREACHABLE = "MaasUnreachable"
+MAAS_NON_RETRYABLE = [
+    ERR_INSUFFICIENT_CAPACITY,
+    ERR_INVALID_CONSTRAINTS,
+    ERR_MACHINE_DEPLOY_FAILED,
+    ERR_MAAS_AUTH_FAILED,
+]
+
+
+class AcquireMachinesInput(BaseModel):
+    """Take machines for one or more pools in one request, idempotently.
+
+    `request_id` is stable across retries; machines this request already holds (found by
+    the cluster's agent_name and owner_data) are returned instead of allocating again.
+    """
+
+    account: MaasAccount
+    cluster_id: str
+    request_id: str
+    pools: list[NodePool]
+    exclude_system_ids: list[str] = Field(default_factory=list)
+
+
+class AcquireMachinesResult(BaseModel):
+    machines: list[Machine]
+
+
+class DeployMachineInput(BaseModel):
+    account: MaasAccount
+    cluster_id: str
+    system_id: str
+    distro_series: str
+    hwe_kernel: str | None = None
+    user_data: str = Field(repr=False, description="cloud-init user data, plain text")
+
+
+class DeployMachineResult(BaseModel):
+    system_id: str
+    status: str
+
+
+class WaitDeployedInput(BaseModel):
+    """Poll one machine until Deployed; heartbeats each poll. Failed deployment quarantines it."""
+
+    account: MaasAccount
+    cluster_id: str
+    system_id: str
+    poll_interval_seconds: float = 2.0
+
+
+class WaitDeployedResult(BaseModel):
+    machine: Machine
+
+
+class ReleaseMachinesInput(BaseModel):
+    account: MaasAccount
+    cluster_id: str
+    system_ids: list[str]
+    erase_policy: ErasePolicy = ErasePolicy.QUICK
+    comment: str = ""
+
+
+class ReleaseMachinesResult(BaseModel):
+    released: list[str] = Field(default_factory=list)
+    already_free: list[str] = Field(default_factory=list)
+
+
+class FindOwnedInput(BaseModel):
+    """`cluster_id=None` lists every machine carrying any metalgate ownership mark."""
+
+    account: MaasAccount
+    cluster_id: str | None = None
+
+
+class OwnedMachine(Machine):
+    cluster_id: str
+
+
+class FindOwnedResult(BaseModel):
+    machines: list[OwnedMachine]
+
+
+class CheckAccountInput(BaseModel):
+    account: MaasAccount
+
+
+class CheckAccountResult(BaseModel):
+    maas_version: str
+    zones: list[str]
+    resource_pools: list[str]
+    tags: list[str]
+    machines: int
+    ready_machines: int
+
+
+# --- control-plane activities --------------------------------------------------------------
+
+RECORD_STATUS = "cp.record_status"
+ISSUE_AGENT_TOKEN = "cp.issue_agent_token"
+RENDER_CLOUD_INIT = "cp.render_cloud_init"
+ENQUEUE_AGENT_COMMAND = "cp.enqueue_agent_command"
+STOP_CLUSTER_WORKFLOWS = "cp.stop_cluster_workflows"
+REVOKE_AGENT_TOKEN = "cp.revoke_agent_token"
+SWEEP_SILENT_AGENTS = "cp.sweep_silent_agents"
+CLUSTER_CLAIMS = "cp.cluster_claims"
+
+
+class RecordStatusInput(BaseModel):
+    """Forward-only, idempotent status write. `machines=None` leaves machines unchanged."""
+
+    cluster_id: str
+    phase: Phase
+    reason: Reason | None = None
+    message: str = ""
+    machines: list[Machine] | None = None
+    kubernetes_version: str | None = None
+    event: str | None = Field(default=None, description="also append this line to the event log")
+
+
+class IssueAgentTokenInput(BaseModel):
+    cluster_id: str
+
+
+class AgentTokenResult(BaseModel):
+    token: str = Field(repr=False)
+
+
+class RenderCloudInitInput(BaseModel):
+    cluster_id: str
+    cluster_name: str
+    agent_token: str = Field(repr=False)
+    machine: Machine
+    role: str = Field(description="control-plane or worker")
+    first_control_plane: bool
+    kubernetes_version: str
+    proxy: ProxySettings = Field(default_factory=ProxySettings)
+
+
+class RenderCloudInitResult(BaseModel):
+    user_data: str = Field(repr=False)
+
+
+class EnqueueAgentCommandInput(BaseModel):
+    cluster_id: str
+    command_id: str
+    kind: str
+    args: dict[str, str] = Field(default_factory=dict)
+
+
+class StopClusterWorkflowsInput(BaseModel):
+    """Cancel a running create and stop management, then wait until both are closed."""
+
+    cluster_id: str
+    wait_seconds: float = 600.0
+
+
+class RevokeAgentTokenInput(BaseModel):
+    cluster_id: str
+
+
+class SweepSilentAgentsInput(BaseModel):
+    silence_seconds: float
+
+
+class SweepSilentAgentsResult(BaseModel):
+    signalled: list[str]
+
+
+class ClusterClaimsInput(BaseModel):
+    """Which of these machines does a live cluster claim? Used by the orphan sweeper."""
+
+    gateway_id: str
+    machines: list[OwnedMachine]
+
+
+class ClusterClaimsResult(BaseModel):
+    claimed: list[str]
+    unclaimed: list[str]

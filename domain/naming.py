@@ -1,0 +1,63 @@
+"""Task-queue names, workflow-id schemes, search attributes and MAAS ownership marks.
+
+Every side (API, workers, gateway, tests) imports these, so a name is changed in one place.
+"""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+CONTROL_PLANE_QUEUE = "control-plane"
+SYSTEM_GATEWAY_ID = "system"
+SYSTEM_GATEWAY_NAME = "system private gateway"
+
+
+def gateway_queue(gateway_id: str) -> str:
+    """The task queue only that gateway's workers poll."""
+    return f"gateway.{gateway_id}"
+
+
+def create_workflow_id(cluster_id: str) -> str:
+    return f"cluster/{cluster_id}/create"
+
+
+def delete_workflow_id(cluster_id: str) -> str:
+    return f"cluster/{cluster_id}/delete"
+
+
+def manage_workflow_id(cluster_id: str) -> str:
+    return f"cluster/{cluster_id}/manage"
+
+
+def validate_account_workflow_id(account_id: str) -> str:
+    return f"cloud-account/{account_id}/validate"
+
+
+SILENCE_SWEEP_SCHEDULE_ID = "fleet/agent-silence-sweep"
+
+
+def orphan_sweep_schedule_id(gateway_id: str) -> str:
+    return f"gateway/{gateway_id}/orphan-sweep"
+
+
+# Search attributes: what the Temporal Web UI filters on.
+SA_CLUSTER_ID = SearchAttributeKey.for_keyword("ClusterId")
+SA_CLUSTER_NAME = SearchAttributeKey.for_keyword("ClusterName")
+SA_PROJECT = SearchAttributeKey.for_keyword("Project")
+SA_CLUSTER_PHASE = SearchAttributeKey.for_keyword("ClusterPhase")
+SA_GATEWAY_ID = SearchAttributeKey.for_keyword("GatewayId")
+SEARCH_ATTRIBUTES = (SA_CLUSTER_ID, SA_CLUSTER_NAME, SA_PROJECT, SA_CLUSTER_PHASE, SA_GATEWAY_ID)
+
+# MAAS ownership marks. MAAS filters machines by exact agent_name, so agent_name names the
+# cluster (one lookup finds everything it owns); the request that took a machine goes into
+# owner_data and the allocation comment. A cluster acquires one request at a time, so a
+# machine with the cluster's agent_name but no owner_data yet belongs to the request in flight.
+OWNER_AGENT_PREFIX = "metalgate:"
+OWNER_DATA_CLUSTER = "metalgate_cluster"
+OWNER_DATA_REQUEST = "metalgate_request"
+OWNER_DATA_POOL = "metalgate_pool"
+QUARANTINE_TAG = "metalgate-quarantine"
+
+
+def owner_agent_name(cluster_id: str) -> str:
+    return f"{OWNER_AGENT_PREFIX}{cluster_id}"

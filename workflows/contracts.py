@@ -1,0 +1,176 @@
+"""Workflow names, inputs, signals and updates: what the API and the agent path drive.
+
+Kept apart from the workflow code so the API imports plain models, not workflow classes.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from domain.cluster import ClusterSpec
+from domain.gateway import ProxySettings
+from domain.maas import MaasAccount, Machine
+from domain.phases import Phase, Reason
+
+CREATE_WORKFLOW = "ClusterCreate"
+DELETE_WORKFLOW = "ClusterDelete"
+MANAGE_WORKFLOW = "ClusterManagement"
+VALIDATE_ACCOUNT_WORKFLOW = "CloudAccountValidate"
+SILENCE_SWEEP_WORKFLOW = "AgentSilenceSweep"
+ORPHAN_SWEEP_WORKFLOW = "OrphanSweep"
+
+# Signals
+SIGNAL_AGENT_REPORT = "agent_report"
+SIGNAL_AGENT_SILENT = "agent_silent"
+SIGNAL_COMMAND_RESULT = "command_result"
+SIGNAL_STOP = "stop"
+
+# Updates (management)
+UPDATE_UPGRADE = "upgrade"
+UPDATE_SCALE = "scale"
+UPDATE_REPAVE = "repave"
+UPDATE_PAUSE = "pause"
+UPDATE_RESUME = "resume"
+
+# Queries
+QUERY_STATE = "state"
+
+
+class LifecycleTimeouts(BaseModel):
+    """Seconds. Inputs, not constants, so tests can shrink them."""
+
+    gateway_probe: float = Field(default=30.0, description="after this long unpolled: waiting")
+    gateway_give_up: float = Field(default=86400.0, description="create fails after this wait")
+    maas_call: float = 120.0
+    deploy: float = 1800.0
+    deploy_poll_interval: float = 2.0
+    agent_ready: float = 900.0
+    max_deploy_replacements: int = 3
+    command: float = 3600.0
+
+
+class GatewayRef(BaseModel):
+    id: str
+    name: str
+    proxy: ProxySettings = Field(default_factory=ProxySettings)
+
+
+class ClusterRef(BaseModel):
+    """Everything a lifecycle workflow needs to know about its cluster and where it lives."""
+
+    cluster_id: str
+    project_id: str
+    spec: ClusterSpec
+    gateway: GatewayRef
+    account: MaasAccount
+
+
+class CreateClusterInput(BaseModel):
+    cluster: ClusterRef
+    timeouts: LifecycleTimeouts = Field(default_factory=LifecycleTimeouts)
+    silence_seconds: float = 120.0
+
+
+class CreateClusterResult(BaseModel):
+    phase: Phase
+    reason: Reason | None = None
+    message: str = ""
+    machines: list[Machine] = Field(default_factory=list)
+
+
+class DeleteClusterInput(BaseModel):
+    cluster: ClusterRef
+    timeouts: LifecycleTimeouts = Field(default_factory=LifecycleTimeouts)
+
+
+class DeleteClusterResult(BaseModel):
+    released: list[str]
+
+
+class NodeStatus(BaseModel):
+    hostname: str
+    system_id: str = ""
+    role: str = "worker"
+    ready: bool = False
+    kubelet_version: str = ""
+
+
+class AgentReport(BaseModel):
+    """What changed, as the agent reported it. Sent only when something changed."""
+
+    control_plane_ready: bool = False
+    kubernetes_version: str = ""
+    nodes: list[NodeStatus] = Field(default_factory=list)
+    healthy: bool = True
+    message: str = ""
+
+
+class AgentSilent(BaseModel):
+    last_seen_unix: float
+
+
+class CommandResult(BaseModel):
+    command_id: str
+    state: str = Field(description="running, succeeded or failed")
+    node: str = ""
+    progress: str = ""
+    message: str = ""
+
+
+class UpgradeRequest(BaseModel):
+    kubernetes_version: str
+
+
+class ScaleRequest(BaseModel):
+    pool: str
+    count: int = Field(ge=0)
+
+
+class RepaveRequest(BaseModel):
+    node: str = Field(description="hostname or MAAS system id")
+
+
+class ActionAccepted(BaseModel):
+    """Answer of a management update: the action was queued under this id."""
+
+    action_id: str
+    kind: str
+    message: str = ""
+
+
+class ManageState(BaseModel):
+    """All the management workflow's state; carried whole across continue-as-new."""
+
+    cluster: ClusterRef
+    agent_token: str = Field(repr=False)
+    machines: list[Machine]
+    kubernetes_version: str
+    phase: Phase = Phase.RUNNING
+    paused: bool = False
+    nodes: list[NodeStatus] = Field(default_factory=list)
+    pending: list[dict[str, str]] = Field(default_factory=list)
+    action_seq: int = 0
+    last_report_unix: float = 0.0
+    timeouts: LifecycleTimeouts = Field(default_factory=LifecycleTimeouts)
+    silence_seconds: float = 120.0
+
+
+class ManageInput(BaseModel):
+    state: ManageState
+
+
+class ValidateAccountInput(BaseModel):
+    account: MaasAccount
+    gateway: GatewayRef
+    wait_seconds: float = 20.0
+
+
+class SilenceSweepInput(BaseModel):
+    silence_seconds: float
+
+
+class OrphanSweepInput(BaseModel):
+    """Accounts are looked up at each run (control-plane activity), not frozen in the schedule."""
+
+    gateway: GatewayRef
+    grace_seconds: float = 600.0
