@@ -1,8 +1,23 @@
-"""The `metalgate` command: one Typer app, one sub-module per command group."""
+"""The `metalgate` command: one Typer app, one module per command group."""
 
 from __future__ import annotations
 
 import typer
+
+from cli import (
+    accounts,
+    agent,
+    clusters,
+    demo,
+    emulator,
+    gateway_node,
+    gateways,
+    login,
+    projects,
+    server,
+    up,
+    workers,
+)
 
 app = typer.Typer(
     name="metalgate",
@@ -10,14 +25,24 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+gateway_app = typer.Typer(help="Private cloud gateways: manage them, or run one.", no_args_is_help=True)
+worker_app = typer.Typer(help="Run a control-plane or system-gateway worker.", no_args_is_help=True)
+server_app = typer.Typer(help="Run a control-plane server.", no_args_is_help=True)
+agent_app = typer.Typer(help="The cluster agent and its runtimes.", no_args_is_help=True)
+app.add_typer(gateway_app, name="gateway")
+app.add_typer(worker_app, name="worker")
+app.add_typer(server_app, name="server")
+app.add_typer(agent_app, name="agent")
 
-
-def _register() -> None:
-    # Imported here so each command group stays in its own module.
-    from cli import emulator, up
-
-    up.register(app)
-    emulator.register(app)
-
-
-_register()
+up.register(app)
+emulator.register(app)
+demo.register(app)
+login.register(app)
+projects.register(app)
+accounts.register(app)
+clusters.register(app)
+gateways.register(gateway_app)
+gateway_node.register(gateway_app)
+workers.register(worker_app)
+server.register(server_app)
+agent.register(agent_app)
