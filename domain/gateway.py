@@ -23,3 +23,35 @@ class ProxySettings(BaseModel):
     @property
     def enabled(self) -> bool:
         return bool(self.http_proxy or self.https_proxy)
+
+
+class GatewayRegistration(BaseModel):
+    """Sent once by `metalgate gateway register` with the one-time token."""
+
+    token: str = Field(repr=False)
+    hostname: str
+    version: str
+
+
+class GatewayIdentity(BaseModel):
+    """What the control plane hands a gateway at registration; kept in its config file."""
+
+    gateway_id: str
+    name: str
+    task_queue: str
+    api_url: str
+    gateway_secret: str = Field(repr=False, description="authenticates heartbeats")
+    temporal_address: str
+    temporal_namespace: str
+    codec_keys: list[str] = Field(repr=False)
+    proxy: ProxySettings = Field(default_factory=ProxySettings)
+
+
+class GatewayHeartbeat(BaseModel):
+    """Sent every few seconds by each gateway replica (Bearer gateway_secret)."""
+
+    replica_id: str
+    version: str
+    maas_reachable: dict[str, bool] = Field(
+        default_factory=dict, description="MAAS URL -> reachable from this gateway"
+    )
