@@ -25,7 +25,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-gateway_app = typer.Typer(help="Private cloud gateways: manage them, or run one.", no_args_is_help=True)
+gateway_app = typer.Typer(
+    help="Private cloud gateways: manage them, or run one.", no_args_is_help=True
+)
 worker_app = typer.Typer(help="Run a control-plane or system-gateway worker.", no_args_is_help=True)
 server_app = typer.Typer(help="Run a control-plane server.", no_args_is_help=True)
 agent_app = typer.Typer(help="The cluster agent and its runtimes.", no_args_is_help=True)

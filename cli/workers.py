@@ -1,7 +1,35 @@
-"""Placeholder until its issue lands; replaced by the owner of this command group."""
+"""`metalgate worker control-plane|system-gateway`: the workers the control plane runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
 
 import typer
 
+from runtime.settings import get_settings
+
 
 def register(app: typer.Typer) -> None:
-    del app
+    app.command("control-plane")(control_plane)
+    app.command("system-gateway")(system_gateway)
+
+
+def control_plane() -> None:
+    """Run workflows and control-plane activities on the `control-plane` queue."""
+    from workers.control_plane import run_control_plane_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    asyncio.run(run_control_plane_worker(get_settings()))
+
+
+def system_gateway() -> None:
+    """Run the MAAS activities on `gateway.system` (self-hosted mode only)."""
+    from workers.gateway import run_system_gateway
+
+    settings = get_settings()
+    if settings.mode != "self-hosted":
+        typer.echo("the system gateway runs only in self-hosted mode; use a PCG", err=True)
+        raise typer.Exit(2)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    asyncio.run(run_system_gateway(settings))

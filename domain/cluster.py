@@ -60,9 +60,7 @@ class ClusterSpec(BaseModel):
 
     name: Name
     kubernetes_version: str = Field(default="v1.30.4", pattern=K8S_VERSION)
-    control_plane: NodePool = Field(
-        default_factory=lambda: NodePool(name="control-plane", count=1)
-    )
+    control_plane: NodePool = Field(default_factory=lambda: NodePool(name="control-plane", count=1))
     worker_pools: list[NodePool] = Field(default_factory=list, max_length=16)
     distro_series: str = Field(default="jammy", pattern=r"^[a-z]{2,32}$")
     hwe_kernel: str | None = Field(default=None, pattern=r"^[a-z0-9._-]{1,64}$")

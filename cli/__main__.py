@@ -1,0 +1,5 @@
+"""`python -m cli` is `metalgate`: the embedded stack starts children this way."""
+
+from cli.main import app
+
+app()

@@ -1,0 +1,105 @@
+"""`metalgate up`: the whole stack on one machine, stopped cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from embedded.stack import StackConfig, StackPorts, start_stack
+from embedded.supervisor import ChildFailedError, Supervisor, log_tail
+from runtime.settings import get_settings
+
+console = Console()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("up")(up)
+
+
+def up(
+    data_dir: Path = typer.Option(None, help="Where every process keeps its data [.data]"),
+    temporal_port: int = typer.Option(None, help="Temporal gRPC port [7233]"),
+    ui_port: int = typer.Option(None, help="Temporal Web UI port [8233]"),
+    api_port: int = typer.Option(None, help="metalgate API port [8080]"),
+    maas_port: int = typer.Option(None, help="MAAS emulator port [5240]"),
+    agent_port: int = typer.Option(8090, help="Agent runtime (emulator boot hook) port"),
+    machines: int = typer.Option(24, help="Machines the emulator seeds on first start"),
+    deploy_seconds: float = typer.Option(3.0, help="Emulated MAAS deploy time"),
+) -> None:
+    """Start Temporal, the MAAS emulator, the API, workers, a PCG and the agent runtime."""
+    settings = get_settings()
+    ports = StackPorts(
+        temporal=temporal_port or settings.temporal_port,
+        ui=ui_port or settings.ui_port,
+        api=api_port or settings.api_port,
+        maas=maas_port or settings.maas_port,
+        agent_runtime=agent_port,
+    )
+    config = StackConfig(
+        data_dir=data_dir or settings.data_dir,
+        ports=ports,
+        host=settings.bind_host,
+        maas_machines=machines,
+        deploy_seconds=deploy_seconds,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        asyncio.run(_serve(config))
+    except ChildFailedError as exc:
+        console.print(f"[red]metalgate up failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
+async def _serve(config: StackConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    console.print(f"starting metalgate in {config.data_dir.resolve()} ...")
+    stack = await start_stack(config)
+    try:
+        info = stack.info
+        console.print("[bold green]metalgate is up[/bold green]")
+        console.print(f"  API docs        {info.api_url}/docs")
+        console.print(f"  Temporal UI     {info.temporal_ui_url}")
+        console.print(f"  Temporal gRPC   {info.temporal_address}")
+        console.print(f"  MAAS emulator   {info.maas_url} (key in {info.maas_api_key_file})")
+        console.print(
+            f"  local PCG       {info.pcg_gateway_id} ({len(stack.pcg_replicas)} replica)"
+        )
+        console.print(f"  logs            {config.data_dir.resolve() / 'logs'}")
+        if stack.admin_key_was_new:
+            console.print(
+                f"  admin API key   {stack.admin_key}  (shown once; kept in the data dir)"
+            )
+        else:
+            console.print(f"  admin API key   in {info.admin_api_key_file}")
+        console.print(f"export METALGATE_API_URL={info.api_url}")
+        console.print("Ctrl-C stops everything.")
+        await _watch(stack.supervisor, stop)
+    finally:
+        console.print("stopping ...")
+        await stack.stop()
+        console.print("stopped.")
+
+
+async def _watch(supervisor: Supervisor, stop: asyncio.Event) -> None:
+    """Restart a child that dies on its own, until asked to stop."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=2.0)
+        for name in supervisor.exited():
+            if stop.is_set():
+                break
+            child = supervisor.children[name]
+            console.print(
+                f"[yellow]{name} exited; restarting[/yellow]\n{log_tail(child.log_path, 5)}"
+            )
+            with contextlib.suppress(ChildFailedError):
+                await supervisor.start(child.spec)

@@ -1,0 +1,322 @@
+"""The embedded default: every metalgate process on one machine, each its own child.
+
+`metalgate up`, the end-to-end tests, the benchmarks and the chaos runs all start the stack
+through `start_stack`, so they exercise exactly what a new user runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from pydantic import BaseModel
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+
+from domain.naming import CONTROL_PLANE_QUEUE, SEARCH_ATTRIBUTES, gateway_queue
+from embedded.supervisor import ChildSpec, ReadyCheck, Supervisor
+from runtime.settings import Settings, development_secret
+from runtime.temporal import codec_key_specs, connect, temporal_binary
+
+log = logging.getLogger(__name__)
+
+PCG_NAME = "local-pcg"
+STACK_FILE = "stack.json"
+
+
+class StackPorts(BaseModel):
+    temporal: int = 7233
+    ui: int = 8233
+    api: int = 8080
+    maas: int = 5240
+    agent_runtime: int = 8090
+
+
+class StackConfig(BaseModel):
+    data_dir: Path
+    ports: StackPorts = StackPorts()
+    host: str = "127.0.0.1"
+    maas_machines: int = 24
+    deploy_seconds: float = 3.0
+    release_seconds: float = 2.0
+    emulator_args: list[str] = []
+    pcg_replicas: int = 1
+    system_gateway: bool = True
+    agent_runtime: bool = True
+    extra_env: dict[str, str] = {}
+
+
+class StackInfo(BaseModel):
+    """Written to <data dir>/stack.json so other commands (demo, CLI) find the stack."""
+
+    api_url: str
+    temporal_address: str
+    temporal_ui_url: str
+    maas_url: str
+    maas_api_key_file: str
+    admin_api_key_file: str
+    pcg_gateway_id: str | None = None
+    pcg_config_files: list[str] = []
+
+
+@dataclass
+class Stack:
+    config: StackConfig
+    supervisor: Supervisor
+    info: StackInfo
+    client: Client
+    admin_key: str
+    maas_key: str
+    admin_key_was_new: bool = False
+    pcg_replicas: list[str] = field(default_factory=list)
+
+    async def stop(self) -> None:
+        await self.supervisor.stop_all()
+
+
+def maas_api_key(data_dir: Path) -> str:
+    """The emulator's admin key, kept across restarts (MAAS format consumer:token:secret)."""
+    path = data_dir / "secrets" / "maas-api-key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.touch(mode=0o600)
+        path.write_text(":".join(secrets.token_hex(10) for _ in range(3)))
+    return path.read_text().strip()
+
+
+def _metalgate(*args: str) -> list[str]:
+    return [sys.executable, "-m", "cli", *args]
+
+
+def _http_ok(url: str) -> ReadyCheck:
+    async def check() -> bool:
+        async with httpx.AsyncClient(timeout=2.0) as http:
+            return (await http.get(url)).status_code < 500
+
+    return check
+
+
+def _polled(client_ref: list[Client], queue: str) -> ReadyCheck:
+    async def check() -> bool:
+        response = await client_ref[0].workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=client_ref[0].namespace,
+                task_queue=TaskQueue(name=queue),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+            )
+        )
+        return len(response.pollers) > 0
+
+    return check
+
+
+def _temporal_up(settings: Settings) -> ReadyCheck:
+    async def check() -> bool:
+        await connect(settings)
+        return True
+
+    return check
+
+
+async def start_stack(config: StackConfig) -> Stack:
+    """Start every process of the embedded default; on failure, stop what was started."""
+    data_dir = config.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    host, ports = config.host, config.ports
+    api_url = f"http://{host}:{ports.api}"
+    settings = Settings(
+        data_dir=data_dir,
+        temporal_address=f"{host}:{ports.temporal}",
+        api_url=api_url,
+        temporal_ui_url=f"http://{host}:{ports.ui}",
+    )
+    admin_key_path = data_dir / "secrets" / "admin-api-key"
+    admin_key_was_new = not admin_key_path.exists()
+    admin_key = development_secret(settings, "admin-api-key")
+    maas_key = maas_api_key(data_dir)
+    codec_key_specs(settings)  # create the development codec key before children race for it
+    env = {
+        "METALGATE_DATA_DIR": str(data_dir),
+        "METALGATE_TEMPORAL_ADDRESS": settings.temporal_address,
+        "METALGATE_TEMPORAL_UI_URL": settings.temporal_ui_url,
+        "METALGATE_API_URL": api_url,
+        "METALGATE_API_PORT": str(ports.api),
+        "METALGATE_BOOTSTRAP_ADMIN_KEY": admin_key,
+        "METALGATE_CODEC_CORS_ORIGINS": json.dumps(
+            [settings.temporal_ui_url, f"http://localhost:{ports.ui}"]
+        ),
+        **config.extra_env,
+    }
+    sup = Supervisor(data_dir / "logs")
+    client_ref: list[Client] = []
+    maas_url = f"http://{host}:{ports.maas}/MAAS/"
+    info = StackInfo(
+        api_url=api_url,
+        temporal_address=settings.temporal_address,
+        temporal_ui_url=settings.temporal_ui_url,
+        maas_url=maas_url,
+        maas_api_key_file=str(data_dir / "secrets" / "maas-api-key"),
+        admin_api_key_file=str(admin_key_path),
+    )
+    try:
+        sa_args = [f"--search-attribute={k.name}=Keyword" for k in SEARCH_ATTRIBUTES]
+        await sup.start(
+            ChildSpec(
+                "temporal",
+                [
+                    str(temporal_binary()),
+                    "server",
+                    "start-dev",
+                    "--ip",
+                    host,
+                    "--port",
+                    str(ports.temporal),
+                    "--ui-port",
+                    str(ports.ui),
+                    "--db-filename",
+                    str(data_dir / "temporal.db"),
+                    "--sqlite-pragma",
+                    "journal_mode=wal",
+                    "--sqlite-pragma",
+                    "synchronous=normal",
+                    "--ui-codec-endpoint",
+                    f"{api_url}/codec",
+                    "--ui-disable-news-fetch",
+                    "--log-level",
+                    "warn",
+                    *sa_args,
+                ],
+                env,
+                ready=_temporal_up(settings),
+            )
+        )
+        client_ref.append(await connect(settings))
+        emulator_args = [
+            "maas-emulator",
+            "--host",
+            host,
+            "--port",
+            str(ports.maas),
+            "--api-key",
+            maas_key,
+            "--machines",
+            str(config.maas_machines),
+            "--deploy-seconds",
+            str(config.deploy_seconds),
+            "--release-seconds",
+            str(config.release_seconds),
+            "--data-dir",
+            str(data_dir / "maas"),
+            *config.emulator_args,
+        ]
+        if config.agent_runtime:
+            emulator_args += ["--boot-hook-url", f"http://{host}:{ports.agent_runtime}/hooks"]
+        await sup.start(
+            ChildSpec(
+                "maas-emulator",
+                _metalgate(*emulator_args),
+                env,
+                ready=_http_ok(f"{maas_url}api/2.0/version/"),
+            )
+        )
+        await sup.start(
+            ChildSpec(
+                "api",
+                _metalgate("server", "api", "--host", host, "--port", str(ports.api)),
+                env,
+                ready=_http_ok(f"{api_url}/healthz"),
+            )
+        )
+        await sup.start(
+            ChildSpec(
+                "control-plane-worker",
+                _metalgate("worker", "control-plane"),
+                env,
+                ready=_polled(client_ref, CONTROL_PLANE_QUEUE),
+            )
+        )
+        if config.system_gateway:
+            await sup.start(
+                ChildSpec(
+                    "system-gateway",
+                    _metalgate("worker", "system-gateway"),
+                    env,
+                    ready=_polled(client_ref, gateway_queue("system")),
+                )
+            )
+        if config.agent_runtime:
+            await sup.start(
+                ChildSpec(
+                    "agent-runtime",
+                    _metalgate(
+                        "agent", "runtime", "--host", host, "--port", str(ports.agent_runtime)
+                    ),
+                    env,
+                    ready=_http_ok(f"http://{host}:{ports.agent_runtime}/healthz"),
+                )
+            )
+        stack = Stack(config, sup, info, client_ref[0], admin_key, maas_key, admin_key_was_new)
+        if config.pcg_replicas:
+            await _start_pcg(stack, env)
+        (data_dir / STACK_FILE).write_text(info.model_dump_json(indent=2))
+        return stack
+    except BaseException:
+        await sup.stop_all()
+        raise
+
+
+async def _start_pcg(stack: Stack, env: dict[str, str]) -> None:
+    """Register the local PCG once (its identity persists in the data dir), then run it."""
+    data_dir = stack.config.data_dir.resolve()
+    config_file = data_dir / "pcg" / "gateway.json"
+    if not config_file.exists():
+        config_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        async with httpx.AsyncClient(
+            base_url=stack.info.api_url,
+            headers={"Authorization": f"Bearer {stack.admin_key}"},
+            timeout=30.0,
+        ) as http:
+            response = await http.post("/v1/gateways", json={"name": PCG_NAME})
+            response.raise_for_status()
+            token = response.json()["registration_token"]
+        register = _metalgate(
+            "gateway",
+            "register",
+            "--api-url",
+            stack.info.api_url,
+            "--token",
+            token,
+            "--config",
+            str(config_file),
+        )
+        proc = await _run(register, env)
+        if proc != 0:
+            raise RuntimeError(f"registering the local PCG failed (exit {proc})")
+    gateway_id = json.loads(config_file.read_text())["gateway_id"]
+    stack.info.pcg_gateway_id = gateway_id
+    stack.info.pcg_config_files = [str(config_file)]
+    for n in range(stack.config.pcg_replicas):
+        name = f"pcg-{n + 1}"
+        await stack.supervisor.start(
+            ChildSpec(
+                name,
+                _metalgate("gateway", "run", "--config", str(config_file), "--replica-id", name),
+                env,
+                ready=_polled([stack.client], gateway_queue(gateway_id)),
+            )
+        )
+        stack.pcg_replicas.append(name)
+
+
+async def _run(argv: list[str], env: dict[str, str]) -> int:
+    proc = await asyncio.create_subprocess_exec(*argv, env={**os.environ, **env})
+    return await proc.wait()
