@@ -1,0 +1,62 @@
+"""Cloud accounts: one MAAS, reached through one gateway. The MAAS key is write-only."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from domain.cluster import DNS_LABEL
+
+MAAS_KEY_PATTERN = r"^[A-Za-z0-9]+:[A-Za-z0-9]+:[A-Za-z0-9]+$"
+
+
+class CloudAccountCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=DNS_LABEL, min_length=1, max_length=63)
+    maas_url: str = Field(
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        max_length=2048,
+        description="MAAS base URL, e.g. http://maas:5240/MAAS/",
+    )
+    maas_api_key: SecretStr = Field(
+        description="consumer_key:token_key:token_secret, from the MAAS user's API keys page",
+        json_schema_extra={"pattern": MAAS_KEY_PATTERN},
+        max_length=512,
+    )
+    gateway_id: str | None = Field(default=None, max_length=64)
+    use_system_gateway: bool = False
+
+    @model_validator(mode="after")
+    def _one_route(self) -> CloudAccountCreate:
+        if (self.gateway_id is None) == (not self.use_system_gateway):
+            raise ValueError(
+                "give either gateway_id (a private cloud gateway) or use_system_gateway: true"
+            )
+        if not re.match(MAAS_KEY_PATTERN, self.maas_api_key.get_secret_value()):
+            raise ValueError(
+                "maas_api_key must look like consumer_key:token_key:token_secret "
+                "(copy it from the MAAS user's API keys page)"
+            )
+        return self
+
+
+class CloudAccountPublic(BaseModel):
+    id: str
+    project_id: str
+    name: str
+    maas_url: str
+    gateway_id: str
+    maas_version: str | None = None
+    zones: list[str] = Field(default_factory=list)
+    resource_pools: list[str] = Field(default_factory=list)
+    machines: int | None = None
+    ready_machines: int | None = None
+    validated_at: datetime | None = None
+    created_at: datetime
+
+
+class CloudAccountList(BaseModel):
+    items: list[CloudAccountPublic]

@@ -1,0 +1,79 @@
+"""Clusters: the spec a user submits and the state workflows record."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from domain.cluster import ClusterSpec
+from domain.maas import Machine
+from domain.phases import Phase, Reason
+
+
+class ClusterCreate(ClusterSpec):
+    """A cluster spec plus the cloud account whose MAAS provides the machines."""
+
+    cloud_account_id: str = Field(min_length=1, max_length=64)
+
+    def spec(self) -> ClusterSpec:
+        return ClusterSpec.model_validate(self.model_dump(exclude={"cloud_account_id"}))
+
+
+class ConditionPublic(BaseModel):
+    """One gate of the lifecycle: when it was reached and why it waits or failed."""
+
+    type: str
+    status: str = Field(description="True, False or Unknown")
+    reason: str | None = None
+    message: str = ""
+    last_transition_time: datetime
+
+
+class ClusterPublic(BaseModel):
+    id: str
+    project_id: str
+    name: str
+    cloud_account_id: str
+    gateway_id: str
+    spec: ClusterSpec
+    phase: Phase
+    reason: Reason | None = None
+    hint: str | None = Field(default=None, description="what a person can do about the reason")
+    message: str = ""
+    conditions: list[ConditionPublic] = Field(default_factory=list)
+    machines: list[Machine] = Field(default_factory=list)
+    kubernetes_version: str
+    agent_silent: bool = False
+    last_heartbeat_at: datetime | None = None
+    create_workflow_id: str
+    delete_workflow_id: str
+    manage_workflow_id: str
+    temporal_ui_url: str = Field(description="the workflow that drives the current phase")
+    created_at: datetime
+    updated_at: datetime
+    delete_requested_at: datetime | None = None
+
+
+class ClusterList(BaseModel):
+    items: list[ClusterPublic]
+    total: int
+    limit: int
+    offset: int
+
+
+class ClusterEventPublic(BaseModel):
+    id: int
+    at: datetime
+    phase: Phase | None = None
+    reason: Reason | None = None
+    message: str
+
+
+class ClusterEventList(BaseModel):
+    items: list[ClusterEventPublic]
+
+
+class KubeconfigPublic(BaseModel):
+    cluster_id: str
+    kubeconfig: str
