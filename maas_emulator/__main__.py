@@ -1,0 +1,3 @@
+from maas_emulator.cli import main
+
+main()
