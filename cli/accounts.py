@@ -1,7 +1,96 @@
-"""Placeholder until its issue lands; replaced by the owner of this command group."""
+"""`metalgate account create|list|delete`: cloud accounts bind the project to one MAAS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from cli.exit_codes import ExitCode
+from cli.login import client
+from cli.output import (
+    Column,
+    OutputFormat,
+    OutputOption,
+    emit_list,
+    emit_message,
+    emit_object,
+    fail,
+    handles_api_errors,
+)
+
+ACCOUNT_COLUMNS: list[Column] = [
+    ("ID", "id"),
+    ("Name", "name"),
+    ("MAAS URL", "maas_url"),
+    ("Gateway", lambda a: "system" if a.get("use_system_gateway") else a.get("gateway_id")),
+    ("Created", "created_at"),
+]
+
 
 def register(app: typer.Typer) -> None:
-    del app
+    account_app = typer.Typer(
+        help="Cloud accounts: which MAAS, through which gateway.", no_args_is_help=True
+    )
+    app.add_typer(account_app, name="account")
+
+    @account_app.command("create")
+    @handles_api_errors
+    def create(
+        name: Annotated[str, typer.Option(help="Account name, unique in the project.")],
+        maas_url: Annotated[str, typer.Option(help="MAAS base URL, e.g. http://maas:5240/MAAS/")],
+        maas_api_key: Annotated[
+            str | None,
+            typer.Option(
+                help="MAAS API key (consumer:token:secret). Visible in `ps`; prefer the file."
+            ),
+        ] = None,
+        maas_api_key_file: Annotated[
+            Path | None,
+            typer.Option(help="File holding the MAAS API key.", exists=True, dir_okay=False),
+        ] = None,
+        gateway: Annotated[
+            str | None, typer.Option(help="ID of the private cloud gateway that reaches MAAS.")
+        ] = None,
+        system_gateway: Annotated[
+            bool,
+            typer.Option(help="Reach MAAS through the system gateway (self-hosted mode only)."),
+        ] = False,
+        output: OutputOption = OutputFormat.TABLE,
+    ) -> None:
+        """Create a cloud account; the API validates it through its gateway first."""
+        if (maas_api_key is None) == (maas_api_key_file is None):
+            fail(
+                ExitCode.USAGE, "give exactly one of --maas-api-key or --maas-api-key-file", output
+            )
+        if (gateway is None) == (not system_gateway):
+            fail(ExitCode.USAGE, "give exactly one of --gateway ID or --system-gateway", output)
+        key = maas_api_key if maas_api_key_file is None else maas_api_key_file.read_text().strip()
+        with client(output) as api:
+            account = api.create_account(
+                name=name,
+                maas_url=maas_url,
+                maas_api_key=key or "",
+                gateway_id=gateway,
+                use_system_gateway=system_gateway,
+            )
+        emit_object(account, output, ACCOUNT_COLUMNS)
+
+    @account_app.command("list")
+    @handles_api_errors
+    def list_(output: OutputOption = OutputFormat.TABLE) -> None:
+        """List the project's cloud accounts (MAAS keys are never shown)."""
+        with client(output) as api:
+            emit_list(api.list_accounts(), output, ACCOUNT_COLUMNS)
+
+    @account_app.command("delete")
+    @handles_api_errors
+    def delete(
+        account_id: Annotated[str, typer.Argument(help="Cloud account ID.")],
+        output: OutputOption = OutputFormat.TABLE,
+    ) -> None:
+        """Delete a cloud account; the API refuses while clusters use it."""
+        with client(output) as api:
+            api.delete_account(account_id)
+        emit_message(f"Deleted cloud account {account_id}", output, {"id": account_id})

@@ -1,7 +1,52 @@
-"""Placeholder until its issue lands; replaced by the owner of this command group."""
+"""`metalgate project create|key-create`: tenants and their API keys (needs an admin key)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
 
 import typer
 
+from cli.login import client
+from cli.output import OutputFormat, OutputOption, console, emit_object, handles_api_errors
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    EDITOR = "editor"
+    VIEWER = "viewer"
+
 
 def register(app: typer.Typer) -> None:
-    del app
+    project_app = typer.Typer(help="Projects and their API keys.", no_args_is_help=True)
+    app.add_typer(project_app, name="project")
+
+    @project_app.command("create")
+    @handles_api_errors
+    def create(
+        name: Annotated[str, typer.Argument(help="Project name.")],
+        output: OutputOption = OutputFormat.TABLE,
+    ) -> None:
+        """Create a project."""
+        with client(output) as api:
+            project = api.create_project(name)
+        emit_object(project, output, [("ID", "id"), ("Name", "name"), ("Created", "created_at")])
+
+    @project_app.command("key-create")
+    @handles_api_errors
+    def key_create(
+        project_id: Annotated[str, typer.Argument(help="Project ID.")],
+        name: Annotated[str, typer.Option(help="A label for the key.")] = "cli",
+        role: Annotated[Role, typer.Option(help="What the key may do.")] = Role.ADMIN,
+        output: OutputOption = OutputFormat.TABLE,
+    ) -> None:
+        """Create an API key for a project; the key is shown only this once."""
+        with client(output) as api:
+            key = api.create_api_key(project_id, name=name, role=role.value)
+        emit_object(
+            key,
+            output,
+            [("ID", "id"), ("Name", "name"), ("Role", "role"), ("Key", "key")],
+        )
+        if output is OutputFormat.TABLE:
+            console.print("[yellow]Store the key now: the API never shows it again.[/yellow]")

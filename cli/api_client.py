@@ -1,0 +1,225 @@
+"""A small typed client for the metalgate HTTP API, shared by the CLI, the demo and benchmarks.
+
+Every method maps to one route and returns the decoded JSON body. Any non-2xx answer raises
+`ApiError` carrying the status and the API's `detail`; a transport failure raises
+`ApiUnreachableError`, so callers can tell "the API said no" from "no API answered".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from domain.cluster import ClusterSpec
+
+Json = dict[str, Any]
+
+DEFAULT_TIMEOUT = 30.0
+PAGE_SIZE = 100
+
+
+class ApiError(Exception):
+    """The API refused a request; `detail` is its `{"detail": ...}` payload."""
+
+    def __init__(self, status: int, detail: Any, *, method: str = "", path: str = "") -> None:
+        self.status = status
+        self.detail = detail
+        self.method = method
+        self.path = path
+        super().__init__(f"{method} {path}: {status}: {format_detail(detail)}".strip(": "))
+
+
+class ApiUnreachableError(ApiError):
+    """No answer from the API at all (status 0)."""
+
+    def __init__(self, url: str, cause: Exception) -> None:
+        super().__init__(0, f"cannot reach the metalgate API at {url}: {cause}")
+        self.url = url
+
+
+def format_detail(detail: Any) -> str:
+    """One readable line from FastAPI's detail, which is a string or a list of field errors."""
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, Mapping) and "msg" in item:
+                loc = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
+                parts.append(f"{loc}: {item['msg']}" if loc else str(item["msg"]))
+            else:
+                parts.append(str(item))
+        return "; ".join(parts)
+    return str(detail)
+
+
+class ApiClient:
+    """Synchronous client; one instance per CLI invocation or per benchmark thread."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
+        )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Send one request; the decoded JSON body, or None for an empty answer."""
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self._http.request(method, path, json=json, params=query)
+        except httpx.TransportError as exc:
+            raise ApiUnreachableError(self.base_url, exc) from exc
+        if response.is_error:
+            raise ApiError(response.status_code, _detail(response), method=method, path=path)
+        if not response.content:
+            return None
+        if "json" not in response.headers.get("content-type", ""):
+            return response.text
+        return response.json()
+
+    # health
+
+    def health(self) -> Json:
+        return self.request("GET", "/healthz")
+
+    # projects and keys
+
+    def create_project(self, name: str) -> Json:
+        return self.request("POST", "/v1/projects", json={"name": name})
+
+    def create_api_key(self, project_id: str, *, name: str, role: str) -> Json:
+        body = {"name": name, "role": role}
+        return self.request("POST", f"/v1/projects/{project_id}/api-keys", json=body)
+
+    # gateways
+
+    def create_gateway(self, name: str, **extra: Any) -> Json:
+        return self.request("POST", "/v1/gateways", json={"name": name, **extra})
+
+    def list_gateways(self) -> list[Json]:
+        return list(self._paged("/v1/gateways"))
+
+    def get_gateway(self, gateway_id: str) -> Json:
+        return self.request("GET", f"/v1/gateways/{gateway_id}")
+
+    def delete_gateway(self, gateway_id: str) -> None:
+        self.request("DELETE", f"/v1/gateways/{gateway_id}")
+
+    # cloud accounts
+
+    def create_account(
+        self,
+        *,
+        name: str,
+        maas_url: str,
+        maas_api_key: str,
+        gateway_id: str | None = None,
+        use_system_gateway: bool = False,
+    ) -> Json:
+        body: Json = {"name": name, "maas_url": maas_url, "maas_api_key": maas_api_key}
+        if use_system_gateway:
+            body["use_system_gateway"] = True
+        else:
+            body["gateway_id"] = gateway_id
+        return self.request("POST", "/v1/cloud-accounts", json=body)
+
+    def list_accounts(self) -> list[Json]:
+        return list(self._paged("/v1/cloud-accounts"))
+
+    def get_account(self, account_id: str) -> Json:
+        return self.request("GET", f"/v1/cloud-accounts/{account_id}")
+
+    def delete_account(self, account_id: str) -> None:
+        self.request("DELETE", f"/v1/cloud-accounts/{account_id}")
+
+    # clusters
+
+    def create_cluster(self, spec: ClusterSpec, *, cloud_account_id: str) -> Json:
+        body = {"cloud_account_id": cloud_account_id, "spec": spec.model_dump(mode="json")}
+        return self.request("POST", "/v1/clusters", json=body)
+
+    def list_clusters(self, *, phase: str | None = None) -> list[Json]:
+        return list(self._paged("/v1/clusters", {"phase": phase}))
+
+    def get_cluster(self, cluster_id: str) -> Json:
+        return self.request("GET", f"/v1/clusters/{cluster_id}")
+
+    def delete_cluster(self, cluster_id: str) -> Json:
+        return self.request("DELETE", f"/v1/clusters/{cluster_id}")
+
+    def kubeconfig(self, cluster_id: str) -> str:
+        body = self.request("GET", f"/v1/clusters/{cluster_id}/kubeconfig")
+        # The route may answer the YAML itself or wrap it in JSON.
+        return str(body["kubeconfig"]) if isinstance(body, dict) else str(body)
+
+    def upgrade_cluster(self, cluster_id: str, *, kubernetes_version: str) -> Json:
+        body = {"kubernetes_version": kubernetes_version}
+        return self.request("POST", f"/v1/clusters/{cluster_id}/upgrade", json=body)
+
+    def scale_cluster(self, cluster_id: str, *, pool: str, count: int) -> Json:
+        body = {"pool": pool, "count": count}
+        return self.request("POST", f"/v1/clusters/{cluster_id}/scale", json=body)
+
+    def repave_cluster(self, cluster_id: str, *, node: str) -> Json:
+        body = {"node": node}
+        return self.request("POST", f"/v1/clusters/{cluster_id}/repave", json=body)
+
+    def cluster_events(self, cluster_id: str) -> list[Json]:
+        return list(self._paged(f"/v1/clusters/{cluster_id}/events"))
+
+    def _paged(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[Json]:
+        """Every item of a list route, following its pages."""
+        offset = 0
+        while True:
+            body = self.request(
+                "GET", path, params={**(params or {}), "limit": PAGE_SIZE, "offset": offset}
+            )
+            if isinstance(body, list):  # an unpaginated list route
+                yield from body
+                return
+            items: list[Json] = body.get("items", [])
+            yield from items
+            offset += len(items)
+            total = body.get("total")
+            if not items or len(items) < PAGE_SIZE or (total is not None and offset >= total):
+                return
+
+
+def _detail(response: httpx.Response) -> Any:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text or response.reason_phrase
+    if isinstance(body, dict) and "detail" in body:
+        return body["detail"]
+    return body

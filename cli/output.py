@@ -1,0 +1,147 @@
+"""How user commands print: rich tables for people, `-o json` for scripts, and errors as exit codes.
+
+JSON output goes to stdout unstyled, one document per command. Errors always go to stderr
+(as `{"error": {"status": ..., "detail": ...}}` under `-o json`), and the process exits with a
+code from `cli.exit_codes`, so a script never has to parse a message.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cli.api_client import ApiError, ApiUnreachableError, format_detail
+from cli.exit_codes import ExitCode, for_status
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+OutputOption = Annotated[
+    OutputFormat,
+    typer.Option("--output", "-o", help="table for people, json for scripts.", show_default=True),
+]
+
+console = Console()
+err_console = Console(stderr=True)
+
+# A column: header and either a dotted key into the object or a function of it.
+Column = tuple[str, str | Callable[[dict[str, Any]], Any]]
+
+
+def print_json(data: Any) -> None:
+    """Unstyled JSON on stdout: rich would wrap long lines and break parsers."""
+    typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def emit_list(
+    items: Sequence[dict[str, Any]], fmt: OutputFormat, columns: Sequence[Column]
+) -> None:
+    if fmt is OutputFormat.JSON:
+        print_json(list(items))
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for header, _ in columns:
+        table.add_column(header)
+    for item in items:
+        table.add_row(*(_cell(_value(item, key)) for _, key in columns))
+    console.print(table)
+
+
+def emit_object(item: dict[str, Any], fmt: OutputFormat, fields: Sequence[Column]) -> None:
+    if fmt is OutputFormat.JSON:
+        print_json(item)
+        return
+    table = Table(show_header=False, show_edge=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for label, key in fields:
+        table.add_row(label, _cell(_value(item, key)))
+    console.print(table)
+
+
+def emit_message(message: str, fmt: OutputFormat, data: dict[str, Any] | None = None) -> None:
+    """A confirmation for people; under `-o json`, the data (or `{}`) instead."""
+    if fmt is OutputFormat.JSON:
+        print_json(data or {})
+    else:
+        console.print(message)
+
+
+def fail(code: ExitCode, message: str, fmt: OutputFormat, *, status: int = 0) -> NoReturn:
+    """Report an error on stderr and exit with `code`."""
+    if fmt is OutputFormat.JSON:
+        error = {"error": {"status": status, "detail": message, "exit_code": int(code)}}
+        typer.echo(json.dumps(error), err=True)
+    else:
+        err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(int(code))
+
+
+@contextmanager
+def api_errors(fmt: OutputFormat) -> Iterator[None]:
+    """Turn API errors raised inside the block into a message and the documented exit code."""
+    try:
+        yield
+    except ApiUnreachableError as exc:
+        fail(ExitCode.UNREACHABLE, format_detail(exc.detail), fmt)
+    except ApiError as exc:
+        message = format_detail(exc.detail)
+        if exc.status == 401:
+            message += " (run `metalgate login` or set METALGATE_API_KEY)"
+        fail(for_status(exc.status), message, fmt, status=exc.status)
+
+
+def handles_api_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a command whose `output` parameter picks the error format."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        fmt = kwargs.get("output", OutputFormat.TABLE)
+        with api_errors(fmt if isinstance(fmt, OutputFormat) else OutputFormat.TABLE):
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+def _value(item: dict[str, Any], key: str | Callable[[dict[str, Any]], Any]) -> Any:
+    if callable(key):
+        return key(item)
+    value: Any = item
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _cell(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(_cell(v) for v in value) or "-"
+    if isinstance(value, str) and "T" in value and value[:4].isdigit():
+        return _short_time(value)
+    return str(value)
+
+
+def _short_time(value: str) -> str:
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
