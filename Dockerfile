@@ -1,0 +1,22 @@
+# One image for every metalgate process; the compose file picks the command.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY domain domain
+COPY runtime runtime
+COPY store store
+COPY embedded embedded
+COPY workflows workflows
+COPY activities activities
+COPY workers workers
+COPY api api
+COPY cli cli
+COPY maas_emulator maas_emulator
+COPY agent agent
+COPY bench bench
+RUN pip install . && useradd --create-home --uid 10001 metalgate
+USER metalgate
+ENV METALGATE_DATA_DIR=/home/metalgate/data
+ENTRYPOINT ["metalgate"]
+CMD ["--help"]
