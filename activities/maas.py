@@ -1,0 +1,433 @@
+"""MAAS activities, run only by gateway workers (`gateway.<id>` or `gateway.system`).
+
+Ownership marks (see domain.naming): every machine a cluster takes is allocated with
+`agent_name = owner_agent_name(cluster_id)` and a comment naming cluster and request, then
+gets owner_data {cluster, request, pool}. Every activity looks MAAS up by those marks first,
+so a retry after a crash finds what the lost attempt did instead of repeating it.
+
+Quarantine: a machine whose deployment failed gets the QUARANTINE_TAG tag. A tag survives
+release (MAAS clears owner, agent_name and owner_data, never tags), so the saga may release
+the machine as usual and it is still never handed out again: every allocate passes the tag
+in `not_tags`. MAAS's Broken state would need a later release to keep it Broken, which MAAS
+does not promise. An operator returns the machine to service by removing the tag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from typing import Any
+
+from maas.client.bones import CallError
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.maas_capacity import (
+    RELEASED_OR_RELEASING,
+    STATUS_DEPLOYED,
+    STATUS_DEPLOYING,
+    STATUS_FAILED_DEPLOYMENT,
+    STATUS_READY,
+    allocate_params,
+    matches,
+    owner_data,
+    plan_capacity,
+    to_machine,
+)
+from activities.maas_session import (
+    HTTP_BAD_REQUEST,
+    HTTP_CONFLICT,
+    HTTP_NOT_FOUND,
+    MaasSessions,
+    call_error_text,
+    maas_errors,
+)
+from activities.models import (
+    ACQUIRE_MACHINES,
+    CHECK_ACCOUNT,
+    DEPLOY_MACHINE,
+    ERR_INSUFFICIENT_CAPACITY,
+    ERR_INVALID_CONSTRAINTS,
+    ERR_MACHINE_DEPLOY_FAILED,
+    FIND_OWNED,
+    RELEASE_MACHINES,
+    WAIT_DEPLOYED,
+    AcquireMachinesInput,
+    AcquireMachinesResult,
+    CheckAccountInput,
+    CheckAccountResult,
+    DeployMachineInput,
+    DeployMachineResult,
+    FindOwnedInput,
+    FindOwnedResult,
+    OwnedMachine,
+    ReleaseMachinesInput,
+    ReleaseMachinesResult,
+    WaitDeployedInput,
+    WaitDeployedResult,
+)
+from domain.cluster import ErasePolicy, NodePool
+from domain.maas import MaasAccount, Machine
+from domain.naming import (
+    OWNER_DATA_CLUSTER,
+    OWNER_DATA_POOL,
+    OWNER_DATA_REQUEST,
+    QUARANTINE_TAG,
+    owner_agent_name,
+)
+
+log = logging.getLogger(__name__)
+
+ERASE_PARAMS: dict[ErasePolicy, dict[str, bool]] = {
+    ErasePolicy.NONE: {},
+    ErasePolicy.QUICK: {"erase": True, "quick_erase": True},
+    ErasePolicy.SECURE: {"erase": True, "secure_erase": True},
+}
+
+
+class MaasActivities:
+    """The gateway's MAAS activities; `sessions` is shared so the heartbeat sees reachability."""
+
+    def __init__(self, sessions: MaasSessions | None = None) -> None:
+        self.sessions = sessions or MaasSessions()
+
+    def all(self) -> list[Any]:
+        """Every activity, for `Worker(activities=...)`."""
+        return [
+            self.acquire_machines,
+            self.deploy_machine,
+            self.wait_deployed,
+            self.release_machines,
+            self.find_owned,
+            self.check_account,
+        ]
+
+    async def _call(self, account: MaasAccount, handler: str, action: str, **params: Any) -> Any:
+        """One MAAS API call through the account's session, with errors mapped."""
+        session = await self.sessions.session(account)
+        with self.sessions.track(account), maas_errors(account):
+            return await getattr(getattr(session, handler), action)(**params)
+
+    async def _owned(self, account: MaasAccount, cluster_id: str) -> list[dict[str, Any]]:
+        agent = owner_agent_name(cluster_id)
+        machines = await self._call(account, "Machines", "read", agent_name=[agent])
+        return list(machines)
+
+    # --- acquire -------------------------------------------------------------------------
+
+    @activity.defn(name=ACQUIRE_MACHINES)
+    async def acquire_machines(self, input: AcquireMachinesInput) -> AcquireMachinesResult:
+        """Take every machine the request asks for, or nothing new if it cannot all fit."""
+        held = await self._held_by_request(input)
+        needs = {p.name: p.count for p in input.pools}
+        for machine in held:
+            needs[machine.pool] = needs.get(machine.pool, 0) - 1
+        if all(n <= 0 for n in needs.values()):
+            return AcquireMachinesResult(machines=held)
+
+        tags = await self._call(input.account, "Tags", "read")
+        quarantine = any(t["name"] == QUARANTINE_TAG for t in tags)
+        for pool in input.pools:
+            if needs[pool.name] > 0:
+                await self._validate_constraints(input.account, pool, quarantine)
+        everything = list(await self._call(input.account, "Machines", "read"))
+        plans, shortfalls = plan_capacity(
+            needs, input.pools, everything, set(input.exclude_system_ids)
+        )
+        if shortfalls:
+            raise ApplicationError(
+                f"not enough machines in {input.account}: " + "; ".join(shortfalls),
+                type=ERR_INSUFFICIENT_CAPACITY,
+                non_retryable=True,
+            )
+
+        taken = {m.system_id for m in held}
+        acquired = list(held)
+        for plan in plans:
+            for _ in range(plan.needed):
+                machine = await self._allocate_one(
+                    input, plan.pool, plan.candidates, taken, quarantine
+                )
+                taken.add(machine.system_id)
+                acquired.append(machine)
+                activity.heartbeat(machine.system_id)
+        log.info(
+            "cluster %s request %s holds %d machine(s)",
+            input.cluster_id,
+            input.request_id,
+            len(acquired),
+        )
+        return AcquireMachinesResult(machines=acquired)
+
+    async def _held_by_request(self, input: AcquireMachinesInput) -> list[Machine]:
+        """Machines this request already holds, adopting any an interrupted attempt left
+        without owner_data (allocated, then the worker died before marking it)."""
+        held: list[Machine] = []
+        unmarked: list[dict[str, Any]] = []
+        for raw in await self._owned(input.account, input.cluster_id):
+            request = owner_data(raw).get(OWNER_DATA_REQUEST)
+            if request == input.request_id:
+                held.append(to_machine(raw))
+            elif request is None:
+                unmarked.append(raw)
+        counts = {p.name: sum(1 for m in held if m.pool == p.name) for p in input.pools}
+        for raw in unmarked:
+            pool = _pool_for(raw, input.pools, counts)
+            await self._mark(input, raw["system_id"], pool.name)
+            counts[pool.name] += 1
+            held.append(to_machine(raw).model_copy(update={"pool": pool.name}))
+            log.info("adopted %s for cluster %s", raw["system_id"], input.cluster_id)
+        for machine in held:
+            machine.request_id = input.request_id
+        return held
+
+    async def _validate_constraints(
+        self, account: MaasAccount, pool: NodePool, quarantine: bool
+    ) -> None:
+        """Ask MAAS (dry run) whether the tag, zone and pool names exist."""
+        try:
+            await self._call(
+                account,
+                "Machines",
+                "allocate",
+                dry_run=True,
+                **allocate_params(pool.constraints, quarantine=quarantine),
+            )
+        except CallError as error:
+            if error.status == HTTP_BAD_REQUEST:
+                raise ApplicationError(
+                    f"pool {pool.name!r}: {account} rejects the constraints: "
+                    f"{call_error_text(error)}",
+                    type=ERR_INVALID_CONSTRAINTS,
+                    non_retryable=True,
+                ) from None
+            if error.status != HTTP_CONFLICT:  # 409: nothing free now; counted next.
+                raise
+
+    async def _allocate_one(
+        self,
+        input: AcquireMachinesInput,
+        pool: NodePool,
+        candidates: list[str],
+        taken: set[str],
+        quarantine: bool,
+    ) -> Machine:
+        """Allocate one planned candidate by system id; on a lost race try the next one."""
+        for system_id in candidates:
+            if system_id in taken:
+                continue
+            taken.add(system_id)
+            try:
+                raw = await self._call(
+                    input.account,
+                    "Machines",
+                    "allocate",
+                    system_id=system_id,
+                    agent_name=owner_agent_name(input.cluster_id),
+                    comment=f"metalgate cluster {input.cluster_id} request {input.request_id} "
+                    f"pool {pool.name}",
+                    **allocate_params(pool.constraints, quarantine=quarantine),
+                )
+            except CallError as error:
+                if error.status == HTTP_CONFLICT:
+                    log.info("%s was taken by someone else; trying the next", system_id)
+                    continue
+                raise
+            await self._mark(input, system_id, pool.name)
+            return to_machine(raw).model_copy(
+                update={"pool": pool.name, "request_id": input.request_id}
+            )
+        # Machines already taken stay marked; the workflow's compensation releases them.
+        raise ApplicationError(
+            f"not enough machines in {input.account}: pool {pool.name!r} lost its candidates "
+            "to concurrent allocations",
+            type=ERR_INSUFFICIENT_CAPACITY,
+            non_retryable=True,
+        )
+
+    async def _mark(self, input: AcquireMachinesInput, system_id: str, pool: str) -> None:
+        await self._call(
+            input.account,
+            "Machine",
+            "set_owner_data",
+            system_id=system_id,
+            **{
+                OWNER_DATA_CLUSTER: input.cluster_id,
+                OWNER_DATA_REQUEST: input.request_id,
+                OWNER_DATA_POOL: pool,
+            },
+        )
+
+    # --- deploy --------------------------------------------------------------------------
+
+    @activity.defn(name=DEPLOY_MACHINE)
+    async def deploy_machine(self, input: DeployMachineInput) -> DeployMachineResult:
+        """Start deploying; a machine already Deploying or Deployed counts as done."""
+        raw = await self._read(input.account, input.system_id)
+        if raw["status"] in (STATUS_DEPLOYING, STATUS_DEPLOYED):
+            return DeployMachineResult(system_id=input.system_id, status=raw["status_name"])
+        params: dict[str, Any] = {
+            "system_id": input.system_id,
+            "distro_series": input.distro_series,
+            "user_data": base64.b64encode(input.user_data.encode()).decode(),
+            "agent_name": owner_agent_name(input.cluster_id),
+            "comment": f"metalgate cluster {input.cluster_id}",
+        }
+        if input.hwe_kernel:
+            params["hwe_kernel"] = input.hwe_kernel
+        try:
+            raw = await self._call(input.account, "Machine", "deploy", **params)
+        except CallError as error:
+            if error.status in (HTTP_CONFLICT, HTTP_BAD_REQUEST):
+                raise ApplicationError(
+                    f"{input.account} refused to deploy {input.system_id}: "
+                    f"{call_error_text(error)}",
+                    type=ERR_MACHINE_DEPLOY_FAILED,
+                    non_retryable=True,
+                ) from None
+            raise
+        return DeployMachineResult(system_id=input.system_id, status=raw["status_name"])
+
+    async def _read(self, account: MaasAccount, system_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call(account, "Machine", "read", system_id=system_id)
+        return result
+
+    # --- wait deployed -------------------------------------------------------------------
+
+    @activity.defn(name=WAIT_DEPLOYED)
+    async def wait_deployed(self, input: WaitDeployedInput) -> WaitDeployedResult:
+        """Poll until Deployed, heartbeating every poll; a failed deploy is quarantined."""
+        while True:
+            raw = await self._read(input.account, input.system_id)
+            status = raw["status"]
+            activity.heartbeat(raw.get("status_name", ""))
+            if status == STATUS_DEPLOYED:
+                return WaitDeployedResult(machine=to_machine(raw))
+            if status == STATUS_FAILED_DEPLOYMENT:
+                await self._quarantine(input.account, input.system_id)
+                raise ApplicationError(
+                    f"{raw.get('hostname', input.system_id)} ({input.system_id}) failed to "
+                    f"deploy: {raw.get('status_message') or 'Failed deployment'}; it is "
+                    f"quarantined with tag {QUARANTINE_TAG!r}",
+                    type=ERR_MACHINE_DEPLOY_FAILED,
+                    non_retryable=True,
+                )
+            if status != STATUS_DEPLOYING:
+                raise ApplicationError(
+                    f"{input.system_id} is {raw.get('status_name')!r} while waiting for "
+                    "Deployed: someone aborted or released it",
+                    type=ERR_MACHINE_DEPLOY_FAILED,
+                    non_retryable=True,
+                )
+            await asyncio.sleep(input.poll_interval_seconds)
+
+    async def _quarantine(self, account: MaasAccount, system_id: str) -> None:
+        try:
+            await self._call(account, "Tag", "read", name=QUARANTINE_TAG)
+        except CallError as error:
+            if error.status != HTTP_NOT_FOUND:
+                raise
+            await self._call(
+                account,
+                "Tags",
+                "create",
+                name=QUARANTINE_TAG,
+                comment="metalgate: machines that failed deployment; remove to reuse",
+            )
+        await self._call(account, "Tag", "update_nodes", name=QUARANTINE_TAG, add=[system_id])
+        log.warning(
+            "quarantined %s with tag %s after a failed deployment", system_id, QUARANTINE_TAG
+        )
+
+    # --- release -------------------------------------------------------------------------
+
+    @activity.defn(name=RELEASE_MACHINES)
+    async def release_machines(self, input: ReleaseMachinesInput) -> ReleaseMachinesResult:
+        """Release what this cluster still owns; gone, free or foreign machines count as done.
+
+        A machine no longer carrying the cluster's agent_name was released already and may
+        belong to someone else now: never release it.
+        """
+        owned = {m["system_id"]: m for m in await self._owned(input.account, input.cluster_id)}
+        result = ReleaseMachinesResult()
+        comment = input.comment or f"metalgate cluster {input.cluster_id} released"
+        for system_id in input.system_ids:
+            raw = owned.get(system_id)
+            if raw is None or raw["status"] in RELEASED_OR_RELEASING:
+                result.already_free.append(system_id)
+                continue
+            try:
+                await self._call(
+                    input.account,
+                    "Machine",
+                    "release",
+                    system_id=system_id,
+                    comment=comment,
+                    **ERASE_PARAMS[input.erase_policy],
+                )
+            except CallError as error:
+                if error.status != HTTP_NOT_FOUND:
+                    raise
+                result.already_free.append(system_id)
+                continue
+            result.released.append(system_id)
+            activity.heartbeat(system_id)
+        return result
+
+    # --- find owned ----------------------------------------------------------------------
+
+    @activity.defn(name=FIND_OWNED)
+    async def find_owned(self, input: FindOwnedInput) -> FindOwnedResult:
+        """Machines a cluster owns (by agent_name), or with no cluster every marked machine.
+
+        Without a cluster id MAAS cannot be asked by agent_name (it never returns it), so we
+        list machines whose owner_data names a cluster, plus machines allocated to this API
+        key that carry no owner_data yet, reported with `cluster_id=""`: either an
+        allocation interrupted before it was marked (its acquire retry adopts it) or another
+        tool sharing the key. Callers must not release `""` machines automatically.
+        """
+        if input.cluster_id is not None:
+            raws = await self._owned(input.account, input.cluster_id)
+            machines = [_owned_machine(raw, input.cluster_id) for raw in raws]
+            return FindOwnedResult(machines=machines)
+        machines = []
+        for raw in await self._call(input.account, "Machines", "read"):
+            cluster = owner_data(raw).get(OWNER_DATA_CLUSTER)
+            if cluster:
+                machines.append(_owned_machine(raw, cluster))
+        for raw in await self._call(input.account, "Machines", "list_allocated"):
+            if not owner_data(raw):
+                machines.append(_owned_machine(raw, ""))
+        return FindOwnedResult(machines=machines)
+
+    # --- check account -------------------------------------------------------------------
+
+    @activity.defn(name=CHECK_ACCOUNT)
+    async def check_account(self, input: CheckAccountInput) -> CheckAccountResult:
+        """Reach MAAS with the account's key and describe what it offers."""
+        account = input.account
+        version = await self._call(account, "Version", "read")
+        machines = await self._call(account, "Machines", "read")
+        zones = await self._call(account, "Zones", "read")
+        pools = await self._call(account, "ResourcePools", "read")
+        tags = await self._call(account, "Tags", "read")
+        return CheckAccountResult(
+            maas_version=str(version.get("version", "")),
+            zones=sorted(z["name"] for z in zones),
+            resource_pools=sorted(p["name"] for p in pools),
+            tags=sorted(t["name"] for t in tags),
+            machines=len(machines),
+            ready_machines=sum(1 for m in machines if m.get("status") == STATUS_READY),
+        )
+
+
+def _pool_for(raw: dict[str, Any], pools: list[NodePool], counts: dict[str, int]) -> NodePool:
+    """The pool an unmarked machine was taken for: the first one it fits that is short."""
+    fitting = [p for p in pools if matches(raw, p.constraints)] or pools
+    short = [p for p in fitting if counts[p.name] < p.count]
+    return (short or fitting)[0]
+
+
+def _owned_machine(raw: dict[str, Any], cluster_id: str) -> OwnedMachine:
+    return OwnedMachine(**to_machine(raw).model_dump(), cluster_id=cluster_id)
