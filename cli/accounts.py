@@ -24,8 +24,10 @@ ACCOUNT_COLUMNS: list[Column] = [
     ("ID", "id"),
     ("Name", "name"),
     ("MAAS URL", "maas_url"),
-    ("Gateway", lambda a: "system" if a.get("use_system_gateway") else a.get("gateway_id")),
-    ("Created", "created_at"),
+    ("Gateway", "gateway_id"),
+    ("MAAS version", "maas_version"),
+    ("Machines ready", lambda a: f"{a.get('ready_machines', '-')}/{a.get('machines', '-')}"),
+    ("Validated", "validated_at"),
 ]
 
 

@@ -22,14 +22,30 @@ PAGE_SIZE = 100
 
 
 class ApiError(Exception):
-    """The API refused a request; `detail` is its `{"detail": ...}` payload."""
+    """The API refused a request: its `detail`, and `errors` naming the offending fields."""
 
-    def __init__(self, status: int, detail: Any, *, method: str = "", path: str = "") -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: Any,
+        *,
+        errors: list[Json] | None = None,
+        method: str = "",
+        path: str = "",
+    ) -> None:
         self.status = status
         self.detail = detail
+        self.errors = errors or []
         self.method = method
         self.path = path
-        super().__init__(f"{method} {path}: {status}: {format_detail(detail)}".strip(": "))
+        super().__init__(f"{method} {path} -> {status}: {self.message}")
+
+    @property
+    def message(self) -> str:
+        """The detail and every field error on one line."""
+        fields = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in self.errors)
+        text = format_detail(self.detail)
+        return f"{text} ({fields})" if fields and fields not in text else text
 
 
 class ApiUnreachableError(ApiError):
@@ -100,7 +116,8 @@ class ApiClient:
         except httpx.TransportError as exc:
             raise ApiUnreachableError(self.base_url, exc) from exc
         if response.is_error:
-            raise ApiError(response.status_code, _detail(response), method=method, path=path)
+            detail, errors = _error_body(response)
+            raise ApiError(response.status_code, detail, errors=errors, method=method, path=path)
         if not response.content:
             return None
         if "json" not in response.headers.get("content-type", ""):
@@ -165,7 +182,7 @@ class ApiClient:
     # clusters
 
     def create_cluster(self, spec: ClusterSpec, *, cloud_account_id: str) -> Json:
-        body = {"cloud_account_id": cloud_account_id, "spec": spec.model_dump(mode="json")}
+        body = {**spec.model_dump(mode="json"), "cloud_account_id": cloud_account_id}
         return self.request("POST", "/v1/clusters", json=body)
 
     def list_clusters(self, *, phase: str | None = None) -> list[Json]:
@@ -179,8 +196,7 @@ class ApiClient:
 
     def kubeconfig(self, cluster_id: str) -> str:
         body = self.request("GET", f"/v1/clusters/{cluster_id}/kubeconfig")
-        # The route may answer the YAML itself or wrap it in JSON.
-        return str(body["kubeconfig"]) if isinstance(body, dict) else str(body)
+        return str(body["kubeconfig"])
 
     def upgrade_cluster(self, cluster_id: str, *, kubernetes_version: str) -> Json:
         body = {"kubernetes_version": kubernetes_version}
@@ -198,28 +214,27 @@ class ApiClient:
         return list(self._paged(f"/v1/clusters/{cluster_id}/events"))
 
     def _paged(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[Json]:
-        """Every item of a list route, following its pages."""
+        """Every item of a list route; routes that answer a `total` are followed page by page."""
         offset = 0
         while True:
             body = self.request(
                 "GET", path, params={**(params or {}), "limit": PAGE_SIZE, "offset": offset}
             )
-            if isinstance(body, list):  # an unpaginated list route
-                yield from body
-                return
             items: list[Json] = body.get("items", [])
             yield from items
             offset += len(items)
-            total = body.get("total")
-            if not items or len(items) < PAGE_SIZE or (total is not None and offset >= total):
+            # Without a total the route is not paginated: the first answer holds everything.
+            if "total" not in body or not items or offset >= body["total"]:
                 return
 
 
-def _detail(response: httpx.Response) -> Any:
+def _error_body(response: httpx.Response) -> tuple[Any, list[Json]]:
+    """`detail` and field `errors` of an error answer; a proxy's HTML page becomes its text."""
     try:
         body = response.json()
     except ValueError:
-        return response.text or response.reason_phrase
+        return response.text or response.reason_phrase, []
     if isinstance(body, dict) and "detail" in body:
-        return body["detail"]
-    return body
+        errors = body.get("errors")
+        return body["detail"], errors if isinstance(errors, list) else []
+    return body, []

@@ -1,7 +1,338 @@
-"""Placeholder until its issue lands; replaced by the owner of this command group."""
+"""`metalgate cluster ...`: create, watch, act on and delete clusters through the API."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+import yaml
+from pydantic import ValidationError
+from rich.live import Live
+
+from cli.api_client import ApiClient, ApiError
+from cli.cluster_view import ClusterView, create_workflow_link, reason_line
+from cli.exit_codes import ExitCode
+from cli.login import client
+from cli.output import (
+    Column,
+    OutputFormat,
+    OutputOption,
+    console,
+    emit_list,
+    emit_message,
+    emit_object,
+    err_console,
+    fail,
+    handles_api_errors,
+    print_json,
+)
+from domain.cluster import ClusterSpec
+from domain.phases import MANAGED_PHASES, Phase
+
+POLL_INTERVAL = 1.0
+
+CLUSTER_COLUMNS: list[Column] = [
+    ("ID", "id"),
+    ("Name", "name"),
+    ("Phase", "phase"),
+    ("Reason", "reason"),
+    ("Version", "kubernetes_version"),
+    ("Nodes", lambda c: len(c.get("machines") or [])),
+    ("Created", "created_at"),
+]
+CLUSTER_FIELDS: list[Column] = [
+    ("ID", "id"),
+    ("Name", "name"),
+    ("Phase", "phase"),
+    ("Reason", reason_line),
+    ("Kubernetes", "kubernetes_version"),
+    ("Cloud account", "cloud_account_id"),
+    ("Gateway", "gateway_id"),
+    ("Agent", lambda c: "silent" if c.get("agent_silent") else c.get("last_heartbeat_at")),
+    ("Created", "created_at"),
+    ("Updated", "updated_at"),
+    ("Temporal UI", "temporal_ui_url"),
+]
+MACHINE_COLUMNS: list[Column] = [
+    ("Hostname", "hostname"),
+    ("System ID", "system_id"),
+    ("Pool", "pool"),
+    ("Status", "status"),
+    ("IP", "ip_addresses"),
+]
+CONDITION_COLUMNS: list[Column] = [
+    ("Condition", "type"),
+    ("Status", "status"),
+    ("Reason", "reason"),
+    ("Message", "message"),
+    ("Since", "last_transition_time"),
+]
+EVENT_COLUMNS: list[Column] = [
+    ("Time", "at"),
+    ("Phase", "phase"),
+    ("Reason", "reason"),
+    ("Message", "message"),
+]
+
+WaitOption = Annotated[bool, typer.Option(help="Watch until the cluster reaches its goal.")]
+TimeoutOption = Annotated[
+    float, typer.Option(help="Seconds --wait watches before giving up (exit code 6).")
+]
+ClusterId = Annotated[str, typer.Argument(help="Cluster ID.")]
+
+
+def load_spec(path: Path, fmt: OutputFormat) -> tuple[ClusterSpec, str | None]:
+    """The spec in a YAML file and its optional `cloud_account_id`; exits USAGE when invalid."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        fail(ExitCode.USAGE, f"cannot read {path}: {exc}", fmt)
+    if not isinstance(document, dict):
+        fail(ExitCode.USAGE, f"{path} must hold a mapping of cluster spec fields", fmt)
+    account = document.pop("cloud_account_id", None)
+    try:
+        return ClusterSpec.model_validate(document), account
+    except ValidationError as exc:
+        # Checked here so a typo is reported before anything reaches the API.
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
+        ]
+        lines = "; ".join(f"{e['field'] or 'spec'}: {e['message']}" for e in errors)
+        fail(ExitCode.USAGE, f"invalid spec in {path}: {lines}", fmt, errors=errors)
+
+
+def pick_account(api: ApiClient, fmt: OutputFormat) -> str:
+    """The project's only cloud account; with none or several, the user must name one."""
+    accounts = api.list_accounts()
+    if len(accounts) == 1:
+        return str(accounts[0]["id"])
+    names = ", ".join(f"{a['name']} ({a['id']})" for a in accounts) or "none yet"
+    fail(ExitCode.USAGE, f"pass --account ID; the project's cloud accounts: {names}", fmt)
+
+
+def watch(
+    api: ApiClient,
+    cluster_id: str,
+    *,
+    done: Callable[[dict[str, Any]], bool],
+    timeout: float,
+    fmt: OutputFormat,
+    view: ClusterView | None = None,
+) -> dict[str, Any] | None:
+    """Poll a cluster until `done` says so; None if it disappeared (deleted), exits on timeout."""
+    deadline = time.monotonic() + timeout
+    view = view or ClusterView()
+    # The live view is for people at a terminal; scripts (-o json) get only the final document.
+    live = Live(view, console=console, refresh_per_second=4, transient=False)
+    if fmt is OutputFormat.TABLE:
+        live.start()
+    try:
+        while True:
+            try:
+                cluster = api.get_cluster(cluster_id)
+            except ApiError as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            view.update(cluster)
+            if fmt is OutputFormat.TABLE:
+                live.refresh()
+            if done(cluster):
+                return cluster
+            if time.monotonic() > deadline:
+                fail(
+                    ExitCode.WAIT_TIMEOUT,
+                    f"cluster {cluster_id} is still {cluster.get('phase')} after {timeout:.0f}s; "
+                    "it keeps going (see `metalgate cluster get`)",
+                    fmt,
+                )
+            time.sleep(POLL_INTERVAL)
+    finally:
+        if live.is_started:
+            live.stop()
+
+
+def finish(cluster: dict[str, Any], fmt: OutputFormat, *, goal: Phase) -> None:
+    """Print the outcome and exit FAILED unless the cluster reached `goal`."""
+    if fmt is OutputFormat.JSON:
+        print_json(cluster)
+    phase = cluster.get("phase")
+    if phase == goal:
+        if fmt is OutputFormat.TABLE:
+            console.print(f"[green]Cluster {cluster['name']} is {phase}.[/green]")
+        return
+    fail(ExitCode.FAILED, f"cluster {cluster['name']} is {phase}: {reason_line(cluster)}", fmt)
 
 
 def register(app: typer.Typer) -> None:
-    del app
+    cluster_app = typer.Typer(help="Kubernetes clusters on MAAS machines.", no_args_is_help=True)
+    app.add_typer(cluster_app, name="cluster")
+
+    @cluster_app.command("create")
+    @handles_api_errors
+    def create(
+        file: Annotated[
+            Path,
+            typer.Option("--file", "-f", help="YAML cluster spec.", exists=True, dir_okay=False),
+        ],
+        account: Annotated[
+            str | None,
+            typer.Option(help="Cloud account ID; default: the spec's, or the project's only one."),
+        ] = None,
+        wait: WaitOption = False,
+        timeout: TimeoutOption = 3600.0,
+        output: OutputOption = OutputFormat.TABLE,
+    ) -> None:
+        """Create a cluster; with --wait, watch its phases and machines until it runs or fails."""
+        spec, spec_account = load_spec(file, output)
+        with client(output) as api:
+            account_id = account or spec_account or pick_account(api, output)
+            cluster = api.create_cluster(spec, cloud_account_id=account_id)
+            if not wait:
+                emit_object(cluster, output, CLUSTER_FIELDS)
+                return
+            final = watch(api, cluster["id"], done=_create_settled, timeout=timeout, fmt=output)
+        if final is None:
+            fail(ExitCode.FAILED, f"cluster {spec.name} was deleted while it was created", output)
+        if output is OutputFormat.TABLE:
+            console.print(f"Create workflow: {create_workflow_link(final)}", markup=False)
+        finish(final, output, goal=Phase.RUNNING)
+
+    @cluster_app.command("list")
+    @handles_api_errors
+    def list_(
+        phase: Annotated[Phase | None, typer.Option(help="Only clusters in this phase.")] = None,
+        output: OutputOption = OutputFormat.TABLE,
+    ) -> None:
+        """List the project's clusters."""
+        with client(output) as api:
+            clusters = api.list_clusters(phase=phase.value if phase else None)
+        emit_list(clusters, output, CLUSTER_COLUMNS)
+
+    @cluster_app.command("get")
+    @handles_api_errors
+    def get(cluster_id: ClusterId, output: OutputOption = OutputFormat.TABLE) -> None:
+        """Show a cluster: phase, reason, machines and conditions."""
+        with client(output) as api:
+            cluster = api.get_cluster(cluster_id)
+        emit_object(cluster, output, CLUSTER_FIELDS)
+        if output is OutputFormat.TABLE:
+            for title, key, columns in (
+                ("Machines", "machines", MACHINE_COLUMNS),
+                ("Conditions", "conditions", CONDITION_COLUMNS),
+            ):
+                if cluster.get(key):
+                    console.print(f"\n[bold]{title}[/bold]")
+                    emit_list(cluster[key], output, columns)
+
+    @cluster_app.command("delete")
+    @handles_api_errors
+    def delete(
+        cluster_id: ClusterId,
+        wait: WaitOption = False,
+        timeout: TimeoutOption = 1800.0,
+        output: OutputOption = OutputFormat.TABLE,
+    ) -> None:
+        """Delete a cluster and release its machines (also stops a create in progress)."""
+        with client(output) as api:
+            cluster = api.delete_cluster(cluster_id)
+            if not wait:
+                emit_message(f"Deleting cluster {cluster_id}", output, cluster)
+                return
+            view = ClusterView(phases=(Phase.DELETING, Phase.DELETED))
+            final = watch(
+                api, cluster_id, done=_delete_settled, timeout=timeout, fmt=output, view=view
+            )
+        if final is None:
+            emit_message(f"Cluster {cluster_id} is Deleted.", output, {"id": cluster_id})
+            return
+        finish(final, output, goal=Phase.DELETED)
+
+    @cluster_app.command("kubeconfig")
+    @handles_api_errors
+    def kubeconfig(
+        cluster_id: ClusterId,
+        output: Annotated[
+            str,
+            typer.Option(
+                "--output",
+                "-o",
+                help="A file to write (mode 0600), or json; default: the YAML on stdout.",
+            ),
+        ] = "-",
+    ) -> None:
+        """Print or save the cluster's admin kubeconfig."""
+        fmt = OutputFormat.JSON if output == OutputFormat.JSON else OutputFormat.TABLE
+        with client(fmt) as api:
+            config = api.kubeconfig(cluster_id)
+        if output == "-":
+            typer.echo(config, nl=not config.endswith("\n"))
+        elif fmt is OutputFormat.JSON:
+            print_json({"cluster_id": cluster_id, "kubeconfig": config})
+        else:
+            _write_private(Path(output), config)
+            err_console.print(f"Wrote {output}")
+
+    @cluster_app.command("upgrade")
+    @handles_api_errors
+    def upgrade(
+        cluster_id: ClusterId,
+        version: Annotated[str, typer.Option(help="Target Kubernetes version, e.g. v1.31.1.")],
+        output: OutputOption = OutputFormat.TABLE,
+    ) -> None:
+        """Upgrade Kubernetes node by node (works with the gateway down)."""
+        with client(output) as api:
+            answer = api.upgrade_cluster(cluster_id, kubernetes_version=version)
+        emit_message(f"Upgrading cluster {cluster_id} to {version}", output, answer)
+
+    @cluster_app.command("scale")
+    @handles_api_errors
+    def scale(
+        cluster_id: ClusterId,
+        pool: Annotated[str, typer.Option(help="Node pool name.")],
+        count: Annotated[int, typer.Option(help="Desired number of nodes.", min=0)],
+        output: OutputOption = OutputFormat.TABLE,
+    ) -> None:
+        """Resize a node pool (needs the gateway: it acquires or releases machines)."""
+        with client(output) as api:
+            answer = api.scale_cluster(cluster_id, pool=pool, count=count)
+        emit_message(f"Scaling pool {pool} of cluster {cluster_id} to {count}", output, answer)
+
+    @cluster_app.command("repave")
+    @handles_api_errors
+    def repave(
+        cluster_id: ClusterId,
+        node: Annotated[str, typer.Option(help="Hostname or system ID of the node.")],
+        output: OutputOption = OutputFormat.TABLE,
+    ) -> None:
+        """Reinstall one node in place."""
+        with client(output) as api:
+            answer = api.repave_cluster(cluster_id, node=node)
+        emit_message(f"Repaving node {node} of cluster {cluster_id}", output, answer)
+
+    @cluster_app.command("events")
+    @handles_api_errors
+    def events(cluster_id: ClusterId, output: OutputOption = OutputFormat.TABLE) -> None:
+        """The cluster's event log, oldest first."""
+        with client(output) as api:
+            emit_list(api.cluster_events(cluster_id), output, EVENT_COLUMNS)
+
+
+def _create_settled(cluster: dict[str, Any]) -> bool:
+    return cluster.get("phase") in (*MANAGED_PHASES, Phase.FAILED, Phase.DELETING, Phase.DELETED)
+
+
+def _delete_settled(cluster: dict[str, Any]) -> bool:
+    return cluster.get("phase") in (Phase.DELETED, Phase.FAILED)
+
+
+def _write_private(path: Path, content: str) -> None:
+    """Kubeconfigs hold cluster-admin credentials: never world-readable, even for a moment."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(content)
+    os.chmod(path, 0o600)

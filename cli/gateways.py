@@ -27,7 +27,8 @@ GATEWAY_COLUMNS: list[Column] = [
     ("Status", "status"),
     ("Version", "version"),
     ("Replicas", "replicas"),
-    ("Last seen", "last_seen_at"),
+    ("Last seen", "last_seen"),
+    ("Detail", "status_detail"),
 ]
 
 
@@ -40,19 +41,18 @@ def register(gateway_app: typer.Typer) -> None:
     ) -> None:
         """Create a gateway and print the one-time command that registers it."""
         with client(output) as api:
-            gateway = api.create_gateway(name)
-        if output is OutputFormat.JSON:
-            emit_object(gateway, output, [])
-            return
+            created = api.create_gateway(name)
         emit_object(
-            gateway,
+            created,
             output,
-            [("ID", _gateway_id), ("Name", "name"), ("Token expires", "token_expires_at")],
+            [("ID", "gateway.id"), ("Name", "gateway.name"), ("Token expires", "expires_at")],
         )
-        command = gateway.get("register_command")
-        if command:
+        if output is OutputFormat.TABLE:
+            # The token is one-time and expiring: say so next to the only place it appears.
             console.print("\nRun this once inside the private network, next to MAAS:")
-            console.print(f"  {command}", highlight=False, soft_wrap=True)
+            console.print(
+                f"  {created['register_command']}", markup=False, highlight=False, soft_wrap=True
+            )
 
     @gateway_app.command("list")
     @handles_api_errors
@@ -81,8 +81,3 @@ def register(gateway_app: typer.Typer) -> None:
         with client(output) as api:
             api.delete_gateway(gateway_id)
         emit_message(f"Deleted gateway {gateway_id}", output, {"id": gateway_id})
-
-
-def _gateway_id(gateway: dict[str, object]) -> object:
-    nested = gateway.get("gateway")
-    return nested.get("id") if isinstance(nested, dict) else gateway.get("id")

@@ -18,8 +18,9 @@ from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from cli.api_client import ApiError, ApiUnreachableError, format_detail
+from cli.api_client import ApiError, ApiUnreachableError
 from cli.exit_codes import ExitCode, for_status
 
 P = ParamSpec("P")
@@ -58,7 +59,7 @@ def emit_list(
     for header, _ in columns:
         table.add_column(header)
     for item in items:
-        table.add_row(*(_cell(_value(item, key)) for _, key in columns))
+        table.add_row(*(Text(_cell(_value(item, key))) for _, key in columns))
     console.print(table)
 
 
@@ -70,7 +71,7 @@ def emit_object(item: dict[str, Any], fmt: OutputFormat, fields: Sequence[Column
     table.add_column(style="bold")
     table.add_column()
     for label, key in fields:
-        table.add_row(label, _cell(_value(item, key)))
+        table.add_row(label, Text(_cell(_value(item, key))))
     console.print(table)
 
 
@@ -79,16 +80,29 @@ def emit_message(message: str, fmt: OutputFormat, data: dict[str, Any] | None = 
     if fmt is OutputFormat.JSON:
         print_json(data or {})
     else:
-        console.print(message)
+        console.print(message, markup=False, highlight=False)
 
 
-def fail(code: ExitCode, message: str, fmt: OutputFormat, *, status: int = 0) -> NoReturn:
+def fail(
+    code: ExitCode,
+    message: str,
+    fmt: OutputFormat,
+    *,
+    status: int = 0,
+    errors: Sequence[dict[str, Any]] = (),
+) -> NoReturn:
     """Report an error on stderr and exit with `code`."""
     if fmt is OutputFormat.JSON:
-        error = {"error": {"status": status, "detail": message, "exit_code": int(code)}}
-        typer.echo(json.dumps(error), err=True)
+        error = {
+            "status": status,
+            "detail": message,
+            "errors": list(errors),
+            "exit_code": int(code),
+        }
+        typer.echo(json.dumps({"error": error}), err=True)
     else:
-        err_console.print(f"[red]error:[/red] {message}", highlight=False)
+        # Markup off: messages quote patterns like [a-z0-9] that rich would eat as tags.
+        err_console.print(Text.assemble(("error: ", "red"), message))
     raise typer.Exit(int(code))
 
 
@@ -98,12 +112,12 @@ def api_errors(fmt: OutputFormat) -> Iterator[None]:
     try:
         yield
     except ApiUnreachableError as exc:
-        fail(ExitCode.UNREACHABLE, format_detail(exc.detail), fmt)
+        fail(ExitCode.UNREACHABLE, exc.message, fmt)
     except ApiError as exc:
-        message = format_detail(exc.detail)
+        message = exc.message
         if exc.status == 401:
             message += " (run `metalgate login` or set METALGATE_API_KEY)"
-        fail(for_status(exc.status), message, fmt, status=exc.status)
+        fail(for_status(exc.status), message, fmt, status=exc.status, errors=exc.errors)
 
 
 def handles_api_errors(func: Callable[P, R]) -> Callable[P, R]:

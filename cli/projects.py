@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 import typer
 
+from api.schemas.projects import Role
 from cli.login import client
 from cli.output import OutputFormat, OutputOption, console, emit_object, handles_api_errors
-
-
-class Role(StrEnum):
-    ADMIN = "admin"
-    EDITOR = "editor"
-    VIEWER = "viewer"
 
 
 def register(app: typer.Typer) -> None:
@@ -37,7 +31,7 @@ def register(app: typer.Typer) -> None:
     def key_create(
         project_id: Annotated[str, typer.Argument(help="Project ID.")],
         name: Annotated[str, typer.Option(help="A label for the key.")] = "cli",
-        role: Annotated[Role, typer.Option(help="What the key may do.")] = Role.ADMIN,
+        role: Annotated[Role, typer.Option(help="What the key may do.")] = Role.VIEWER,
         output: OutputOption = OutputFormat.TABLE,
     ) -> None:
         """Create an API key for a project; the key is shown only this once."""
