@@ -1,0 +1,104 @@
+"""A simulated kubeadm: the real phase names and order, sleeps instead of work.
+
+Nothing here creates a real cluster. The kubeconfig it writes is shaped like kubeadm's
+admin.conf so tools and people recognise it, but its certificate data is a labelled
+placeholder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+# `kubeadm init` phases, in the order kubeadm runs them.
+INIT_PHASES = (
+    "preflight",
+    "certs",
+    "kubeconfig",
+    "kubelet-start",
+    "control-plane",
+    "etcd",
+    "upload-config",
+    "mark-control-plane",
+    "bootstrap-token",
+    "addon",
+)
+JOIN_PHASES = ("preflight", "kubelet-start")
+API_SERVER_PORT = 6443
+VERSION_PATTERN = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
+
+PhaseCallback = Callable[[str], Awaitable[None] | None]
+
+
+async def run_phases(
+    phases: tuple[str, ...], total_seconds: float, on_phase: PhaseCallback | None = None
+) -> None:
+    """Run each phase for an equal share of `total_seconds`."""
+    share = total_seconds / len(phases)
+    for phase in phases:
+        log.debug("kubeadm phase %s", phase)
+        if on_phase is not None:
+            outcome = on_phase(phase)
+            if outcome is not None:
+                await outcome
+        if share:
+            await asyncio.sleep(share)
+
+
+def parse_version(version: str) -> tuple[int, int, int]:
+    """`v1.30.2` -> (1, 30, 2); ValueError names the expected form."""
+    match = VERSION_PATTERN.match(version)
+    if match is None:
+        raise ValueError(f"kubernetes version {version!r} is not of the form v1.30.2")
+    major, minor, patch = (int(part) for part in match.groups())
+    return major, minor, patch
+
+
+def _placeholder_pem(label: str) -> str:
+    # Random so two clusters never share "certificates", labelled so nobody mistakes them.
+    body = base64.b64encode(f"SIMULATED {label} {secrets.token_hex(24)}".encode()).decode()
+    pem = f"-----BEGIN {label}-----\n{body}\n-----END {label}-----\n"
+    return base64.b64encode(pem.encode()).decode()
+
+
+def admin_kubeconfig(cluster_name: str, endpoint_ip: str) -> str:
+    """An admin.conf for the cluster's API server at `endpoint_ip`:6443 (simulated certs)."""
+    user = f"kubernetes-admin@{cluster_name}"
+    host = f"[{endpoint_ip}]" if ":" in endpoint_ip else endpoint_ip
+    document = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": cluster_name,
+                "cluster": {
+                    "server": f"https://{host}:{API_SERVER_PORT}",
+                    "certificate-authority-data": _placeholder_pem("CERTIFICATE"),
+                },
+            }
+        ],
+        "contexts": [
+            {"name": user, "context": {"cluster": cluster_name, "user": "kubernetes-admin"}}
+        ],
+        "current-context": user,
+        "preferences": {},
+        "users": [
+            {
+                "name": "kubernetes-admin",
+                "user": {
+                    "client-certificate-data": _placeholder_pem("CERTIFICATE"),
+                    "client-key-data": _placeholder_pem("PRIVATE KEY"),
+                },
+            }
+        ],
+    }
+    header = "# Simulated by the metalgate agent: certificate data are placeholders.\n"
+    return header + yaml.safe_dump(document, sort_keys=False)
