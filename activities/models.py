@@ -132,6 +132,8 @@ STOP_CLUSTER_WORKFLOWS = "cp.stop_cluster_workflows"
 REVOKE_AGENT_TOKEN = "cp.revoke_agent_token"
 SWEEP_SILENT_AGENTS = "cp.sweep_silent_agents"
 CLUSTER_CLAIMS = "cp.cluster_claims"
+LIST_GATEWAY_ACCOUNTS = "cp.list_gateway_accounts"
+RECORD_ORPHAN_RELEASE = "cp.record_orphan_release"
 
 
 class RecordStatusInput(BaseModel):
@@ -205,3 +207,21 @@ class ClusterClaimsInput(BaseModel):
 class ClusterClaimsResult(BaseModel):
     claimed: list[str]
     unclaimed: list[str]
+
+
+class ListGatewayAccountsInput(BaseModel):
+    gateway_id: str
+
+
+class ListGatewayAccountsResult(BaseModel):
+    """MAAS accounts reached through this gateway, keys decrypted (the codec encrypts them)."""
+
+    accounts: list[MaasAccount]
+
+
+class RecordOrphanReleaseInput(BaseModel):
+    """Machines the orphan sweeper released: one event per owning cluster the store knows."""
+
+    gateway_id: str
+    account_url: str
+    machines: list[OwnedMachine]

@@ -1,0 +1,185 @@
+"""OrphanSweep: release machines that carry our ownership marks but no live cluster claims.
+
+A crash can only leak a machine if every saga that could release it is gone (for example a
+cluster row removed by hand, or a bug). The sweeper is the backstop: per gateway, on a
+Temporal schedule, it lists marked machines, asks the store which are claimed, waits a grace
+period, asks again, and releases only machines unclaimed both times by the same cluster.
+Machines allocated with our key but not yet marked (`cluster_id == ""`) are never touched:
+they belong to an acquire in flight, which adopts them on retry.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import BaseModel, Field
+from temporalio import workflow
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+
+with workflow.unsafe.imports_passed_through():
+    from activities.models import (
+        CLUSTER_CLAIMS,
+        FIND_OWNED,
+        LIST_GATEWAY_ACCOUNTS,
+        MAAS_NON_RETRYABLE,
+        RECORD_ORPHAN_RELEASE,
+        RELEASE_MACHINES,
+        ClusterClaimsInput,
+        ClusterClaimsResult,
+        FindOwnedInput,
+        FindOwnedResult,
+        ListGatewayAccountsInput,
+        ListGatewayAccountsResult,
+        OwnedMachine,
+        RecordOrphanReleaseInput,
+        ReleaseMachinesInput,
+        ReleaseMachinesResult,
+    )
+    from domain.maas import MaasAccount
+    from domain.naming import (
+        CONTROL_PLANE_QUEUE,
+        SA_GATEWAY_ID,
+        gateway_queue,
+        orphan_sweep_schedule_id,
+    )
+    from workflows.contracts import ORPHAN_SWEEP_WORKFLOW, GatewayRef, OrphanSweepInput
+
+# A sweep waits for its gateway at most this long per call; the next scheduled run retries,
+# so an offline gateway costs one failed run, not a pile of waiting ones (overlap: skip).
+MAAS_CALL_TIMEOUT = timedelta(minutes=5)
+CP_CALL_TIMEOUT = timedelta(minutes=1)
+MAAS_RETRY = RetryPolicy(
+    maximum_interval=timedelta(seconds=10), non_retryable_error_types=MAAS_NON_RETRYABLE
+)
+
+
+class OrphanSweepResult(BaseModel):
+    suspects: int = 0
+    released: list[str] = Field(default_factory=list)
+
+
+@workflow.defn(name=ORPHAN_SWEEP_WORKFLOW)
+class OrphanSweep:
+    @workflow.run
+    async def run(self, inp: OrphanSweepInput) -> OrphanSweepResult:
+        listed: ListGatewayAccountsResult = await workflow.execute_activity(
+            LIST_GATEWAY_ACCOUNTS,
+            ListGatewayAccountsInput(gateway_id=inp.gateway.id),
+            result_type=ListGatewayAccountsResult,
+            task_queue=CONTROL_PLANE_QUEUE,
+            start_to_close_timeout=CP_CALL_TIMEOUT,
+        )
+        first = {a.url: await self._unclaimed(inp.gateway, a) for a in listed.accounts}
+        suspects = sum(len(m) for m in first.values())
+        if not suspects:
+            return OrphanSweepResult()
+        await workflow.sleep(timedelta(seconds=inp.grace_seconds))
+        result = OrphanSweepResult(suspects=suspects)
+        for account in listed.accounts:
+            again = await self._unclaimed(inp.gateway, account)
+            # Same machine, same owner, unclaimed before and after the grace period.
+            before = {(m.system_id, m.cluster_id) for m in first[account.url]}
+            orphans = [m for m in again if (m.system_id, m.cluster_id) in before]
+            if orphans:
+                result.released += await self._release(inp.gateway, account, orphans)
+        return result
+
+    async def _unclaimed(self, gateway: GatewayRef, account: MaasAccount) -> list[OwnedMachine]:
+        owned: FindOwnedResult = await workflow.execute_activity(
+            FIND_OWNED,
+            FindOwnedInput(account=account),
+            result_type=FindOwnedResult,
+            task_queue=gateway_queue(gateway.id),
+            schedule_to_close_timeout=MAAS_CALL_TIMEOUT,
+            retry_policy=MAAS_RETRY,
+        )
+        marked = [m for m in owned.machines if m.cluster_id]
+        if not marked:
+            return []
+        claims: ClusterClaimsResult = await workflow.execute_activity(
+            CLUSTER_CLAIMS,
+            ClusterClaimsInput(gateway_id=gateway.id, machines=marked),
+            result_type=ClusterClaimsResult,
+            task_queue=CONTROL_PLANE_QUEUE,
+            start_to_close_timeout=CP_CALL_TIMEOUT,
+        )
+        unclaimed = set(claims.unclaimed)
+        return [m for m in marked if m.system_id in unclaimed]
+
+    async def _release(
+        self, gateway: GatewayRef, account: MaasAccount, orphans: list[OwnedMachine]
+    ) -> list[str]:
+        released: list[str] = []
+        for cluster_id in sorted({m.cluster_id for m in orphans}):
+            done: ReleaseMachinesResult = await workflow.execute_activity(
+                RELEASE_MACHINES,
+                ReleaseMachinesInput(
+                    account=account,
+                    cluster_id=cluster_id,
+                    system_ids=[m.system_id for m in orphans if m.cluster_id == cluster_id],
+                    comment=f"metalgate orphan sweep: cluster {cluster_id} no longer claims it",
+                ),
+                result_type=ReleaseMachinesResult,
+                task_queue=gateway_queue(gateway.id),
+                schedule_to_close_timeout=MAAS_CALL_TIMEOUT,
+                retry_policy=MAAS_RETRY,
+            )
+            released += done.released
+        await workflow.execute_activity(
+            RECORD_ORPHAN_RELEASE,
+            RecordOrphanReleaseInput(
+                gateway_id=gateway.id, account_url=account.url, machines=orphans
+            ),
+            task_queue=CONTROL_PLANE_QUEUE,
+            start_to_close_timeout=CP_CALL_TIMEOUT,
+        )
+        return released
+
+
+def orphan_sweep_schedule(gateway: GatewayRef, *, every: timedelta, grace: timedelta) -> Schedule:
+    """The schedule of one gateway's sweeps; a run still going when the next is due is skipped."""
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            ORPHAN_SWEEP_WORKFLOW,
+            OrphanSweepInput(gateway=gateway, grace_seconds=grace.total_seconds()),
+            id=f"{orphan_sweep_schedule_id(gateway.id)}/run",
+            task_queue=CONTROL_PLANE_QUEUE,
+            typed_search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(SA_GATEWAY_ID, gateway.id)]
+            ),
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+
+
+async def ensure_orphan_sweep_schedule(
+    client: Client,
+    gateway: GatewayRef,
+    *,
+    every: timedelta = timedelta(minutes=10),
+    grace: timedelta = timedelta(minutes=10),
+) -> None:
+    """Create the gateway's sweep schedule, or bring an existing one to these settings."""
+    schedule = orphan_sweep_schedule(gateway, every=every, grace=grace)
+    schedule_id = orphan_sweep_schedule_id(gateway.id)
+    try:
+        await client.create_schedule(schedule_id, schedule)
+    except ScheduleAlreadyRunningError:
+
+        def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
+            return ScheduleUpdate(schedule=schedule)
+
+        await client.get_schedule_handle(schedule_id).update(replace)
