@@ -21,14 +21,12 @@ from activities.models import (
     RecordOrphanReleaseInput,
 )
 from domain.maas import MaasAccount
+from domain.phases import Reason
 from store.db import SessionFactory
 from store.models import CloudAccount, Cluster, ClusterEvent
 from store.secrets import SecretBox
 
 log = logging.getLogger(__name__)
-
-# The reason the sweeper's events carry, so `cluster events` and the chaos checker find them.
-ORPHAN_RELEASED = "OrphanReleased"
 
 
 class OrphanActivities:
@@ -76,14 +74,16 @@ class OrphanActivities:
                     exists = await session.scalar(
                         select(ClusterEvent.id).where(
                             ClusterEvent.cluster_id == cluster_id,
-                            ClusterEvent.reason == ORPHAN_RELEASED,
+                            ClusterEvent.reason == Reason.ORPHAN_RELEASED.value,
                             ClusterEvent.message == message,
                         )
                     )
                     if exists is None:
                         session.add(
                             ClusterEvent(
-                                cluster_id=cluster_id, reason=ORPHAN_RELEASED, message=message
+                                cluster_id=cluster_id,
+                                reason=Reason.ORPHAN_RELEASED.value,
+                                message=message,
                             )
                         )
 

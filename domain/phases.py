@@ -54,6 +54,7 @@ class Reason(StrEnum):
     DELETED_DURING_CREATE = "DeletedDuringCreate"
     AGENT_SILENT = "AgentSilent"
     INTERNAL_ERROR = "InternalError"
+    ORPHAN_RELEASED = "OrphanReleased"
 
 
 # Human guidance shown next to a failure reason.
