@@ -134,6 +134,9 @@ class ApiClient:
     def create_project(self, name: str) -> Json:
         return self.request("POST", "/v1/projects", json={"name": name})
 
+    def list_projects(self) -> list[Json]:
+        return self.request("GET", "/v1/projects")
+
     def create_api_key(self, project_id: str, *, name: str, role: str) -> Json:
         body = {"name": name, "role": role}
         return self.request("POST", f"/v1/projects/{project_id}/api-keys", json=body)

@@ -104,8 +104,8 @@ def register(app: typer.Typer) -> None:
         """Save the API URL and key for later commands (mode 0600)."""
         if verify:
             with ApiClient(api_url, api_key) as api:
-                # Any authenticated read proves the key; listing gateways is cheap.
-                api.request("GET", "/v1/gateways", params={"limit": 1})
+                # Any authenticated read proves the key; this one needs only the store.
+                api.list_projects()
         path = save_credentials(Credentials(api_url=api_url, api_key=SecretStr(api_key)))
         emit_message(
             f"Logged in to {api_url}; credentials saved in {path}",

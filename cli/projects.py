@@ -8,7 +8,17 @@ import typer
 
 from api.schemas.projects import Role
 from cli.login import client
-from cli.output import OutputFormat, OutputOption, console, emit_object, handles_api_errors
+from cli.output import (
+    Column,
+    OutputFormat,
+    OutputOption,
+    console,
+    emit_list,
+    emit_object,
+    handles_api_errors,
+)
+
+PROJECT_COLUMNS: list[Column] = [("ID", "id"), ("Name", "name"), ("Created", "created_at")]
 
 
 def register(app: typer.Typer) -> None:
@@ -24,7 +34,14 @@ def register(app: typer.Typer) -> None:
         """Create a project."""
         with client(output) as api:
             project = api.create_project(name)
-        emit_object(project, output, [("ID", "id"), ("Name", "name"), ("Created", "created_at")])
+        emit_object(project, output, PROJECT_COLUMNS)
+
+    @project_app.command("list")
+    @handles_api_errors
+    def list_(output: OutputOption = OutputFormat.TABLE) -> None:
+        """List projects: every one for the operator key, else the key's own."""
+        with client(output) as api:
+            emit_list(api.list_projects(), output, PROJECT_COLUMNS)
 
     @project_app.command("key-create")
     @handles_api_errors
