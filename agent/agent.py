@@ -62,8 +62,6 @@ class Agent:
         self._last_reported: tuple[bool, str, bool] | None = None
         self._outbox = Outbox()
         self._wakeup = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._drained.set()
         self._backoff = Backoff(self.timings.backoff_initial, self.timings.backoff_max, rng)
         self._seen_commands: set[str] = set()
         self._wait_for_control_plane = wait_for_control_plane
@@ -94,10 +92,6 @@ class Agent:
                 cluster.control_plane_ready.clear()
             self._registry.detach(cluster)
             log.info("agent %s stopped with %d reports pending", self.name, self.pending)
-
-    async def drain(self) -> None:
-        """Wait until every queued report is delivered (callers bound it with a timeout)."""
-        await self._drained.wait()
 
     async def _bring_up(self, cluster: SimulatedCluster) -> None:
         if self.bootstrap.first_control_plane:
@@ -186,18 +180,20 @@ class Agent:
 
     def _queue(self, report: Report) -> None:
         self._outbox.put(report)
-        self._drained.clear()
         self._wakeup.set()
 
     async def _deliver_forever(self) -> None:
-        """Send the outbox head until accepted; retry with backoff while the API is away."""
         while True:
-            report = self._outbox.head()
-            if report is None:
-                self._drained.set()
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
+            await self.flush()
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    async def flush(self) -> None:
+        """Send the outbox in order until empty, retrying with backoff while the API is away.
+
+        Also called after `run` stopped, so a stopping agent delivers what it holds.
+        """
+        while (report := self._outbox.head()) is not None:
             try:
                 await self._api.send(report)
             except ApiUnavailable as error:
