@@ -1,7 +1,31 @@
-"""Placeholder until its issue lands; replaced by the owner of this command group."""
+"""`metalgate server api`: the HTTP API under uvicorn."""
+
+from __future__ import annotations
+
+import logging
 
 import typer
+import uvicorn
+
+from api.app import create_app
+from runtime.settings import get_settings
 
 
 def register(app: typer.Typer) -> None:
-    del app
+    @app.command("api")
+    def serve_api(
+        host: str = typer.Option(None, help="bind address (default: METALGATE_BIND_HOST)"),
+        port: int = typer.Option(None, help="port (default: METALGATE_API_PORT)"),
+        log_level: str = typer.Option("info", help="uvicorn log level"),
+    ) -> None:
+        """Serve the control-plane API (OpenAPI docs at /docs)."""
+        settings = get_settings()
+        logging.basicConfig(
+            level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
+        uvicorn.run(
+            create_app(settings),
+            host=host or settings.bind_host,
+            port=port or settings.api_port,
+            log_level=log_level,
+        )

@@ -1,0 +1,381 @@
+"""Control-plane activities: the only writers of lifecycle state in the store.
+
+They run on the `control-plane` queue. Each is idempotent, because Temporal retries them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import timedelta
+from typing import Any
+
+import yaml
+from sqlalchemy import and_, or_, select, update
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.models import (
+    CLUSTER_CLAIMS,
+    ENQUEUE_AGENT_COMMAND,
+    ISSUE_AGENT_TOKEN,
+    RECORD_STATUS,
+    RENDER_CLOUD_INIT,
+    REVOKE_AGENT_TOKEN,
+    STOP_CLUSTER_WORKFLOWS,
+    SWEEP_SILENT_AGENTS,
+    AgentTokenResult,
+    ClusterClaimsInput,
+    ClusterClaimsResult,
+    EnqueueAgentCommandInput,
+    IssueAgentTokenInput,
+    RecordStatusInput,
+    RenderCloudInitInput,
+    RenderCloudInitResult,
+    RevokeAgentTokenInput,
+    StopClusterWorkflowsInput,
+    SweepSilentAgentsInput,
+    SweepSilentAgentsResult,
+)
+from domain.agent_wire import AgentBootstrap
+from domain.naming import create_workflow_id, manage_workflow_id
+from domain.phases import MANAGED_PHASES, TERMINAL_PHASES, Phase
+from runtime.settings import Settings
+from store.db import SessionFactory
+from store.models import AgentCommandRow, Cluster, ClusterEvent
+from store.secrets import hash_token, new_token
+from store.types import utcnow
+from workflows.contracts import SIGNAL_AGENT_SILENT, SIGNAL_STOP, AgentSilent
+
+log = logging.getLogger(__name__)
+
+BOOTSTRAP_PATH = "/etc/metalgate/bootstrap.json"
+
+# Forward-only ordering. Managed phases share a rank: a running cluster moves freely
+# between Running, Upgrading, Scaling, Repaving and Unreachable. Failed outranks every
+# create phase, so a late create write never revives a failed cluster, and Deleting
+# outranks Failed, so a failed cluster can still be deleted.
+_CREATE_RANK = {
+    Phase.PENDING: 0,
+    Phase.ACQUIRING_MACHINES: 1,
+    Phase.DEPLOYING_OS: 2,
+    Phase.BOOTSTRAPPING_CONTROL_PLANE: 3,
+    Phase.WAITING_FOR_AGENT: 4,
+}
+_LATE_RANK = {Phase.FAILED: 6, Phase.DELETING: 7, Phase.DELETED: 8}
+
+
+def phase_rank(phase: Phase) -> int:
+    if phase in MANAGED_PHASES:
+        return 5
+    return _CREATE_RANK.get(phase, _LATE_RANK.get(phase, 0))
+
+
+def is_forward(current: Phase, new: Phase) -> bool:
+    """May a cluster in `current` be recorded as `new`? Same-rank writes update reasons."""
+    return phase_rank(new) >= phase_rank(current)
+
+
+def _condition(inp: RecordStatusInput, at: str) -> dict[str, Any]:
+    failed = inp.phase == Phase.FAILED or (
+        inp.reason is not None and inp.phase not in MANAGED_PHASES
+    )
+    return {
+        "type": inp.phase.value,
+        "status": "False" if failed else "True",
+        "reason": inp.reason.value if inp.reason else None,
+        "message": inp.message,
+        "last_transition_time": at,
+    }
+
+
+def _merge_conditions(conditions: list[Any], new: dict[str, Any]) -> list[Any]:
+    """One condition per phase, in the order the phases were first reached."""
+    merged = [c for c in conditions if c.get("type") != new["type"]]
+    old = next((c for c in conditions if c.get("type") == new["type"]), None)
+    if old is not None and (old["status"], old["reason"], old["message"]) == (
+        new["status"],
+        new["reason"],
+        new["message"],
+    ):
+        return conditions
+    merged.append(new)
+    return merged
+
+
+def render_cloud_config(bootstrap: AgentBootstrap) -> str:
+    """A #cloud-config that writes the agent bootstrap, exports the proxy and starts the agent."""
+    files: list[dict[str, Any]] = [
+        {
+            "path": BOOTSTRAP_PATH,
+            "permissions": "0600",
+            "owner": "root:root",
+            "content": bootstrap.model_dump_json(indent=2) + "\n",
+        }
+    ]
+    proxy = bootstrap.proxy
+    if proxy.enabled:
+        lines = []
+        for name, value in (("http_proxy", proxy.http_proxy), ("https_proxy", proxy.https_proxy)):
+            if value:
+                lines += [f"{name}={value}", f"{name.upper()}={value}"]
+        if proxy.no_proxy:
+            joined = ",".join(proxy.no_proxy)
+            lines += [f"no_proxy={joined}", f"NO_PROXY={joined}"]
+        files.append(
+            {"path": "/etc/environment", "append": True, "content": "\n".join(lines) + "\n"}
+        )
+    config = {
+        "hostname": bootstrap.hostname,
+        "write_files": files,
+        "runcmd": [["metalgate", "agent", "run", "--bootstrap", BOOTSTRAP_PATH]],
+    }
+    return "#cloud-config\n" + yaml.safe_dump(config, sort_keys=False)
+
+
+class ControlPlaneActivities:
+    """Activities with their clients handed in, so tests can give them their own."""
+
+    def __init__(self, sessions: SessionFactory, client: Client, settings: Settings) -> None:
+        self._sessions = sessions
+        self._client = client
+        self._settings = settings
+
+    @activity.defn(name=RECORD_STATUS)
+    async def record_status(self, inp: RecordStatusInput) -> None:
+        """Forward-only, idempotent upsert of phase, reason and machines, plus the event log."""
+        async with self._sessions.begin() as session:
+            cluster = await session.get(Cluster, inp.cluster_id, with_for_update=True)
+            if cluster is None:
+                raise ApplicationError(
+                    f"cluster {inp.cluster_id} is not in the store",
+                    type="ClusterNotFound",
+                    non_retryable=True,
+                )
+            current = Phase(cluster.phase)
+            if not is_forward(current, inp.phase):
+                log.info(
+                    "cluster %s: ignoring backward status %s (is %s)",
+                    inp.cluster_id,
+                    inp.phase,
+                    current,
+                )
+                return
+            now = utcnow()
+            cluster.phase = inp.phase.value
+            cluster.reason = inp.reason.value if inp.reason else None
+            cluster.message = inp.message
+            cluster.conditions = _merge_conditions(
+                list(cluster.conditions), _condition(inp, now.isoformat())
+            )
+            if inp.machines is not None:
+                cluster.machines = [m.model_dump(mode="json") for m in inp.machines]
+            if inp.kubernetes_version:
+                cluster.kubernetes_version = inp.kubernetes_version
+            if inp.phase == Phase.DELETED:
+                cluster.active_name = None
+            cluster.updated_at = now
+            if inp.event:
+                await self._append_event(session, inp)
+
+    async def _append_event(self, session: Any, inp: RecordStatusInput) -> None:
+        # A retried activity must not log its event twice: skip it if it is the latest one.
+        last = await session.scalar(
+            select(ClusterEvent)
+            .where(ClusterEvent.cluster_id == inp.cluster_id)
+            .order_by(ClusterEvent.id.desc())
+            .limit(1)
+        )
+        reason = inp.reason.value if inp.reason else None
+        if last is not None and (last.message, last.phase, last.reason) == (
+            inp.event,
+            inp.phase.value,
+            reason,
+        ):
+            return
+        session.add(
+            ClusterEvent(
+                cluster_id=inp.cluster_id, phase=inp.phase.value, reason=reason, message=inp.event
+            )
+        )
+
+    @activity.defn(name=ISSUE_AGENT_TOKEN)
+    async def issue_agent_token(self, inp: IssueAgentTokenInput) -> AgentTokenResult:
+        """A fresh token; only its hash is stored, so a retry simply replaces it."""
+        token = new_token("mga")
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(Cluster)
+                .where(Cluster.id == inp.cluster_id)
+                .values(agent_token_hash=hash_token(token))
+            )
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                raise ApplicationError(
+                    f"cluster {inp.cluster_id} is not in the store",
+                    type="ClusterNotFound",
+                    non_retryable=True,
+                )
+        return AgentTokenResult(token=token)
+
+    @activity.defn(name=REVOKE_AGENT_TOKEN)
+    async def revoke_agent_token(self, inp: RevokeAgentTokenInput) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(Cluster).where(Cluster.id == inp.cluster_id).values(agent_token_hash=None)
+            )
+
+    @activity.defn(name=RENDER_CLOUD_INIT)
+    async def render_cloud_init(self, inp: RenderCloudInitInput) -> RenderCloudInitResult:
+        bootstrap = AgentBootstrap(
+            api_url=self._settings.api_url,
+            cluster_id=inp.cluster_id,
+            cluster_name=inp.cluster_name,
+            agent_token=inp.agent_token,
+            hostname=inp.machine.hostname,
+            system_id=inp.machine.system_id,
+            role=inp.role,
+            first_control_plane=inp.first_control_plane,
+            kubernetes_version=inp.kubernetes_version,
+            proxy=inp.proxy,
+        )
+        return RenderCloudInitResult(user_data=render_cloud_config(bootstrap))
+
+    @activity.defn(name=ENQUEUE_AGENT_COMMAND)
+    async def enqueue_agent_command(self, inp: EnqueueAgentCommandInput) -> None:
+        """Insert once by command id; a retry leaves an existing command (and its progress) alone."""
+        async with self._sessions.begin() as session:
+            if await session.get(AgentCommandRow, inp.command_id) is not None:
+                return
+            session.add(
+                AgentCommandRow(
+                    id=inp.command_id, cluster_id=inp.cluster_id, kind=inp.kind, args=inp.args
+                )
+            )
+
+    @activity.defn(name=STOP_CLUSTER_WORKFLOWS)
+    async def stop_cluster_workflows(self, inp: StopClusterWorkflowsInput) -> None:
+        """Cancel create, ask management to stop (cancel it if it lingers), wait until closed."""
+        create = self._client.get_workflow_handle(create_workflow_id(inp.cluster_id))
+        manage = self._client.get_workflow_handle(manage_workflow_id(inp.cluster_id))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + inp.wait_seconds
+        manage_cancel_at = loop.time() + min(30.0, inp.wait_seconds / 2)
+        if await _running(create):
+            await _ignore_not_found(create.cancel())
+        if await _running(manage):
+            await _ignore_not_found(manage.signal(SIGNAL_STOP))
+        manage_cancelled = False
+        while True:
+            create_open, manage_open = await _running(create), await _running(manage)
+            if not create_open and not manage_open:
+                return
+            activity.heartbeat(f"create open={create_open} manage open={manage_open}")
+            if manage_open and not manage_cancelled and loop.time() > manage_cancel_at:
+                await _ignore_not_found(manage.cancel())
+                manage_cancelled = True
+            if loop.time() > deadline:
+                raise ApplicationError(
+                    f"cluster {inp.cluster_id}: workflows still open after {inp.wait_seconds}s "
+                    f"(create open={create_open}, manage open={manage_open})",
+                    type="WorkflowsStillOpen",
+                )
+            await asyncio.sleep(1.0)
+
+    @activity.defn(name=SWEEP_SILENT_AGENTS)
+    async def sweep_silent_agents(self, inp: SweepSilentAgentsInput) -> SweepSilentAgentsResult:
+        """One indexed query for newly silent clusters; each is signalled, then marked silent."""
+        cutoff = utcnow() - timedelta(seconds=inp.silence_seconds)
+        watched = [p.value for p in MANAGED_PHASES if p != Phase.UNREACHABLE]
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(
+                    select(Cluster.id, Cluster.last_heartbeat_at, Cluster.updated_at).where(
+                        Cluster.silent.is_(False),
+                        Cluster.phase.in_(watched),
+                        or_(
+                            Cluster.last_heartbeat_at < cutoff,
+                            and_(Cluster.last_heartbeat_at.is_(None), Cluster.updated_at < cutoff),
+                        ),
+                    )
+                )
+            ).all()
+        signalled: list[str] = []
+        for cluster_id, last_heartbeat, updated in rows:
+            last_seen = (last_heartbeat or updated).timestamp()
+            handle = self._client.get_workflow_handle(manage_workflow_id(cluster_id))
+            try:
+                await handle.signal(SIGNAL_AGENT_SILENT, AgentSilent(last_seen_unix=last_seen))
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                log.warning("cluster %s looks silent but has no management workflow", cluster_id)
+                continue
+            # Marked only after the signal went through, so a failed signal is retried next sweep.
+            async with self._sessions.begin() as session:
+                await session.execute(
+                    update(Cluster).where(Cluster.id == cluster_id).values(silent=True)
+                )
+            signalled.append(cluster_id)
+        return SweepSilentAgentsResult(signalled=signalled)
+
+    @activity.defn(name=CLUSTER_CLAIMS)
+    async def cluster_claims(self, inp: ClusterClaimsInput) -> ClusterClaimsResult:
+        """A machine is claimed while its owning cluster exists and is neither Failed nor Deleted."""
+        owners = {m.cluster_id for m in inp.machines}
+        async with self._sessions() as session:
+            live = set(
+                (
+                    await session.scalars(
+                        select(Cluster.id).where(
+                            Cluster.id.in_(owners),
+                            Cluster.phase.not_in([p.value for p in TERMINAL_PHASES]),
+                        )
+                    )
+                ).all()
+            )
+        claimed = [m.system_id for m in inp.machines if m.cluster_id in live]
+        unclaimed = [m.system_id for m in inp.machines if m.cluster_id not in live]
+        return ClusterClaimsResult(claimed=claimed, unclaimed=unclaimed)
+
+    def all(self) -> list[Any]:
+        """Every activity of this class, for a worker's `activities=`."""
+        return [
+            self.record_status,
+            self.issue_agent_token,
+            self.revoke_agent_token,
+            self.render_cloud_init,
+            self.enqueue_agent_command,
+            self.stop_cluster_workflows,
+            self.sweep_silent_agents,
+            self.cluster_claims,
+        ]
+
+
+async def _running(handle: Any) -> bool:
+    try:
+        description = await handle.describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return bool(description.status == WorkflowExecutionStatus.RUNNING)
+
+
+async def _ignore_not_found(call: Any) -> None:
+    try:
+        await call
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+
+
+def bootstrap_from_user_data(user_data: str) -> AgentBootstrap:
+    """Read the AgentBootstrap back out of rendered user data (the emulator's boot hook uses it)."""
+    config = yaml.safe_load(user_data.removeprefix("#cloud-config\n"))
+    for entry in config.get("write_files", []):
+        if entry.get("path") == BOOTSTRAP_PATH:
+            return AgentBootstrap.model_validate(json.loads(entry["content"]))
+    raise ValueError(f"user data writes no {BOOTSTRAP_PATH}")

@@ -1,0 +1,73 @@
+"""The FastAPI application: `create_app(settings)` builds it, uvicorn serves it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from temporalio.client import Client
+
+from api import errors
+from api.auth import ensure_bootstrap
+from api.heartbeats import HeartbeatRecorder
+from api.routes import accounts, agent, clusters, codec, gateways, health, projects
+from api.temporal_gate import TemporalGate
+from runtime.codec import EncryptionCodec
+from runtime.settings import Settings
+from runtime.temporal import codec_key_specs
+from store.db import Database
+from store.secrets import SecretBox
+
+log = logging.getLogger(__name__)
+
+ACCOUNT_VALIDATION_SECONDS = 20.0
+
+
+def create_app(
+    settings: Settings,
+    *,
+    temporal: Client | None = None,
+    account_validation_seconds: float = ACCOUNT_VALIDATION_SECONDS,
+    heartbeat_flush_seconds: float = 2.0,
+) -> FastAPI:
+    """The API. Temporal is connected on first use, so reads work while it is down."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = await Database.open(settings)
+        await ensure_bootstrap(db.sessions, settings)
+        app.state.db = db
+        app.state.heartbeats = HeartbeatRecorder(db.sessions, heartbeat_flush_seconds)
+        app.state.heartbeats.start()
+        try:
+            yield
+        finally:
+            await app.state.heartbeats.stop()
+            await db.close()
+
+    app = FastAPI(
+        title="metalgate",
+        description="Kubernetes clusters on MAAS bare metal, driven by Temporal.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.box = SecretBox.from_settings(settings)
+    app.state.codec = EncryptionCodec(codec_key_specs(settings))
+    app.state.temporal = TemporalGate(settings, temporal)
+    app.state.account_validation_seconds = account_validation_seconds
+    errors.install(app)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.codec_cors_origins,
+        allow_credentials=True,
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "X-Namespace"],
+    )
+    app.add_middleware(errors.BodyLimit)
+    for module in (health, projects, gateways, accounts, clusters, agent, codec):
+        app.include_router(module.router)
+    return app

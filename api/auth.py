@@ -1,0 +1,76 @@
+"""API keys: the bootstrap operator key, and who may do what in a project."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from api.schemas.projects import Role
+from runtime.settings import Settings
+from store.db import SessionFactory
+from store.models import ApiKey, Project
+from store.secrets import hash_token, new_id, new_token
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PROJECT = "default"
+ADMIN_KEY_FILE = "admin-api-key"
+_RANK = {Role.VIEWER: 0, Role.EDITOR: 1, Role.ADMIN: 2}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an API key of one project; the operator key may also create projects."""
+
+    key_id: str
+    project_id: str
+    role: Role
+    operator: bool
+
+    def can(self, needed: Role) -> bool:
+        return _RANK[self.role] >= _RANK[needed]
+
+
+def new_api_key() -> str:
+    return new_token("mgk")
+
+
+async def ensure_bootstrap(sessions: SessionFactory, settings: Settings) -> str:
+    """Create the default project and the operator key once; returns the project id.
+
+    The key comes from settings, else it is generated and written (0600) to
+    <data_dir>/secrets/admin-api-key, where `metalgate up` reads it to print it.
+    """
+    if settings.bootstrap_admin_key is not None:
+        key = settings.bootstrap_admin_key.get_secret_value()
+    else:
+        path = settings.resolved_data_dir() / "secrets" / ADMIN_KEY_FILE
+        if path.exists():
+            key = path.read_text().strip()
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            key = new_api_key()
+            path.touch(mode=0o600)
+            path.write_text(key + "\n")
+            log.info("generated the bootstrap admin key in %s", path)
+    async with sessions.begin() as session:
+        project = await session.scalar(select(Project).where(Project.name == DEFAULT_PROJECT))
+        if project is None:
+            project = Project(id=new_id("prj"), name=DEFAULT_PROJECT)
+            session.add(project)
+            await session.flush()
+        key_hash = hash_token(key)
+        if await session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash)) is None:
+            session.add(
+                ApiKey(
+                    id=new_id("key"),
+                    project_id=project.id,
+                    name="bootstrap-admin",
+                    role=Role.ADMIN.value,
+                    operator=True,
+                    key_hash=key_hash,
+                )
+            )
+        return project.id

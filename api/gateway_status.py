@@ -1,0 +1,78 @@
+"""Is a gateway up? Temporal's task-queue pollers first, the gateway's heartbeats second."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.service import RPCError
+
+from api.temporal_gate import TemporalGate, TemporalUnavailable
+from domain.gateway import GatewayStatus
+from domain.naming import gateway_queue
+from store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+# An idle live poller's last access cycles within ~60 s; a dead one stays listed for minutes.
+POLLER_LIVE_SECONDS = 70.0
+DESCRIBE_TIMEOUT = timedelta(seconds=2)
+
+
+@dataclass(frozen=True)
+class Pollers:
+    live: int
+    last_access: datetime | None
+
+
+async def activity_pollers(gate: TemporalGate, gateway_id: str) -> Pollers | None:
+    """Live pollers of the gateway's queue, or None when Temporal does not answer."""
+    try:
+        client = await gate.client()
+        response = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=client.namespace,
+                task_queue=TaskQueue(
+                    name=gateway_queue(gateway_id), kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL
+                ),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+            ),
+            timeout=DESCRIBE_TIMEOUT,
+        )
+    except (TimeoutError, TemporalUnavailable, RPCError) as exc:
+        log.debug("cannot describe the queue of gateway %s: %s", gateway_id, exc)
+        return None
+    now = utcnow()
+    accesses = [p.last_access_time.ToDatetime(tzinfo=UTC) for p in response.pollers]
+    live = [a for a in accesses if (now - a).total_seconds() < POLLER_LIVE_SECONDS]
+    return Pollers(live=len(live), last_access=max(accesses, default=None))
+
+
+def gateway_status(
+    *,
+    gateway_id: str,
+    registered: bool,
+    pollers: Pollers | None,
+    last_heartbeat: datetime | None,
+    heartbeat_interval: float,
+) -> tuple[GatewayStatus, str]:
+    queue = gateway_queue(gateway_id)
+    if not registered:
+        return GatewayStatus.PENDING, "not registered yet: run the register command on its host"
+    if pollers is not None:
+        if pollers.live:
+            return GatewayStatus.ONLINE, f"{pollers.live} worker(s) polling {queue}"
+        return (
+            GatewayStatus.OFFLINE,
+            f"no worker polls {queue}: start it with `metalgate gateway run`",
+        )
+    fresh = last_heartbeat is not None and (utcnow() - last_heartbeat).total_seconds() < (
+        3 * heartbeat_interval
+    )
+    if fresh:
+        return GatewayStatus.ONLINE, "heartbeating (Temporal unreachable: pollers unknown)"
+    return GatewayStatus.OFFLINE, "no recent heartbeat and Temporal unreachable"

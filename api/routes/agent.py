@@ -1,0 +1,205 @@
+"""Routes the cluster agent calls, authenticated by the per-cluster agent token only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from sqlalchemy import and_, select, update
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.agent_reports import aggregate, fingerprint, node_state, signal_report
+from api.deps import (
+    UNAUTHORIZED,
+    AgentBearerDep,
+    AgentClusterDep,
+    BoxDep,
+    HeartbeatsDep,
+    SessionDep,
+)
+from api.errors import responses
+from api.temporal_gate import TemporalGate
+from domain.agent_wire import (
+    AgentAck,
+    AgentCommand,
+    AgentCommandList,
+    AgentCommandResult,
+    AgentHeartbeat,
+    AgentStatusReport,
+)
+from domain.naming import manage_workflow_id
+from domain.phases import TERMINAL_PHASES, Phase
+from store.db import upsert
+from store.models import AgentCommandRow, AgentNode, Cluster
+from store.secrets import hash_token
+from store.types import utcnow
+from workflows.contracts import SIGNAL_COMMAND_RESULT, CommandResult
+
+router = APIRouter(prefix="/v1/agent", tags=["agent"])
+
+COMMAND_STATES = ("running", "succeeded", "failed")
+OPEN_COMMAND_STATES = ("pending", "running")
+
+
+async def _report(
+    request: Request,
+    session: SessionDep,
+    credentials: AgentBearerDep,
+    beat: AgentHeartbeat,
+    heartbeats: HeartbeatsDep,
+    kubeconfig_enc: str | None = None,
+) -> AgentAck:
+    """One indexed SELECT when nothing changed; on change, signal first, then remember."""
+    if credentials is None or not credentials.credentials:
+        raise HTTPException(
+            401, "missing credentials: send `Authorization: Bearer <agent token>`", UNAUTHORIZED
+        )
+    hostname = beat.node.hostname
+    row = (
+        await session.execute(
+            select(
+                Cluster.id,
+                Cluster.phase,
+                Cluster.silent,
+                Cluster.kubernetes_version,
+                AgentNode.fingerprint,
+            )
+            .outerjoin(
+                AgentNode, and_(AgentNode.cluster_id == Cluster.id, AgentNode.hostname == hostname)
+            )
+            .where(Cluster.agent_token_hash == hash_token(credentials.credentials))
+        )
+    ).first()
+    if row is None:
+        raise HTTPException(401, "invalid or revoked agent token", UNAUTHORIZED)
+    cluster_id, phase, silent, version, known = row
+    heartbeats.seen(cluster_id)
+    if kubeconfig_enc is not None:
+        await session.execute(
+            update(Cluster).where(Cluster.id == cluster_id).values(kubeconfig_enc=kubeconfig_enc)
+        )
+        await session.commit()
+    state = node_state(beat)
+    current = fingerprint(state)
+    if current == known and not silent:
+        return AgentAck(signalled=False)
+    if Phase(phase) in TERMINAL_PHASES:
+        return AgentAck(signalled=False)
+    others = await session.scalars(
+        select(AgentNode.report).where(
+            AgentNode.cluster_id == cluster_id, AgentNode.hostname != hostname
+        )
+    )
+    report = aggregate([*others.all(), state], version)
+    gate: TemporalGate = request.app.state.temporal
+    if not await signal_report(gate, cluster_id, Phase(phase), report):
+        # Not remembered, so the next heartbeat sees the change again and retries the signal.
+        return AgentAck(signalled=False)
+    now = utcnow()
+    await session.execute(
+        upsert(
+            session,
+            AgentNode.__table__,
+            {
+                "cluster_id": cluster_id,
+                "hostname": hostname,
+                "fingerprint": current,
+                "report": state,
+                "updated_at": now,
+            },
+            ["cluster_id", "hostname"],
+        )
+    )
+    if silent:
+        # Cleared at once (not via the batch) so the next sweep does not call it silent again.
+        await session.execute(
+            update(Cluster)
+            .where(Cluster.id == cluster_id)
+            .values(silent=False, last_heartbeat_at=now)
+        )
+    await session.commit()
+    return AgentAck(signalled=True)
+
+
+@router.post("/heartbeat", response_model=AgentAck, responses=responses())
+async def heartbeat(
+    beat: AgentHeartbeat,
+    request: Request,
+    session: SessionDep,
+    credentials: AgentBearerDep,
+    heartbeats: HeartbeatsDep,
+) -> AgentAck:
+    """Cheap at fleet scale: recorded in a batch; signals a workflow only when state changed."""
+    return await _report(request, session, credentials, beat, heartbeats)
+
+
+@router.post("/status", response_model=AgentAck, responses=responses())
+async def status(
+    report: AgentStatusReport,
+    request: Request,
+    session: SessionDep,
+    credentials: AgentBearerDep,
+    heartbeats: HeartbeatsDep,
+    box: BoxDep,
+) -> AgentAck:
+    """A change report; the first control-plane node attaches the kubeconfig (stored encrypted)."""
+    encrypted = box.encrypt(report.kubeconfig) if report.kubeconfig else None
+    beat = AgentHeartbeat.model_validate(report.model_dump(exclude={"kubeconfig"}))
+    return await _report(request, session, credentials, beat, heartbeats, encrypted)
+
+
+@router.get("/commands", response_model=AgentCommandList, responses=responses())
+async def pending_commands(cluster: AgentClusterDep, session: SessionDep) -> AgentCommandList:
+    rows = await session.scalars(
+        select(AgentCommandRow)
+        .where(
+            AgentCommandRow.cluster_id == cluster.id, AgentCommandRow.state.in_(OPEN_COMMAND_STATES)
+        )
+        .order_by(AgentCommandRow.created_at)
+    )
+    return AgentCommandList(
+        commands=[AgentCommand(id=c.id, kind=c.kind, args=c.args) for c in rows.all()]
+    )
+
+
+@router.post("/commands/{command_id}", response_model=AgentAck, responses=responses(422, 503))
+async def command_result(
+    command_id: str,
+    result: AgentCommandResult,
+    cluster: AgentClusterDep,
+    session: SessionDep,
+    request: Request,
+) -> AgentAck:
+    """Progress or outcome of a command: stored, and signalled to the management workflow."""
+    if result.state not in COMMAND_STATES:
+        raise HTTPException(
+            422, f"state: must be one of {list(COMMAND_STATES)}, got {result.state!r}"
+        )
+    command = await session.get(AgentCommandRow, command_id)
+    if command is None or command.cluster_id != cluster.id:
+        raise HTTPException(404, f"no command {command_id!r} for this cluster")
+    if command.state not in OPEN_COMMAND_STATES:
+        return AgentAck(signalled=False)
+    signal = CommandResult(command_id=command_id, **result.model_dump())
+    signalled = await _signal_command(request.app.state.temporal, cluster.id, signal)
+    command.state = result.state
+    command.node = result.node[:255]
+    command.progress = result.progress
+    command.message = result.message
+    command.updated_at = utcnow()
+    await session.commit()
+    return AgentAck(signalled=signalled)
+
+
+async def _signal_command(gate: TemporalGate, cluster_id: str, signal: CommandResult) -> bool:
+    """False when management is gone; 503 when Temporal is down, so the agent retries."""
+    client: Any = await gate.client()
+    try:
+        await client.get_workflow_handle(manage_workflow_id(cluster_id)).signal(
+            SIGNAL_COMMAND_RESULT, signal
+        )
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True

@@ -1,0 +1,297 @@
+"""Private cloud gateways: create (one-time token), register, heartbeat, status, delete."""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from api.deps import UNAUTHORIZED, Editor, SessionDep, SettingsDep, Viewer
+from api.errors import responses
+from api.gateway_status import activity_pollers, gateway_status
+from api.schemas.gateways import (
+    GatewayCreate,
+    GatewayCreated,
+    GatewayList,
+    GatewayPublic,
+    GatewayReplicaPublic,
+)
+from api.temporal_gate import TemporalGate
+from domain.gateway import GatewayHeartbeat, GatewayIdentity, GatewayRegistration, ProxySettings
+from domain.naming import SYSTEM_GATEWAY_ID, SYSTEM_GATEWAY_NAME, gateway_queue
+from domain.phases import Phase
+from runtime.settings import Settings
+from runtime.temporal import codec_key_specs
+from store.db import upsert
+from store.models import CloudAccount, Cluster, Gateway, GatewayReplica
+from store.secrets import hash_token, new_id, new_token
+from store.types import utcnow
+
+router = APIRouter(prefix="/v1/gateways", tags=["gateways"])
+gateway_bearer = HTTPBearer(auto_error=False, scheme_name="GatewaySecret")
+GatewayBearer = Annotated[HTTPAuthorizationCredentials | None, Depends(gateway_bearer)]
+
+
+def system_gateway_enabled(settings: Settings) -> bool:
+    return settings.mode == "self-hosted"
+
+
+async def _replicas(session: SessionDep, gateway_id: str) -> list[GatewayReplicaPublic]:
+    rows = await session.scalars(
+        select(GatewayReplica)
+        .where(GatewayReplica.gateway_id == gateway_id)
+        .order_by(GatewayReplica.last_seen.desc())
+    )
+    return [
+        GatewayReplicaPublic(
+            replica_id=r.replica_id,
+            version=r.version,
+            last_seen=r.last_seen,
+            maas_reachable=r.maas_reachable,
+        )
+        for r in rows.all()
+    ]
+
+
+async def gateway_public(
+    request: Request, session: SessionDep, gateway: Gateway | None
+) -> GatewayPublic:
+    """`gateway=None` is the system gateway, which has no row."""
+    settings: Settings = request.app.state.settings
+    gate: TemporalGate = request.app.state.temporal
+    gateway_id = gateway.id if gateway else SYSTEM_GATEWAY_ID
+    pollers = await activity_pollers(gate, gateway_id)
+    replicas = await _replicas(session, gateway_id) if gateway else []
+    status, detail = gateway_status(
+        gateway_id=gateway_id,
+        registered=gateway is None or gateway.registered_at is not None,
+        pollers=pollers,
+        last_heartbeat=gateway.last_heartbeat_at if gateway else None,
+        heartbeat_interval=settings.gateway_heartbeat_interval,
+    )
+    if pollers is not None:
+        count = pollers.live
+    else:
+        cutoff = utcnow() - timedelta(seconds=3 * settings.gateway_heartbeat_interval)
+        count = sum(1 for r in replicas if r.last_seen > cutoff)
+    last_seen = max(
+        (
+            t
+            for t in (
+                pollers.last_access if pollers else None,
+                gateway and gateway.last_heartbeat_at,
+            )
+            if t
+        ),
+        default=None,
+    )
+    return GatewayPublic(
+        id=gateway_id,
+        name=gateway.name if gateway else SYSTEM_GATEWAY_NAME,
+        system=gateway is None,
+        task_queue=gateway_queue(gateway_id),
+        status=status,
+        status_detail=detail,
+        version=gateway.version if gateway else None,
+        replicas=count,
+        replica_heartbeats=replicas,
+        last_seen=last_seen,
+        hostname=gateway.hostname if gateway else None,
+        proxy=ProxySettings.model_validate(gateway.proxy) if gateway else ProxySettings(),
+        created_at=gateway.created_at if gateway else None,
+        registered_at=gateway.registered_at if gateway else None,
+    )
+
+
+async def project_gateway(session: SessionDep, project_id: str, gateway_id: str) -> Gateway:
+    gateway = await session.get(Gateway, gateway_id)
+    if gateway is None or gateway.project_id != project_id:
+        raise HTTPException(404, f"no gateway {gateway_id!r} in this project; see GET /v1/gateways")
+    return gateway
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=GatewayCreated,
+    responses=responses(409),
+)
+async def create_gateway(
+    body: GatewayCreate,
+    principal: Editor,
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
+) -> GatewayCreated:
+    """Returns a one-time registration token and the command that uses it."""
+    token = new_token("mgr")
+    expires_at = utcnow() + timedelta(seconds=body.token_ttl_seconds)
+    gateway = Gateway(
+        id=new_id("gw"),
+        project_id=principal.project_id,
+        name=body.name,
+        proxy=body.proxy.model_dump(mode="json"),
+        token_hash=hash_token(token),
+        token_expires_at=expires_at,
+    )
+    session.add(gateway)
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        raise HTTPException(
+            409, f"name: a gateway named {body.name!r} exists in this project; pick another name"
+        ) from exc
+    command = shlex.join(
+        ["metalgate", "gateway", "register", "--api-url", settings.api_url, "--token", token]
+    )
+    return GatewayCreated(
+        gateway=await gateway_public(request, session, gateway),
+        registration_token=token,
+        expires_at=expires_at,
+        register_command=command,
+    )
+
+
+@router.post("/register", response_model=GatewayIdentity, responses=responses())
+async def register_gateway(
+    body: GatewayRegistration, session: SessionDep, settings: SettingsDep
+) -> GatewayIdentity:
+    """Exchanges the one-time token for the gateway's identity (used by the gateway itself)."""
+    secret = new_token("mgs")
+    now = utcnow()
+    # One conditional UPDATE spends the token, so two racing registrations cannot both win.
+    gateway_id = await session.scalar(
+        update(Gateway)
+        .where(Gateway.token_hash == hash_token(body.token), Gateway.token_expires_at > now)
+        .values(
+            token_hash=None,
+            token_expires_at=None,
+            secret_hash=hash_token(secret),
+            hostname=body.hostname,
+            version=body.version,
+            registered_at=now,
+        )
+        .returning(Gateway.id)
+    )
+    if gateway_id is None:
+        raise HTTPException(
+            401,
+            "token: registration token unknown, expired or already used; "
+            "create a new gateway (POST /v1/gateways) for a fresh token",
+        )
+    await session.commit()
+    gateway = await session.get(Gateway, gateway_id)
+    assert gateway is not None
+    return GatewayIdentity(
+        gateway_id=gateway.id,
+        name=gateway.name,
+        task_queue=gateway_queue(gateway.id),
+        api_url=settings.api_url,
+        gateway_secret=secret,
+        temporal_address=settings.temporal_address,
+        temporal_namespace=settings.temporal_namespace,
+        codec_keys=codec_key_specs(settings),
+        proxy=ProxySettings.model_validate(gateway.proxy),
+    )
+
+
+@router.post("/{gateway_id}/heartbeat", status_code=204, responses=responses())
+async def gateway_heartbeat(
+    gateway_id: str, body: GatewayHeartbeat, credentials: GatewayBearer, session: SessionDep
+) -> Response:
+    """Authenticated by the gateway secret from registration (Bearer)."""
+    if credentials is None:
+        raise HTTPException(
+            401, "missing credentials: send `Authorization: Bearer <gateway secret>`", UNAUTHORIZED
+        )
+    gateway = await session.scalar(
+        select(Gateway).where(Gateway.secret_hash == hash_token(credentials.credentials))
+    )
+    if gateway is None or gateway.id != gateway_id:
+        raise HTTPException(
+            401, "invalid gateway secret for this gateway; register again", UNAUTHORIZED
+        )
+    now = utcnow()
+    gateway.version = body.version
+    gateway.last_heartbeat_at = now
+    await session.execute(
+        upsert(
+            session,
+            GatewayReplica.__table__,
+            {
+                "gateway_id": gateway_id,
+                "replica_id": body.replica_id[:128],
+                "version": body.version[:64],
+                "maas_reachable": body.maas_reachable,
+                "last_seen": now,
+            },
+            ["gateway_id", "replica_id"],
+        )
+    )
+    await session.commit()
+    return Response(status_code=204)
+
+
+@router.get("", response_model=GatewayList, responses=responses())
+async def list_gateways(
+    principal: Viewer, session: SessionDep, settings: SettingsDep, request: Request
+) -> GatewayList:
+    rows = (
+        await session.scalars(
+            select(Gateway)
+            .where(Gateway.project_id == principal.project_id)
+            .order_by(Gateway.created_at)
+        )
+    ).all()
+    targets: list[Gateway | None] = [None] if system_gateway_enabled(settings) else []
+    targets += list(rows)
+    items = await asyncio.gather(*(gateway_public(request, session, g) for g in targets))
+    return GatewayList(items=list(items))
+
+
+@router.get("/{gateway_id}", response_model=GatewayPublic, responses=responses())
+async def get_gateway(
+    gateway_id: str, principal: Viewer, session: SessionDep, settings: SettingsDep, request: Request
+) -> GatewayPublic:
+    if gateway_id == SYSTEM_GATEWAY_ID and system_gateway_enabled(settings):
+        return await gateway_public(request, session, None)
+    gateway = await project_gateway(session, principal.project_id, gateway_id)
+    return await gateway_public(request, session, gateway)
+
+
+@router.delete("/{gateway_id}", status_code=204, responses=responses(409))
+async def delete_gateway(gateway_id: str, principal: Editor, session: SessionDep) -> Response:
+    """Refused while a cloud account or a live cluster still goes through this gateway."""
+    if gateway_id == SYSTEM_GATEWAY_ID:
+        raise HTTPException(
+            409, "the system gateway is part of the control plane and cannot be deleted"
+        )
+    gateway = await project_gateway(session, principal.project_id, gateway_id)
+    clusters = await session.scalar(
+        select(func.count())
+        .select_from(Cluster)
+        .where(Cluster.gateway_id == gateway_id, Cluster.phase != Phase.DELETED.value)
+    )
+    if clusters:
+        raise HTTPException(
+            409, f"gateway {gateway.name} still serves {clusters} cluster(s); delete them first"
+        )
+    accounts = (
+        await session.scalars(
+            select(CloudAccount.name).where(CloudAccount.gateway_id == gateway_id)
+        )
+    ).all()
+    if accounts:
+        raise HTTPException(
+            409,
+            f"gateway {gateway.name} is used by cloud account(s) {sorted(accounts)}; delete them first",
+        )
+    await session.delete(gateway)
+    await session.commit()
+    return Response(status_code=204)

@@ -1,0 +1,38 @@
+"""Liveness and readiness. Ready means the store answers; Temporal is reported, not required."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from api.schemas.common import Health, Readiness
+from api.temporal_gate import TemporalGate, TemporalUnavailable
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health)
+async def healthz() -> Health:
+    return Health()
+
+
+@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+async def readyz(request: Request) -> JSONResponse:
+    try:
+        async with request.app.state.db.sessions() as session:
+            await session.execute(text("SELECT 1"))
+        store = "ok"
+    except Exception:
+        store = "unreachable"
+    gate: TemporalGate = request.app.state.temporal
+    try:
+        client = await gate.client()
+        await client.service_client.check_health()
+        temporal = "ok"
+    except (TemporalUnavailable, Exception):
+        temporal = "unreachable"
+    ready = Readiness(
+        status="ready" if store == "ok" else "not ready", store=store, temporal=temporal
+    )
+    return JSONResponse(ready.model_dump(), status_code=200 if store == "ok" else 503)

@@ -1,0 +1,64 @@
+"""Versioned schema steps, recorded in `schema_version`; each step runs once, in order.
+
+Step 1 builds the schema from the models because nothing has shipped yet. Once a release
+ships, step 1 is frozen: later model changes are new steps (ALTER/CREATE), and
+tests/store/test_migrations.py checks that the migrated schema matches the models.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, inspect, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from store.models import Base, SchemaVersion
+from store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+# Any constant works: every metalgate process that migrates takes the same lock.
+PG_MIGRATION_LOCK = 0x6D67_7374
+
+
+@dataclass(frozen=True)
+class Step:
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+def _initial_schema(conn: Connection) -> None:
+    Base.metadata.create_all(conn)
+
+
+STEPS: tuple[Step, ...] = (Step(1, "initial schema", _initial_schema),)
+
+
+def _pending(conn: Connection) -> list[Step]:
+    if not inspect(conn).has_table(SchemaVersion.__tablename__):
+        SchemaVersion.__table__.create(conn)  # type: ignore[attr-defined]
+    applied = set(conn.execute(select(SchemaVersion.version)).scalars())
+    return [step for step in STEPS if step.version not in applied]
+
+
+async def migrate(engine: AsyncEngine) -> list[int]:
+    """Apply the steps not yet recorded; safe when several processes start at once."""
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_MIGRATION_LOCK})
+        else:
+            # Take SQLite's write lock now, so a concurrent migrator waits instead of racing.
+            await conn.execute(text("CREATE TABLE IF NOT EXISTS _migration_lock (x INTEGER)"))
+        steps = await conn.run_sync(_pending)
+        for step in steps:
+            log.info("store migration %d: %s", step.version, step.description)
+            await conn.run_sync(step.apply)
+            await conn.execute(
+                SchemaVersion.__table__.insert().values(  # type: ignore[attr-defined]
+                    version=step.version, description=step.description, applied_at=utcnow()
+                )
+            )
+    return [step.version for step in steps]

@@ -1,0 +1,170 @@
+"""Tables of the store. Only workflow activities write lifecycle columns (phase, machines)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from store.types import UTCDateTime, utcnow
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class SchemaVersion(Base):
+    __tablename__ = "schema_version"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    description: Mapped[str] = mapped_column(String(200))
+    applied_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    """Keys are stored as a SHA-256 of a 256-bit random secret: a lookup needs no salt."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(63))
+    role: Mapped[str] = mapped_column(String(16))
+    operator: Mapped[bool] = mapped_column(Boolean, default=False)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Gateway(Base):
+    __tablename__ = "gateways"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(63))
+    proxy: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    token_expires_at: Mapped[datetime | None]
+    secret_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    hostname: Mapped[str | None] = mapped_column(String(255))
+    version: Mapped[str | None] = mapped_column(String(64))
+    registered_at: Mapped[datetime | None]
+    last_heartbeat_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GatewayReplica(Base):
+    """One heartbeating replica of a gateway; several may share one queue."""
+
+    __tablename__ = "gateway_replicas"
+
+    gateway_id: Mapped[str] = mapped_column(
+        ForeignKey("gateways.id", ondelete="CASCADE"), primary_key=True
+    )
+    replica_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64))
+    maas_reachable: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CloudAccount(Base):
+    __tablename__ = "cloud_accounts"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(63))
+    maas_url: Mapped[str] = mapped_column(String(2048))
+    maas_api_key_enc: Mapped[str] = mapped_column(Text)
+    # "system" or a gateways.id; not a foreign key because the system gateway has no row.
+    gateway_id: Mapped[str] = mapped_column(String(40), index=True)
+    info: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    validated_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Cluster(Base):
+    __tablename__ = "clusters"
+    # active_name is the name while the cluster lives and NULL once Deleted: the unique
+    # constraint then refuses a duplicate live name without blocking reuse after delete.
+    __table_args__ = (
+        UniqueConstraint("project_id", "active_name"),
+        Index("ix_clusters_project_phase", "project_id", "phase"),
+        Index("ix_clusters_silence", "silent", "last_heartbeat_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(63))
+    active_name: Mapped[str | None] = mapped_column(String(63))
+    # Plain ids, not foreign keys: a Deleted cluster's row outlives its account and gateway.
+    cloud_account_id: Mapped[str] = mapped_column(String(40), index=True)
+    gateway_id: Mapped[str] = mapped_column(String(40), index=True)
+    spec: Mapped[dict[str, Any]]
+    phase: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str | None] = mapped_column(String(60))
+    message: Mapped[str] = mapped_column(Text, default="")
+    conditions: Mapped[list[Any]] = mapped_column(default=list)
+    machines: Mapped[list[Any]] = mapped_column(default=list)
+    kubernetes_version: Mapped[str] = mapped_column(String(32))
+    kubeconfig_enc: Mapped[str | None] = mapped_column(Text)
+    agent_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    last_heartbeat_at: Mapped[datetime | None]
+    silent: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delete_requested_at: Mapped[datetime | None]
+
+
+class AgentNode(Base):
+    """The last state each node's agent reported; a heartbeat that matches it signals nothing."""
+
+    __tablename__ = "agent_nodes"
+
+    cluster_id: Mapped[str] = mapped_column(
+        ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True
+    )
+    hostname: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    report: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AgentCommandRow(Base):
+    __tablename__ = "agent_commands"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    cluster_id: Mapped[str] = mapped_column(
+        ForeignKey("clusters.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    args: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    node: Mapped[str] = mapped_column(String(255), default="")
+    progress: Mapped[str] = mapped_column(Text, default="")
+    message: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ClusterEvent(Base):
+    __tablename__ = "cluster_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cluster_id: Mapped[str] = mapped_column(
+        ForeignKey("clusters.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    phase: Mapped[str | None] = mapped_column(String(40))
+    reason: Mapped[str | None] = mapped_column(String(60))
+    message: Mapped[str] = mapped_column(Text)
