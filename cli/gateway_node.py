@@ -1,7 +1,82 @@
-"""Placeholder until its issue lands; replaced by the owner of this command group."""
+"""`metalgate gateway register|run`: install and run a private cloud gateway (PCG)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from workers.gateway_config import GatewayConfig, default_config_path, load_config, write_config
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Gateway config file (default $METALGATE_GATEWAY_CONFIG or "
+        "~/.config/metalgate/gateway.json).",
+    ),
+]
+
 
 def register(app: typer.Typer) -> None:
-    del app
+    app.command("register")(register_command)
+    app.command("run")(run_command)
+
+
+def register_command(
+    api_url: Annotated[str, typer.Option(help="Control-plane API URL.")],
+    token: Annotated[str, typer.Option(help="One-time registration token.")],
+    config: ConfigOption = None,
+    http_proxy: Annotated[
+        str | None, typer.Option(help="HTTP proxy URL for calls to the API.")
+    ] = None,
+    temporal_proxy: Annotated[
+        str | None,
+        typer.Option(help="host:port of an HTTP CONNECT proxy for the Temporal connection."),
+    ] = None,
+) -> None:
+    """Exchange a registration token for this gateway's identity and write its config file."""
+    from workers.gateway_api import RegistrationError, register_gateway
+
+    path = (config or default_config_path()).expanduser()
+    try:
+        identity = asyncio.run(register_gateway(api_url, token, http_proxy=http_proxy))
+    except RegistrationError as error:
+        typer.echo(f"registration failed: {error}", err=True)
+        raise typer.Exit(1) from None
+    gateway_config = GatewayConfig(
+        **identity.model_dump(), http_proxy=http_proxy, temporal_proxy=temporal_proxy
+    )
+    write_config(path, gateway_config)
+    typer.echo(
+        f"registered gateway {identity.name} ({identity.gateway_id}), queue "
+        f"{identity.task_queue}; config written to {path}"
+    )
+
+
+def run_command(
+    config: ConfigOption = None,
+    temporal_proxy: Annotated[
+        str | None,
+        typer.Option(help="host:port of an HTTP CONNECT proxy (overrides the config file)."),
+    ] = None,
+    replica_id: Annotated[
+        str | None, typer.Option(help="Name of this replica in heartbeats and pollers.")
+    ] = None,
+) -> None:
+    """Run a gateway replica: poll its own queue until Ctrl-C or SIGTERM."""
+    from workers.gateway import run_gateway_from_config
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    path = (config or default_config_path()).expanduser()
+    try:
+        load_config(path)
+    except FileNotFoundError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(1) from None
+    asyncio.run(run_gateway_from_config(path, temporal_proxy=temporal_proxy, replica_id=replica_id))

@@ -1,0 +1,72 @@
+"""A PCG's config file: the identity the control plane issued plus this site's local options.
+
+Written once by `metalgate gateway register`, read by every `metalgate gateway run` replica.
+It holds the gateway secret and the payload codec keys, so it is created readable only by
+its owner (0600) and never logged.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+
+from domain.gateway import GatewayIdentity
+from runtime.settings import Settings
+
+
+class GatewayConfig(GatewayIdentity):
+    """GatewayIdentity as issued, plus how this site reaches the outside world."""
+
+    http_proxy: str | None = Field(
+        default=None, description="proxy URL for HTTP calls to the API (register, heartbeat)"
+    )
+    temporal_proxy: str | None = Field(
+        default=None, description="host:port of an HTTP CONNECT proxy for the Temporal gRPC link"
+    )
+    temporal_tls: bool = False
+    temporal_tls_ca_file: Path | None = None
+    temporal_tls_cert_file: Path | None = None
+    temporal_tls_key_file: Path | None = None
+    heartbeat_interval: float = Field(default=15.0, gt=0)
+
+    def temporal_settings(self) -> Settings:
+        """Settings for runtime.temporal.connect(), built from this file alone.
+
+        `model_construct` on purpose: a gateway has none of the control plane's secrets, so
+        the control plane's production checks (store key, ...) must not run here.
+        """
+        return Settings.model_construct(
+            temporal_address=self.temporal_address,
+            temporal_namespace=self.temporal_namespace,
+            temporal_tls=self.temporal_tls,
+            temporal_tls_ca_file=self.temporal_tls_ca_file,
+            temporal_tls_cert_file=self.temporal_tls_cert_file,
+            temporal_tls_key_file=self.temporal_tls_key_file,
+        )
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get("METALGATE_GATEWAY_CONFIG", "~/.config/metalgate/gateway.json"))
+
+
+def write_config(path: Path, config: GatewayConfig) -> None:
+    """Write atomically with mode 0600, so the secret is never readable by others."""
+    path = path.expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    partial = path.with_name(path.name + ".partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(config.model_dump_json(indent=2))
+    os.chmod(partial, 0o600)  # O_CREAT's mode does not apply to a file left by a crash
+    os.replace(partial, path)
+
+
+def load_config(path: Path) -> GatewayConfig:
+    path = path.expanduser()
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no gateway config at {path}; run `metalgate gateway register` first"
+        )
+    return GatewayConfig.model_validate_json(path.read_text())
