@@ -1,0 +1,63 @@
+"""The chaos driver's hand: SIGKILL a stack process at a random moment, then start it again.
+
+Kills go one at a time through the supervisor (SIGKILL of the process group, as a crash),
+so each component is down for a random while and then comes back the way `metalgate up`
+started it. Every kill and every failed restart is counted for the summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+
+from embedded.supervisor import ChildFailedError, Supervisor
+
+log = logging.getLogger(__name__)
+
+RESTART_ATTEMPTS = 5
+
+
+@dataclass
+class Killer:
+    supervisor: Supervisor
+    targets: list[str]
+    rng: random.Random
+    pause: tuple[float, float] = (4.0, 12.0)
+    downtime: tuple[float, float] = (0.5, 4.0)
+    kills: Counter[str] = field(default_factory=Counter)
+    failed_restarts: Counter[str] = field(default_factory=Counter)
+
+    async def run(self) -> None:
+        """Kill and restart until cancelled; a cancel mid-outage still restarts the victim."""
+        while True:
+            await asyncio.sleep(self.rng.uniform(*self.pause))
+            victim = self.rng.choice(self.targets)
+            self.supervisor.kill(victim)
+            self.kills[victim] += 1
+            log.info("chaos: killed %s", victim)
+            try:
+                await asyncio.sleep(self.rng.uniform(*self.downtime))
+            finally:
+                await asyncio.shield(self.revive(victim))
+
+    async def revive(self, name: str) -> None:
+        """Start a killed child again; a start can fail while another child is down, so retry."""
+        for _ in range(RESTART_ATTEMPTS):
+            if self.supervisor.alive(name):
+                return
+            try:
+                await self.supervisor.start(self.supervisor.children[name].spec)
+                return
+            except ChildFailedError as error:
+                self.failed_restarts[name] += 1
+                log.warning("chaos: %s did not come back: %s", name, error)
+                self.supervisor.kill(name)
+                await asyncio.sleep(2.0)
+        raise RuntimeError(f"{name} did not restart after {RESTART_ATTEMPTS} attempts")
+
+    def down(self) -> list[str]:
+        """Targets not running now (empty when the stack is whole)."""
+        return [name for name in self.targets if not self.supervisor.alive(name)]
