@@ -43,7 +43,9 @@ class Running:
         headers = {"Authorization": f"Bearer {self.api_key}"}
         async with (
             aiohttp.ClientSession() as session,
-            session.request(method, self.root + "_emulator/" + path, json=body, headers=headers) as r,
+            session.request(
+                method, self.root + "_emulator/" + path, json=body, headers=headers
+            ) as r,
         ):
             r.raise_for_status()
             return await r.json()
@@ -57,13 +59,16 @@ StartEmulator = Callable[..., Awaitable[Running]]
 
 
 @asynccontextmanager
-async def running_emulator(config: EmulatorConfig) -> AsyncIterator[Running]:
+async def running_emulator(
+    config: EmulatorConfig, capture_hooks: bool = True
+) -> AsyncIterator[Running]:
+    """With `capture_hooks`, hook events land in `Running.hook_events` (else the config's hook)."""
     events: list[HookEvent] = []
 
     async def hook(event: HookEvent) -> None:
         events.append(event)
 
-    app = build_app(config, hook=hook)
+    app = build_app(config, hook=hook if capture_hooks else None)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -46,7 +46,7 @@ async def test_filters(start_emulator: StartEmulator) -> None:
     by_agent = await client.events.query(agent_name="ag-1")
     assert {e.system_id for e in by_agent} == {mine["system_id"]}
     by_host = await client.events.query(hostnames=[other.hostname])
-    assert [e.description for e in by_host][0] == "From 'Deploying' to 'Deployed'"
+    assert by_host[0].description == "From 'Deploying' to 'Deployed'"
     assert {e.hostname for e in by_host} == {other.hostname}
     by_id = await client.events.query(system_ids=[other.system_id], level="DEBUG")
     assert len(by_id) == 3
