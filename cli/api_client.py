@@ -213,8 +213,18 @@ class ApiClient:
         body = {"node": node}
         return self.request("POST", f"/v1/clusters/{cluster_id}/repave", json=body)
 
-    def cluster_events(self, cluster_id: str) -> list[Json]:
-        return list(self._paged(f"/v1/clusters/{cluster_id}/events"))
+    def cluster_events(self, cluster_id: str, *, after: int = 0) -> list[Json]:
+        """Events with an id above `after`, oldest first; the route pages by id, not offset."""
+        events: list[Json] = []
+        while True:
+            params = {"after": after, "limit": PAGE_SIZE}
+            page: list[Json] = self.request(
+                "GET", f"/v1/clusters/{cluster_id}/events", params=params
+            )["items"]
+            events += page
+            if len(page) < PAGE_SIZE:
+                return events
+            after = page[-1]["id"]
 
     def _paged(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[Json]:
         """Every item of a list route; routes that answer a `total` are followed page by page."""

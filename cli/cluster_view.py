@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from domain.naming import create_workflow_id
-from domain.phases import CREATE_PHASES, REASON_HINTS, Phase, Reason
+from domain.phases import CREATE_PHASES, REASON_HINTS, Phase
 from runtime.settings import Settings
 
 # A machine's way from Ready in MAAS to a Kubernetes node; the last step is the agent's report.
@@ -41,10 +41,8 @@ def reason_line(cluster: dict[str, Any]) -> str | None:
         return None
     message = cluster.get("message") or ""
     line = f"{reason}: {message}" if message else str(reason)
-    try:
-        hint = REASON_HINTS.get(Reason(reason))
-    except ValueError:
-        hint = None
+    # The API sends the hint; the local table covers an older API that does not.
+    hint = cluster.get("hint") or next((h for r, h in REASON_HINTS.items() if r == reason), None)
     return f"{line} ({hint})" if hint else line
 
 

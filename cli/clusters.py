@@ -287,7 +287,11 @@ def register(app: typer.Typer) -> None:
         """Upgrade Kubernetes node by node (works with the gateway down)."""
         with client(output) as api:
             answer = api.upgrade_cluster(cluster_id, kubernetes_version=version)
-        emit_message(f"Upgrading cluster {cluster_id} to {version}", output, answer)
+        emit_message(
+            f"Upgrading cluster {cluster_id} to {version} (action {answer['action_id']})",
+            output,
+            answer,
+        )
 
     @cluster_app.command("scale")
     @handles_api_errors
@@ -300,7 +304,11 @@ def register(app: typer.Typer) -> None:
         """Resize a node pool (needs the gateway: it acquires or releases machines)."""
         with client(output) as api:
             answer = api.scale_cluster(cluster_id, pool=pool, count=count)
-        emit_message(f"Scaling pool {pool} of cluster {cluster_id} to {count}", output, answer)
+        emit_message(
+            f"Scaling pool {pool} of cluster {cluster_id} to {count} (action {answer['action_id']})",
+            output,
+            answer,
+        )
 
     @cluster_app.command("repave")
     @handles_api_errors
@@ -312,7 +320,11 @@ def register(app: typer.Typer) -> None:
         """Reinstall one node in place."""
         with client(output) as api:
             answer = api.repave_cluster(cluster_id, node=node)
-        emit_message(f"Repaving node {node} of cluster {cluster_id}", output, answer)
+        emit_message(
+            f"Repaving node {node} of cluster {cluster_id} (action {answer['action_id']})",
+            output,
+            answer,
+        )
 
     @cluster_app.command("events")
     @handles_api_errors

@@ -55,6 +55,9 @@ def emit_list(
     if fmt is OutputFormat.JSON:
         print_json(list(items))
         return
+    if not items:
+        err_console.print("(none)", style="dim")
+        return
     table = Table(show_edge=False, header_style="bold")
     for header, _ in columns:
         table.add_column(header)
@@ -125,8 +128,9 @@ def handles_api_errors(func: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        fmt = kwargs.get("output", OutputFormat.TABLE)
-        with api_errors(fmt if isinstance(fmt, OutputFormat) else OutputFormat.TABLE):
+        # `kubeconfig -o` also takes a file name, so compare values rather than types.
+        fmt = OutputFormat.JSON if kwargs.get("output") == OutputFormat.JSON else OutputFormat.TABLE
+        with api_errors(fmt):
             return func(*args, **kwargs)
 
     return wrapper
@@ -158,4 +162,5 @@ def _short_time(value: str) -> str:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return value
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
+    # The API answers UTC; people read their own clock.
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
