@@ -1,7 +1,261 @@
-"""Placeholder until its issue lands; replaced by the owner of this command group."""
+"""`metalgate demo`: the whole story against a running `metalgate up`, checked at every step.
+
+Creates a project and key, registers a PCG and runs it as a child process, adds a cloud
+account for the emulator through it, creates a 3-node cluster, upgrades it, shows that the
+cluster stays managed with the PCG stopped (an upgrade works, a scale waits for the gateway),
+restarts the PCG, deletes the cluster and shows every machine back to Ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import typer
+from rich.console import Console
+
+from cli.api_client import ApiClient, ApiError
+from domain.cluster import ClusterSpec, NodePool
+from domain.phases import Phase
+from embedded.stack import STACK_FILE, StackInfo
+from runtime.settings import Settings, get_settings
+
+console = Console()
+Json = dict[str, Any]
+
+FIRST_VERSION = "v1.30.4"
+UPGRADES = ("v1.31.2", "v1.32.0")
+
+
+class DemoFailedError(RuntimeError):
+    """A step did not reach its expected outcome; the message says which and why."""
 
 
 def register(app: typer.Typer) -> None:
-    del app
+    app.command("demo")(demo)
+
+
+def demo(
+    timeout: float = typer.Option(600.0, help="Seconds each waiting step may take"),
+    keep: bool = typer.Option(False, help="Keep the cluster instead of deleting it"),
+) -> None:
+    """Walk through create, upgrade, gateway outage, scale and delete on `metalgate up`."""
+    settings = get_settings()
+    try:
+        Demo(settings, timeout).run(keep=keep)
+    except (DemoFailedError, ApiError) as exc:
+        console.print(f"[red]demo failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print("[bold green]demo finished: every step reached its expected outcome[/bold green]")
+
+
+class Demo:
+    def __init__(self, settings: Settings, timeout: float) -> None:
+        self.settings = settings
+        self.timeout = timeout
+        data_dir = settings.resolved_data_dir()
+        stack_file = data_dir / STACK_FILE
+        if not stack_file.exists():
+            raise DemoFailedError(
+                f"no running `metalgate up` found: {stack_file} is missing "
+                "(start `metalgate up`, or set METALGATE_DATA_DIR to its data dir)"
+            )
+        self.stack = StackInfo.model_validate_json(stack_file.read_text())
+        self.api_url = settings.api_url
+        self.admin_key = Path(self.stack.admin_api_key_file).read_text().strip()
+        self.maas_key = Path(self.stack.maas_api_key_file).read_text().strip()
+        self.pcg_dir = data_dir / "demo"
+        self.pcg: subprocess.Popen[bytes] | None = None
+
+    def run(self, *, keep: bool) -> None:
+        suffix = secrets.token_hex(3)
+        try:
+            with ApiClient(self.api_url, self.admin_key) as admin:
+                project = self.step(
+                    "create a project", lambda: admin.create_project(f"demo-{suffix}")
+                )
+                key = self.step(
+                    "create an admin key for it",
+                    lambda: admin.create_api_key(project["id"], name="demo", role="admin"),
+                )
+            with ApiClient(self.api_url, key["key"]) as api:
+                self.flow(api, suffix, keep=keep)
+        finally:
+            self.stop_pcg()
+
+    def flow(self, api: ApiClient, suffix: str, *, keep: bool) -> None:
+        gateway = self.step("create a PCG", lambda: api.create_gateway(f"demo-pcg-{suffix}"))
+        console.print(f"    register command: {gateway['register_command']}")
+        gateway_id = gateway["gateway"]["id"]
+        self.register_pcg(gateway["registration_token"])
+        self.start_pcg()
+        self.wait("PCG online", lambda: api.get_gateway(gateway_id)["status"] == "online")
+        account = self.step(
+            "add the emulator's MAAS as a cloud account, validated through the PCG",
+            lambda: api.create_account(
+                name=f"demo-maas-{suffix}",
+                maas_url=self.stack.maas_url,
+                maas_api_key=self.maas_key,
+                gateway_id=gateway_id,
+            ),
+        )
+        spec = ClusterSpec(
+            name=f"demo-{suffix}",
+            kubernetes_version=FIRST_VERSION,
+            control_plane=NodePool(name="control-plane", count=1),
+            worker_pools=[NodePool(name="workers", count=2)],
+        )
+        cluster = self.step(
+            "create a 3-node cluster",
+            lambda: api.create_cluster(spec, cloud_account_id=account["id"]),
+        )
+        cluster_id = cluster["id"]
+        running = self.follow_phases(api, cluster_id, until={Phase.RUNNING})
+        console.print(f"    Temporal UI: {running['temporal_ui_url']}")
+        kubeconfig = self.step("fetch the kubeconfig", lambda: api.kubeconfig(cluster_id))
+        console.print("    " + kubeconfig.replace("\n", "\n    ")[:600])
+
+        self.upgrade(api, cluster_id, UPGRADES[0])
+
+        self.step("stop the PCG", self.stop_pcg)
+        self.upgrade(api, cluster_id, UPGRADES[1], note=" with the PCG stopped")
+        self.step(
+            "scale workers to 3 with the PCG stopped",
+            lambda: api.scale_cluster(cluster_id, pool="workers", count=3),
+        )
+        self.wait(
+            "the scale to wait for the gateway",
+            lambda: api.get_cluster(cluster_id)["reason"] == "WaitingForGateway",
+        )
+        self.step("start the PCG again", self.start_pcg)
+        self.wait(
+            "the scale to finish",
+            lambda: _done_scaling(api.get_cluster(cluster_id), "workers", 3),
+        )
+        if keep:
+            return
+        self.step("delete the cluster", lambda: api.delete_cluster(cluster_id))
+        self.follow_phases(api, cluster_id, until={Phase.DELETED})
+        self.wait("every machine back to Ready", lambda: asyncio.run(self.all_machines_ready()))
+        self.step("remove the cloud account", lambda: api.delete_account(account["id"]))
+        self.step("stop and remove the PCG", self.stop_pcg)
+        api.delete_gateway(gateway_id)
+
+    # --- steps -------------------------------------------------------------------------------
+
+    def step(self, title: str, action: Callable[[], Any]) -> Any:
+        console.print(f"[bold]-> {title}[/bold]")
+        return action()
+
+    def wait(self, what: str, check: Callable[[], bool]) -> None:
+        console.print(f"[bold]-> waiting for {what}[/bold]")
+        deadline = time.monotonic() + self.timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise DemoFailedError(f"gave up waiting for {what} after {self.timeout:.0f}s")
+            time.sleep(1.0)
+
+    def follow_phases(self, api: ApiClient, cluster_id: str, *, until: set[Phase]) -> Json:
+        """Print each phase change live; fail on Failed unless Failed is what we wait for."""
+        deadline = time.monotonic() + self.timeout
+        seen = ""
+        while True:
+            cluster = api.get_cluster(cluster_id)
+            line = f"{cluster['phase']}" + (f" ({cluster['reason']})" if cluster["reason"] else "")
+            if line != seen:
+                console.print(f"    phase {line} {cluster.get('message') or ''}")
+                seen = line
+            if cluster["phase"] in until:
+                return cluster
+            if cluster["phase"] == Phase.FAILED:
+                raise DemoFailedError(
+                    f"cluster failed: {cluster['reason']}: {cluster['message']} ({cluster['hint']})"
+                )
+            if time.monotonic() > deadline:
+                raise DemoFailedError(f"cluster still {line} after {self.timeout:.0f}s")
+            time.sleep(0.5)
+
+    def upgrade(self, api: ApiClient, cluster_id: str, version: str, note: str = "") -> None:
+        self.step(
+            f"upgrade Kubernetes to {version}{note}",
+            lambda: api.upgrade_cluster(cluster_id, kubernetes_version=version),
+        )
+        self.wait(
+            f"every node on {version}",
+            lambda: _upgraded(api.get_cluster(cluster_id), version),
+        )
+
+    # --- the PCG as a child process ----------------------------------------------------------
+
+    @property
+    def pcg_config(self) -> Path:
+        return self.pcg_dir / "pcg.json"
+
+    def register_pcg(self, token: str) -> None:
+        self.pcg_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        argv = [
+            *_metalgate(), "gateway", "register",
+            "--api-url", self.api_url, "--token", token, "--config", str(self.pcg_config),
+        ]  # fmt: skip
+        self.step("register the PCG with its one-time token", lambda: _check_call(argv))
+
+    def start_pcg(self) -> None:
+        log = (self.pcg_dir / "pcg.log").open("ab")
+        self.pcg = subprocess.Popen(
+            [*_metalgate(), "gateway", "run", "--config", str(self.pcg_config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop_pcg(self) -> None:
+        if self.pcg is not None and self.pcg.poll() is None:
+            self.pcg.terminate()
+            try:
+                self.pcg.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.pcg.kill()
+                self.pcg.wait()
+        self.pcg = None
+
+    async def all_machines_ready(self) -> bool:
+        from maas.client import connect
+
+        client = await connect(self.stack.maas_url, apikey=self.maas_key)
+        machines = await client.machines.list()
+        statuses = {m.hostname: m.status_name for m in machines}
+        not_ready = {h: s for h, s in statuses.items() if s != "Ready"}
+        if not not_ready:
+            console.print(f"    all {len(statuses)} machines Ready")
+        return not not_ready
+
+
+def _metalgate() -> list[str]:
+    return [sys.executable, "-m", "cli"]
+
+
+def _check_call(argv: list[str]) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise DemoFailedError(f"{' '.join(argv[2:5])} failed: {result.stderr or result.stdout}")
+
+
+def _upgraded(cluster: Json, version: str) -> bool:
+    nodes = cluster.get("nodes") or []
+    return (
+        cluster["kubernetes_version"] == version
+        and cluster["phase"] == Phase.RUNNING
+        and bool(nodes)
+        and all(n.get("kubelet_version") == version for n in nodes)
+    )
+
+
+def _done_scaling(cluster: Json, pool: str, count: int) -> bool:
+    machines = [m for m in cluster["machines"] if m["pool"] == pool]
+    return cluster["phase"] == Phase.RUNNING and len(machines) == count
