@@ -1,0 +1,144 @@
+"""Stand-in workflows under the real type names, so routes can be tested before/without the
+real lifecycle workflows. They record what they received and answer like the real ones."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import activity, workflow
+from temporalio.exceptions import ApplicationError
+
+from activities.models import (
+    CHECK_ACCOUNT,
+    ERR_MAAS_AUTH_FAILED,
+    CheckAccountInput,
+    CheckAccountResult,
+)
+from domain.naming import gateway_queue
+from workflows.contracts import (
+    CREATE_WORKFLOW,
+    DELETE_WORKFLOW,
+    MANAGE_WORKFLOW,
+    QUERY_STATE,
+    SIGNAL_AGENT_REPORT,
+    SIGNAL_COMMAND_RESULT,
+    SIGNAL_STOP,
+    UPDATE_REPAVE,
+    UPDATE_SCALE,
+    UPDATE_UPGRADE,
+    VALIDATE_ACCOUNT_WORKFLOW,
+    ActionAccepted,
+    AgentReport,
+    CommandResult,
+    CreateClusterInput,
+    DeleteClusterInput,
+    RepaveRequest,
+    ScaleRequest,
+    UpgradeRequest,
+    ValidateAccountInput,
+)
+
+
+@workflow.defn(name=CREATE_WORKFLOW, sandboxed=False)
+class CreateStandIn:
+    def __init__(self) -> None:
+        self.reports: list[AgentReport] = []
+
+    @workflow.run
+    async def run(self, inp: CreateClusterInput) -> None:
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.signal(name=SIGNAL_AGENT_REPORT)
+    def agent_report(self, report: AgentReport) -> None:
+        self.reports.append(report)
+
+    @workflow.query(name=QUERY_STATE)
+    def state(self) -> list[AgentReport]:
+        return self.reports
+
+
+@workflow.defn(name=DELETE_WORKFLOW, sandboxed=False)
+class DeleteStandIn:
+    @workflow.run
+    async def run(self, inp: DeleteClusterInput) -> str:
+        return inp.cluster.account.api_key
+
+
+@workflow.defn(name=MANAGE_WORKFLOW, sandboxed=False)
+class ManageStandIn:
+    def __init__(self) -> None:
+        self.reports: list[AgentReport] = []
+        self.results: list[CommandResult] = []
+        self.stopped = False
+
+    @workflow.run
+    async def run(self, cluster_id: str) -> None:
+        await workflow.wait_condition(lambda: self.stopped)
+
+    @workflow.signal(name=SIGNAL_AGENT_REPORT)
+    def agent_report(self, report: AgentReport) -> None:
+        self.reports.append(report)
+
+    @workflow.signal(name=SIGNAL_COMMAND_RESULT)
+    def command_result(self, result: CommandResult) -> None:
+        self.results.append(result)
+
+    @workflow.signal(name=SIGNAL_STOP)
+    def stop(self) -> None:
+        self.stopped = True
+
+    @workflow.query(name=QUERY_STATE)
+    def state(self) -> dict[str, int]:
+        return {"reports": len(self.reports), "results": len(self.results)}
+
+    @workflow.update(name=UPDATE_UPGRADE)
+    def upgrade(self, req: UpgradeRequest) -> ActionAccepted:
+        return ActionAccepted(action_id="a1", kind="upgrade", message=req.kubernetes_version)
+
+    @upgrade.validator
+    def _check_upgrade(self, req: UpgradeRequest) -> None:
+        if req.kubernetes_version == "v1.0.0":
+            raise ApplicationError("cannot downgrade to v1.0.0")
+
+    @workflow.update(name=UPDATE_SCALE)
+    def scale(self, req: ScaleRequest) -> ActionAccepted:
+        return ActionAccepted(action_id="a2", kind="scale", message=f"{req.pool}={req.count}")
+
+    @workflow.update(name=UPDATE_REPAVE)
+    def repave(self, req: RepaveRequest) -> ActionAccepted:
+        return ActionAccepted(action_id="a3", kind="repave", message=req.node)
+
+
+@workflow.defn(name=VALIDATE_ACCOUNT_WORKFLOW, sandboxed=False)
+class ValidateStandIn:
+    """Like the real one: the check runs on the gateway's own queue."""
+
+    @workflow.run
+    async def run(self, inp: ValidateAccountInput) -> CheckAccountResult:
+        return await workflow.execute_activity(
+            CHECK_ACCOUNT,
+            CheckAccountInput(account=inp.account),
+            result_type=CheckAccountResult,
+            task_queue=gateway_queue(inp.gateway.id),
+            schedule_to_start_timeout=timedelta(seconds=inp.wait_seconds),
+            start_to_close_timeout=timedelta(seconds=10),
+        )
+
+
+@activity.defn(name=CHECK_ACCOUNT)
+async def check_account_standin(inp: CheckAccountInput) -> CheckAccountResult:
+    await asyncio.sleep(0)
+    if inp.account.api_key.startswith("bad"):
+        raise ApplicationError("401 Unauthorized", type=ERR_MAAS_AUTH_FAILED, non_retryable=True)
+    return CheckAccountResult(
+        maas_version="2.2.0",
+        zones=["default"],
+        resource_pools=["default"],
+        tags=[],
+        machines=3,
+        ready_machines=3,
+    )
+
+
+STANDIN_WORKFLOWS = [CreateStandIn, DeleteStandIn, ManageStandIn, ValidateStandIn]
