@@ -24,8 +24,8 @@ async def test_200_concurrent_allocations_for_100_machines(start_emulator: Start
         try:
             machine = await client.machines.allocate(tags=["match"], agent_name=f"a{i}")
         except MachineNotFound as error:
-            assert error.__cause__.status == 409  # type: ignore[union-attr]
-            assert b"No available machine matches constraints" in error.__cause__.content  # type: ignore[union-attr]
+            assert error.__cause__.status == 409
+            assert b"No available machine matches constraints" in error.__cause__.content
             return None
         return str(machine.system_id)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from maas.client.enum import NodeStatus, PowerState
 
@@ -10,9 +11,9 @@ from maas_emulator.inventory import Inventory
 from tests.maas_emulator.conftest import StartEmulator, machines
 
 
-async def wait_status(client: object, system_id: str, status: NodeStatus) -> object:
+async def wait_status(client: Any, system_id: str, status: NodeStatus) -> Any:
     for _ in range(200):
-        machine = await client.machines.get(system_id)  # type: ignore[attr-defined]
+        machine = await client.machines.get(system_id)
         if machine.status == status:
             return machine
         await asyncio.sleep(0.02)
