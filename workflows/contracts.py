@@ -35,6 +35,9 @@ UPDATE_RESUME = "resume"
 # Queries
 QUERY_STATE = "state"
 
+# ApplicationError type of a management update its validator refused.
+ERR_ACTION_REJECTED = "ActionRejected"
+
 
 class LifecycleTimeouts(BaseModel):
     """Seconds. Inputs, not constants, so tests can shrink them."""
@@ -153,6 +156,9 @@ class ManageState(BaseModel):
     last_report_unix: float = 0.0
     timeouts: LifecycleTimeouts = Field(default_factory=LifecycleTimeouts)
     silence_seconds: float = 120.0
+    history_limit: int = Field(
+        default=2000, ge=50, description="continue-as-new once a run's history is this long"
+    )
 
 
 class ManageInput(BaseModel):

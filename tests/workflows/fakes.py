@@ -1,0 +1,433 @@
+"""Stand-in activities for workflow-logic tests, registered under the real activity names.
+
+FakeMaas keeps an in-memory inventory with ownership marks, idempotent acquire by request,
+quarantine on a failed deploy, and a gate that holds deployments for cancel/delete tests.
+FakeControlPlane records every status write so tests can read phases like the store would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import Worker
+
+from activities.models import (
+    ACQUIRE_MACHINES,
+    CHECK_ACCOUNT,
+    DEPLOY_MACHINE,
+    ENQUEUE_AGENT_COMMAND,
+    ERR_INSUFFICIENT_CAPACITY,
+    ERR_MAAS_AUTH_FAILED,
+    ERR_MACHINE_DEPLOY_FAILED,
+    FIND_OWNED,
+    ISSUE_AGENT_TOKEN,
+    RECORD_STATUS,
+    RELEASE_MACHINES,
+    RENDER_CLOUD_INIT,
+    REVOKE_AGENT_TOKEN,
+    STOP_CLUSTER_WORKFLOWS,
+    SWEEP_SILENT_AGENTS,
+    WAIT_DEPLOYED,
+    AcquireMachinesInput,
+    AcquireMachinesResult,
+    AgentTokenResult,
+    CheckAccountInput,
+    CheckAccountResult,
+    DeployMachineInput,
+    DeployMachineResult,
+    EnqueueAgentCommandInput,
+    FindOwnedInput,
+    FindOwnedResult,
+    IssueAgentTokenInput,
+    OwnedMachine,
+    RecordStatusInput,
+    ReleaseMachinesInput,
+    ReleaseMachinesResult,
+    RenderCloudInitInput,
+    RenderCloudInitResult,
+    RevokeAgentTokenInput,
+    StopClusterWorkflowsInput,
+    SweepSilentAgentsInput,
+    SweepSilentAgentsResult,
+    WaitDeployedInput,
+    WaitDeployedResult,
+)
+from domain.cluster import ClusterSpec, NodePool
+from domain.maas import MaasAccount, Machine
+from domain.naming import (
+    QUARANTINE_TAG,
+    create_workflow_id,
+    gateway_queue,
+    manage_workflow_id,
+)
+from domain.phases import Phase, Reason
+from tests.support.temporal import assert_eventually, new_worker
+from workflows.contracts import (
+    CREATE_WORKFLOW,
+    SIGNAL_STOP,
+    AgentReport,
+    ClusterRef,
+    CreateClusterInput,
+    CreateClusterResult,
+    GatewayRef,
+    LifecycleTimeouts,
+    NodeStatus,
+)
+from workflows.registry import CONTROL_PLANE_WORKFLOWS
+
+MAAS_API_KEY = "consumer-KEY:token-KEY:sEcReT-maas-api-key-do-not-leak"
+BAD_API_KEY = "bad:bad:bad"
+
+# Short but realistic: timers resolve to about a second on the dev server.
+FAST = LifecycleTimeouts(
+    gateway_probe=2.0,
+    gateway_give_up=60.0,
+    maas_call=10.0,
+    deploy=30.0,
+    deploy_poll_interval=0.2,
+    agent_ready=20.0,
+    max_deploy_replacements=2,
+    command=20.0,
+)
+
+
+@dataclass
+class FakeMachine:
+    system_id: str
+    hostname: str
+    status: str = "Ready"
+    tags: set[str] = field(default_factory=set)
+    owner: str | None = None
+    request: str | None = None
+    pool: str = ""
+    user_data: str = ""
+
+    def machine(self) -> Machine:
+        return Machine(
+            system_id=self.system_id,
+            hostname=self.hostname,
+            pool=self.pool,
+            request_id=self.request or "",
+            status=self.status,
+            ip_addresses=[f"10.0.0.{int(self.system_id[1:]) + 10}"],
+        )
+
+
+class FakeMaas:
+    """An in-memory MAAS with the gateway activities' behaviour."""
+
+    def __init__(self, machines: int = 6, *, fail_deploy: set[str] | None = None) -> None:
+        self.machines = {
+            f"m{i}": FakeMachine(system_id=f"m{i}", hostname=f"node-{i}") for i in range(machines)
+        }
+        self.fail_deploy = set(fail_deploy or ())
+        # Cleared: deployments wait (heartbeating) until it is set.
+        self.deploy_gate = asyncio.Event()
+        self.deploy_gate.set()
+        self.acquire_requests: list[str] = []
+        self.deployed_user_data: dict[str, str] = {}
+
+    def activities(self) -> list[Any]:
+        return [
+            self.acquire_machines,
+            self.deploy_machine,
+            self.wait_deployed,
+            self.release_machines,
+            self.find_owned,
+            self.check_account,
+        ]
+
+    def owned(self, cluster_id: str) -> list[FakeMachine]:
+        return [m for m in self.machines.values() if m.owner == cluster_id]
+
+    @activity.defn(name=ACQUIRE_MACHINES)
+    async def acquire_machines(self, inp: AcquireMachinesInput) -> AcquireMachinesResult:
+        self.acquire_requests.append(inp.request_id)
+        held = [
+            m
+            for m in self.machines.values()
+            if m.owner == inp.cluster_id and m.request == inp.request_id
+        ]
+        if held:
+            return AcquireMachinesResult(machines=[m.machine() for m in held])
+        taken: set[str] = set()
+        plan: list[tuple[NodePool, list[FakeMachine]]] = []
+        for pool in inp.pools:
+            free = [
+                m
+                for m in self.machines.values()
+                if m.status == "Ready"
+                and m.owner is None
+                and QUARANTINE_TAG not in m.tags
+                and m.system_id not in inp.exclude_system_ids
+                and m.system_id not in taken
+                and set(pool.constraints.tags) <= m.tags
+            ]
+            if len(free) < pool.count:
+                raise ApplicationError(
+                    f"pool {pool.name} asks {pool.count} machines; MAAS has {len(free)} "
+                    "Ready machines that match",
+                    type=ERR_INSUFFICIENT_CAPACITY,
+                    non_retryable=True,
+                )
+            chosen = free[: pool.count]
+            taken.update(m.system_id for m in chosen)
+            plan.append((pool, chosen))
+        result: list[Machine] = []
+        for pool, chosen in plan:
+            for m in chosen:
+                m.owner, m.request, m.pool, m.status = (
+                    inp.cluster_id,
+                    inp.request_id,
+                    pool.name,
+                    "Allocated",
+                )
+                result.append(m.machine())
+        return AcquireMachinesResult(machines=result)
+
+    @activity.defn(name=DEPLOY_MACHINE)
+    async def deploy_machine(self, inp: DeployMachineInput) -> DeployMachineResult:
+        machine = self.machines[inp.system_id]
+        machine.status = "Deploying"
+        self.deployed_user_data[inp.system_id] = inp.user_data
+        return DeployMachineResult(system_id=inp.system_id, status=machine.status)
+
+    @activity.defn(name=WAIT_DEPLOYED)
+    async def wait_deployed(self, inp: WaitDeployedInput) -> WaitDeployedResult:
+        machine = self.machines[inp.system_id]
+        while not self.deploy_gate.is_set():
+            activity.heartbeat("Deploying")
+            await asyncio.sleep(0.2)
+        if inp.system_id in self.fail_deploy:
+            machine.status = "Failed deployment"
+            machine.tags.add(QUARANTINE_TAG)
+            raise ApplicationError(
+                f"{machine.hostname} failed to deploy; quarantined",
+                type=ERR_MACHINE_DEPLOY_FAILED,
+                non_retryable=True,
+            )
+        machine.status = "Deployed"
+        return WaitDeployedResult(machine=machine.machine())
+
+    @activity.defn(name=RELEASE_MACHINES)
+    async def release_machines(self, inp: ReleaseMachinesInput) -> ReleaseMachinesResult:
+        result = ReleaseMachinesResult()
+        for system_id in inp.system_ids:
+            machine = self.machines[system_id]
+            if machine.owner is None:
+                result.already_free.append(system_id)
+                continue
+            machine.owner, machine.request, machine.pool, machine.status = None, None, "", "Ready"
+            result.released.append(system_id)
+        return result
+
+    @activity.defn(name=FIND_OWNED)
+    async def find_owned(self, inp: FindOwnedInput) -> FindOwnedResult:
+        return FindOwnedResult(
+            machines=[
+                OwnedMachine(cluster_id=m.owner or "", **m.machine().model_dump())
+                for m in self.machines.values()
+                if m.owner is not None and (inp.cluster_id in (None, m.owner))
+            ]
+        )
+
+    @activity.defn(name=CHECK_ACCOUNT)
+    async def check_account(self, inp: CheckAccountInput) -> CheckAccountResult:
+        if inp.account.api_key == BAD_API_KEY:
+            raise ApplicationError(
+                "MAAS answered 401", type=ERR_MAAS_AUTH_FAILED, non_retryable=True
+            )
+        return CheckAccountResult(
+            maas_version="2.9.2",
+            zones=["default"],
+            resource_pools=["default"],
+            tags=[],
+            machines=len(self.machines),
+            ready_machines=sum(m.status == "Ready" for m in self.machines.values()),
+        )
+
+
+class FakeControlPlane:
+    """Control-plane activities that keep what they are told in memory."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.records: dict[str, list[RecordStatusInput]] = {}
+        self.commands: list[EnqueueAgentCommandInput] = []
+        self.revoked: list[str] = []
+        self.rendered: list[RenderCloudInitInput] = []
+
+    def activities(self) -> list[Any]:
+        return [
+            self.record_status,
+            self.issue_agent_token,
+            self.render_cloud_init,
+            self.enqueue_agent_command,
+            self.stop_cluster_workflows,
+            self.revoke_agent_token,
+            self.sweep_silent_agents,
+        ]
+
+    def phases(self, cluster_id: str) -> list[Phase]:
+        return [r.phase for r in self.records.get(cluster_id, [])]
+
+    def last(self, cluster_id: str) -> RecordStatusInput | None:
+        records = self.records.get(cluster_id)
+        return records[-1] if records else None
+
+    @activity.defn(name=RECORD_STATUS)
+    async def record_status(self, inp: RecordStatusInput) -> None:
+        self.records.setdefault(inp.cluster_id, []).append(inp)
+
+    @activity.defn(name=ISSUE_AGENT_TOKEN)
+    async def issue_agent_token(self, inp: IssueAgentTokenInput) -> AgentTokenResult:
+        return AgentTokenResult(token=agent_token(inp.cluster_id))
+
+    @activity.defn(name=RENDER_CLOUD_INIT)
+    async def render_cloud_init(self, inp: RenderCloudInitInput) -> RenderCloudInitResult:
+        self.rendered.append(inp)
+        return RenderCloudInitResult(
+            user_data=f"#cloud-config\nmetalgate_token: {inp.agent_token}\nrole: {inp.role}\n"
+        )
+
+    @activity.defn(name=ENQUEUE_AGENT_COMMAND)
+    async def enqueue_agent_command(self, inp: EnqueueAgentCommandInput) -> None:
+        self.commands.append(inp)
+
+    @activity.defn(name=STOP_CLUSTER_WORKFLOWS)
+    async def stop_cluster_workflows(self, inp: StopClusterWorkflowsInput) -> None:
+        create = self.client.get_workflow_handle(create_workflow_id(inp.cluster_id))
+        manage = self.client.get_workflow_handle(manage_workflow_id(inp.cluster_id))
+        if await is_running(create):
+            await create.cancel()
+        if await is_running(manage):
+            await manage.signal(SIGNAL_STOP)
+        while await is_running(create) or await is_running(manage):
+            activity.heartbeat()
+            await asyncio.sleep(0.2)
+
+    @activity.defn(name=REVOKE_AGENT_TOKEN)
+    async def revoke_agent_token(self, inp: RevokeAgentTokenInput) -> None:
+        self.revoked.append(inp.cluster_id)
+
+    @activity.defn(name=SWEEP_SILENT_AGENTS)
+    async def sweep_silent_agents(self, inp: SweepSilentAgentsInput) -> SweepSilentAgentsResult:
+        return SweepSilentAgentsResult(signalled=[])
+
+
+def agent_token(cluster_id: str) -> str:
+    return f"agent-token-sEcReT-{cluster_id}"
+
+
+async def is_running(handle: WorkflowHandle[Any, Any]) -> bool:
+    try:
+        return (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+
+
+def ready_report(machines: list[Machine], version: str = "v1.30.4") -> AgentReport:
+    return AgentReport(
+        control_plane_ready=True,
+        kubernetes_version=version,
+        nodes=[
+            NodeStatus(
+                hostname=m.hostname, system_id=m.system_id, ready=True, kubelet_version=version
+            )
+            for m in machines
+        ],
+    )
+
+
+@dataclass
+class Harness:
+    client: Client
+    maas: FakeMaas
+    cp: FakeControlPlane
+    gateway: GatewayRef
+    task_queue: str
+
+    def cluster(self, *, workers: int = 2, control_plane: int = 1) -> ClusterRef:
+        cluster_id = f"c-{uuid.uuid4().hex[:10]}"
+        return ClusterRef(
+            cluster_id=cluster_id,
+            project_id="p-test",
+            spec=ClusterSpec(
+                name=f"demo-{cluster_id[2:8]}",
+                control_plane=NodePool(name="control-plane", count=control_plane),
+                worker_pools=[NodePool(name="workers", count=workers)],
+            ),
+            gateway=self.gateway,
+            account=MaasAccount(url="http://maas.invalid:5240/MAAS/", api_key=MAAS_API_KEY),
+        )
+
+    def gateway_worker(self) -> Worker:
+        return new_worker(
+            self.client,
+            activities=self.maas.activities(),
+            task_queue=gateway_queue(self.gateway.id),
+        )
+
+    async def start_create(
+        self, cluster: ClusterRef, timeouts: LifecycleTimeouts = FAST
+    ) -> WorkflowHandle[Any, CreateClusterResult]:
+        return await self.client.start_workflow(
+            CREATE_WORKFLOW,
+            CreateClusterInput(cluster=cluster, timeouts=timeouts),
+            id=create_workflow_id(cluster.cluster_id),
+            task_queue=self.task_queue,
+            result_type=CreateClusterResult,
+        )
+
+    async def wait_phase(self, cluster_id: str, phase: Phase, within: float = 20.0) -> None:
+        async def check() -> None:
+            assert phase in self.cp.phases(cluster_id), self.cp.phases(cluster_id)
+
+        await assert_eventually(check, within=within)
+
+    async def wait_reason(self, cluster_id: str, reason: Reason, within: float = 20.0) -> None:
+        async def check() -> None:
+            reasons = [r.reason for r in self.cp.records.get(cluster_id, [])]
+            assert reason in reasons, reasons
+
+        await assert_eventually(check, within=within)
+
+    async def stop_management(self, cluster_id: str) -> None:
+        handle = self.client.get_workflow_handle(manage_workflow_id(cluster_id))
+        if await is_running(handle):
+            await handle.signal(SIGNAL_STOP)
+            await handle.result()
+
+
+@asynccontextmanager
+async def harness(
+    client: Client, *, machines: int = 6, gateway_up: bool = True, **maas: Any
+) -> AsyncIterator[Harness]:
+    """Workflows and fake control-plane activities on a private queue, fake MAAS on a gateway's."""
+    gateway_id = f"gw-{uuid.uuid4().hex[:8]}"
+    h = Harness(
+        client=client,
+        maas=FakeMaas(machines, **maas),
+        cp=FakeControlPlane(client),
+        gateway=GatewayRef(id=gateway_id, name=f"pcg-{gateway_id[3:]}"),
+        task_queue=f"cp-{uuid.uuid4()}",
+    )
+    async with new_worker(
+        client, *CONTROL_PLANE_WORKFLOWS, activities=h.cp.activities(), task_queue=h.task_queue
+    ):
+        if gateway_up:
+            async with h.gateway_worker():
+                yield h
+        else:
+            yield h

@@ -1,0 +1,99 @@
+"""The control-plane worker: lifecycle workflows and control-plane activities on `control-plane`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+)
+from temporalio.worker import Worker
+
+from domain.naming import CONTROL_PLANE_QUEUE, SILENCE_SWEEP_SCHEDULE_ID
+from runtime.settings import Settings
+from runtime.temporal import connect
+from workflows.contracts import SILENCE_SWEEP_WORKFLOW, SilenceSweepInput
+from workflows.registry import CONTROL_PLANE_WORKFLOWS
+
+log = logging.getLogger(__name__)
+
+# The sweep runs a few times per silence window, so a silent agent is noticed within
+# about silence + silence/4 seconds.
+SWEEPS_PER_WINDOW = 4
+MIN_SWEEP_INTERVAL = 5.0
+
+
+async def ensure_silence_sweep_schedule(client: Client, *, silence_seconds: float) -> None:
+    """Create the fleet-wide silence sweep schedule unless it exists (every worker tries)."""
+    every = max(MIN_SWEEP_INTERVAL, silence_seconds / SWEEPS_PER_WINDOW)
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            SILENCE_SWEEP_WORKFLOW,
+            SilenceSweepInput(silence_seconds=silence_seconds),
+            id=f"{SILENCE_SWEEP_SCHEDULE_ID}/run",
+            task_queue=CONTROL_PLANE_QUEUE,
+            execution_timeout=timedelta(seconds=every * 4),
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=every))]),
+        # A slow sweep is not doubled: the next one starts when it is done.
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+    try:
+        await client.create_schedule(SILENCE_SWEEP_SCHEDULE_ID, schedule)
+        log.info("created schedule %s (every %.0fs)", SILENCE_SWEEP_SCHEDULE_ID, every)
+    except ScheduleAlreadyRunningError:
+        log.debug("schedule %s already exists", SILENCE_SWEEP_SCHEDULE_ID)
+
+
+async def control_plane_activities(settings: Settings, client: Client) -> tuple[list[Any], Any]:
+    """The control-plane activities with their store; returns (activities, database)."""
+    # Imported here so this module (and `metalgate --help`) loads without the store.
+    from activities.control_plane import ControlPlaneActivities
+    from store.db import Database
+
+    database = await Database.open(settings)
+    return ControlPlaneActivities(database.sessions, client, settings).all(), database
+
+
+def build_worker(
+    client: Client, activities: list[Any], task_queue: str = CONTROL_PLANE_QUEUE
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=CONTROL_PLANE_WORKFLOWS,
+        activities=activities,
+        # SIGTERM lets short control-plane activities finish instead of retrying them.
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+async def run_control_plane_worker(settings: Settings, *, client: Client | None = None) -> None:
+    """Run until SIGINT or SIGTERM, then finish in-flight activities and stop."""
+    client = client or await connect(settings)
+    await ensure_silence_sweep_schedule(client, silence_seconds=settings.agent_silence_timeout)
+    activities, database = await control_plane_activities(settings, client)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with build_worker(client, activities):
+            log.info("control-plane worker polling %s", CONTROL_PLANE_QUEUE)
+            await stop.wait()
+            log.info("control-plane worker stopping")
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await database.close()

@@ -1,0 +1,289 @@
+"""The cluster create saga: ordered gates from Pending to Running, compensated on any failure.
+
+Outcome contract: a failure ends the workflow *successfully* with
+`CreateClusterResult(phase=Failed, reason=...)` after every machine is released, because the
+failure is the cluster's, not the workflow's (the API reads the phase from the store). A
+cancellation (delete, or an operator) compensates the same way, records Failed/Cancelled,
+then re-raises so Temporal shows the run as Canceled and whoever cancelled can wait for it.
+Bugs in this code (a non-Temporal exception) still fail the workflow task and retry, so a
+fix can be deployed without losing the saga.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.models import (
+        ACQUIRE_MACHINES,
+        FIND_OWNED,
+        ISSUE_AGENT_TOKEN,
+        RELEASE_MACHINES,
+        AcquireMachinesInput,
+        AcquireMachinesResult,
+        AgentTokenResult,
+        FindOwnedInput,
+        FindOwnedResult,
+        IssueAgentTokenInput,
+        ReleaseMachinesInput,
+        ReleaseMachinesResult,
+    )
+    from domain.maas import Machine
+    from domain.naming import manage_workflow_id
+    from domain.phases import Phase, Reason
+    from workflows.contracts import (
+        CREATE_WORKFLOW,
+        MANAGE_WORKFLOW,
+        SIGNAL_AGENT_REPORT,
+        AgentReport,
+        CreateClusterInput,
+        CreateClusterResult,
+        ManageInput,
+        ManageState,
+    )
+    from workflows.deploy import Deployer
+    from workflows.gateway_calls import GatewayCalls, failure_reason
+    from workflows.status import (
+        StatusRecorder,
+        annotate,
+        cluster_search_attributes,
+        control_plane_call,
+        run_to_completion,
+    )
+
+CREATE_REQUEST_ID = "create"
+
+
+@workflow.defn(name=CREATE_WORKFLOW)
+class ClusterCreate:
+    def __init__(self) -> None:
+        self._report: AgentReport | None = None
+        self._held: dict[str, Machine] = {}
+
+    @workflow.signal(name=SIGNAL_AGENT_REPORT)
+    def agent_report(self, report: AgentReport) -> None:
+        self._report = report
+
+    @workflow.run
+    async def run(self, input: CreateClusterInput) -> CreateClusterResult:
+        cluster = input.cluster
+        self._status = StatusRecorder(cluster.cluster_id, Phase.PENDING)
+        self._calls = GatewayCalls(cluster.gateway, input.timeouts, self._status)
+        self._agent_ready = input.timeouts.agent_ready
+        annotate(cluster, Phase.PENDING)
+        try:
+            return await self._create(input)
+        except asyncio.CancelledError:
+            await run_to_completion(self._fail(input, Reason.CANCELLED, "the create was cancelled"))
+            raise
+        except FailureError as err:
+            reason, message = failure_reason(err)
+            return await run_to_completion(self._fail(input, reason, message))
+
+    async def _create(self, input: CreateClusterInput) -> CreateClusterResult:
+        cluster, spec, timeouts = input.cluster, input.cluster.spec, input.timeouts
+        await self._status.set(
+            Phase.PENDING,
+            event=f"create started: {spec.node_count} nodes, Kubernetes {spec.kubernetes_version}",
+        )
+        token = await self._control_plane_token(cluster.cluster_id)
+
+        await self._status.set(
+            Phase.ACQUIRING_MACHINES,
+            event=f"acquiring {spec.node_count} machines through gateway {cluster.gateway.name}",
+        )
+        acquired = await self._calls.run(
+            ACQUIRE_MACHINES,
+            AcquireMachinesInput(
+                account=cluster.account,
+                cluster_id=cluster.cluster_id,
+                request_id=CREATE_REQUEST_ID,
+                pools=[p for p in spec.pools if p.count > 0],
+            ),
+            AcquireMachinesResult,
+        )
+        self._held.update({m.system_id: m for m in acquired.machines})
+
+        await self._status.set(
+            Phase.DEPLOYING_OS,
+            reason=Reason.WAITING_FOR_DEPLOYMENT,
+            message=f"deploying {spec.distro_series} on {len(self._held)} machines",
+            machines=list(self._held.values()),
+            event="acquired " + ", ".join(m.hostname for m in acquired.machines),
+        )
+        first_cp = next(m for m in acquired.machines if m.pool == spec.control_plane.name)
+        deployer = Deployer(
+            cluster,
+            self._calls,
+            agent_token=token,
+            kubernetes_version=spec.kubernetes_version,
+            held=self._held,
+        )
+        machines = await deployer.deploy_all(
+            acquired.machines, first_control_plane=first_cp.system_id
+        )
+
+        agent_deadline = workflow.time() + timeouts.agent_ready
+        await self._status.set(
+            Phase.BOOTSTRAPPING_CONTROL_PLANE,
+            reason=Reason.WAITING_FOR_AGENT,
+            message="waiting for the agent to report the control plane ready",
+            machines=machines,
+            event=f"all {len(machines)} machines deployed",
+        )
+        await self._wait_for_agent(
+            "the control plane ready",
+            lambda: self._report is not None and self._report.control_plane_ready,
+            agent_deadline,
+            machines,
+        )
+        await self._status.set(
+            Phase.WAITING_FOR_AGENT,
+            reason=Reason.WAITING_FOR_AGENT,
+            message="waiting for every node to be ready",
+            event="control plane ready",
+        )
+        await self._wait_for_agent(
+            "every node ready", lambda: not self._unready(machines), agent_deadline, machines
+        )
+
+        assert self._report is not None
+        version = self._report.kubernetes_version or spec.kubernetes_version
+        await self._status.set(
+            Phase.RUNNING,
+            machines=machines,
+            kubernetes_version=version,
+            event=f"cluster running: {len(machines)} nodes ready, Kubernetes {version}",
+        )
+        await self._start_management(input, token, machines, version)
+        return CreateClusterResult(phase=Phase.RUNNING, machines=machines)
+
+    async def _control_plane_token(self, cluster_id: str) -> str:
+        result = await control_plane_call(
+            ISSUE_AGENT_TOKEN, IssueAgentTokenInput(cluster_id=cluster_id), AgentTokenResult
+        )
+        return result.token
+
+    def _unready(self, machines: list[Machine]) -> list[str]:
+        ready: set[str] = set()
+        for node in self._report.nodes if self._report else []:
+            if node.ready:
+                ready.update({node.hostname, node.system_id} - {""})
+        return [
+            m.hostname for m in machines if m.system_id not in ready and m.hostname not in ready
+        ]
+
+    async def _wait_for_agent(
+        self, what: str, condition: Callable[[], bool], deadline: float, machines: list[Machine]
+    ) -> None:
+        remaining = deadline - workflow.time()
+        if remaining > 0:
+            try:
+                await workflow.wait_condition(condition, timeout=timedelta(seconds=remaining))
+            except TimeoutError:
+                pass
+        if not condition():
+            unready = self._unready(machines)
+            raise ApplicationError(
+                f"the cluster agent did not report {what} within "
+                f"{self._agent_ready:.0f}s; {len(machines) - len(unready)}/"
+                f"{len(machines)} nodes ready (not ready: {', '.join(unready) or 'none'})",
+                type=Reason.AGENT_TIMEOUT.value,
+                non_retryable=True,
+            ) from None
+
+    async def _start_management(
+        self, input: CreateClusterInput, token: str, machines: list[Machine], version: str
+    ) -> None:
+        cluster = input.cluster
+        state = ManageState(
+            cluster=cluster,
+            agent_token=token,
+            machines=machines,
+            kubernetes_version=version,
+            nodes=self._report.nodes if self._report else [],
+            last_report_unix=workflow.time(),
+            timeouts=input.timeouts,
+            silence_seconds=input.silence_seconds,
+        )
+        try:
+            await workflow.start_child_workflow(
+                MANAGE_WORKFLOW,
+                ManageInput(state=state),
+                id=manage_workflow_id(cluster.cluster_id),
+                # The queue this saga runs on: CONTROL_PLANE_QUEUE in production.
+                task_queue=workflow.info().task_queue,
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                search_attributes=cluster_search_attributes(cluster, Phase.RUNNING),
+            )
+        except WorkflowAlreadyStartedError:
+            workflow.logger.info("management of %s already runs", cluster.cluster_id)
+
+    async def _fail(
+        self, input: CreateClusterInput, reason: Reason, message: str
+    ) -> CreateClusterResult:
+        workflow.logger.warning(
+            "cluster %s failed: %s: %s", input.cluster.cluster_id, reason, message
+        )
+        try:
+            released = await self._compensate(input, reason)
+        except FailureError as err:
+            # The orphan sweep and a delete find these by ownership later.
+            _, why = failure_reason(err)
+            message = f"{message}; releasing machines failed ({why}), delete the cluster to retry"
+            await self._status.set(
+                Phase.FAILED,
+                reason=reason,
+                message=message,
+                machines=list(self._held.values()),
+                event=f"create failed ({reason}): {message}",
+            )
+            return CreateClusterResult(
+                phase=Phase.FAILED,
+                reason=reason,
+                message=message,
+                machines=list(self._held.values()),
+            )
+        await self._status.set(
+            Phase.FAILED,
+            reason=reason,
+            message=message,
+            machines=[],
+            event=f"create failed ({reason}): {message}; released {len(released)} machines",
+        )
+        return CreateClusterResult(phase=Phase.FAILED, reason=reason, message=message)
+
+    async def _compensate(self, input: CreateClusterInput, reason: Reason) -> list[str]:
+        """Release what this saga holds plus whatever MAAS says the cluster owns."""
+        cluster = input.cluster
+        if reason == Reason.GATEWAY_UNAVAILABLE and not self._held:
+            # Nothing ran on the gateway, and waiting for it once more would double the
+            # wait; a delete (FIND_OWNED) covers the case where it ran after all.
+            return []
+        owned = await self._calls.run(
+            FIND_OWNED,
+            FindOwnedInput(account=cluster.account, cluster_id=cluster.cluster_id),
+            FindOwnedResult,
+        )
+        system_ids = sorted(set(self._held) | {m.system_id for m in owned.machines})
+        if not system_ids:
+            return []
+        await self._calls.run(
+            RELEASE_MACHINES,
+            ReleaseMachinesInput(
+                account=cluster.account,
+                cluster_id=cluster.cluster_id,
+                system_ids=system_ids,
+                erase_policy=cluster.spec.erase_policy,
+                comment=f"metalgate: create of cluster {cluster.cluster_id} failed",
+            ),
+            ReleaseMachinesResult,
+        )
+        self._held.clear()
+        return system_ids

@@ -1,0 +1,138 @@
+"""MAAS activities on the cluster's gateway queue, with an absent gateway made visible.
+
+A task queue nobody polls looks like a hang. Each call first gets a short schedule-to-start
+(`gateway_probe`); when that expires the status says "waiting for gateway <name>" and the
+call is scheduled again with the rest of `gateway_give_up`, after which it fails with
+GatewayUnavailable. The reason shown before the wait comes back once a call completes.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    TimeoutError,
+    TimeoutType,
+)
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel
+
+    from activities.models import MAAS_NON_RETRYABLE, WAIT_DEPLOYED
+    from domain.naming import gateway_queue
+    from domain.phases import Reason
+    from workflows.contracts import GatewayRef, LifecycleTimeouts
+    from workflows.status import StatusRecorder
+
+R = TypeVar("R")
+
+# MaasUnreachable and 5xx retry with backoff for a few minutes, then the saga fails with a
+# reason instead of retrying forever against a MAAS that is down.
+MAAS_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=8,
+    non_retryable_error_types=MAAS_NON_RETRYABLE,
+)
+
+
+def is_schedule_to_start_timeout(err: BaseException) -> bool:
+    return (
+        isinstance(err, ActivityError)
+        and isinstance(err.cause, TimeoutError)
+        and err.cause.type == TimeoutType.SCHEDULE_TO_START
+    )
+
+
+def root_cause(err: BaseException) -> BaseException:
+    """The failure an ActivityError wraps (an ApplicationError, a timeout, a cancel)."""
+    while isinstance(err, ActivityError) and err.cause is not None:
+        err = err.cause
+    return err
+
+
+def error_type(err: BaseException) -> str | None:
+    cause = root_cause(err)
+    return cause.type if isinstance(cause, ApplicationError) else None
+
+
+REASONS = frozenset(r.value for r in Reason)
+
+
+def failure_reason(err: BaseException) -> tuple[Reason, str]:
+    """The named reason and a message for whatever ended a saga."""
+    cause = root_cause(err)
+    if isinstance(cause, ApplicationError) and cause.type in REASONS:
+        return Reason(cause.type), cause.message
+    if isinstance(err, ActivityError) and isinstance(cause, TimeoutError):
+        if err.activity_type == WAIT_DEPLOYED:
+            return Reason.DEPLOY_TIMEOUT, "a machine did not reach Deployed in time"
+        return Reason.INTERNAL_ERROR, f"{err.activity_type} timed out ({cause.type})"
+    return Reason.INTERNAL_ERROR, str(cause)
+
+
+class GatewayCalls:
+    """Calls MAAS activities on one gateway's queue for one workflow."""
+
+    def __init__(
+        self, gateway: GatewayRef, timeouts: LifecycleTimeouts, status: StatusRecorder
+    ) -> None:
+        self.gateway = gateway
+        self.timeouts = timeouts
+        self.status = status
+
+    async def run(
+        self,
+        activity: str,
+        arg: BaseModel,
+        result_type: type[R],
+        *,
+        start_to_close: float | None = None,
+        heartbeat: float | None = None,
+        retry: RetryPolicy = MAAS_RETRY,
+    ) -> R:
+        give_up_at = workflow.time() + self.timeouts.gateway_give_up
+        schedule_to_start = self.timeouts.gateway_probe
+        while True:
+            try:
+                result: Any = await workflow.execute_activity(
+                    activity,
+                    arg,
+                    result_type=result_type,
+                    task_queue=gateway_queue(self.gateway.id),
+                    schedule_to_start_timeout=timedelta(seconds=schedule_to_start),
+                    start_to_close_timeout=timedelta(
+                        seconds=start_to_close or self.timeouts.maas_call
+                    ),
+                    heartbeat_timeout=timedelta(seconds=heartbeat) if heartbeat else None,
+                    retry_policy=retry,
+                )
+            except ActivityError as err:
+                if not is_schedule_to_start_timeout(err):
+                    raise
+                remaining = give_up_at - workflow.time()
+                if remaining <= 0:
+                    raise ApplicationError(
+                        f"gateway {self.gateway.name} did not pick up {activity} in "
+                        f"{self.timeouts.gateway_give_up:.0f}s; check that it is running",
+                        type=Reason.GATEWAY_UNAVAILABLE.value,
+                        non_retryable=True,
+                    ) from err
+                workflow.logger.warning(
+                    "gateway %s is not polling %s; waiting up to %.0fs more",
+                    self.gateway.name,
+                    gateway_queue(self.gateway.id),
+                    remaining,
+                )
+                await self.status.waiting_for_gateway(self.gateway.name)
+                # One long schedule-to-start: the task starts the moment a gateway polls.
+                schedule_to_start = remaining
+                continue
+            await self.status.gateway_back(self.gateway.name)
+            return result

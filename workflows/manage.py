@@ -1,0 +1,422 @@
+"""The long-lived management workflow of a running cluster.
+
+All state lives in ManageState, carried whole across continue-as-new. Signals and updates
+only change state (they never await); the main loop records phase changes and runs queued
+actions one at a time, so no handler is ever left unfinished at continue-as-new.
+Silence is detected outside, by the scheduled fleet sweep, which signals `agent_silent`.
+Only scale touches the gateway; everything else works with the gateway down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError, FailureError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.models import (
+        ACQUIRE_MACHINES,
+        ENQUEUE_AGENT_COMMAND,
+        RELEASE_MACHINES,
+        AcquireMachinesInput,
+        AcquireMachinesResult,
+        EnqueueAgentCommandInput,
+        ReleaseMachinesInput,
+        ReleaseMachinesResult,
+    )
+    from domain.cluster import MAX_NODES_PER_CLUSTER, MAX_NODES_PER_POOL, NodePool, version_key
+    from domain.maas import Machine
+    from domain.phases import Phase, Reason
+    from workflows.contracts import (
+        ERR_ACTION_REJECTED,
+        MANAGE_WORKFLOW,
+        QUERY_STATE,
+        SIGNAL_AGENT_REPORT,
+        SIGNAL_AGENT_SILENT,
+        SIGNAL_COMMAND_RESULT,
+        SIGNAL_STOP,
+        UPDATE_PAUSE,
+        UPDATE_REPAVE,
+        UPDATE_RESUME,
+        UPDATE_SCALE,
+        UPDATE_UPGRADE,
+        ActionAccepted,
+        AgentReport,
+        AgentSilent,
+        CommandResult,
+        ManageInput,
+        ManageState,
+        RepaveRequest,
+        ScaleRequest,
+        UpgradeRequest,
+    )
+    from workflows.deploy import Deployer
+    from workflows.gateway_calls import GatewayCalls, failure_reason
+    from workflows.status import (
+        StatusRecorder,
+        annotate,
+        control_plane_call,
+        run_to_completion,
+    )
+
+KIND_UPGRADE = "upgrade"
+KIND_SCALE = "scale"
+KIND_REPAVE = "repave"
+ACTION_PHASES = {
+    KIND_UPGRADE: Phase.UPGRADING,
+    KIND_SCALE: Phase.SCALING,
+    KIND_REPAVE: Phase.REPAVING,
+}
+COMMAND_DONE = frozenset({"succeeded", "failed"})
+
+
+def _reject(message: str) -> ApplicationError:
+    return ApplicationError(message, type=ERR_ACTION_REJECTED, non_retryable=True)
+
+
+@workflow.defn(name=MANAGE_WORKFLOW)
+class ClusterManagement:
+    @workflow.init
+    def __init__(self, input: ManageInput) -> None:
+        self._s = input.state
+        cluster = self._s.cluster
+        # A run starts with its phase already recorded: by create, or before continue-as-new.
+        self._status = StatusRecorder(cluster.cluster_id, self._s.phase)
+        self._calls = GatewayCalls(cluster.gateway, self._s.timeouts, self._status)
+        self._stop = False
+        self._current: dict[str, str] | None = None
+        self._results: dict[str, CommandResult] = {}
+        self._transition_event: str | None = None
+        self._machines_changed = False
+
+    # --- signals: state changes only -----------------------------------------------------
+
+    @workflow.signal(name=SIGNAL_AGENT_REPORT)
+    def agent_report(self, report: AgentReport) -> None:
+        self._s.last_report_unix = workflow.time()
+        if report.nodes:
+            self._s.nodes = report.nodes
+        if self._s.phase == Phase.UNREACHABLE:
+            self._s.phase = self._working_phase()
+            self._transition_event = "the agent reports again"
+
+    @workflow.signal(name=SIGNAL_AGENT_SILENT)
+    def agent_silent(self, silent: AgentSilent) -> None:
+        if self._s.phase != Phase.UNREACHABLE:
+            self._s.phase = Phase.UNREACHABLE
+            self._transition_event = (
+                f"the agent is silent: nothing heard for over {self._s.silence_seconds:.0f}s"
+            )
+
+    @workflow.signal(name=SIGNAL_COMMAND_RESULT)
+    def command_result(self, result: CommandResult) -> None:
+        if self._current is not None and self._current["id"] == result.command_id:
+            self._results[result.command_id] = result
+
+    @workflow.signal(name=SIGNAL_STOP)
+    def stop(self) -> None:
+        self._stop = True
+
+    @workflow.query(name=QUERY_STATE)
+    def state(self) -> ManageState:
+        return self._s
+
+    # --- updates: validate, queue, answer at once -----------------------------------------
+
+    @workflow.update(name=UPDATE_UPGRADE)
+    def upgrade(self, request: UpgradeRequest) -> ActionAccepted:
+        return self._queue(KIND_UPGRADE, kubernetes_version=request.kubernetes_version)
+
+    @upgrade.validator
+    def _validate_upgrade(self, request: UpgradeRequest) -> None:
+        self._refuse_when_paused()
+        try:
+            wanted = version_key(request.kubernetes_version)
+        except ValueError as err:
+            raise _reject(str(err)) from None
+        if wanted <= version_key(self._s.kubernetes_version):
+            raise _reject(
+                f"{request.kubernetes_version} is not newer than the running "
+                f"{self._s.kubernetes_version}; downgrades are not supported"
+            )
+        if self._queued(KIND_UPGRADE):
+            raise _reject("an upgrade is already queued or running; wait for it to finish")
+
+    @workflow.update(name=UPDATE_SCALE)
+    def scale(self, request: ScaleRequest) -> ActionAccepted:
+        return self._queue(KIND_SCALE, pool=request.pool, count=str(request.count))
+
+    @scale.validator
+    def _validate_scale(self, request: ScaleRequest) -> None:
+        self._refuse_when_paused()
+        spec = self._s.cluster.spec
+        if request.pool == spec.control_plane.name:
+            raise _reject("the control plane is not scaled this way; its size is fixed at create")
+        pool = spec.pool(request.pool)
+        if pool is None:
+            names = [p.name for p in spec.worker_pools]
+            raise _reject(f"no worker pool {request.pool!r}; pools are {names}")
+        if request.count > MAX_NODES_PER_POOL:
+            raise _reject(f"a pool has at most {MAX_NODES_PER_POOL} nodes")
+        total = spec.node_count - pool.count + request.count
+        if total > MAX_NODES_PER_CLUSTER:
+            raise _reject(
+                f"a cluster has at most {MAX_NODES_PER_CLUSTER} nodes; this makes {total}"
+            )
+        if any(a["pool"] == request.pool for a in self._queued(KIND_SCALE)):
+            raise _reject(f"pool {request.pool} is already being scaled; wait for it to finish")
+
+    @workflow.update(name=UPDATE_REPAVE)
+    def repave(self, request: RepaveRequest) -> ActionAccepted:
+        machine = self._machine(request.node)
+        assert machine is not None  # the validator checked
+        return self._queue(KIND_REPAVE, node=machine.hostname, system_id=machine.system_id)
+
+    @repave.validator
+    def _validate_repave(self, request: RepaveRequest) -> None:
+        self._refuse_when_paused()
+        machine = self._machine(request.node)
+        if machine is None:
+            raise _reject(f"no node {request.node!r} in this cluster (hostname or system id)")
+        if any(a["system_id"] == machine.system_id for a in self._queued(KIND_REPAVE)):
+            raise _reject(f"{machine.hostname} is already queued for repave")
+
+    @workflow.update(name=UPDATE_PAUSE)
+    def pause(self) -> ActionAccepted:
+        self._s.paused = True
+        return ActionAccepted(
+            action_id="pause",
+            kind="pause",
+            message="management paused: queued actions wait; one already running finishes",
+        )
+
+    @workflow.update(name=UPDATE_RESUME)
+    def resume(self) -> ActionAccepted:
+        self._s.paused = False
+        return ActionAccepted(action_id="resume", kind="resume", message="management resumed")
+
+    def _refuse_when_paused(self) -> None:
+        if self._s.paused:
+            raise _reject("management of this cluster is paused; resume it first")
+
+    def _queued(self, kind: str) -> list[dict[str, str]]:
+        return [a for a in self._s.pending if a["kind"] == kind]
+
+    def _machine(self, node: str) -> Machine | None:
+        return next((m for m in self._s.machines if node in (m.hostname, m.system_id)), None)
+
+    def _queue(self, kind: str, **args: str) -> ActionAccepted:
+        self._s.action_seq += 1
+        action_id = f"{kind}-{self._s.action_seq}"
+        self._s.pending.append({"id": action_id, "kind": kind, **args})
+        detail = ", ".join(f"{k}={v}" for k, v in args.items())
+        return ActionAccepted(action_id=action_id, kind=kind, message=f"{kind} queued: {detail}")
+
+    # --- main loop ----------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: ManageInput) -> None:
+        annotate(self._s.cluster, self._s.phase)
+        while True:
+            await workflow.wait_condition(
+                lambda: (
+                    self._stop
+                    or self._phase_stale()
+                    or self._history_too_long()
+                    or self._next_action() is not None
+                )
+            )
+            if self._stop:
+                break
+            if self._phase_stale():
+                await self._record_phase()
+            elif self._history_too_long():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.logger.info(
+                    "cluster %s: continuing as new after %d events",
+                    self._s.cluster.cluster_id,
+                    workflow.info().get_current_history_length(),
+                )
+                workflow.continue_as_new(ManageInput(state=self._s))
+            else:
+                action = self._next_action()
+                assert action is not None
+                await self._run_action(action)
+        workflow.logger.info("cluster %s: management stopped", self._s.cluster.cluster_id)
+
+    def _next_action(self) -> dict[str, str] | None:
+        return self._s.pending[0] if self._s.pending and not self._s.paused else None
+
+    def _phase_stale(self) -> bool:
+        return self._s.phase != self._status.phase
+
+    def _history_too_long(self) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= self._s.history_limit
+        )
+
+    def _working_phase(self) -> Phase:
+        return ACTION_PHASES[self._current["kind"]] if self._current else Phase.RUNNING
+
+    async def _record_phase(self, event: str | None = None) -> None:
+        phase = self._s.phase
+        event = event or self._transition_event
+        self._transition_event = None
+        machines = list(self._s.machines) if self._machines_changed else None
+        self._machines_changed = False
+        await self._status.set(
+            phase,
+            reason=Reason.AGENT_SILENT if phase == Phase.UNREACHABLE else None,
+            message="the cluster agent stopped reporting" if phase == Phase.UNREACHABLE else "",
+            machines=machines,
+            kubernetes_version=self._s.kubernetes_version,
+            event=event,
+        )
+
+    async def _run_action(self, action: dict[str, str]) -> None:
+        """Run one action while phase changes keep being recorded; a stop cancels it."""
+        self._current = action
+        if self._s.phase != Phase.UNREACHABLE:
+            self._s.phase = self._working_phase()
+        args = ", ".join(f"{k}={v}" for k, v in action.items() if k not in ("id", "kind"))
+        await self._record_phase(f"{action['id']} started: {args}")
+        task = asyncio.ensure_future(self._execute(action))
+        while not task.done():
+            await workflow.wait_condition(lambda: task.done() or self._stop or self._phase_stale())
+            if self._stop and not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            elif self._phase_stale():
+                await self._record_phase()
+        outcome = (
+            f"{action['id']} stopped: management is stopping" if task.cancelled() else task.result()
+        )
+        self._s.pending.pop(0)
+        self._current = None
+        self._results.pop(action["id"], None)
+        if self._s.phase != Phase.UNREACHABLE:
+            self._s.phase = Phase.RUNNING
+        await self._record_phase(outcome)
+
+    async def _execute(self, action: dict[str, str]) -> str:
+        """Run an action; returns the event line that says how it ended."""
+        try:
+            if action["kind"] == KIND_UPGRADE:
+                return await self._upgrade(action)
+            if action["kind"] == KIND_SCALE:
+                return await self._scale(action)
+            return await self._agent_command(
+                action, {"node": action["node"], "system_id": action["system_id"]}
+            )
+        except FailureError as err:
+            reason, message = failure_reason(err)
+            workflow.logger.warning("%s failed: %s: %s", action["id"], reason, message)
+            return f"{action['id']} failed ({reason}): {message}"
+
+    async def _agent_command(self, action: dict[str, str], args: dict[str, str]) -> str:
+        """Queue a command for the agent and wait for its final result."""
+        command_id = action["id"]
+        await control_plane_call(
+            ENQUEUE_AGENT_COMMAND,
+            EnqueueAgentCommandInput(
+                cluster_id=self._s.cluster.cluster_id,
+                command_id=command_id,
+                kind=action["kind"],
+                args=args,
+            ),
+        )
+        timeout = self._s.timeouts.command
+        try:
+            await workflow.wait_condition(
+                lambda: (
+                    command_id in self._results and self._results[command_id].state in COMMAND_DONE
+                ),
+                timeout=timedelta(seconds=timeout),
+            )
+        except TimeoutError:
+            return f"{command_id} failed: no result from the agent within {timeout:.0f}s"
+        result = self._results[command_id]
+        detail = f": {result.message}" if result.message else ""
+        return f"{command_id} {result.state}{detail}"
+
+    async def _upgrade(self, action: dict[str, str]) -> str:
+        version = action["kubernetes_version"]
+        outcome = await self._agent_command(action, {"kubernetes_version": version})
+        result = self._results.get(action["id"])
+        if result is not None and result.state == "succeeded":
+            self._s.kubernetes_version = version
+            self._s.cluster.spec.kubernetes_version = version
+        return outcome
+
+    async def _scale(self, action: dict[str, str]) -> str:
+        pool_name, count = action["pool"], int(action["count"])
+        spec = self._s.cluster.spec
+        pool = spec.pool(pool_name)
+        assert pool is not None  # the validator checked, and pools never disappear
+        current = [m for m in self._s.machines if m.pool == pool_name]
+        if count > len(current):
+            added = await self._scale_up(
+                action, pool.model_copy(update={"count": count - len(current)})
+            )
+            self._s.machines.extend(added)
+            change = "added " + ", ".join(m.hostname for m in added)
+        elif count < len(current):
+            # The newest machines go first: the oldest ones have run longest without trouble.
+            leaving = current[count:]
+            await self._release([m.system_id for m in leaving], f"pool {pool_name} scaled down")
+            gone = {m.system_id for m in leaving}
+            self._s.machines = [m for m in self._s.machines if m.system_id not in gone]
+            change = "released " + ", ".join(m.hostname for m in leaving)
+        else:
+            change = "nothing to change"
+        pool.count = count
+        self._machines_changed = True
+        return f"{action['id']} succeeded: pool {pool_name} has {count} nodes ({change})"
+
+    async def _scale_up(self, action: dict[str, str], delta: NodePool) -> list[Machine]:
+        cluster = self._s.cluster
+        held: dict[str, Machine] = {}
+        try:
+            acquired = await self._calls.run(
+                ACQUIRE_MACHINES,
+                AcquireMachinesInput(
+                    account=cluster.account,
+                    cluster_id=cluster.cluster_id,
+                    request_id=f"scale-{action['id']}",
+                    pools=[delta],
+                    exclude_system_ids=[m.system_id for m in self._s.machines],
+                ),
+                AcquireMachinesResult,
+            )
+            held.update({m.system_id: m for m in acquired.machines})
+            deployer = Deployer(
+                cluster,
+                self._calls,
+                agent_token=self._s.agent_token,
+                kubernetes_version=self._s.kubernetes_version,
+                held=held,
+                request_prefix=f"scale-{action['id']}-",
+            )
+            return await deployer.deploy_all(acquired.machines)
+        except FailureError:
+            if held:
+                await run_to_completion(self._release(list(held), "scale-up failed"))
+            raise
+
+    async def _release(self, system_ids: list[str], why: str) -> None:
+        cluster = self._s.cluster
+        await self._calls.run(
+            RELEASE_MACHINES,
+            ReleaseMachinesInput(
+                account=cluster.account,
+                cluster_id=cluster.cluster_id,
+                system_ids=system_ids,
+                erase_policy=cluster.spec.erase_policy,
+                comment=f"metalgate: {why} (cluster {cluster.cluster_id})",
+            ),
+            ReleaseMachinesResult,
+        )
