@@ -11,23 +11,20 @@ import httpx
 
 from agent import commands, kubeadm
 from agent.api_client import (
-    HEARTBEAT_PATH,
-    STATUS_PATH,
     AgentApi,
     ApiRejected,
     ApiUnavailable,
+    httpx_transport,
     result_report,
 )
 from agent.cluster import ClusterRegistry, SimulatedCluster, SimulatedNode
 from agent.outbox import Backoff, Outbox, Report, ReportKind
+from agent.reports import NodeReporter
 from agent.timings import AgentTimings
 from domain.agent_wire import (
     AgentBootstrap,
     AgentCommand,
     AgentCommandResult,
-    AgentHeartbeat,
-    AgentStatusReport,
-    NodeReport,
 )
 
 log = logging.getLogger(__name__)
@@ -54,12 +51,10 @@ class Agent:
         self.timings = timings or AgentTimings()
         self.node_ip = node_ip
         self.delivered: Counter[ReportKind] = Counter()
-        self._api = AgentApi(client, bootstrap.api_url, bootstrap.agent_token)
+        self._api = AgentApi(httpx_transport(client), bootstrap.api_url, bootstrap.agent_token)
         self._registry = registry or ClusterRegistry()
         self.node = SimulatedNode(bootstrap.hostname, bootstrap.system_id, bootstrap.role)
-        self.control_plane_ready = False
-        self._kubeconfig: str | None = None
-        self._last_reported: tuple[bool, str, bool] | None = None
+        self._reporter = NodeReporter(self.node)
         self._outbox = Outbox()
         self._wakeup = asyncio.Event()
         self._backoff = Backoff(self.timings.backoff_initial, self.timings.backoff_max, rng)
@@ -98,7 +93,9 @@ class Agent:
             await kubeadm.run_phases(
                 kubeadm.INIT_PHASES, self.timings.kubeadm_init, self._on_phase("kubeadm init")
             )
-            self._kubeconfig = kubeadm.admin_kubeconfig(self.bootstrap.cluster_name, self.node_ip)
+            self._reporter.kubeconfig = kubeadm.admin_kubeconfig(
+                self.bootstrap.cluster_name, self.node_ip
+            )
         else:
             await kubeadm.run_phases(
                 kubeadm.JOIN_PHASES, self.timings.kubeadm_join, self._on_phase("kubeadm join")
@@ -107,7 +104,7 @@ class Agent:
                 # kubeadm join retries until the API server answers; so do we.
                 await cluster.control_plane_ready.wait()
         # A finished init or join means the API server answers, seen from this node.
-        self.control_plane_ready = True
+        self._reporter.control_plane_ready = True
         self.node.ready = True
         self.node.kubelet_version = cluster.kubernetes_version
         self.node.message = ""
@@ -122,39 +119,14 @@ class Agent:
 
         return record
 
-    def _node_report(self) -> NodeReport:
-        return NodeReport(
-            hostname=self.node.hostname,
-            system_id=self.node.system_id,
-            role=self.node.role,
-            ready=self.node.ready,
-            kubelet_version=self.node.kubelet_version,
-        )
-
     def _report_if_changed(self) -> None:
-        """Queue a status report when what the control plane acts on changed."""
-        state = (self.node.ready, self.node.kubelet_version, self.control_plane_ready)
-        if state == self._last_reported:
-            return
-        self._last_reported = state
-        report = AgentStatusReport(
-            node=self._node_report(),
-            control_plane_ready=self.control_plane_ready,
-            message=self.node.message,
-            kubeconfig=self._kubeconfig,
-        )
-        # The kubeconfig travels once; the outbox guarantees that once arrives.
-        self._kubeconfig = None
-        self._queue(Report(ReportKind.STATUS, STATUS_PATH, report))
+        report = self._reporter.status_if_changed()
+        if report is not None:
+            self._queue(report)
 
     async def _heartbeat_forever(self) -> None:
         while True:
-            heartbeat = AgentHeartbeat(
-                node=self._node_report(),
-                control_plane_ready=self.control_plane_ready,
-                message=self.node.message,
-            )
-            self._queue(Report(ReportKind.HEARTBEAT, HEARTBEAT_PATH, heartbeat))
+            self._queue(self._reporter.heartbeat())
             await asyncio.sleep(self.timings.heartbeat_interval)
 
     async def _poll_commands_forever(self, cluster: SimulatedCluster) -> None:

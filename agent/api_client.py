@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
+import aiohttp
 import httpx
 
 from agent.outbox import Report, ReportKind
@@ -76,48 +79,69 @@ def build_http_client(
     )
 
 
+class HttpAnswer(NamedTuple):
+    status: int
+    body: bytes
+
+
+# One HTTP exchange: (method, url, headers, json body) -> answer; raises ApiUnavailable
+# when nothing came back. The agent uses httpx; the fleet uses aiohttp, whose client keeps
+# up with thousands of requests a second where httpx's pool does not.
+Transport = Callable[[str, str, dict[str, str], object], Awaitable[HttpAnswer]]
+
+
+def httpx_transport(client: httpx.AsyncClient) -> Transport:
+    async def exchange(method: str, url: str, headers: dict[str, str], body: object) -> HttpAnswer:
+        try:
+            response = await client.request(method, url, headers=headers, json=body)
+        except httpx.HTTPError as error:
+            raise ApiUnavailable(f"{method} {url}: {type(error).__name__}") from error
+        return HttpAnswer(response.status_code, response.content)
+
+    return exchange
+
+
+def aiohttp_transport(session: aiohttp.ClientSession) -> Transport:
+    async def exchange(method: str, url: str, headers: dict[str, str], body: object) -> HttpAnswer:
+        try:
+            async with session.request(method, url, headers=headers, json=body) as response:
+                return HttpAnswer(response.status, await response.read())
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise ApiUnavailable(f"{method} {url}: {type(error).__name__}") from error
+
+    return exchange
+
+
 class AgentApi:
     """Typed calls to the agent routes with one cluster's token."""
 
-    def __init__(self, client: httpx.AsyncClient, api_url: str, agent_token: str) -> None:
-        self._client = client
+    def __init__(self, transport: Transport, api_url: str, agent_token: str) -> None:
+        self._exchange = transport
         self._base = api_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {agent_token}"}
 
     async def send(self, report: Report) -> AgentAck:
         headers = {**self._headers, IDEMPOTENCY_HEADER: report.key}
         body = report.body.model_dump(mode="json")
-        response = await self._request("POST", report.path, json=body, headers=headers)
-        if response.status_code >= 400:
-            raise ApiRejected(
-                f"{report.kind} refused with {response.status_code}: {_detail(response)}"
-            )
-        return AgentAck.model_validate(response.json())
+        answer = await self._request("POST", report.path, headers, body)
+        if answer.status >= 400:
+            raise ApiRejected(f"{report.kind} refused with {answer.status}: {answer.body[:200]!r}")
+        return AgentAck.model_validate_json(answer.body)
 
     async def commands(self) -> AgentCommandList:
-        response = await self._request("GET", COMMANDS_PATH, headers=self._headers)
-        if response.status_code >= 400:
-            raise ApiRejected(f"commands refused with {response.status_code}")
-        return AgentCommandList.model_validate(response.json())
+        answer = await self._request("GET", COMMANDS_PATH, self._headers, None)
+        if answer.status >= 400:
+            raise ApiRejected(f"commands refused with {answer.status}")
+        return AgentCommandList.model_validate_json(answer.body)
 
     async def _request(
-        self, method: str, path: str, headers: dict[str, str], json: object = None
-    ) -> httpx.Response:
-        try:
-            response = await self._client.request(
-                method, self._base + path, headers=headers, json=json
-            )
-        except httpx.HTTPError as error:
-            raise ApiUnavailable(f"{method} {path}: {type(error).__name__}") from error
-        if response.status_code >= 500 or response.status_code in RETRYABLE_STATUS:
-            raise ApiUnavailable(f"{method} {path}: {response.status_code}")
-        return response
+        self, method: str, path: str, headers: dict[str, str], body: object
+    ) -> HttpAnswer:
+        answer = await self._exchange(method, self._base + path, headers, body)
+        if answer.status >= 500 or answer.status in RETRYABLE_STATUS:
+            raise ApiUnavailable(f"{method} {path}: {answer.status}")
+        return answer
 
 
 def result_report(command_id: str, result: AgentCommandResult) -> Report:
     return Report(ReportKind.COMMAND_RESULT, result_path(command_id), result)
-
-
-def _detail(response: httpx.Response) -> str:
-    # Bounded so a misbehaving server cannot flood the agent's log.
-    return response.text[:200]

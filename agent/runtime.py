@@ -11,7 +11,7 @@ import base64
 import binascii
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import httpx
 from aiohttp import web
@@ -53,6 +53,16 @@ class RunningAgentPublic(BaseModel):
     ready: bool
     kubelet_version: str
     pending_reports: int
+
+
+class AgentHost(Protocol):
+    """Hosts agents for deployed machines: `AgentRuntime` (real agents) or `Fleet` (light)."""
+
+    def __len__(self) -> int: ...
+    async def deployed(self, bootstrap: AgentBootstrap, node_ip: str) -> object: ...
+    async def released(self, system_id: str) -> bool: ...
+    def public(self) -> list[RunningAgentPublic]: ...
+    async def close(self) -> None: ...
 
 
 @dataclass
@@ -138,7 +148,7 @@ class AgentRuntime:
             log.error("%s crashed", task.get_name(), exc_info=task.exception())
 
 
-RUNTIME_KEY = web.AppKey("runtime", AgentRuntime)
+RUNTIME_KEY = web.AppKey("runtime", AgentHost)
 
 
 async def _boot_hook(request: web.Request) -> web.Response:
@@ -177,7 +187,7 @@ def _answer(answer: HookAnswer) -> web.Response:
     return web.json_response(answer.model_dump(mode="json"))
 
 
-def build_runtime_app(runtime: AgentRuntime | None = None) -> web.Application:
+def build_runtime_app(runtime: AgentHost | None = None) -> web.Application:
     """The boot-hook server; its cleanup stops every agent it started."""
     app = web.Application()
     app[RUNTIME_KEY] = runtime if runtime is not None else AgentRuntime()
@@ -192,7 +202,7 @@ def build_runtime_app(runtime: AgentRuntime | None = None) -> web.Application:
     return app
 
 
-async def serve(host: str, port: int, runtime: AgentRuntime) -> None:
+async def serve(host: str, port: int, runtime: AgentHost) -> None:
     """Serve the boot hook until cancelled."""
     runner = web.AppRunner(build_runtime_app(runtime))
     await runner.setup()
