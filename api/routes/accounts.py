@@ -20,7 +20,7 @@ from api.errors import responses
 from api.gateway_status import activity_pollers
 from api.routes.gateways import project_gateway, system_gateway_enabled
 from api.schemas.accounts import CloudAccountCreate, CloudAccountList, CloudAccountPublic
-from api.workflow_errors import application_type, root_failure
+from api.workflow_errors import TIMEOUT, named_failure
 from domain.gateway import ProxySettings
 from domain.maas import MaasAccount
 from domain.naming import (
@@ -29,7 +29,7 @@ from domain.naming import (
     SYSTEM_GATEWAY_NAME,
     validate_account_workflow_id,
 )
-from domain.phases import Phase
+from domain.phases import Phase, Reason
 from store.models import CloudAccount, Cluster
 from store.secrets import new_id
 from store.types import utcnow
@@ -85,19 +85,17 @@ async def _validate(
         await _terminate_quietly(handle)
         raise _offline(gateway.name) from exc
     except WorkflowFailureError as exc:
-        kind = application_type(exc)
-        message = str(root_failure(exc))
+        kind, message = named_failure(exc)
         if kind == ERR_MAAS_AUTH_FAILED:
             raise HTTPException(
-                422, f"maas_api_key: MAAS refused the key ({message}); copy it again from MAAS"
+                422, f"maas_api_key: {message}; copy the key again from MAAS"
             ) from exc
         if kind == ERR_MAAS_UNREACHABLE:
             raise HTTPException(
                 422,
-                f"maas_url: gateway {gateway.name} cannot reach MAAS ({message}); "
-                "check the URL and the gateway's network",
+                f"maas_url: {message}; check the URL and the gateway's network",
             ) from exc
-        if kind == "Timeout":
+        if kind in (TIMEOUT, Reason.GATEWAY_UNAVAILABLE.value):
             raise _offline(gateway.name) from exc
         log.warning("cloud account %s validation failed: %s", account_id, message)
         raise HTTPException(422, f"cloud account validation failed: {message}") from exc

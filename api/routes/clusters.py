@@ -33,7 +33,7 @@ from api.schemas.clusters import (
     ConditionPublic,
     KubeconfigPublic,
 )
-from api.workflow_errors import root_failure
+from api.workflow_errors import named_failure
 from domain.cluster import ClusterSpec
 from domain.gateway import ProxySettings
 from domain.maas import MaasAccount, Machine
@@ -357,7 +357,7 @@ async def _manage_update(
             handle.execute_update(update, arg, result_type=ActionAccepted), UPDATE_TIMEOUT_SECONDS
         )
     except WorkflowUpdateFailedError as exc:
-        raise HTTPException(409, f"{update} refused: {root_failure(exc)}") from exc
+        raise HTTPException(409, f"{update} refused: {named_failure(exc)[1]}") from exc
     except TimeoutError as exc:
         raise HTTPException(
             503,

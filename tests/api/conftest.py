@@ -4,20 +4,25 @@ workflows on the control-plane queue."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import pytest
-from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.testing import WorkflowEnvironment
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.control_plane import ControlPlaneActivities
 from domain.naming import CONTROL_PLANE_QUEUE, SYSTEM_GATEWAY_ID, gateway_queue
 from runtime.settings import Settings
+from store.db import Database
 from tests.api.standins import STANDIN_WORKFLOWS, check_account_standin
 from tests.support.api_server import ADMIN_KEY, api_settings, running_api
+
+T = TypeVar("T")
 
 
 def temporal_address(env: WorkflowEnvironment) -> str:
@@ -96,7 +101,9 @@ async def api(
 ) -> AsyncIterator[Api]:
     data_dir: Path = tmp_path_factory.mktemp("api")
     settings = api_settings(data_dir, temporal_address(env), codec_keys)
-    async with running_api(settings, account_validation_seconds=3.0) as url:
+    async with running_api(
+        settings, account_validation_seconds=3.0, heartbeat_flush_seconds=0.2
+    ) as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
             yield Api(url, settings, http)
 
@@ -111,5 +118,17 @@ async def other_project(api: Api) -> ProjectKeys:
     return await new_project(api)
 
 
-def client_of(env: WorkflowEnvironment) -> Client:
-    return env.client
+@pytest.fixture(scope="module")
+async def cp_activities(
+    api: Api, env: WorkflowEnvironment
+) -> AsyncIterator[ControlPlaneActivities]:
+    """The real lifecycle writer on the API's store, to move clusters through phases."""
+    database = await Database.open(api.settings)
+    try:
+        yield ControlPlaneActivities(database.sessions, env.client, api.settings)
+    finally:
+        await database.close()
+
+
+async def run_activity(fn: Callable[[Any], Awaitable[T]], arg: Any) -> T:
+    return await ActivityEnvironment().run(fn, arg)

@@ -1,10 +1,9 @@
-"""Stand-in workflows under the real type names, so routes can be tested before/without the
-real lifecycle workflows. They record what they received and answer like the real ones."""
+"""Stand-in lifecycle workflows under the real type names: the routes are tested for what
+they start and signal, without deploying machines. They record what they received."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 from temporalio import activity, workflow
 from temporalio.exceptions import ApplicationError
@@ -15,7 +14,6 @@ from activities.models import (
     CheckAccountInput,
     CheckAccountResult,
 )
-from domain.naming import gateway_queue
 from workflows.contracts import (
     CREATE_WORKFLOW,
     DELETE_WORKFLOW,
@@ -27,7 +25,6 @@ from workflows.contracts import (
     UPDATE_REPAVE,
     UPDATE_SCALE,
     UPDATE_UPGRADE,
-    VALIDATE_ACCOUNT_WORKFLOW,
     ActionAccepted,
     AgentReport,
     CommandResult,
@@ -36,8 +33,8 @@ from workflows.contracts import (
     RepaveRequest,
     ScaleRequest,
     UpgradeRequest,
-    ValidateAccountInput,
 )
+from workflows.validate import CloudAccountValidate
 
 
 @workflow.defn(name=CREATE_WORKFLOW, sandboxed=False)
@@ -110,22 +107,6 @@ class ManageStandIn:
         return ActionAccepted(action_id="a3", kind="repave", message=req.node)
 
 
-@workflow.defn(name=VALIDATE_ACCOUNT_WORKFLOW, sandboxed=False)
-class ValidateStandIn:
-    """Like the real one: the check runs on the gateway's own queue."""
-
-    @workflow.run
-    async def run(self, inp: ValidateAccountInput) -> CheckAccountResult:
-        return await workflow.execute_activity(
-            CHECK_ACCOUNT,
-            CheckAccountInput(account=inp.account),
-            result_type=CheckAccountResult,
-            task_queue=gateway_queue(inp.gateway.id),
-            schedule_to_start_timeout=timedelta(seconds=inp.wait_seconds),
-            start_to_close_timeout=timedelta(seconds=10),
-        )
-
-
 @activity.defn(name=CHECK_ACCOUNT)
 async def check_account_standin(inp: CheckAccountInput) -> CheckAccountResult:
     await asyncio.sleep(0)
@@ -141,4 +122,5 @@ async def check_account_standin(inp: CheckAccountInput) -> CheckAccountResult:
     )
 
 
-STANDIN_WORKFLOWS = [CreateStandIn, DeleteStandIn, ManageStandIn, ValidateStandIn]
+# The real validation workflow runs with these: it only needs a gateway-side check.
+STANDIN_WORKFLOWS = [CreateStandIn, DeleteStandIn, ManageStandIn, CloudAccountValidate]
