@@ -19,6 +19,7 @@ class FakeApi:
         self.registrations: list[GatewayRegistration] = []
         self.heartbeats: list[GatewayHeartbeat] = []
         self.port = port
+        self.url = f"http://127.0.0.1:{port}"
         self.fail_heartbeats = False
         app = web.Application()
         app.router.add_post("/v1/gateways/register", self._register)

@@ -1,0 +1,129 @@
+"""`metalgate gateway register|run` as real processes, and the system gateway in process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import stat
+import sys
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from activities.models import CHECK_ACCOUNT, CheckAccountInput, CheckAccountResult
+from domain.naming import SYSTEM_GATEWAY_ID, gateway_queue
+from runtime.settings import Settings
+from tests.gateway.activity_runner import run_activity
+from tests.gateway.conftest import Maas
+from tests.gateway.fake_api import FakeApi
+from tests.gateway.test_gateway_worker import identity_for, workflows
+from tests.support.ports import free_port
+from workers.gateway import run_system_gateway
+from workers.gateway_config import GatewayConfig, load_config, write_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def metalgate(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cli",
+        *args,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def test_register_writes_private_config(
+    env: WorkflowEnvironment, codec_keys: list[str], tmp_path: Path
+) -> None:
+    port = free_port()
+    identity = identity_for(env, codec_keys, f"http://127.0.0.1:{port}")
+    config_path = tmp_path / "etc" / "gateway.json"
+    async with FakeApi(identity, "one-time", port) as api:
+        args = ["gateway", "register", "--api-url", api.url, "--config", str(config_path)]
+        ok = await metalgate(*args, "--token", "one-time", "--temporal-proxy", "proxy:3128")
+        out, err = await ok.communicate()
+        assert ok.returncode == 0, err.decode()
+        reused = await metalgate(*args, "--token", "one-time")
+        _, reused_err = await reused.communicate()
+
+    assert identity.gateway_id in out.decode()
+    assert identity.gateway_secret not in out.decode() + err.decode()
+    assert stat.S_IMODE(config_path.stat().st_mode) == 0o600
+    config = load_config(config_path)
+    assert config.model_dump(include=set(type(identity).model_fields)) == identity.model_dump()
+    assert config.temporal_proxy == "proxy:3128"
+    assert [r.hostname for r in api.registrations] == [os.uname().nodename]
+
+    assert reused.returncode == 1
+    assert "refused" in reused_err.decode()
+    assert load_config(config_path) == config, "a refused registration keeps the old config"
+
+
+async def test_run_serves_its_queue_and_stops_on_sigterm(
+    env: WorkflowEnvironment, client: Client, codec_keys: list[str], maas: Maas, tmp_path: Path
+) -> None:
+    identity = identity_for(env, codec_keys, f"http://127.0.0.1:{free_port()}")
+    config_path = tmp_path / "gateway.json"
+    write_config(config_path, GatewayConfig(**identity.model_dump()))
+    process = await metalgate(
+        "gateway", "run", "--config", str(config_path), "--replica-id", "cli-1"
+    )
+    try:
+        async with workflows(client) as wf_queue:
+            result = await run_activity(
+                client,
+                wf_queue,
+                CHECK_ACCOUNT,
+                CheckAccountInput(account=maas.account),
+                CheckAccountResult,
+                activity_queue=identity.task_queue,
+                schedule_to_start_seconds=30,
+            )
+        assert result.machines == 8
+        process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), 20)
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert process.returncode == 0, err.decode()
+    assert identity.gateway_secret not in err.decode()
+
+
+async def test_run_without_config_explains(tmp_path: Path) -> None:
+    process = await metalgate("gateway", "run", "--config", str(tmp_path / "missing.json"))
+    _, err = await process.communicate()
+    assert process.returncode == 1
+    assert "metalgate gateway register" in err.decode()
+
+
+async def test_system_gateway_serves_gateway_system(
+    env: WorkflowEnvironment, client: Client, codec_keys: list[str], maas: Maas
+) -> None:
+    settings = Settings(
+        temporal_address=client.service_client.config.target_host,
+        temporal_namespace=client.namespace,
+        codec_keys=codec_keys,
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(run_system_gateway(settings, stop))
+    try:
+        async with workflows(client) as wf_queue:
+            result = await run_activity(
+                client,
+                wf_queue,
+                CHECK_ACCOUNT,
+                CheckAccountInput(account=maas.account),
+                CheckAccountResult,
+                activity_queue=gateway_queue(SYSTEM_GATEWAY_ID),
+                schedule_to_start_seconds=30,
+            )
+        assert result.ready_machines == 8
+    finally:
+        stop.set()
+        await running
