@@ -13,7 +13,7 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.exceptions import ApplicationError, FailureError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
@@ -292,9 +292,10 @@ class ClusterManagement:
                 await asyncio.gather(task, return_exceptions=True)
             elif self._phase_stale():
                 await self._record_phase()
-        outcome = (
-            f"{action['id']} stopped: management is stopping" if task.cancelled() else task.result()
-        )
+        if task.cancelled() or task.exception() is not None:
+            outcome = f"{action['id']} stopped: management is stopping"
+        else:
+            outcome = task.result()
         self._s.pending.pop(0)
         self._current = None
         self._results.pop(action["id"], None)
@@ -313,6 +314,8 @@ class ClusterManagement:
                 action, {"node": action["node"], "system_id": action["system_id"]}
             )
         except FailureError as err:
+            if is_cancelled_exception(err):
+                raise
             reason, message = failure_reason(err)
             workflow.logger.warning("%s failed: %s: %s", action["id"], reason, message)
             return f"{action['id']} failed ({reason}): {message}"
@@ -386,7 +389,7 @@ class ClusterManagement:
                 AcquireMachinesInput(
                     account=cluster.account,
                     cluster_id=cluster.cluster_id,
-                    request_id=f"scale-{action['id']}",
+                    request_id=action["id"],
                     pools=[delta],
                     exclude_system_ids=[m.system_id for m in self._s.machines],
                 ),
@@ -399,7 +402,7 @@ class ClusterManagement:
                 agent_token=self._s.agent_token,
                 kubernetes_version=self._s.kubernetes_version,
                 held=held,
-                request_prefix=f"scale-{action['id']}-",
+                request_prefix=f"{action['id']}-",
             )
             return await deployer.deploy_all(acquired.machines)
         except FailureError:

@@ -1,0 +1,76 @@
+"""The delete saga: from any phase, by ownership in MAAS, repeatable."""
+
+from __future__ import annotations
+
+import pytest
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import CancelledError
+
+from domain.naming import delete_workflow_id, manage_workflow_id
+from domain.phases import Phase
+from tests.workflows.fakes import FAST, Harness, harness, is_running, ready_report
+from workflows.contracts import (
+    DELETE_WORKFLOW,
+    SIGNAL_AGENT_REPORT,
+    ClusterRef,
+    DeleteClusterInput,
+    DeleteClusterResult,
+)
+
+
+async def delete(h: Harness, cluster: ClusterRef, run: int = 0) -> DeleteClusterResult:
+    return await h.client.execute_workflow(
+        DELETE_WORKFLOW,
+        DeleteClusterInput(cluster=cluster, timeouts=FAST),
+        id=f"{delete_workflow_id(cluster.cluster_id)}/{run}",
+        task_queue=h.task_queue,
+        result_type=DeleteClusterResult,
+    )
+
+
+async def test_delete_during_create_leaves_nothing_allocated(client: Client) -> None:
+    async with harness(client) as h:
+        h.maas.deploy_gate.clear()
+        cluster = h.cluster(workers=2)
+        create = await h.start_create(cluster)
+        await h.wait_phase(cluster.cluster_id, Phase.DEPLOYING_OS)
+        assert len(h.maas.owned(cluster.cluster_id)) == 3
+
+        result = await delete(h, cluster)
+
+        assert h.maas.owned(cluster.cluster_id) == []
+        assert not await is_running(create)
+        with pytest.raises(WorkflowFailureError) as failure:
+            await create.result()
+        assert isinstance(failure.value.cause, CancelledError)
+        # Create's compensation released them; delete found nothing left to release.
+        assert result.released == []
+        last = h.cp.last(cluster.cluster_id)
+        assert last is not None and last.phase == Phase.DELETED
+        assert h.cp.revoked == [cluster.cluster_id]
+        h.maas.deploy_gate.set()
+
+
+async def test_delete_of_a_running_cluster_is_idempotent(client: Client) -> None:
+    async with harness(client) as h:
+        cluster = h.cluster(workers=2)
+        create = await h.start_create(cluster)
+        await h.wait_phase(cluster.cluster_id, Phase.BOOTSTRAPPING_CONTROL_PLANE)
+        machines = [m.machine() for m in h.maas.owned(cluster.cluster_id)]
+        await create.signal(SIGNAL_AGENT_REPORT, ready_report(machines))
+        assert (await create.result()).phase == Phase.RUNNING
+        # A machine the store never heard of, e.g. an allocation whose result was lost.
+        lost = h.maas.machines["m5"]
+        lost.owner, lost.request, lost.status = cluster.cluster_id, "create", "Allocated"
+
+        first = await delete(h, cluster, 0)
+        second = await delete(h, cluster, 1)
+
+        assert sorted(first.released) == ["m0", "m1", "m2", "m5"]
+        assert second.released == []
+        assert h.maas.owned(cluster.cluster_id) == []
+        manage = client.get_workflow_handle(manage_workflow_id(cluster.cluster_id))
+        assert not await is_running(manage)
+        records = h.cp.records[cluster.cluster_id]
+        assert [r.phase for r in records[-2:]] == [Phase.DELETING, Phase.DELETED]
+        assert h.cp.phases(cluster.cluster_id).count(Phase.DELETED) == 2
