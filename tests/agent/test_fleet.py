@@ -54,8 +54,9 @@ async def test_a_fleet_brings_clusters_up_and_heartbeats(api: FakeAgentApi) -> N
     assert stats.statuses_ok == len(api.received.statuses) == 600
     with_kubeconfig = [s.node.hostname for s in api.received.statuses if s.kubeconfig]
     assert sorted(with_kubeconfig) == sorted(f"cp-{i}" for i in range(200))
-    assert stats.heartbeats_ok >= 600 * 3  # about five rounds at 0.2 s
-    assert stats.errors == 0 and stats.pending_reports == 0
+    assert stats.heartbeats_ok >= 600
+    assert len({h.node.hostname for h in api.received.heartbeats}) == 600
+    assert stats.errors == 0
     assert 0 < stats.latency_p50_ms <= stats.latency_p99_ms <= stats.latency_max_ms
 
 
