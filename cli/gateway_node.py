@@ -47,8 +47,13 @@ def register_command(
     except RegistrationError as error:
         typer.echo(f"registration failed: {error}", err=True)
         raise typer.Exit(1) from None
+    # Keep the API URL that just worked from this network, not the one the API believes it
+    # has: behind NAT or a proxy the two differ, and heartbeats must reach it from here.
     gateway_config = GatewayConfig(
-        **identity.model_dump(), http_proxy=http_proxy, temporal_proxy=temporal_proxy
+        **identity.model_dump(exclude={"api_url"}),
+        api_url=api_url,
+        http_proxy=http_proxy,
+        temporal_proxy=temporal_proxy,
     )
     write_config(path, gateway_config)
     typer.echo(

@@ -9,21 +9,32 @@ import stat
 import sys
 from pathlib import Path
 
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from activities.models import CHECK_ACCOUNT, CheckAccountInput, CheckAccountResult
-from domain.naming import SYSTEM_GATEWAY_ID, gateway_queue
+from activities.models import (
+    CHECK_ACCOUNT,
+    WAIT_DEPLOYED,
+    CheckAccountInput,
+    CheckAccountResult,
+    WaitDeployedInput,
+    WaitDeployedResult,
+)
+from domain.naming import SYSTEM_GATEWAY_ID, gateway_queue, owner_agent_name
 from runtime.settings import Settings
 from tests.gateway.activity_runner import run_activity
-from tests.gateway.conftest import Maas
+from tests.gateway.conftest import Maas, StartMaas
 from tests.gateway.fake_api import FakeApi
-from tests.gateway.test_gateway_worker import identity_for, workflows
+from tests.gateway.harness import RunActivity, RunActivityInput
+from tests.gateway.test_gateway_worker import gateway, identity_for, workflows
 from tests.support.ports import free_port
+from tests.support.temporal import assert_eventually
 from workers.gateway import run_system_gateway
 from workers.gateway_config import GatewayConfig, load_config, write_config
 
 REPO = Path(__file__).resolve().parents[2]
+PENDING_STARTED = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
 
 
 async def metalgate(*args: str) -> asyncio.subprocess.Process:
@@ -127,3 +138,54 @@ async def test_system_gateway_serves_gateway_system(
     finally:
         stop.set()
         await running
+
+
+async def test_killed_replica_loses_nothing(
+    env: WorkflowEnvironment,
+    client: Client,
+    codec_keys: list[str],
+    start_maas: StartMaas,
+    tmp_path: Path,
+) -> None:
+    maas = await start_maas(deploy_seconds=4)
+    session = await maas.bones()
+    machine = await session.Machines.allocate(agent_name=owner_agent_name("ha"), cpu_count="2")
+    await session.Machine.deploy(system_id=machine["system_id"], distro_series="jammy")
+    identity = identity_for(env, codec_keys, f"http://127.0.0.1:{free_port()}")
+    config_path = tmp_path / "gateway.json"
+    write_config(config_path, GatewayConfig(**identity.model_dump()))
+    doomed = await metalgate("gateway", "run", "--config", str(config_path), "--replica-id", "x")
+    try:
+        async with workflows(client) as wf_queue:
+            wait = WaitDeployedInput(
+                account=maas.account,
+                cluster_id="ha",
+                system_id=machine["system_id"],
+                poll_interval_seconds=0.2,
+            )
+            handle = await client.start_workflow(
+                RunActivity.run,
+                RunActivityInput(
+                    activity=WAIT_DEPLOYED,
+                    arg=wait.model_dump(mode="json"),
+                    task_queue=identity.task_queue,
+                    heartbeat_seconds=1,
+                ),
+                id=f"test-ha-{machine['system_id']}",
+                task_queue=wf_queue,
+            )
+
+            async def started() -> None:
+                pending = (await handle.describe()).raw_description.pending_activities
+                assert pending and pending[0].state == PENDING_STARTED
+
+            await assert_eventually(started, within=20)
+            doomed.kill()  # SIGKILL: no graceful shutdown, the activity is simply lost
+            await doomed.wait()
+            async with gateway(client, identity.task_queue, "survivor") as survivor:
+                outcome = await handle.result()
+    finally:
+        if doomed.returncode is None:
+            doomed.kill()
+    assert WaitDeployedResult.model_validate(outcome.result).machine.status == "Deployed"
+    assert survivor.sessions.reachable == {maas.url: True}, "the survivor finished the wait"
