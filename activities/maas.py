@@ -8,8 +8,9 @@ so a retry after a crash finds what the lost attempt did instead of repeating it
 Quarantine: a machine whose deployment failed gets the QUARANTINE_TAG tag. A tag survives
 release (MAAS clears owner, agent_name and owner_data, never tags), so the saga may release
 the machine as usual and it is still never handed out again: every allocate passes the tag
-in `not_tags`. MAAS's Broken state would need a later release to keep it Broken, which MAAS
-does not promise. An operator returns the machine to service by removing the tag.
+in `not_tags`. An operator returns the machine to service by removing the tag. Tags need
+MAAS admin rights; with a non-admin key we fall back to MAAS's Broken state, which also
+keeps the machine out of allocation until an operator marks it fixed.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from activities.models import (
     DEPLOY_MACHINE,
     ERR_INSUFFICIENT_CAPACITY,
     ERR_INVALID_CONSTRAINTS,
+    ERR_MAAS_AUTH_FAILED,
     ERR_MACHINE_DEPLOY_FAILED,
     FIND_OWNED,
     RELEASE_MACHINES,
@@ -305,11 +307,10 @@ class MaasActivities:
             if status == STATUS_DEPLOYED:
                 return WaitDeployedResult(machine=to_machine(raw))
             if status == STATUS_FAILED_DEPLOYMENT:
-                await self._quarantine(input.account, input.system_id)
+                how = await self._quarantine(input.account, input.system_id)
                 raise ApplicationError(
                     f"{raw.get('hostname', input.system_id)} ({input.system_id}) failed to "
-                    f"deploy: {raw.get('status_message') or 'Failed deployment'}; it is "
-                    f"quarantined with tag {QUARANTINE_TAG!r}",
+                    f"deploy: {raw.get('status_message') or 'Failed deployment'}; it is {how}",
                     type=ERR_MACHINE_DEPLOY_FAILED,
                     non_retryable=True,
                 )
@@ -322,7 +323,31 @@ class MaasActivities:
                 )
             await asyncio.sleep(input.poll_interval_seconds)
 
-    async def _quarantine(self, account: MaasAccount, system_id: str) -> None:
+    async def _quarantine(self, account: MaasAccount, system_id: str) -> str:
+        """Tag the machine; a key without MAAS admin rights (tags need them) marks it broken.
+
+        Answers how it was quarantined, for the error message a person reads.
+        """
+        try:
+            await self._tag_quarantined(account, system_id)
+        except ApplicationError as error:
+            if error.type != ERR_MAAS_AUTH_FAILED:
+                raise
+            await self._call(
+                account,
+                "Machine",
+                "mark_broken",
+                system_id=system_id,
+                comment="metalgate: deployment failed; this key may not manage tags",
+            )
+            log.warning("marked %s broken after a failed deployment", system_id)
+            return "marked broken (the API key may not manage tags)"
+        log.warning(
+            "quarantined %s with tag %s after a failed deployment", system_id, QUARANTINE_TAG
+        )
+        return f"quarantined with tag {QUARANTINE_TAG!r}"
+
+    async def _tag_quarantined(self, account: MaasAccount, system_id: str) -> None:
         try:
             await self._call(account, "Tag", "read", name=QUARANTINE_TAG)
         except CallError as error:
@@ -336,9 +361,6 @@ class MaasActivities:
                 comment="metalgate: machines that failed deployment; remove to reuse",
             )
         await self._call(account, "Tag", "update_nodes", name=QUARANTINE_TAG, add=[system_id])
-        log.warning(
-            "quarantined %s with tag %s after a failed deployment", system_id, QUARANTINE_TAG
-        )
 
     # --- release -------------------------------------------------------------------------
 

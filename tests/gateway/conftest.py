@@ -56,14 +56,24 @@ class Maas:
     async def by_hostname(self, hostname: str) -> dict[str, Any]:
         return next(m for m in await self.machines() if m["hostname"] == hostname)
 
-    async def set_faults(self, **faults: Any) -> None:
+    async def _admin(self, path: str, body: dict[str, Any], method: str = "POST") -> Any:
         async with httpx.AsyncClient() as http:
-            response = await http.put(
-                self.url.replace("/MAAS/", "/_emulator/faults"),
-                json=faults,
+            response = await http.request(
+                method,
+                self.url.replace("/MAAS/", f"/_emulator/{path}"),
+                json=body,
                 headers={"Authorization": f"Bearer {self.account.api_key}"},
             )
             response.raise_for_status()
+            return response.json()
+
+    async def set_faults(self, **faults: Any) -> None:
+        await self._admin("faults", faults, method="PUT")
+
+    async def user_account(self, username: str) -> MaasAccount:
+        """A MAAS account for a new non-admin user (cannot manage tags)."""
+        created = await self._admin("users", {"username": username, "is_admin": False})
+        return MaasAccount(url=self.url, api_key=created["api_key"])
 
 
 StartMaas = Callable[..., Awaitable[Maas]]

@@ -268,6 +268,46 @@ async def test_failed_deploy_quarantines_machine(client: Client, queue: str, maa
     assert system_id not in {m.system_id for m in result.machines}
 
 
+async def test_failed_deploy_with_non_admin_key_marks_machine_broken(
+    client: Client, queue: str, maas: Maas
+) -> None:
+    user = await maas.user_account("operator")
+    request = AcquireMachinesInput(
+        account=user,
+        cluster_id="c10",
+        request_id="r1",
+        pools=[NodePool(name="cp", count=1, constraints=SMALL)],
+    )
+    result = await run_activity(client, queue, ACQUIRE_MACHINES, request, AcquireMachinesResult)
+    system_id = result.machines[0].system_id
+    await maas.set_faults(fail_machines=[system_id])
+    deploy = DeployMachineInput(
+        account=user, cluster_id="c10", system_id=system_id, distro_series="jammy", user_data=""
+    )
+    await run_activity(client, queue, DEPLOY_MACHINE, deploy, DeployMachineResult)
+    wait = WaitDeployedInput(
+        account=user, cluster_id="c10", system_id=system_id, poll_interval_seconds=0.1
+    )
+    error = await activity_failure(client, queue, WAIT_DEPLOYED, wait)
+
+    assert error.type == ERR_MACHINE_DEPLOY_FAILED
+    assert "marked broken" in error.message
+    raw = next(m for m in await maas.machines() if m["system_id"] == system_id)
+    assert raw["status_name"] == "Broken"
+
+
+async def test_maas_server_errors_are_retryable_unreachable(
+    client: Client, queue: str, maas: Maas
+) -> None:
+    await maas.set_faults(http_503_rate=1.0)
+    error = await activity_failure(
+        client, queue, CHECK_ACCOUNT, CheckAccountInput(account=maas.account), max_attempts=2
+    )
+    assert error.type == ERR_MAAS_UNREACHABLE
+    assert not error.non_retryable
+    assert "503" in error.message
+
+
 # --- release ---------------------------------------------------------------------------------
 
 
