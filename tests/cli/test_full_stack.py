@@ -1,0 +1,89 @@
+"""A cluster's whole life through the CLI, on the stack `metalgate up` starts."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cli.exit_codes import ExitCode
+from embedded.stack import Stack, StackConfig, StackPorts, start_stack
+from tests.cli.conftest import Cli
+from tests.cli.test_commands import EXAMPLE_SPEC
+from tests.support.ports import free_port
+
+pytestmark = pytest.mark.timeout(360)
+
+
+@pytest.fixture(scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    ports = StackPorts(
+        temporal=free_port(),
+        ui=free_port(),
+        api=free_port(),
+        maas=free_port(),
+        agent_runtime=free_port(),
+    )
+    config = StackConfig(
+        data_dir=tmp_path_factory.mktemp("stack"),
+        ports=ports,
+        maas_machines=6,
+        deploy_seconds=1.0,
+        release_seconds=0.5,
+    )
+    started = await start_stack(config)
+    try:
+        yield started
+    finally:
+        await started.stop()
+
+
+def test_cluster_lifecycle_through_the_cli(stack: Stack, tmp_path: Path) -> None:
+    cli = Cli(stack.info.api_url, stack.admin_key, tmp_path / "config")
+    assert stack.info.pcg_gateway_id is not None
+    gateway = cli.json("gateway", "get", stack.info.pcg_gateway_id)
+    assert gateway["status"] == "online"
+
+    account = cli.json(
+        "account",
+        "create",
+        "--name",
+        "emulator",
+        "--maas-url",
+        stack.info.maas_url,
+        "--maas-api-key-file",
+        stack.info.maas_api_key_file,
+        "--gateway",
+        stack.info.pcg_gateway_id,
+    )
+    assert account["gateway_id"] == stack.info.pcg_gateway_id
+    assert any(a["id"] == account["id"] for a in cli.json("account", "list"))
+
+    # The table view exercises the live rendering; the outcome is in the exit code.
+    result = cli.run("cluster", "create", "-f", str(EXAMPLE_SPEC), "--wait", "--timeout", "120")
+    assert "is Running" in result.stdout
+    assert "/workflows/cluster%2F" in result.stdout and "%2Fcreate" in result.stdout
+
+    name = yaml.safe_load(EXAMPLE_SPEC.read_text())["name"]
+    (cluster,) = [c for c in cli.json("cluster", "list", "--phase", "Running") if c["name"] == name]
+    assert len(cluster["machines"]) == 3
+    assert cli.json("cluster", "get", cluster["id"])["phase"] == "Running"
+    assert cluster["id"] in cli.run("cluster", "get", cluster["id"]).stdout
+
+    kubeconfig = tmp_path / "kubeconfig"
+    cli.run("cluster", "kubeconfig", cluster["id"], "-o", str(kubeconfig))
+    assert stat.S_IMODE(kubeconfig.stat().st_mode) == 0o600
+    assert "clusters" in yaml.safe_load(kubeconfig.read_text())
+
+    events = cli.json("cluster", "events", cluster["id"])
+    assert any(e["phase"] == "Running" for e in events)
+
+    # A second create of the same name is the API's 409: a usage error for scripts.
+    cli.error("cluster", "create", "-f", str(EXAMPLE_SPEC), code=ExitCode.USAGE)
+
+    final = cli.json("cluster", "delete", cluster["id"], "--wait", "--timeout", "90")
+    assert final.get("phase", "Deleted") == "Deleted"
+    cli.run("account", "delete", account["id"])
