@@ -8,7 +8,7 @@ import logging
 
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.temporal_gate import TemporalGate, TemporalUnavailable
+from api.temporal_gate import AGENT_SIGNAL_TIMEOUT, TemporalGate, TemporalUnavailable, bounded
 from domain.agent_wire import AgentHeartbeat
 from domain.cluster import version_key
 from domain.naming import create_workflow_id, manage_workflow_id
@@ -68,8 +68,11 @@ async def signal_report(
         return False
     for workflow_id in (primary, secondary):
         try:
-            await client.get_workflow_handle(workflow_id).signal(SIGNAL_AGENT_REPORT, report)
+            handle = client.get_workflow_handle(workflow_id)
+            await bounded(handle.signal(SIGNAL_AGENT_REPORT, report), AGENT_SIGNAL_TIMEOUT)
             return True
+        except TemporalUnavailable:
+            return False
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 continue

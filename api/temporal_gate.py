@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
+from datetime import timedelta
+from typing import TypeVar
 
 from temporalio.client import Client
 
@@ -11,8 +14,13 @@ from runtime.settings import Settings
 from runtime.temporal import connect
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CONNECT_TIMEOUT_SECONDS = 5.0
+# Per-call bounds: the client retries an unreachable server for many seconds on its own,
+# longer than an HTTP caller (or a fleet of agents) should wait.
+RPC_TIMEOUT = timedelta(seconds=5)
+AGENT_SIGNAL_TIMEOUT = timedelta(seconds=2)
 
 
 class TemporalUnavailable(Exception):
@@ -43,3 +51,13 @@ class TemporalGate:
                         "start it (metalgate up) or fix METALGATE_TEMPORAL_ADDRESS"
                     ) from exc
             return self._client
+
+
+async def bounded(call: Awaitable[T], within: timedelta = RPC_TIMEOUT) -> T:
+    """Await a Temporal call, answering TemporalUnavailable instead of waiting on retries."""
+    try:
+        return await asyncio.wait_for(call, within.total_seconds())
+    except TimeoutError as exc:
+        raise TemporalUnavailable(
+            f"Temporal did not answer within {within.total_seconds():.0f}s; retry later"
+        ) from exc

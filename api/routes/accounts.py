@@ -20,6 +20,7 @@ from api.errors import responses
 from api.gateway_status import activity_pollers
 from api.routes.gateways import project_gateway, system_gateway_enabled
 from api.schemas.accounts import CloudAccountCreate, CloudAccountList, CloudAccountPublic
+from api.temporal_gate import bounded
 from api.workflow_errors import TIMEOUT, named_failure
 from domain.gateway import ProxySettings
 from domain.maas import MaasAccount
@@ -70,14 +71,16 @@ async def _validate(
 ) -> CheckAccountResult:
     """Run the validation workflow through the gateway; bounded so the caller gets an answer."""
     wait: float = request.app.state.account_validation_seconds
-    handle: WorkflowHandle[Any, CheckAccountResult] = await client.start_workflow(
-        VALIDATE_ACCOUNT_WORKFLOW,
-        ValidateAccountInput(account=account, gateway=gateway, wait_seconds=wait),
-        id=validate_account_workflow_id(account_id),
-        task_queue=CONTROL_PLANE_QUEUE,
-        result_type=CheckAccountResult,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        execution_timeout=timedelta(seconds=wait + 30),
+    handle: WorkflowHandle[Any, CheckAccountResult] = await bounded(
+        client.start_workflow(
+            VALIDATE_ACCOUNT_WORKFLOW,
+            ValidateAccountInput(account=account, gateway=gateway, wait_seconds=wait),
+            id=validate_account_workflow_id(account_id),
+            task_queue=CONTROL_PLANE_QUEUE,
+            result_type=CheckAccountResult,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            execution_timeout=timedelta(seconds=wait + 30),
+        )
     )
     try:
         return await asyncio.wait_for(handle.result(), wait + 5)

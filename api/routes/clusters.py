@@ -33,6 +33,7 @@ from api.schemas.clusters import (
     ConditionPublic,
     KubeconfigPublic,
 )
+from api.temporal_gate import bounded
 from api.workflow_errors import named_failure
 from domain.cluster import ClusterSpec
 from domain.gateway import ProxySettings
@@ -177,18 +178,20 @@ def lifecycle_timeouts(settings: Settings) -> LifecycleTimeouts:
 async def start_create(client: Client, ref: ClusterRef, settings: Settings) -> None:
     """Start the create saga once: a retry joins the running one, a closed one is not redone."""
     try:
-        await client.start_workflow(
-            CREATE_WORKFLOW,
-            CreateClusterInput(
-                cluster=ref,
-                timeouts=lifecycle_timeouts(settings),
-                silence_seconds=settings.agent_silence_timeout,
-            ),
-            id=create_workflow_id(ref.cluster_id),
-            task_queue=CONTROL_PLANE_QUEUE,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=_search_attributes(ref, Phase.PENDING),
+        await bounded(
+            client.start_workflow(
+                CREATE_WORKFLOW,
+                CreateClusterInput(
+                    cluster=ref,
+                    timeouts=lifecycle_timeouts(settings),
+                    silence_seconds=settings.agent_silence_timeout,
+                ),
+                id=create_workflow_id(ref.cluster_id),
+                task_queue=CONTROL_PLANE_QUEUE,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=_search_attributes(ref, Phase.PENDING),
+            )
         )
     except WorkflowAlreadyStartedError:
         log.info("cluster %s: create already ran", ref.cluster_id)
@@ -310,14 +313,16 @@ async def delete_cluster(
             ClusterEvent(cluster_id=cluster.id, phase=cluster.phase, message="delete requested")
         )
         await session.commit()
-    await client.start_workflow(
-        DELETE_WORKFLOW,
-        DeleteClusterInput(cluster=ref, timeouts=lifecycle_timeouts(settings)),
-        id=delete_workflow_id(cluster.id),
-        task_queue=CONTROL_PLANE_QUEUE,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        search_attributes=_search_attributes(ref, Phase.DELETING),
+    await bounded(
+        client.start_workflow(
+            DELETE_WORKFLOW,
+            DeleteClusterInput(cluster=ref, timeouts=lifecycle_timeouts(settings)),
+            id=delete_workflow_id(cluster.id),
+            task_queue=CONTROL_PLANE_QUEUE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            search_attributes=_search_attributes(ref, Phase.DELETING),
+        )
     )
     return cluster_public(cluster, settings)
 
@@ -354,7 +359,8 @@ async def _manage_update(
     handle = client.get_workflow_handle(manage_workflow_id(cluster.id))
     try:
         return await asyncio.wait_for(
-            handle.execute_update(update, arg, result_type=ActionAccepted), UPDATE_TIMEOUT_SECONDS
+            handle.execute_update(update, arg, result_type=ActionAccepted),
+            UPDATE_TIMEOUT_SECONDS,
         )
     except WorkflowUpdateFailedError as exc:
         raise HTTPException(409, f"{update} refused: {named_failure(exc)[1]}") from exc
