@@ -17,7 +17,6 @@ from temporalio.service import RPCError
 from activities.models import ERR_MAAS_AUTH_FAILED, ERR_MAAS_UNREACHABLE, CheckAccountResult
 from api.deps import BoxDep, Editor, SessionDep, SettingsDep, TemporalDep, Viewer
 from api.errors import responses
-from api.gateway_status import activity_pollers
 from api.routes.gateways import project_gateway, system_gateway_enabled
 from api.schemas.accounts import CloudAccountCreate, CloudAccountList, CloudAccountPublic
 from api.temporal_gate import bounded
@@ -135,6 +134,12 @@ async def create_account(
     else:
         assert body.gateway_id is not None
         gateway = await project_gateway(session, principal.project_id, body.gateway_id)
+        if gateway.registered_at is None:
+            raise HTTPException(
+                409,
+                f"gateway_id: gateway {gateway.name} is not registered yet; run its "
+                "`metalgate gateway register` command, then `metalgate gateway run`",
+            )
         gateway_ref = GatewayRef(
             id=gateway.id, name=gateway.name, proxy=ProxySettings.model_validate(gateway.proxy)
         )
@@ -147,9 +152,6 @@ async def create_account(
         raise HTTPException(
             409, f"name: a cloud account named {body.name!r} exists; pick another name"
         )
-    pollers = await activity_pollers(request.app.state.temporal, gateway_ref.id)
-    if pollers is not None and pollers.live == 0:
-        raise _offline(gateway_ref.name)
     account_id = new_id("acc")
     maas = MaasAccount(url=body.maas_url, api_key=body.maas_api_key.get_secret_value())
     checked = await _validate(request, client, account_id, maas, gateway_ref)

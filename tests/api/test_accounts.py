@@ -6,7 +6,7 @@ from typing import Any
 from temporalio.worker import Worker
 
 from tests.api.conftest import Api, ProjectKeys
-from tests.api.test_gateways import create_gateway
+from tests.api.test_gateways import create_gateway, register
 
 MAAS_KEY = "ck1:tk1:ts1secretvalue"
 
@@ -54,8 +54,18 @@ async def test_refused_key_names_the_field(
     assert answer.json()["detail"].startswith("maas_api_key:")
 
 
-async def test_offline_gateway_answers_fast_with_the_fix(api: Api, project: ProjectKeys) -> None:
+async def test_offline_gateway_answers_in_bounded_time_with_the_fix(
+    api: Api, project: ProjectKeys
+) -> None:
     gateway = await create_gateway(api, project.editor)
+    pending = await api.http.post(
+        "/v1/cloud-accounts",
+        json=account_body(use_system_gateway=False, gateway_id=gateway["gateway"]["id"]),
+        headers=project.editor,
+    )
+    assert pending.status_code == 409
+    assert "not registered yet" in pending.json()["detail"]
+    await register(api, gateway["registration_token"])
     answer = await api.http.post(
         "/v1/cloud-accounts",
         json=account_body(use_system_gateway=False, gateway_id=gateway["gateway"]["id"]),
