@@ -60,10 +60,14 @@ async def control_plane_activities(settings: Settings, client: Client) -> tuple[
     """The control-plane activities with their store; returns (activities, database)."""
     # Imported here so this module (and `metalgate --help`) loads without the store.
     from activities.control_plane import ControlPlaneActivities
+    from activities.orphans import OrphanActivities
     from store.db import Database
+    from store.secrets import SecretBox
 
     database = await Database.open(settings)
-    return ControlPlaneActivities(database.sessions, client, settings).all(), database
+    lifecycle = ControlPlaneActivities(database.sessions, client, settings).all()
+    orphans = OrphanActivities(database.sessions, SecretBox.from_settings(settings)).all()
+    return lifecycle + orphans, database
 
 
 def build_worker(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from workflows.create import ClusterCreate
 from workflows.delete import ClusterDelete
 from workflows.manage import ClusterManagement
+from workflows.orphan_sweep import OrphanSweep
 from workflows.sweep import AgentSilenceSweep
 from workflows.validate import CloudAccountValidate
 
@@ -14,4 +15,5 @@ CONTROL_PLANE_WORKFLOWS: list[type] = [
     ClusterManagement,
     CloudAccountValidate,
     AgentSilenceSweep,
+    OrphanSweep,
 ]
