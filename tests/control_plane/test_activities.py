@@ -1,0 +1,326 @@
+"""Control-plane activities on a real store and the session's dev server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+import yaml
+from sqlalchemy import select, update
+from temporalio import workflow
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.control_plane import ControlPlaneActivities, bootstrap_from_user_data, is_forward
+from activities.models import (
+    ClusterClaimsInput,
+    EnqueueAgentCommandInput,
+    IssueAgentTokenInput,
+    OwnedMachine,
+    RecordStatusInput,
+    RenderCloudInitInput,
+    RevokeAgentTokenInput,
+    StopClusterWorkflowsInput,
+    SweepSilentAgentsInput,
+)
+from domain.gateway import ProxySettings
+from domain.maas import Machine
+from domain.naming import create_workflow_id, manage_workflow_id
+from domain.phases import Phase, Reason
+from runtime.settings import Settings
+from store.db import Database
+from store.models import AgentCommandRow, Cluster, ClusterEvent, Project
+from store.secrets import hash_token
+from store.types import utcnow
+from tests.support.temporal import new_worker
+from workflows.contracts import SIGNAL_AGENT_SILENT, SIGNAL_STOP, AgentSilent
+
+
+@pytest.fixture
+async def database(tmp_path) -> AsyncIterator[Database]:  # type: ignore[no-untyped-def]
+    db = await Database.open_url(f"sqlite+aiosqlite:///{tmp_path / 'cp.db'}")
+    async with db.sessions.begin() as session:
+        session.add(Project(id="prj-1", name="p"))
+    yield db
+    await db.close()
+
+
+@pytest.fixture
+def cp(database: Database, client: Client, tmp_path) -> ControlPlaneActivities:  # type: ignore[no-untyped-def]
+    settings = Settings(_env_file=None, data_dir=tmp_path, api_url="https://api.example:8443")  # type: ignore[call-arg]
+    return ControlPlaneActivities(database.sessions, client, settings)
+
+
+async def add_cluster(database: Database, phase: Phase = Phase.PENDING) -> str:
+    cluster_id = f"cl-{uuid.uuid4().hex[:8]}"
+    async with database.sessions.begin() as session:
+        session.add(
+            Cluster(
+                id=cluster_id,
+                project_id="prj-1",
+                name=cluster_id,
+                active_name=cluster_id,
+                cloud_account_id="acc",
+                gateway_id="system",
+                spec={},
+                phase=phase.value,
+                kubernetes_version="v1.30.4",
+            )
+        )
+    return cluster_id
+
+
+async def get(database: Database, cluster_id: str) -> Cluster:
+    async with database.sessions() as session:
+        cluster = await session.get(Cluster, cluster_id)
+    assert cluster is not None
+    return cluster
+
+
+def run(fn, arg):  # type: ignore[no-untyped-def]
+    return ActivityEnvironment().run(fn, arg)
+
+
+def test_phase_order() -> None:
+    assert is_forward(Phase.PENDING, Phase.DEPLOYING_OS)
+    assert not is_forward(Phase.DEPLOYING_OS, Phase.ACQUIRING_MACHINES)
+    assert is_forward(Phase.RUNNING, Phase.UNREACHABLE) and is_forward(
+        Phase.UNREACHABLE, Phase.RUNNING
+    )
+    assert not is_forward(Phase.FAILED, Phase.RUNNING)
+    assert is_forward(Phase.FAILED, Phase.DELETING)
+    assert not is_forward(Phase.DELETING, Phase.FAILED)
+    assert not is_forward(Phase.DELETED, Phase.DELETING)
+
+
+async def test_record_status_is_forward_only_and_idempotent(
+    cp: ControlPlaneActivities, database: Database
+) -> None:
+    cluster_id = await add_cluster(database)
+    machine = Machine(system_id="abc", hostname="n1", pool="control-plane")
+    acquiring = RecordStatusInput(
+        cluster_id=cluster_id,
+        phase=Phase.ACQUIRING_MACHINES,
+        reason=Reason.WAITING_FOR_GATEWAY,
+        message="waiting for gateway system",
+        event="waiting for gateway system",
+    )
+    await run(cp.record_status, acquiring)
+    await run(cp.record_status, acquiring)
+    deploying = RecordStatusInput(
+        cluster_id=cluster_id, phase=Phase.DEPLOYING_OS, machines=[machine], event="deploying"
+    )
+    await run(cp.record_status, deploying)
+    await run(cp.record_status, acquiring)  # a late retry of an earlier gate
+    cluster = await get(database, cluster_id)
+    assert cluster.phase == "DeployingOS" and cluster.reason is None
+    assert cluster.machines == [machine.model_dump(mode="json")]
+    assert [c["type"] for c in cluster.conditions] == ["AcquiringMachines", "DeployingOS"]
+    assert cluster.conditions[0]["status"] == "False"
+    assert cluster.conditions[0]["reason"] == "WaitingForGateway"
+    await run(
+        cp.record_status,
+        RecordStatusInput(cluster_id=cluster_id, phase=Phase.RUNNING, kubernetes_version="v1.31.0"),
+    )
+    cluster = await get(database, cluster_id)
+    assert cluster.machines == [machine.model_dump(mode="json")]  # None leaves machines alone
+    assert cluster.kubernetes_version == "v1.31.0"
+    async with database.sessions() as session:
+        events = (
+            await session.scalars(
+                select(ClusterEvent.message).where(ClusterEvent.cluster_id == cluster_id)
+            )
+        ).all()
+    assert list(events) == ["waiting for gateway system", "deploying"]
+    await run(cp.record_status, RecordStatusInput(cluster_id=cluster_id, phase=Phase.DELETED))
+    assert (await get(database, cluster_id)).active_name is None
+    with pytest.raises(ApplicationError, match="not in the store"):
+        await run(cp.record_status, RecordStatusInput(cluster_id="cl-nope", phase=Phase.RUNNING))
+
+
+async def test_agent_token_hash_only_and_revoke(
+    cp: ControlPlaneActivities, database: Database
+) -> None:
+    cluster_id = await add_cluster(database)
+    token = (await run(cp.issue_agent_token, IssueAgentTokenInput(cluster_id=cluster_id))).token
+    cluster = await get(database, cluster_id)
+    assert cluster.agent_token_hash == hash_token(token) != token
+    await run(cp.revoke_agent_token, RevokeAgentTokenInput(cluster_id=cluster_id))
+    assert (await get(database, cluster_id)).agent_token_hash is None
+    with pytest.raises(ApplicationError):
+        await run(cp.issue_agent_token, IssueAgentTokenInput(cluster_id="cl-nope"))
+
+
+async def test_render_cloud_init(cp: ControlPlaneActivities) -> None:
+    proxy = ProxySettings(
+        http_proxy="http://proxy:3128", https_proxy="http://proxy:3128", no_proxy=["10.0.0.0/8"]
+    )
+    result = await run(
+        cp.render_cloud_init,
+        RenderCloudInitInput(
+            cluster_id="cl-1",
+            cluster_name="web",
+            agent_token="mga_secret",
+            machine=Machine(system_id="abc", hostname="node-1", pool="control-plane"),
+            role="control-plane",
+            first_control_plane=True,
+            kubernetes_version="v1.30.4",
+            proxy=proxy,
+        ),
+    )
+    assert result.user_data.startswith("#cloud-config\n")
+    config = yaml.safe_load(result.user_data)
+    bootstrap_file = config["write_files"][0]
+    assert bootstrap_file["path"] == "/etc/metalgate/bootstrap.json"
+    assert bootstrap_file["permissions"] == "0600"
+    bootstrap = json.loads(bootstrap_file["content"])
+    assert bootstrap["api_url"] == "https://api.example:8443"
+    assert bootstrap["agent_token"] == "mga_secret"
+    assert bootstrap["first_control_plane"] is True
+    assert "http_proxy=http://proxy:3128" in config["write_files"][1]["content"]
+    assert "NO_PROXY=10.0.0.0/8" in config["write_files"][1]["content"]
+    assert config["runcmd"] == [
+        ["metalgate", "agent", "run", "--bootstrap", "/etc/metalgate/bootstrap.json"]
+    ]
+    assert bootstrap_from_user_data(result.user_data).system_id == "abc"
+
+
+async def test_enqueue_is_idempotent(cp: ControlPlaneActivities, database: Database) -> None:
+    cluster_id = await add_cluster(database, Phase.RUNNING)
+    command = EnqueueAgentCommandInput(
+        cluster_id=cluster_id, command_id="c1", kind="upgrade", args={"v": "1"}
+    )
+    await run(cp.enqueue_agent_command, command)
+    async with database.sessions.begin() as session:
+        await session.execute(update(AgentCommandRow).values(state="running"))
+    await run(cp.enqueue_agent_command, command)
+    async with database.sessions() as session:
+        rows = (await session.scalars(select(AgentCommandRow))).all()
+    assert [(r.id, r.state) for r in rows] == [("c1", "running")]
+
+
+async def test_cluster_claims(cp: ControlPlaneActivities, database: Database) -> None:
+    live = await add_cluster(database, Phase.RUNNING)
+    failed = await add_cluster(database, Phase.FAILED)
+
+    def owned(system_id: str, cluster_id: str) -> OwnedMachine:
+        return OwnedMachine(
+            system_id=system_id, hostname=system_id, pool="w", cluster_id=cluster_id
+        )
+
+    result = await run(
+        cp.cluster_claims,
+        ClusterClaimsInput(
+            gateway_id="system",
+            machines=[owned("a", live), owned("b", failed), owned("c", "cl-gone")],
+        ),
+    )
+    assert result.claimed == ["a"] and result.unclaimed == ["b", "c"]
+
+
+@workflow.defn(name="StopTarget", sandboxed=False)
+class StopTarget:
+    """Stands for create (cancellable) and manage (stops on SIGNAL_STOP)."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        self.silent: list[AgentSilent] = []
+
+    @workflow.run
+    async def run(self, ignore_stop: bool) -> None:
+        await workflow.wait_condition(lambda: self.stop and not ignore_stop)
+
+    @workflow.signal(name=SIGNAL_STOP)
+    def on_stop(self) -> None:
+        self.stop = True
+
+    @workflow.signal(name=SIGNAL_AGENT_SILENT)
+    def on_silent(self, silent: AgentSilent) -> None:
+        self.silent.append(silent)
+
+    @workflow.query
+    def silences(self) -> int:
+        return len(self.silent)
+
+
+async def test_stop_cluster_workflows_waits_until_closed(
+    cp: ControlPlaneActivities, client: Client, database: Database
+) -> None:
+    cluster_id = await add_cluster(database, Phase.RUNNING)
+    async with new_worker(client, StopTarget) as worker:
+        create = await client.start_workflow(
+            StopTarget.run, True, id=create_workflow_id(cluster_id), task_queue=worker.task_queue
+        )
+        manage = await client.start_workflow(
+            StopTarget.run, False, id=manage_workflow_id(cluster_id), task_queue=worker.task_queue
+        )
+        await run(
+            cp.stop_cluster_workflows,
+            StopClusterWorkflowsInput(cluster_id=cluster_id, wait_seconds=20),
+        )
+        assert (await create.describe()).status == WorkflowExecutionStatus.CANCELED
+        assert (await manage.describe()).status == WorkflowExecutionStatus.COMPLETED
+        # Nothing running (or nothing at all) is done at once.
+        await run(
+            cp.stop_cluster_workflows,
+            StopClusterWorkflowsInput(cluster_id=cluster_id, wait_seconds=5),
+        )
+        await run(
+            cp.stop_cluster_workflows,
+            StopClusterWorkflowsInput(cluster_id="cl-none", wait_seconds=5),
+        )
+
+
+async def test_stop_gives_up_with_a_retryable_error(
+    cp: ControlPlaneActivities, client: Client, database: Database
+) -> None:
+    cluster_id = await add_cluster(database, Phase.RUNNING)
+    # No worker polls this queue, so the cancel is never processed.
+    await client.start_workflow(
+        StopTarget.run, True, id=create_workflow_id(cluster_id), task_queue=f"tq-{uuid.uuid4()}"
+    )
+    with pytest.raises(ApplicationError, match="still open") as caught:
+        await run(
+            cp.stop_cluster_workflows,
+            StopClusterWorkflowsInput(cluster_id=cluster_id, wait_seconds=1.5),
+        )
+    assert not caught.value.non_retryable
+    await client.get_workflow_handle(create_workflow_id(cluster_id)).terminate("test over")
+
+
+async def test_sweep_signals_each_silent_cluster_once(
+    cp: ControlPlaneActivities, client: Client, database: Database
+) -> None:
+    quiet = await add_cluster(database, Phase.RUNNING)
+    chatty = await add_cluster(database, Phase.RUNNING)
+    creating = await add_cluster(database, Phase.DEPLOYING_OS)
+    orphan = await add_cluster(database, Phase.RUNNING)  # no management workflow
+    old = utcnow() - timedelta(minutes=10)
+    async with database.sessions.begin() as session:
+        await session.execute(
+            update(Cluster)
+            .where(Cluster.id.in_([quiet, creating, orphan]))
+            .values(last_heartbeat_at=old)
+        )
+        await session.execute(
+            update(Cluster).where(Cluster.id == chatty).values(last_heartbeat_at=utcnow())
+        )
+    async with new_worker(client, StopTarget) as worker:
+        manage = await client.start_workflow(
+            StopTarget.run, False, id=manage_workflow_id(quiet), task_queue=worker.task_queue
+        )
+        swept = await run(cp.sweep_silent_agents, SweepSilentAgentsInput(silence_seconds=60))
+        assert swept.signalled == [quiet]
+        again = await run(cp.sweep_silent_agents, SweepSilentAgentsInput(silence_seconds=60))
+        assert again.signalled == []
+        await asyncio.sleep(0)
+        assert await manage.query(StopTarget.silences) == 1
+        await manage.signal(SIGNAL_STOP)
+        await manage.result()
+    assert (await get(database, quiet)).silent is True
+    assert (await get(database, orphan)).silent is False
