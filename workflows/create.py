@@ -16,7 +16,12 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
+from temporalio.exceptions import (
+    ApplicationError,
+    FailureError,
+    WorkflowAlreadyStartedError,
+    is_cancelled_exception,
+)
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -79,10 +84,14 @@ class ClusterCreate:
         annotate(cluster, Phase.PENDING)
         try:
             return await self._create(input)
-        except asyncio.CancelledError:
-            await run_to_completion(self._fail(input, Reason.CANCELLED, "the create was cancelled"))
-            raise
-        except FailureError as err:
+        except (asyncio.CancelledError, FailureError) as err:
+            # A cancel surfaces as asyncio's CancelledError or, when an activity's cancel
+            # lands first, as an ActivityError caused by one.
+            if is_cancelled_exception(err):
+                await run_to_completion(
+                    self._fail(input, Reason.CANCELLED, "the create was cancelled")
+                )
+                raise
             reason, message = failure_reason(err)
             return await run_to_completion(self._fail(input, reason, message))
 

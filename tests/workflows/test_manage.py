@@ -271,7 +271,10 @@ async def test_history_stays_bounded_across_continue_as_new(client: Client) -> N
                 break
             run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
         assert len(lengths) > 2
-        # A run may overshoot by the events of the task that noticed the limit.
-        assert max(lengths) < limit + 15, lengths
+        # A run overshoots the limit by the signals that land while the workflow task that
+        # notices it is in flight: with signals sent back to back, up to a few dozen events.
+        # What matters is that no run grows with the number of signals (150 here).
+        assert sum(lengths) > 300
+        assert max(lengths) < limit * 2, lengths
         await handle.signal(SIGNAL_STOP)
         await handle.result()

@@ -1,0 +1,172 @@
+"""Recorded histories replay against today's workflow code; a changed workflow does not.
+
+Re-record after an intended, patched change:
+    METALGATE_RECORD_HISTORIES=1 .venv/bin/pytest tests/workflows/test_replay.py -k record
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio import workflow
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
+
+from activities.models import (
+    FIND_OWNED,
+    RECORD_STATUS,
+    FindOwnedInput,
+    FindOwnedResult,
+    RecordStatusInput,
+)
+from domain.naming import delete_workflow_id, manage_workflow_id
+from domain.phases import Phase
+from runtime.temporal import data_converter
+from tests.support.temporal import assert_eventually
+from tests.workflows.fakes import FAST, Harness, harness, ready_report
+from workflows.contracts import (
+    DELETE_WORKFLOW,
+    QUERY_STATE,
+    SIGNAL_AGENT_REPORT,
+    SIGNAL_AGENT_SILENT,
+    SIGNAL_COMMAND_RESULT,
+    SIGNAL_STOP,
+    UPDATE_SCALE,
+    UPDATE_UPGRADE,
+    ActionAccepted,
+    AgentSilent,
+    CommandResult,
+    DeleteClusterInput,
+    DeleteClusterResult,
+    ManageState,
+    ScaleRequest,
+    UpgradeRequest,
+)
+from workflows.registry import CONTROL_PLANE_WORKFLOWS
+
+HISTORIES = Path(__file__).parent / "histories"
+FAST_TIMEOUT = timedelta(seconds=10)
+# Test-only key, committed on purpose: the recorded histories are ciphertext like real ones
+# and must stay decodable by every later test session.
+REPLAY_KEY = "replay-test:29ZpQSHmot5g/M2Kv5QCkPUg3aEmOxwqmwEihbmnSes="
+RECORD = os.environ.get("METALGATE_RECORD_HISTORIES") == "1"
+
+
+def load(name: str) -> WorkflowHistory:
+    raw = json.loads((HISTORIES / name).read_text())
+    return WorkflowHistory.from_json(raw["workflow_id"], raw["history"])
+
+
+async def save(name: str, handle: WorkflowHandle[Any, Any]) -> None:
+    history = await handle.fetch_history()
+    document = {"workflow_id": handle.id, "history": json.loads(history.to_json())}
+    (HISTORIES / name).write_text(json.dumps(document, indent=1) + "\n")
+
+
+@pytest.mark.skipif(not RECORD, reason="set METALGATE_RECORD_HISTORIES=1 to re-record")
+async def test_record_histories(env: WorkflowEnvironment) -> None:
+    client = Client(
+        env.client.service_client,
+        namespace=env.client.namespace,
+        data_converter=data_converter([REPLAY_KEY]),
+    )
+    async with harness(client) as h:
+        cluster = h.cluster(workers=2)
+        create = await h.start_create(cluster)
+        await h.wait_phase(cluster.cluster_id, Phase.BOOTSTRAPPING_CONTROL_PLANE)
+        machines = [m.machine() for m in h.maas.owned(cluster.cluster_id)]
+        await create.signal(SIGNAL_AGENT_REPORT, ready_report(machines))
+        assert (await create.result()).phase == Phase.RUNNING
+        await save("create_running.json", create)
+
+        manage = client.get_workflow_handle(manage_workflow_id(cluster.cluster_id))
+        await exercise_management(h, manage)
+        await save("manage.json", manage)
+
+        delete = await client.start_workflow(
+            DELETE_WORKFLOW,
+            DeleteClusterInput(cluster=cluster, timeouts=FAST),
+            id=delete_workflow_id(cluster.cluster_id),
+            task_queue=h.task_queue,
+            result_type=DeleteClusterResult,
+        )
+        await delete.result()
+        await save("delete.json", delete)
+
+        failed = h.cluster(workers=1)
+        timeouts = FAST.model_copy(update={"agent_ready": 1.0})
+        handle = await h.start_create(failed, timeouts)
+        assert (await handle.result()).phase == Phase.FAILED
+        await save("create_agent_timeout.json", handle)
+
+
+async def exercise_management(h: Harness, manage: WorkflowHandle[Any, Any]) -> None:
+    await manage.signal(SIGNAL_AGENT_SILENT, AgentSilent(last_seen_unix=0))
+    await h.wait_phase(manage.id.split("/")[1], Phase.UNREACHABLE)
+    await manage.signal(SIGNAL_AGENT_REPORT, ready_report([]))
+    upgrade = await manage.execute_update(
+        UPDATE_UPGRADE, UpgradeRequest(kubernetes_version="v1.31.0"), result_type=ActionAccepted
+    )
+
+    async def enqueued() -> None:
+        assert h.cp.commands
+
+    await assert_eventually(enqueued)
+    await manage.signal(
+        SIGNAL_COMMAND_RESULT, CommandResult(command_id=upgrade.action_id, state="succeeded")
+    )
+    await manage.execute_update(
+        UPDATE_SCALE, ScaleRequest(pool="workers", count=3), result_type=ActionAccepted
+    )
+
+    async def settled() -> None:
+        state = await manage.query(QUERY_STATE, result_type=ManageState)
+        assert not state.pending and len(state.machines) == 4
+
+    await assert_eventually(settled)
+    await manage.signal(SIGNAL_STOP)
+    await manage.result()
+
+
+async def test_recorded_histories_replay() -> None:
+    names = sorted(p.name for p in HISTORIES.glob("*.json"))
+    assert {"create_running.json", "manage.json", "delete.json"} <= set(names)
+    replayer = Replayer(
+        workflows=CONTROL_PLANE_WORKFLOWS, data_converter=data_converter([REPLAY_KEY])
+    )
+    for name in names:
+        await replayer.replay_workflow(load(name))
+
+
+@workflow.defn(name=DELETE_WORKFLOW, sandboxed=False)
+class DeleteWithoutStopping:
+    """ClusterDelete as someone might "simplify" it: no longer stops the other workflows."""
+
+    @workflow.run
+    async def run(self, input: DeleteClusterInput) -> DeleteClusterResult:
+        await workflow.execute_activity(
+            RECORD_STATUS,
+            RecordStatusInput(cluster_id=input.cluster.cluster_id, phase=Phase.DELETING),
+            start_to_close_timeout=FAST_TIMEOUT,
+        )
+        await workflow.execute_activity(
+            FIND_OWNED,
+            FindOwnedInput(account=input.cluster.account, cluster_id=input.cluster.cluster_id),
+            result_type=FindOwnedResult,
+            start_to_close_timeout=FAST_TIMEOUT,
+        )
+        return DeleteClusterResult(released=[])
+
+
+async def test_an_unpatched_change_fails_replay() -> None:
+    replayer = Replayer(
+        workflows=[DeleteWithoutStopping], data_converter=data_converter([REPLAY_KEY])
+    )
+    with pytest.raises(workflow.NondeterminismError):
+        await replayer.replay_workflow(load("delete.json"))
