@@ -20,7 +20,7 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 async def test_saas_mode_refuses_the_system_gateway(
     env: WorkflowEnvironment, codec_keys: list[str], tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     settings = api_settings(tmp_path, temporal_address(env), codec_keys, mode="saas")
     async with running_api(settings) as url, httpx.AsyncClient(base_url=url) as http:
         body = {
@@ -39,7 +39,7 @@ async def test_saas_mode_refuses_the_system_gateway(
         assert (await http.get("/v1/gateways/system", headers=ADMIN)).status_code == 404
 
 
-async def test_reads_work_with_temporal_stopped(codec_keys: list[str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_reads_work_with_temporal_stopped(codec_keys: list[str], tmp_path) -> None:
     """Write through a private dev server, stop it, then read everything back."""
     own = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(temporal_binary()),

@@ -90,7 +90,7 @@ async def test_bad_bodies_are_4xx_never_500(api: Api, project: ProjectKeys) -> N
 
 
 async def test_streamed_oversized_body_is_413(api: Api) -> None:
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks():
         for _ in range(40):
             yield b"x" * 65536
 

@@ -42,7 +42,7 @@ from workflows.contracts import SIGNAL_AGENT_SILENT, SIGNAL_STOP, AgentSilent
 
 
 @pytest.fixture
-async def database(tmp_path) -> AsyncIterator[Database]:  # type: ignore[no-untyped-def]
+async def database(tmp_path) -> AsyncIterator[Database]:
     db = await Database.open_url(f"sqlite+aiosqlite:///{tmp_path / 'cp.db'}")
     async with db.sessions.begin() as session:
         session.add(Project(id="prj-1", name="p"))
@@ -51,8 +51,8 @@ async def database(tmp_path) -> AsyncIterator[Database]:  # type: ignore[no-unty
 
 
 @pytest.fixture
-def cp(database: Database, client: Client, tmp_path) -> ControlPlaneActivities:  # type: ignore[no-untyped-def]
-    settings = Settings(_env_file=None, data_dir=tmp_path, api_url="https://api.example:8443")  # type: ignore[call-arg]
+def cp(database: Database, client: Client, tmp_path) -> ControlPlaneActivities:
+    settings = Settings(_env_file=None, data_dir=tmp_path, api_url="https://api.example:8443")
     return ControlPlaneActivities(database.sessions, client, settings)
 
 
@@ -82,7 +82,7 @@ async def get(database: Database, cluster_id: str) -> Cluster:
     return cluster
 
 
-def run(fn, arg):  # type: ignore[no-untyped-def]
+def run(fn, arg):
     return ActivityEnvironment().run(fn, arg)
 
 

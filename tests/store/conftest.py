@@ -28,7 +28,7 @@ async def _postgres_reachable(url: str) -> str | None:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def database(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Database]:  # type: ignore[no-untyped-def]
+async def database(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Database]:
     if request.param == "sqlite":
         db = Database(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"))
         await migrate(db.engine)

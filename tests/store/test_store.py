@@ -23,7 +23,7 @@ async def test_migrations_are_recorded_and_run_once(database: Database) -> None:
 
 
 async def test_migrated_schema_matches_the_models(database: Database) -> None:
-    def columns(conn):  # type: ignore[no-untyped-def]
+    def columns(conn):
         found = inspect(conn)
         return {t: {c["name"] for c in found.get_columns(t)} for t in found.get_table_names()}
 
@@ -113,14 +113,14 @@ async def test_upsert_inserts_then_updates(database: Database) -> None:
     assert [(r.replica_id, r.version) for r in rows] == [("r", "2")]
 
 
-def test_secret_box_roundtrip_and_wrong_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_secret_box_roundtrip_and_wrong_key(tmp_path) -> None:
     box = SecretBox("k" * 32)
     sealed = box.encrypt("maas-key")
     assert "maas-key" not in sealed
     assert box.decrypt(sealed) == "maas-key"
     with pytest.raises(ValueError, match="store key"):
         SecretBox("other").decrypt(sealed)
-    dev = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    dev = Settings(_env_file=None, data_dir=tmp_path)
     assert SecretBox.from_settings(dev).decrypt(SecretBox.from_settings(dev).encrypt("x")) == "x"
     assert (tmp_path / "secrets" / "store-key").stat().st_mode & 0o077 == 0
 
@@ -131,7 +131,7 @@ def test_tokens_and_hashes() -> None:
     assert hash_token(token) == hash_token(token) != hash_token(new_token("mgk"))
 
 
-async def test_sqlite_runs_in_wal_mode(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_sqlite_runs_in_wal_mode(tmp_path) -> None:
     db = await Database.open_url(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}")
     try:
         async with db.engine.connect() as conn:

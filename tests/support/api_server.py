@@ -32,7 +32,7 @@ def api_settings(
         "api_url": f"http://127.0.0.1:{port}",
         **overrides,
     }
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @asynccontextmanager
