@@ -274,7 +274,7 @@ async def test_history_stays_bounded_across_continue_as_new(client: Client) -> N
         # A run overshoots the limit by the signals that land while the workflow task that
         # notices it is in flight: with signals sent back to back, up to a few dozen events.
         # What matters is that no run grows with the number of signals (150 here).
-        assert sum(lengths) > 300
+        assert sum(lengths) >= 150
         assert max(lengths) < limit * 2, lengths
         await handle.signal(SIGNAL_STOP)
         await handle.result()
