@@ -1,0 +1,40 @@
+"""The control-plane worker's fleet schedule and the sweep workflow it starts."""
+
+from __future__ import annotations
+
+import uuid
+
+from temporalio.client import Client, ScheduleActionStartWorkflow
+
+from activities.models import SweepSilentAgentsResult
+from domain.naming import SILENCE_SWEEP_SCHEDULE_ID
+from tests.workflows.fakes import harness
+from workers.control_plane import ensure_silence_sweep_schedule
+from workflows.contracts import SILENCE_SWEEP_WORKFLOW, SilenceSweepInput
+
+
+async def test_silence_sweep_schedule_is_created_once(client: Client) -> None:
+    await ensure_silence_sweep_schedule(client, silence_seconds=120)
+    await ensure_silence_sweep_schedule(client, silence_seconds=120)
+    handle = client.get_schedule_handle(SILENCE_SWEEP_SCHEDULE_ID)
+    try:
+        description = await handle.describe()
+        action = description.schedule.action
+        assert isinstance(action, ScheduleActionStartWorkflow)
+        assert action.workflow == SILENCE_SWEEP_WORKFLOW
+        interval = description.schedule.spec.intervals[0].every
+        assert interval.total_seconds() == 30
+    finally:
+        await handle.delete()
+
+
+async def test_sweep_workflow_runs_the_sweep_activity(client: Client) -> None:
+    async with harness(client) as h:
+        result = await client.execute_workflow(
+            SILENCE_SWEEP_WORKFLOW,
+            SilenceSweepInput(silence_seconds=60),
+            id=f"sweep-{uuid.uuid4()}",
+            task_queue=h.task_queue,
+            result_type=SweepSilentAgentsResult,
+        )
+    assert result.signalled == []
