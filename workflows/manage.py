@@ -209,7 +209,8 @@ class ClusterManagement:
 
     def _queue(self, kind: str, **args: str) -> ActionAccepted:
         self._s.action_seq += 1
-        action_id = f"{kind}-{self._s.action_seq}"
+        # Agent command ids are global keys in the store: scope them to the cluster.
+        action_id = f"{kind}-{self._s.action_seq}.{self._s.cluster.cluster_id}"
         self._s.pending.append({"id": action_id, "kind": kind, **args})
         detail = ", ".join(f"{k}={v}" for k, v in args.items())
         return ActionAccepted(action_id=action_id, kind=kind, message=f"{kind} queued: {detail}")
