@@ -6,8 +6,10 @@ Shared by the create saga and by scale-up in the management workflow.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -15,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
         ACQUIRE_MACHINES,
         DEPLOY_MACHINE,
         ERR_MACHINE_DEPLOY_FAILED,
+        MAAS_NON_RETRYABLE,
         RELEASE_MACHINES,
         RENDER_CLOUD_INIT,
         WAIT_DEPLOYED,
@@ -36,6 +39,13 @@ with workflow.unsafe.imports_passed_through():
     from workflows.status import control_plane_call, gather_cancelling
 
 ROLE_CONTROL_PLANE = "control-plane"
+# A retry resumes the wait after a lost gateway replica (heartbeat timeout); each attempt may
+# last the whole deploy timeout, so a machine that never deploys fails after a few, not eight.
+WAIT_DEPLOYED_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_attempts=3,
+    non_retryable_error_types=MAAS_NON_RETRYABLE,
+)
 ROLE_WORKER = "worker"
 
 
@@ -126,6 +136,7 @@ class Deployer:
             start_to_close=timeouts.deploy,
             # Several missed polls, not one, before a gateway replica counts as lost.
             heartbeat=max(10.0, timeouts.deploy_poll_interval * 5),
+            retry=WAIT_DEPLOYED_RETRY,
         )
         self.held[machine.system_id] = deployed.machine
         return deployed.machine
