@@ -6,7 +6,9 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 
 from activities.models import CheckAccountResult
+from domain.naming import create_workflow_id
 from domain.phases import Phase, Reason
+from tests.support.temporal import assert_eventually
 from tests.workflows.fakes import BAD_API_KEY, FAST, harness, ready_report
 from workflows.contracts import (
     SIGNAL_AGENT_REPORT,
@@ -24,6 +26,18 @@ async def test_create_waits_visibly_for_an_absent_gateway_then_proceeds(client: 
         assert waiting is not None and waiting.phase == Phase.ACQUIRING_MACHINES
         assert waiting.message == f"waiting for gateway {h.gateway.name}"
         assert h.maas.acquire_requests == []
+
+        # The Temporal UI answers "which clusters are stuck acquiring on gateway X".
+        query = f'ClusterPhase = "AcquiringMachines" AND GatewayId = "{h.gateway.id}"'
+
+        async def listed() -> None:
+            ids = [w.id async for w in client.list_workflows(query)]
+            assert ids == [create_workflow_id(cluster.cluster_id)]
+
+        await assert_eventually(listed)
+        description = await handle.describe()
+        memo = await description.memo_value("spec")
+        assert memo["pools"] == {"control-plane": 1, "workers": 2}
 
         async with h.gateway_worker():
             await h.wait_phase(cluster.cluster_id, Phase.BOOTSTRAPPING_CONTROL_PLANE)
