@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from api.schemas.projects import Role
 from runtime.settings import Settings
@@ -55,6 +56,14 @@ async def ensure_bootstrap(sessions: SessionFactory, settings: Settings) -> str:
             path.touch(mode=0o600)
             path.write_text(key + "\n")
             log.info("generated the bootstrap admin key in %s", path)
+    try:
+        return await _store_bootstrap(sessions, key)
+    except IntegrityError:
+        # Another API replica bootstrapped at the same moment; its rows are what we wanted.
+        return await _store_bootstrap(sessions, key)
+
+
+async def _store_bootstrap(sessions: SessionFactory, key: str) -> str:
     async with sessions.begin() as session:
         project = await session.scalar(select(Project).where(Project.name == DEFAULT_PROJECT))
         if project is None:

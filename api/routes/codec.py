@@ -6,45 +6,42 @@ metadata values and data). Only the operator key may call them: decoding reveals
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, HTTPException, Request
 from google.protobuf import json_format
-from temporalio.api.common.v1 import Payloads
+from temporalio.api.common.v1 import Payload, Payloads
 
 from api.deps import Operator
 from api.errors import responses
+from api.schemas.codec import CodecBody
 from runtime.codec import CodecKeyError, EncryptionCodec
 
 router = APIRouter(prefix="/codec", tags=["codec"])
 
 
-async def _payloads(request: Request) -> Payloads:
+def _payloads(body: CodecBody) -> list[Payload]:
     try:
-        body: Any = await request.json()
-        return json_format.ParseDict(body, Payloads())
-    except (ValueError, json_format.ParseError, TypeError, AttributeError) as exc:
+        return list(json_format.ParseDict(body.model_dump(), Payloads()).payloads)
+    except json_format.ParseError as exc:
         raise HTTPException(
-            400,
-            f'body: expected {{"payloads": [{{"metadata": {{...}}, "data": "<base64>"}}]}} ({exc})',
+            400, f"payloads: metadata values and data must be base64 ({exc})"
         ) from exc
 
 
-def _answer(payloads: list[Any]) -> dict[str, Any]:
-    return json_format.MessageToDict(Payloads(payloads=payloads))
+def _answer(payloads: list[Payload]) -> CodecBody:
+    return CodecBody.model_validate(json_format.MessageToDict(Payloads(payloads=payloads)))
 
 
-@router.post("/encode", responses=responses(400))
-async def encode(request: Request, _: Operator) -> dict[str, Any]:
+@router.post("/encode", response_model=CodecBody, responses=responses(400))
+async def encode(body: CodecBody, request: Request, _: Operator) -> CodecBody:
     codec: EncryptionCodec = request.app.state.codec
-    return _answer(await codec.encode(list((await _payloads(request)).payloads)))
+    return _answer(await codec.encode(_payloads(body)))
 
 
-@router.post("/decode", responses=responses(400))
-async def decode(request: Request, _: Operator) -> dict[str, Any]:
+@router.post("/decode", response_model=CodecBody, responses=responses(400))
+async def decode(body: CodecBody, request: Request, _: Operator) -> CodecBody:
     codec: EncryptionCodec = request.app.state.codec
     try:
-        decoded = await codec.decode(list((await _payloads(request)).payloads))
+        decoded = await codec.decode(_payloads(body))
     except (CodecKeyError, ValueError) as exc:
         raise HTTPException(400, f"payloads: cannot decode ({exc})") from exc
     except Exception as exc:  # cryptography raises InvalidTag for tampered data

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import shlex
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from api.deps import UNAUTHORIZED, Editor, SessionDep, SettingsDep, Viewer
 from api.errors import responses
-from api.gateway_status import activity_pollers, gateway_status
+from api.gateway_status import Pollers, activity_pollers, gateway_status
 from api.schemas.gateways import (
     GatewayCreate,
     GatewayCreated,
@@ -60,13 +60,17 @@ async def _replicas(session: SessionDep, gateway_id: str) -> list[GatewayReplica
 
 
 async def gateway_public(
-    request: Request, session: SessionDep, gateway: Gateway | None
+    request: Request,
+    session: SessionDep,
+    gateway: Gateway | None,
+    pollers: Pollers | Literal["ask"] | None = "ask",
 ) -> GatewayPublic:
     """`gateway=None` is the system gateway, which has no row."""
     settings: Settings = request.app.state.settings
     gate: TemporalGate = request.app.state.temporal
     gateway_id = gateway.id if gateway else SYSTEM_GATEWAY_ID
-    pollers = await activity_pollers(gate, gateway_id)
+    if pollers == "ask":
+        pollers = await activity_pollers(gate, gateway_id)
     replicas = await _replicas(session, gateway_id) if gateway else []
     status, detail = gateway_status(
         gateway_id=gateway_id,
@@ -251,8 +255,17 @@ async def list_gateways(
     ).all()
     targets: list[Gateway | None] = [None] if system_gateway_enabled(settings) else []
     targets += list(rows)
-    items = await asyncio.gather(*(gateway_public(request, session, g) for g in targets))
-    return GatewayList(items=list(items))
+    # Temporal is asked about every queue at once; the store session is used one at a time.
+    gate: TemporalGate = request.app.state.temporal
+    pollers = await asyncio.gather(
+        *(activity_pollers(gate, g.id if g else SYSTEM_GATEWAY_ID) for g in targets)
+    )
+    return GatewayList(
+        items=[
+            await gateway_public(request, session, g, p)
+            for g, p in zip(targets, pollers, strict=True)
+        ]
+    )
 
 
 @router.get("/{gateway_id}", response_model=GatewayPublic, responses=responses())

@@ -52,7 +52,11 @@ async def test_only_the_operator_may_decode(api: Api, project: ProjectKeys) -> N
 
 async def test_bad_payloads_are_400(api: Api) -> None:
     garbage = await api.http.post("/codec/decode", json={"payloads": "x"}, headers=api.admin)
-    assert garbage.status_code == 400
+    assert garbage.status_code == 422
+    not_b64 = {"payloads": [{"metadata": {}, "data": "!!!"}]}
+    answer = await api.http.post("/codec/decode", json=not_b64, headers=api.admin)
+    assert answer.status_code == 422
+    assert answer.json()["errors"][0]["field"] == "body.payloads.0.data"
     tampered = {
         "payloads": [
             {
