@@ -212,7 +212,6 @@ def _check_runs(runs: list[ClusterRun]) -> list[str]:
     for run in runs:
         if run.error:
             problems.append(f"{run.name}: {run.error}")
-            continue
         if run.final_phase != Phase.DELETED:
             problems.append(f"{run.name} ended {run.final_phase}, not Deleted")
         if run.failed_reason is not None and run.failed_reason not in names:

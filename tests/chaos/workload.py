@@ -84,11 +84,19 @@ class Workload:
             phase = await self._wait(run, {Phase.RUNNING, Phase.FAILED})
             if phase == Phase.RUNNING:
                 await self._upgrade(run)
-            await self._delete(run)
         except Exception as error:  # the checker reports it against this cluster
-            run.error = f"{type(error).__name__}: {error}"
-            log.exception("chaos: cluster %s", run.name)
+            self._failed(run, error)
+        # A cluster stuck on the way is deleted all the same: delete must finish it too.
+        if run.cluster_id:
+            try:
+                await self._delete(run)
+            except Exception as error:
+                self._failed(run, error)
         return run
+
+    def _failed(self, run: ClusterRun, error: Exception) -> None:
+        run.error = "; ".join(filter(None, [run.error, f"{type(error).__name__}: {error}"]))
+        log.warning("chaos: cluster %s: %s", run.name, error)
 
     async def _create(self, run: ClusterRun) -> None:
         spec = ClusterSpec(name=run.name)
