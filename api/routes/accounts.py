@@ -135,10 +135,11 @@ async def create_account(
         assert body.gateway_id is not None
         gateway = await project_gateway(session, principal.project_id, body.gateway_id)
         if gateway.registered_at is None:
+            # Offline for sure, so no need to wait for the validation to time out.
             raise HTTPException(
-                409,
-                f"gateway_id: gateway {gateway.name} is not registered yet; run its "
-                "`metalgate gateway register` command, then `metalgate gateway run`",
+                503,
+                f"gateway {gateway.name} is offline: it never registered; run its "
+                "`metalgate gateway register` command on its host, then `metalgate gateway run`",
             )
         gateway_ref = GatewayRef(
             id=gateway.id, name=gateway.name, proxy=ProxySettings.model_validate(gateway.proxy)

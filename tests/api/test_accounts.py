@@ -63,8 +63,9 @@ async def test_offline_gateway_answers_in_bounded_time_with_the_fix(
         json=account_body(use_system_gateway=False, gateway_id=gateway["gateway"]["id"]),
         headers=project.editor,
     )
-    assert pending.status_code == 409
-    assert "not registered yet" in pending.json()["detail"]
+    assert pending.status_code == 503
+    assert "never registered" in pending.json()["detail"]
+    assert "metalgate gateway run" in pending.json()["detail"]
     await register(api, gateway["registration_token"])
     answer = await api.http.post(
         "/v1/cloud-accounts",
