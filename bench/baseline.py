@@ -30,6 +30,7 @@ from bench.common import (
     dev_server,
     percentile,
     python_module,
+    run_main,
     spawn,
     stop_process,
     write_result,
@@ -187,7 +188,7 @@ def main() -> None:
     if args.command == "worker":
         asyncio.run(_worker(args.address, args.queue, args.host_workflows))
         return
-    result = asyncio.run(_standalone(args.workflows, args.shape))
+    result = run_main(_standalone(args.workflows, args.shape))
     write_result("baseline", result)
     print(
         f"baseline: {result['workflows']} workflows of {result['activities_per_workflow']} "

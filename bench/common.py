@@ -14,16 +14,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 from temporalio.client import Client
 
 from runtime.temporal import temporal_binary
 from tests.support.ports import free_port
+
+T = TypeVar("T")
 
 RESULTS_DIR = Path(__file__).parent / "results"
 
@@ -71,6 +73,17 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> Non
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def run_main(main: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, with SIGTERM cancelling the run so `finally` blocks stop every child."""
+
+    async def guarded() -> T:
+        task = asyncio.ensure_future(main)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        return await task
+
+    return asyncio.run(guarded())
 
 
 def python_module(module: str, *args: str) -> list[str]:
@@ -134,10 +147,12 @@ class ProcessStats:
 
 
 def _tree_sample(pid: int) -> tuple[float, float]:
-    """RSS (MiB) and CPU seconds of a process and its descendants."""
+    """RSS (MiB) and CPU seconds of a process and its descendants (but not of this process's:
+    they are the processes measured on their own)."""
     root = psutil.Process(pid)
     rss, cpu = 0.0, 0.0
-    for proc in [root, *root.children(recursive=True)]:
+    family = [] if pid == os.getpid() else root.children(recursive=True)
+    for proc in [root, *family]:
         with contextlib.suppress(psutil.Error):
             rss += proc.memory_info().rss
             times = proc.cpu_times()
