@@ -82,8 +82,8 @@ def _wait(api: ApiClient, cluster_id: str, phase: Phase) -> dict[str, object]:
         time.sleep(1.0)
 
 
-def _cluster_life(stack: Stack, transport: RecordingTransport) -> tuple[str, str]:
-    """Create, read everything, delete; returns (cluster id, kubeconfig)."""
+def _cluster_life(stack: Stack, transport: RecordingTransport) -> tuple[set[str], str]:
+    """Create, read everything, delete; returns (agent tokens, kubeconfig)."""
     assert stack.info.pcg_gateway_id is not None
     with ApiClient(stack.info.api_url, stack.admin_key, transport=transport) as api:
         account = api.create_account(
@@ -96,6 +96,8 @@ def _cluster_life(stack: Stack, transport: RecordingTransport) -> tuple[str, str
         api.list_accounts()
         cluster = api.create_cluster(ClusterSpec(name="secrets"), cloud_account_id=account["id"])
         _wait(api, cluster["id"], Phase.RUNNING)
+        # MAAS forgets the user data on release, so the tokens are read while it is deployed.
+        tokens = _agent_tokens(stack.config.data_dir.resolve())
         kubeconfig = api.kubeconfig(cluster["id"])
         api.list_clusters()
         api.cluster_events(cluster["id"])
@@ -104,15 +106,13 @@ def _cluster_life(stack: Stack, transport: RecordingTransport) -> tuple[str, str
         api.delete_cluster(cluster["id"])
         _wait(api, cluster["id"], Phase.DELETED)
         api.cluster_events(cluster["id"])
-    return cluster["id"], kubeconfig
+    return tokens, kubeconfig
 
 
 def _agent_tokens(data_dir: Path) -> set[str]:
     """Agent tokens as MAAS received them, in the user data of the machines it deployed."""
     tokens = set()
-    for db in data_dir.rglob("*.db"):
-        if "maas" not in db.relative_to(data_dir).parts[0]:
-            continue
+    for db in (data_dir / "maas").glob("*.sqlite3"):
         with sqlite3.connect(db) as conn:
             rows = conn.execute("SELECT doc FROM machines").fetchall()
         for (doc,) in rows:
@@ -146,10 +146,9 @@ def _scanned_files(data_dir: Path) -> list[Path]:
 
 async def test_no_secret_in_plaintext(stack: Stack) -> None:
     transport = RecordingTransport()
-    _cluster_id, kubeconfig = await asyncio.to_thread(_cluster_life, stack, transport)
+    agent_tokens, kubeconfig = await asyncio.to_thread(_cluster_life, stack, transport)
     data_dir = stack.config.data_dir.resolve()
     maas_secret = stack.maas_key.split(":")[2]
-    agent_tokens = _agent_tokens(data_dir)
     assert agent_tokens, "no deployed machine carried an agent token in its user data"
     kube_secrets = _kubeconfig_secrets(kubeconfig)
     assert kube_secrets, "the kubeconfig carries no credential to look for"
