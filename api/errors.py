@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.service import RPCError, RPCStatusCode
@@ -68,6 +69,13 @@ def install(app: FastAPI) -> None:
             return JSONResponse({"detail": detail, "errors": []}, status_code=503)
         log.exception("unexpected Temporal error")
         return JSONResponse({"detail": "internal error talking to Temporal"}, status_code=500)
+
+    @app.exception_handler(OperationalError)
+    async def _store_busy(_: Request, exc: OperationalError) -> JSONResponse:
+        # SQLite answers "database is locked" under write contention; the store may be down.
+        log.warning("store unavailable: %s", exc.orig)
+        detail = "the store is busy or unreachable; retry shortly"
+        return JSONResponse({"detail": detail, "errors": []}, status_code=503)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -49,7 +49,7 @@ async def _report(
     heartbeats: HeartbeatsDep,
     kubeconfig_enc: str | None = None,
 ) -> AgentAck:
-    """One indexed SELECT when nothing changed; on change, signal first, then remember."""
+    """One indexed SELECT when nothing changed; on change, signal, then remember the state."""
     if credentials is None or not credentials.credentials:
         raise HTTPException(
             401, "missing credentials: send `Authorization: Bearer <agent token>`", UNAUTHORIZED
@@ -75,6 +75,7 @@ async def _report(
     cluster_id, phase, silent, version, known = row
     heartbeats.seen(cluster_id)
     if kubeconfig_enc is not None:
+        await session.commit()  # end the read snapshot: SQLite refuses to upgrade a stale one
         await session.execute(
             update(Cluster).where(Cluster.id == cluster_id).values(kubeconfig_enc=kubeconfig_enc)
         )
@@ -83,7 +84,22 @@ async def _report(
     current = fingerprint(state)
     if current == known and not silent:
         return AgentAck(signalled=False)
+    # A change. End the read snapshot, then take the cluster row's write lock first: changes
+    # of one cluster are then handled one at a time (across API replicas too), so each
+    # signalled report includes every node stored before it and the last one is complete.
+    await session.commit()
+    await session.execute(
+        update(Cluster).where(Cluster.id == cluster_id).values(silent=Cluster.silent)
+    )
+    phase, silent, version = (
+        await session.execute(
+            select(Cluster.phase, Cluster.silent, Cluster.kubernetes_version).where(
+                Cluster.id == cluster_id
+            )
+        )
+    ).one()
     if Phase(phase) in TERMINAL_PHASES:
+        await session.rollback()
         return AgentAck(signalled=False)
     others = await session.scalars(
         select(AgentNode.report).where(
@@ -94,6 +110,7 @@ async def _report(
     gate: TemporalGate = request.app.state.temporal
     if not await signal_report(gate, cluster_id, Phase(phase), report):
         # Not remembered, so the next heartbeat sees the change again and retries the signal.
+        await session.rollback()
         return AgentAck(signalled=False)
     now = utcnow()
     await session.execute(

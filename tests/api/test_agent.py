@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -243,3 +244,26 @@ async def _heartbeat_recorded(database: Database, cluster_id: str) -> None:
             select(Cluster.last_heartbeat_at).where(Cluster.id == cluster_id)
         )
     assert seen is not None
+
+
+async def test_concurrent_node_changes_leave_a_complete_last_report(
+    api: Api,
+    project: ProjectKeys,
+    account: dict[str, Any],
+    env: WorkflowEnvironment,
+    cp_activities: ControlPlaneActivities,
+) -> None:
+    """Nodes that change at the same moment: the workflow's latest report names them all."""
+    cluster, agent = await agent_cluster(api, project, account, cp_activities)
+    nodes = [f"node-{i}" for i in range(8)]
+    answers = await asyncio.gather(
+        *(
+            api.http.post("/v1/agent/heartbeat", json=beat(n, ready=True), headers=agent)
+            for n in nodes
+        )
+    )
+    assert all(a.json()["signalled"] for a in answers), [a.text for a in answers]
+    handle = env.client.get_workflow_handle(create_workflow_id(cluster["id"]))
+    reports = await handle.query(QUERY_STATE, result_type=list[AgentReport])
+    assert len(reports) == len(nodes)
+    assert [n.hostname for n in reports[-1].nodes] == nodes
