@@ -6,7 +6,6 @@ They run on the `control-plane` queue. Each is idempotent, because Temporal retr
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from datetime import timedelta
 from typing import Any
@@ -370,12 +369,3 @@ async def _ignore_not_found(call: Any) -> None:
     except RPCError as err:
         if err.status != RPCStatusCode.NOT_FOUND:
             raise
-
-
-def bootstrap_from_user_data(user_data: str) -> AgentBootstrap:
-    """Read the AgentBootstrap back out of rendered user data (the emulator's boot hook uses it)."""
-    config = yaml.safe_load(user_data.removeprefix("#cloud-config\n"))
-    for entry in config.get("write_files", []):
-        if entry.get("path") == BOOTSTRAP_PATH:
-            return AgentBootstrap.model_validate(json.loads(entry["content"]))
-    raise ValueError(f"user data writes no {BOOTSTRAP_PATH}")

@@ -16,7 +16,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.control_plane import ControlPlaneActivities, bootstrap_from_user_data, is_forward
+from activities.control_plane import ControlPlaneActivities, is_forward
 from activities.models import (
     ClusterClaimsInput,
     EnqueueAgentCommandInput,
@@ -28,6 +28,7 @@ from activities.models import (
     StopClusterWorkflowsInput,
     SweepSilentAgentsInput,
 )
+from agent.cloudinit import bootstrap_from_user_data
 from domain.gateway import ProxySettings
 from domain.maas import Machine
 from domain.naming import create_workflow_id, manage_workflow_id
@@ -187,6 +188,7 @@ async def test_render_cloud_init(cp: ControlPlaneActivities) -> None:
     assert config["runcmd"] == [
         ["metalgate", "agent", "run", "--bootstrap", "/etc/metalgate/bootstrap.json"]
     ]
+    # The agent reads back exactly what was rendered.
     assert bootstrap_from_user_data(result.user_data).system_id == "abc"
 
 
