@@ -83,9 +83,9 @@ def _bootstrap(stack: Stack, cluster_id: str) -> AgentBootstrap:
 
 
 async def measure_ingest(
-    stack: Stack, cluster_ids: list[str], rates: list[float]
+    stack: Stack, cluster_ids: list[str], rates: list[float], step_seconds: float = STEP_SECONDS
 ) -> dict[str, Any]:
-    """Warm up (one report per agent), then hold each rate for STEP_SECONDS."""
+    """Warm up (one report per agent), then hold each rate for `step_seconds`."""
     steps = []
     # Command polling is another route's load; heartbeats are what this measures.
     async with Fleet(timings=AgentTimings.instant(), poll_commands=False, seed=0) as fleet:
@@ -103,7 +103,7 @@ async def measure_ingest(
             "statuses": fleet.stats().statuses_ok,
         }
         for rate in rates:
-            stats = await fleet.run_for(STEP_SECONDS, rate=rate)
+            stats = await fleet.run_for(step_seconds, rate=rate)
             steps.append(
                 {
                     "target_rate": rate,

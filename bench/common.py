@@ -30,6 +30,11 @@ T = TypeVar("T")
 RESULTS_DIR = Path(__file__).parent / "results"
 
 
+def results_dir() -> Path:
+    """bench/results, unless BENCH_RESULTS_DIR points elsewhere (the smoke test's tiny runs)."""
+    return Path(os.environ.get("BENCH_RESULTS_DIR", RESULTS_DIR))
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile; 0.0 for no values, so tables never break on an empty run."""
     if not values:
@@ -40,8 +45,9 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def write_result(name: str, result: dict[str, Any]) -> Path:
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"{name}.json"
+    directory = results_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.json"
     path.write_text(json.dumps(result, indent=2, sort_keys=True, default=str))
     return path
 

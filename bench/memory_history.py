@@ -124,10 +124,15 @@ async def measure_memory(stack: Stack, cluster_ids: list[str]) -> dict[str, Any]
 
 
 async def _runs(client: Client, workflow_id: str) -> list[int]:
-    """History length of every run of `workflow_id`, oldest first."""
+    """History length of every run of `workflow_id`, oldest first.
+
+    Visibility records a run's length only when it closes, so each run is described.
+    """
     runs = []
     async for execution in client.list_workflows(f"WorkflowId = '{workflow_id}'"):
-        runs.append((execution.start_time, execution.history_length))
+        handle = client.get_workflow_handle(workflow_id, run_id=execution.run_id)
+        info = (await handle.describe()).raw_description.workflow_execution_info
+        runs.append((execution.start_time, info.history_length))
     return [length for _, length in sorted(runs)]
 
 

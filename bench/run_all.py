@@ -1,0 +1,135 @@
+"""`make bench`: every benchmark at sizes that fit in 15 minutes on a 2-core machine.
+
+Prints one table, each figure beside its goal, and writes bench/results/*.json. Sizes come
+from the environment (BENCH_CLUSTERS, BENCH_MANAGED, BENCH_EVENTS, BENCH_RATES,
+BENCH_MAAS_SECONDS) so CI can run the set tiny.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import psutil
+
+from bench import maas_calls
+from bench.agent_ingest import measure_ingest, seed_clusters
+from bench.common import run_main, write_result
+from bench.lifecycle import run_lifecycle
+from bench.memory_history import measure_history, measure_memory
+from bench.stack import BenchApi, bench_stack
+
+Row = tuple[str, str, str, bool | None]
+
+
+def _sizes() -> dict[str, Any]:
+    env = os.environ.get
+    return {
+        "clusters": int(env("BENCH_CLUSTERS", "200")),
+        "managed": int(env("BENCH_MANAGED", "10000")),
+        "events": int(env("BENCH_EVENTS", "20000")),
+        "rates": [float(r) for r in env("BENCH_RATES", "250,500,1000,1500").split(",")],
+        "maas_seconds": float(env("BENCH_MAAS_SECONDS", "8")),
+        "step_seconds": float(env("BENCH_STEP_SECONDS", "10")),
+    }
+
+
+async def run_fleet(
+    managed: int, rates: list[float], events: int, step_seconds: float
+) -> dict[str, Any]:
+    """Memory, ingest and history on one stack: the managed clusters serve all three."""
+    async with bench_stack(machines=3, fleet_heartbeat_interval=None) as bench:
+        stack = bench.stack
+        api = BenchApi(stack)
+        try:
+            project = await api._json("POST", "/v1/projects", json={"name": "bench-fleet"})
+        finally:
+            await api.close()
+        ids = [f"bench-fl-{n:06d}" for n in range(managed)]
+        await seed_clusters(stack, str(project["id"]), ids)
+        memory = await measure_memory(stack, ids)
+        write_result("memory", memory)
+        ingest = await measure_ingest(stack, ids, rates, step_seconds)
+        write_result("agent_ingest", ingest)
+        history = await measure_history(stack, ids[0], events)
+        write_result("history", history)
+    return {"memory": memory, "ingest": ingest, "history": history}
+
+
+async def run_all() -> dict[str, Any]:
+    sizes = _sizes()
+    begin = time.monotonic()
+    results: dict[str, Any] = {"sizes": sizes}
+    print(f"maas calls ({sizes['maas_seconds']:.0f} s) ...", flush=True)
+    results["maas_calls"] = await maas_calls.run(seconds=sizes["maas_seconds"])
+    print(f"lifecycle ({sizes['clusters']} clusters, then the baseline) ...", flush=True)
+    results["lifecycle"] = await run_lifecycle(sizes["clusters"])
+    write_result("lifecycle", results["lifecycle"])
+    print(f"fleet ({sizes['managed']} managed clusters, {sizes['events']} events) ...", flush=True)
+    results.update(
+        await run_fleet(sizes["managed"], sizes["rates"], sizes["events"], sizes["step_seconds"])
+    )
+    results["seconds"] = round(time.monotonic() - begin, 1)
+    results["machine"] = {
+        "cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+    }
+    results["date"] = datetime.now(UTC).strftime("%Y-%m-%d")
+    return results
+
+
+def rows(results: dict[str, Any]) -> list[Row]:
+    """(figure, measured, goal, met) for the table; met is None where there is no goal."""
+    life, base = results["lifecycle"], results["lifecycle"]["baseline"]
+    n = life["clusters"]
+    h, mem, ing, hist = life["histories"], results["memory"], results["ingest"], results["history"]
+    # The 2-minute goal is for 1,000 clusters: the rate that would meet it at any size.
+    goal_rate = 1000 / 120
+    return [
+        (f"lifecycle: {n} 3-node clusters Running", f"{life['create_s']} s", "", None),
+        ("lifecycle: clusters/s", f"{life['clusters_per_s']}", f">= {goal_rate:.1f} (1,000 in < 2 min)", life["clusters_per_s"] >= goal_rate),
+        ("time to Running p50 / p95 / p99", "{p50} / {p95} / {p99} s".format(**life["to_running_s"]), "", None),
+        ("delete, every machine Ready", f"{life['delete_s']} s ({life['deletes_per_s']}/s)", "", None),
+        ("time to Deleted p50 / p95 / p99", "{p50} / {p95} / {p99} s".format(**life["to_deleted_s"]), "", None),
+        ("activities / workflow tasks / events per cluster", f"{h['per_cluster']['activities']} / {h['per_cluster']['workflow_tasks']} / {h['per_cluster']['events']}", "", None),
+        (f"bare baseline ({base['shape']})", f"{base['workflows_per_s']} wf/s, {base['activities_per_s']} act/s", "", None),
+        ("lifecycle / baseline ratio", f"{life['ratio']}", ">= 0.8", life["ratio"] >= 0.8),
+        (f"control-plane worker RSS, {mem['managed_clusters']} managed clusters", f"{mem['worker_peak_rss_mib']} MiB", "< 1024 MiB", mem["worker_peak_rss_mib"] < 1024),
+        (f"heartbeats/s with p99 < 50 ms ({ing['clusters']} clusters)", f"{ing['max_rate_p99_under_50ms']}", ">= 1000", ing["max_rate_p99_under_50ms"] >= 1000),
+        ("heartbeats that became signals (steady state)", f"{ing['signalled_share']:.2%}", "< 1%", ing["signalled_share"] < 0.01),
+        (f"management history after {hist['events']} agent events", f"max {hist['max_run_events']} events/run, {hist['runs']} runs", "<= 10,000 per run", hist["max_run_events"] <= 10_000),
+        ("agent signals into one workflow", f"{hist['signals_per_s']}/s", "", None),
+        ("MAAS emulator calls/s (python-libmaas)", f"{results['maas_calls']['calls_per_second']}", "> 500", results["maas_calls"]["calls_per_second"] > 500),
+    ]  # fmt: skip
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = ["| figure | measured | goal | met |", "| --- | --- | --- | --- |"]
+    for figure, measured, goal, met in rows(results):
+        mark = "" if met is None else ("yes" if met else "**no**")
+        lines.append(f"| {figure} | {measured} | {goal} | {mark} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    results = run_main(run_all())
+    write_result("run_all", results)
+    print()
+    print(table(results))
+    m = results["machine"]
+    print(
+        f"\n{m['cores']} cores, {m['memory_gib']} GiB, {m['platform']}; {results['date']}; "
+        f"the set took {results['seconds']} s"
+    )
+    for name, stats in results["lifecycle"]["processes"].items():
+        print(
+            f"  lifecycle {name}: peak RSS {stats['peak_rss_mib']} MiB, CPU {stats['cpu_seconds']} s"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Every benchmark at a tiny size, so the scripts keep working: figures present and sane.
+
+Speed is not asserted here; `make bench` measures it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bench import run_all
+
+pytestmark = pytest.mark.timeout(240)
+
+TINY = {
+    "BENCH_CLUSTERS": "3",
+    "BENCH_MANAGED": "20",
+    "BENCH_EVENTS": "200",
+    "BENCH_RATES": "20",
+    "BENCH_STEP_SECONDS": "2",
+    "BENCH_MAAS_SECONDS": "1",
+}
+
+
+@pytest.fixture
+def tiny_sizes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name, value in TINY.items():
+        monkeypatch.setitem(os.environ, name, value)
+    # Keep the latest real figures in bench/results.
+    monkeypatch.setitem(os.environ, "BENCH_RESULTS_DIR", str(tmp_path))
+
+
+async def test_every_benchmark_reports_sane_figures(tiny_sizes: None) -> None:
+    results = await run_all.run_all()
+
+    life = results["lifecycle"]
+    assert life["clusters"] == 3
+    assert life["clusters_per_s"] > 0
+    assert 0 < life["to_running_s"]["p50"] <= life["to_running_s"]["p99"]
+    assert 0 < life["to_deleted_s"]["p50"] <= life["to_deleted_s"]["p99"]
+    per_cluster = life["histories"]["per_cluster"]
+    assert per_cluster["activities"] > 0 and per_cluster["events"] > per_cluster["activities"]
+    assert life["histories"]["create_shape"]
+    assert life["baseline"]["workflows_per_s"] > 0 and life["ratio"] > 0
+    assert {"temporal", "api", "control-plane-worker"} <= set(life["processes"])
+    assert all(p["peak_rss_mib"] > 0 for p in life["processes"].values())
+
+    assert results["memory"]["worker_peak_rss_mib"] > 0
+    ingest = results["ingest"]
+    assert ingest["steps"] and ingest["steps"][0]["heartbeats"] > 0
+    assert 0 <= ingest["signalled_share"] <= 1
+    history = results["history"]
+    assert history["runs"] >= 1 and history["max_run_events"] > 0
+    assert results["maas_calls"]["calls_per_second"] > 0
+
+    table = run_all.table(results)
+    assert table.count("\n") == len(run_all.rows(results)) + 1
