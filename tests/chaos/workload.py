@@ -151,9 +151,13 @@ class Workload:
                 )
                 break
             except ApiError as error:
-                # 409: the cluster is busy (e.g. Unreachable after an outage); ask again.
                 if error.status != 409 or time.monotonic() > deadline:
                     raise
+                # An earlier attempt whose answer was lost (API killed) may have landed.
+                body = await self._get(run)
+                if body["kubernetes_version"] == UPGRADE_TO or body["phase"] == Phase.UPGRADING:
+                    break
+                # Otherwise the cluster is busy (e.g. Unreachable after an outage): ask again.
                 await asyncio.sleep(POLL_SECONDS)
         run.accepted.append("upgrade")
         while True:
