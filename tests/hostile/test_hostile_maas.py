@@ -70,10 +70,35 @@ async def _outcome(call: Call, url: str, key: str) -> BaseException | None:
     return None
 
 
+# Known gateway bugs (issue 9 note): activities/maas_session.py maps neither a response that
+# is not MAAS JSON nor a MAAS that never answers (python-libmaas waits 5 minutes) to a named
+# error. Strict, so the fix turns these into failures until the marks are removed. A hang
+# is not run while it is known to hang: each would cost the whole bound.
+UNNAMED_GARBAGE = pytest.mark.xfail(
+    strict=True,
+    reason="gateway: non-MAAS answers surface as bare TypeError/KeyError/JSONDecodeError",
+)
+NO_CALL_TIMEOUT = pytest.mark.xfail(
+    run=False, reason="gateway: no timeout on MAAS calls; a silent MAAS hangs the activity"
+)
+
+
+def _known_bug(mode: Mode, describe_too: bool) -> list[pytest.MarkDecorator]:
+    if mode == Mode.HANG:
+        return [NO_CALL_TIMEOUT]
+    if mode in (Mode.WRONG_JSON, Mode.TRUNCATED) or (mode == Mode.HTML and not describe_too):
+        return [UNNAMED_GARBAGE]
+    return []
+
+
 # A hang costs up to the bound per case, so it is tried on the connect and on two calls only.
 CASES = [
     pytest.param(
-        name, mode, describe_too, id=f"{name}-{mode}-{'connect' if describe_too else 'calls'}"
+        name,
+        mode,
+        describe_too,
+        id=f"{name}-{mode}-{'connect' if describe_too else 'calls'}",
+        marks=_known_bug(mode, describe_too),
     )
     for name in CALLS
     for mode in Mode
