@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 from temporalio import activity
+from temporalio.client import Client
 
 from activities.models import (
     LIST_GATEWAY_ACCOUNTS,
@@ -21,10 +22,13 @@ from activities.models import (
     RecordOrphanReleaseInput,
 )
 from domain.maas import MaasAccount
+from domain.naming import SYSTEM_GATEWAY_ID, SYSTEM_GATEWAY_NAME
 from domain.phases import Reason
 from store.db import SessionFactory
-from store.models import CloudAccount, Cluster, ClusterEvent
+from store.models import CloudAccount, Cluster, ClusterEvent, Gateway
 from store.secrets import SecretBox
+from workflows.contracts import GatewayRef
+from workflows.orphan_sweep import ensure_orphan_sweep_schedule
 
 log = logging.getLogger(__name__)
 
@@ -90,3 +94,25 @@ class OrphanActivities:
     def all(self) -> list[Any]:
         """Every activity of this class, for a worker's `activities=`."""
         return [self.list_gateway_accounts, self.record_orphan_release]
+
+
+async def ensure_orphan_sweeps(
+    client: Client, sessions: SessionFactory, *, system_gateway: bool
+) -> list[str]:
+    """One sweep schedule per registered gateway (and the system one when it exists).
+
+    Called at every control-plane worker start, so gateways registered before the sweeper
+    existed, or while no worker ran, get theirs too. Returns the gateway ids.
+    """
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                select(Gateway.id, Gateway.name).where(Gateway.registered_at.is_not(None))
+            )
+        ).all()
+    refs = [GatewayRef(id=gateway_id, name=name) for gateway_id, name in rows]
+    if system_gateway:
+        refs.append(GatewayRef(id=SYSTEM_GATEWAY_ID, name=SYSTEM_GATEWAY_NAME))
+    for ref in refs:
+        await ensure_orphan_sweep_schedule(client, ref, replace=False)
+    return [ref.id for ref in refs]

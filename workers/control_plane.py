@@ -88,6 +88,11 @@ async def run_control_plane_worker(settings: Settings, *, client: Client | None 
     client = client or await connect(settings)
     await ensure_silence_sweep_schedule(client, silence_seconds=settings.agent_silence_timeout)
     activities, database = await control_plane_activities(settings, client)
+    from activities.orphans import ensure_orphan_sweeps
+
+    await ensure_orphan_sweeps(
+        client, database.sessions, system_gateway=settings.mode == "self-hosted"
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

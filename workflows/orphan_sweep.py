@@ -171,15 +171,19 @@ async def ensure_orphan_sweep_schedule(
     *,
     every: timedelta = timedelta(minutes=10),
     grace: timedelta = timedelta(minutes=10),
+    replace: bool = True,
 ) -> None:
-    """Create the gateway's sweep schedule, or bring an existing one to these settings."""
+    """Create the gateway's sweep schedule; an existing one is brought to these settings
+    unless `replace` is False (worker starts must not undo an operator's tuning)."""
     schedule = orphan_sweep_schedule(gateway, every=every, grace=grace)
     schedule_id = orphan_sweep_schedule_id(gateway.id)
     try:
         await client.create_schedule(schedule_id, schedule)
     except ScheduleAlreadyRunningError:
+        if not replace:
+            return
 
-        def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
+        def to_current(_: ScheduleUpdateInput) -> ScheduleUpdate:
             return ScheduleUpdate(schedule=schedule)
 
-        await client.get_schedule_handle(schedule_id).update(replace)
+        await client.get_schedule_handle(schedule_id).update(to_current)

@@ -18,7 +18,7 @@ from temporalio.worker import Worker
 from activities.control_plane import ControlPlaneActivities
 from activities.maas import MaasActivities
 from activities.models import AcquireMachinesInput
-from activities.orphans import OrphanActivities
+from activities.orphans import OrphanActivities, ensure_orphan_sweeps
 from domain.cluster import NodePool
 from domain.maas import MaasAccount
 from domain.naming import CONTROL_PLANE_QUEUE, gateway_queue, orphan_sweep_schedule_id
@@ -27,8 +27,9 @@ from maas_emulator.config import EmulatorConfig
 from maas_emulator.server import admin_api_key, build_app
 from runtime.settings import Settings
 from store.db import Database
-from store.models import CloudAccount, Cluster, ClusterEvent, Project
+from store.models import CloudAccount, Cluster, ClusterEvent, Gateway, Project
 from store.secrets import SecretBox
+from store.types import utcnow
 from tests.chaos.maas_watch import MaasWatch, owner_of
 from tests.hostile.hostile_maas import serving
 from workflows.contracts import ORPHAN_SWEEP_WORKFLOW, GatewayRef, OrphanSweepInput
@@ -149,3 +150,30 @@ async def test_schedule_is_created_once_and_updated(client: Client) -> None:
         assert intervals == [ScheduleIntervalSpec(every=timedelta(minutes=3))]
     finally:
         await handle.delete()
+
+
+async def test_worker_start_schedules_every_registered_gateway(
+    client: Client, tmp_path: Path
+) -> None:
+    database = await Database.open_url(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+    registered, pending = (f"gw-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    async with database.sessions.begin() as session:
+        session.add(Project(id="p1", name="p1"))
+        await session.flush()
+        session.add(Gateway(id=registered, project_id="p1", name="r", registered_at=utcnow()))
+        session.add(Gateway(id=pending, project_id="p1", name="p"))
+    custom = GatewayRef(id=registered, name="r")
+    await ensure_orphan_sweep_schedule(client, custom, every=timedelta(minutes=2))
+    try:
+        ids = await ensure_orphan_sweeps(client, database.sessions, system_gateway=False)
+        assert ids == [registered]
+        described = await client.get_schedule_handle(
+            orphan_sweep_schedule_id(registered)
+        ).describe()
+        # An existing schedule keeps its tuning across worker starts.
+        assert described.schedule.spec.intervals == [
+            ScheduleIntervalSpec(every=timedelta(minutes=2))
+        ]
+    finally:
+        await client.get_schedule_handle(orphan_sweep_schedule_id(registered)).delete()
+        await database.close()
