@@ -92,11 +92,13 @@ async def measure_ingest(
         for cid in cluster_ids:
             fleet.add(_bootstrap(stack, cid))
         begin = time.monotonic()
-        fleet.start(rate=max(rates))
-        while fleet.stats().ready_agents < len(cluster_ids) or fleet.stats().pending_reports:
+        # Warm up slowly (each agent every 30 s): the first status reports, one signal each,
+        # must not queue behind a full heartbeat load.
+        fleet.start(rate=len(cluster_ids) / 30)
+        while fleet.stats().statuses_ok < len(cluster_ids):
             if time.monotonic() - begin > 600:
                 raise TimeoutError("agents not all up and reported within 600 s")
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.5)
         await fleet.pause()
         warmup = {
             "seconds": round(time.monotonic() - begin, 1),

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.timeout(240)
 TINY = {
     "BENCH_CLUSTERS": "3",
     "BENCH_MANAGED": "20",
+    "BENCH_INGEST_CLUSTERS": "10",
     "BENCH_EVENTS": "200",
     "BENCH_RATES": "20",
     "BENCH_STEP_SECONDS": "2",
