@@ -37,12 +37,18 @@ from activities.maas_capacity import (
     to_machine,
 )
 from activities.maas_session import (
+    ANY_JSON,
     HTTP_BAD_REQUEST,
     HTTP_CONFLICT,
     HTTP_NOT_FOUND,
+    MACHINE,
+    MACHINES,
+    NAMED,
+    ONE_NAMED,
+    VERSION,
     MaasSessions,
+    Shape,
     call_error_text,
-    maas_errors,
 )
 from activities.models import (
     ACQUIRE_MACHINES,
@@ -105,15 +111,15 @@ class MaasActivities:
             self.check_account,
         ]
 
-    async def _call(self, account: MaasAccount, handler: str, action: str, **params: Any) -> Any:
-        """One MAAS API call through the account's session, with errors mapped."""
-        session = await self.sessions.session(account)
-        with self.sessions.track(account), maas_errors(account):
-            return await getattr(getattr(session, handler), action)(**params)
+    async def _call(
+        self, account: MaasAccount, handler: str, action: str, shape: Shape, **params: Any
+    ) -> Any:
+        """One bounded MAAS API call whose answer has `shape`, with errors mapped."""
+        return await self.sessions.call(account, handler, action, shape, **params)
 
     async def _owned(self, account: MaasAccount, cluster_id: str) -> list[dict[str, Any]]:
         agent = owner_agent_name(cluster_id)
-        machines = await self._call(account, "Machines", "read", agent_name=[agent])
+        machines = await self._call(account, "Machines", "read", MACHINES, agent_name=[agent])
         return list(machines)
 
     # --- acquire -------------------------------------------------------------------------
@@ -128,12 +134,12 @@ class MaasActivities:
         if all(n <= 0 for n in needs.values()):
             return AcquireMachinesResult(machines=held)
 
-        tags = await self._call(input.account, "Tags", "read")
+        tags = await self._call(input.account, "Tags", "read", NAMED)
         quarantine = any(t["name"] == QUARANTINE_TAG for t in tags)
         for pool in input.pools:
             if needs[pool.name] > 0:
                 await self._validate_constraints(input.account, pool, quarantine)
-        everything = list(await self._call(input.account, "Machines", "read"))
+        everything = list(await self._call(input.account, "Machines", "read", MACHINES))
         plans, shortfalls = plan_capacity(
             needs, input.pools, everything, set(input.exclude_system_ids)
         )
@@ -193,6 +199,7 @@ class MaasActivities:
                 account,
                 "Machines",
                 "allocate",
+                ANY_JSON,
                 dry_run=True,
                 **allocate_params(pool.constraints, quarantine=quarantine),
             )
@@ -200,7 +207,7 @@ class MaasActivities:
             if error.status == HTTP_BAD_REQUEST:
                 raise ApplicationError(
                     f"pool {pool.name!r}: {account} rejects the constraints: "
-                    f"{call_error_text(error)}",
+                    f"{call_error_text(error, account)}",
                     type=ERR_INVALID_CONSTRAINTS,
                     non_retryable=True,
                 ) from None
@@ -225,6 +232,7 @@ class MaasActivities:
                     input.account,
                     "Machines",
                     "allocate",
+                    MACHINE,
                     system_id=system_id,
                     agent_name=owner_agent_name(input.cluster_id),
                     comment=f"metalgate cluster {input.cluster_id} request {input.request_id} "
@@ -253,6 +261,7 @@ class MaasActivities:
             input.account,
             "Machine",
             "set_owner_data",
+            ANY_JSON,
             system_id=system_id,
             **{
                 OWNER_DATA_CLUSTER: input.cluster_id,
@@ -279,12 +288,12 @@ class MaasActivities:
         if input.hwe_kernel:
             params["hwe_kernel"] = input.hwe_kernel
         try:
-            raw = await self._call(input.account, "Machine", "deploy", **params)
+            raw = await self._call(input.account, "Machine", "deploy", MACHINE, **params)
         except CallError as error:
             if error.status in (HTTP_CONFLICT, HTTP_BAD_REQUEST):
                 raise ApplicationError(
                     f"{input.account} refused to deploy {input.system_id}: "
-                    f"{call_error_text(error)}",
+                    f"{call_error_text(error, input.account)}",
                     type=ERR_MACHINE_DEPLOY_FAILED,
                     non_retryable=True,
                 ) from None
@@ -292,7 +301,9 @@ class MaasActivities:
         return DeployMachineResult(system_id=input.system_id, status=raw["status_name"])
 
     async def _read(self, account: MaasAccount, system_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call(account, "Machine", "read", system_id=system_id)
+        result: dict[str, Any] = await self._call(
+            account, "Machine", "read", MACHINE, system_id=system_id
+        )
         return result
 
     # --- wait deployed -------------------------------------------------------------------
@@ -337,6 +348,7 @@ class MaasActivities:
                 account,
                 "Machine",
                 "mark_broken",
+                ANY_JSON,
                 system_id=system_id,
                 comment="metalgate: deployment failed; this key may not manage tags",
             )
@@ -349,7 +361,7 @@ class MaasActivities:
 
     async def _tag_quarantined(self, account: MaasAccount, system_id: str) -> None:
         try:
-            await self._call(account, "Tag", "read", name=QUARANTINE_TAG)
+            await self._call(account, "Tag", "read", ONE_NAMED, name=QUARANTINE_TAG)
         except CallError as error:
             if error.status != HTTP_NOT_FOUND:
                 raise
@@ -357,10 +369,13 @@ class MaasActivities:
                 account,
                 "Tags",
                 "create",
+                ANY_JSON,
                 name=QUARANTINE_TAG,
                 comment="metalgate: machines that failed deployment; remove to reuse",
             )
-        await self._call(account, "Tag", "update_nodes", name=QUARANTINE_TAG, add=[system_id])
+        await self._call(
+            account, "Tag", "update_nodes", ANY_JSON, name=QUARANTINE_TAG, add=[system_id]
+        )
 
     # --- release -------------------------------------------------------------------------
 
@@ -384,6 +399,7 @@ class MaasActivities:
                     input.account,
                     "Machine",
                     "release",
+                    ANY_JSON,
                     system_id=system_id,
                     comment=comment,
                     **ERASE_PARAMS[input.erase_policy],
@@ -414,11 +430,11 @@ class MaasActivities:
             machines = [_owned_machine(raw, input.cluster_id) for raw in raws]
             return FindOwnedResult(machines=machines)
         machines = []
-        for raw in await self._call(input.account, "Machines", "read"):
+        for raw in await self._call(input.account, "Machines", "read", MACHINES):
             cluster = owner_data(raw).get(OWNER_DATA_CLUSTER)
             if cluster:
                 machines.append(_owned_machine(raw, cluster))
-        for raw in await self._call(input.account, "Machines", "list_allocated"):
+        for raw in await self._call(input.account, "Machines", "list_allocated", MACHINES):
             if not owner_data(raw):
                 machines.append(_owned_machine(raw, ""))
         return FindOwnedResult(machines=machines)
@@ -429,11 +445,11 @@ class MaasActivities:
     async def check_account(self, input: CheckAccountInput) -> CheckAccountResult:
         """Reach MAAS with the account's key and describe what it offers."""
         account = input.account
-        version = await self._call(account, "Version", "read")
-        machines = await self._call(account, "Machines", "read")
-        zones = await self._call(account, "Zones", "read")
-        pools = await self._call(account, "ResourcePools", "read")
-        tags = await self._call(account, "Tags", "read")
+        version = await self._call(account, "Version", "read", VERSION)
+        machines = await self._call(account, "Machines", "read", MACHINES)
+        zones = await self._call(account, "Zones", "read", NAMED)
+        pools = await self._call(account, "ResourcePools", "read", NAMED)
+        tags = await self._call(account, "Tags", "read", NAMED)
         return CheckAccountResult(
             maas_version=str(version.get("version", "")),
             zones=sorted(z["name"] for z in zones),

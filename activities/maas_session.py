@@ -4,26 +4,42 @@ We use the description-driven `bones` layer of python-libmaas (async style) for 
 it accepts every parameter MAAS documents (allocate `pool`, `system_id`, `dry_run`, the
 `agent_name` filter on reads), which the high-level objects lack, and returns plain JSON we
 map onto our own models. The API key lives only inside the cached session, never in logs.
+
+Everything MAAS answers is untrusted: each call is bounded by `call_timeout` (python-libmaas
+itself would wait five minutes), and each answer is checked against the shape we read from
+it, so a proxy's HTML page or a truncated document becomes a named MaasProtocolError
+instead of a TypeError deep in our code.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urljoin, urlparse
 
 import aiohttp
 from maas.client.bones import CallError, SessionAPI, SessionError
-from maas.client.bones.helpers import RemoteError, fetch_api_description
+from maas.client.bones.helpers import RemoteError
 from maas.client.utils import api_url
+from maas.client.utils.creds import Credentials
+from pydantic import BaseModel, ConfigDict, StrictInt, TypeAdapter, ValidationError
+from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.models import ERR_MAAS_AUTH_FAILED, ERR_MAAS_UNREACHABLE
+from activities.models import (
+    ERR_MAAS_AUTH_FAILED,
+    ERR_MAAS_PROTOCOL_ERROR,
+    ERR_MAAS_UNREACHABLE,
+)
 from domain.maas import MaasAccount
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Anything python-libmaas or aiohttp raises when MAAS cannot be reached at all.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -38,46 +54,199 @@ HTTP_NOT_FOUND = 404
 HTTP_CONFLICT = 409
 HTTP_BAD_REQUEST = 400
 
+DEFAULT_CALL_TIMEOUT = 20.0
+# While a call waits, heartbeat this often so a heartbeat timeout shorter than the call
+# timeout does not kill an activity whose MAAS is merely slow.
+HEARTBEAT_EVERY = 2.0
+SNIPPET = 80
 
-def call_error_text(error: CallError) -> str:
+
+# --- the shapes we read from MAAS answers --------------------------------------------------
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class MachineJson(_Open):
+    """The fields of a MAAS machine our code reads; everything else passes unchecked."""
+
+    system_id: str
+    status: StrictInt
+    status_name: str = ""
+    hostname: str | None = None
+    owner_data: dict[str, Any] | None = None
+    tag_names: list[str] | None = None
+    ip_addresses: list[str] | None = None
+    cpu_count: int | None = None
+    memory: int | None = None
+
+
+class NamedJson(_Open):
+    """A tag, zone or resource pool."""
+
+    name: str
+
+
+class VersionJson(_Open):
+    version: str = ""
+
+
+class Shape:
+    """What a call must answer: JSON of a given form, validated but returned as is."""
+
+    def __init__(self, description: str, adapter: TypeAdapter[Any] | None = None) -> None:
+        self.description = description
+        self.adapter = adapter
+
+    def check(self, data: Any) -> str | None:
+        """Why `data` does not have this shape, or None when it does."""
+        if isinstance(data, bytes | bytearray):
+            return f"a non-JSON answer {_snippet(bytes(data))} where {self.description} was due"
+        if self.adapter is None:
+            return None
+        try:
+            self.adapter.validate_python(data)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "the answer"
+            return (
+                f"JSON that is not {self.description} ({where}: {first['msg']}): "
+                f"{_snippet(json.dumps(data, default=str).encode())}"
+            )
+        return None
+
+
+ANY_JSON = Shape("JSON")
+MACHINE = Shape("a machine", TypeAdapter(MachineJson))
+MACHINES = Shape("a list of machines", TypeAdapter(list[MachineJson]))
+NAMED = Shape("a list of named objects", TypeAdapter(list[NamedJson]))
+ONE_NAMED = Shape("a named object", TypeAdapter(NamedJson))
+VERSION = Shape("a version object", TypeAdapter(VersionJson))
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+def scrub(text: str, account: MaasAccount) -> str:
+    """`text` with the API key and each of its parts masked: MAAS answers are untrusted and
+    a hostile or misconfigured server may echo our Authorization header back."""
+    for secret in sorted({account.api_key, *account.api_key.split(":")}, key=len, reverse=True):
+        if len(secret) >= 3:
+            text = text.replace(secret, "***")
+    return text
+
+
+def maas_error(
+    account: MaasAccount, message: str, kind: str, *, non_retryable: bool = False
+) -> ApplicationError:
+    """A named activity failure whose message never carries the account's key."""
+    return ApplicationError(scrub(message, account), type=kind, non_retryable=non_retryable)
+
+
+def protocol_error(account: MaasAccount, what: str, problem: str) -> ApplicationError:
+    return maas_error(
+        account,
+        f"{account} answered {what} with {problem}; is the URL a MAAS 2.x API "
+        "(and not a proxy or another service)?",
+        ERR_MAAS_PROTOCOL_ERROR,
+    )
+
+
+def call_error_text(error: CallError, account: MaasAccount) -> str:
     """MAAS's own explanation (body) of a failed call, without the request it answered."""
-    return bytes(error.content).decode("utf-8", "replace").strip()
+    return scrub(bytes(error.content).decode("utf-8", "replace").strip(), account)
+
+
+def _snippet(body: bytes) -> str:
+    text = " ".join(body.decode("utf-8", "replace").split())
+    return repr(text if len(text) <= SNIPPET else text[: SNIPPET - 1] + "…")
 
 
 @contextmanager
-def maas_errors(account: MaasAccount) -> Iterator[None]:
-    """Turn auth failures into non-retryable MaasAuthFailed, outages into MaasUnreachable.
+def maas_errors(account: MaasAccount, what: str) -> Iterator[None]:
+    """Map failures of one MAAS call (`what`) to named errors.
 
-    Other MAAS answers (404, 409, 400) pass through for the caller to interpret.
+    Auth failures become non-retryable MaasAuthFailed, outages and 5xx MaasUnreachable,
+    undecodable answers MaasProtocolError. Other MAAS answers (404, 409, 400) pass through
+    as CallError for the caller to interpret.
     """
     try:
         yield
     except CallError as error:
         if error.status in (401, 403):
-            raise ApplicationError(
+            raise maas_error(
+                account,
                 f"{account} rejected the API key (HTTP {error.status}); "
                 "update the cloud account's key",
-                type=ERR_MAAS_AUTH_FAILED,
+                ERR_MAAS_AUTH_FAILED,
                 non_retryable=True,
             ) from None
         if error.status >= 500:
-            raise ApplicationError(
-                f"{account} answered HTTP {error.status}: {call_error_text(error)[:200]}",
-                type=ERR_MAAS_UNREACHABLE,
+            raise maas_error(
+                account,
+                f"{account} answered {what} with HTTP {error.status}: "
+                f"{call_error_text(error, account)[:200]}",
+                ERR_MAAS_UNREACHABLE,
             ) from None
         raise
+    except TimeoutError:
+        raise maas_error(
+            account, f"{account} did not answer {what} in time", ERR_MAAS_UNREACHABLE
+        ) from None
     except CONNECTION_ERRORS as error:
-        raise ApplicationError(
-            f"{account} is unreachable from this gateway: {type(error).__name__}: {error}",
-            type=ERR_MAAS_UNREACHABLE,
+        raise maas_error(
+            account,
+            f"{account} is unreachable from this gateway ({what}): {type(error).__name__}: {error}",
+            ERR_MAAS_UNREACHABLE,
+        ) from None
+    except ValueError as error:
+        # python-libmaas decodes a body declared JSON with json.loads: a truncated or
+        # otherwise broken document lands here (JSONDecodeError, UnicodeDecodeError).
+        raise protocol_error(
+            account, what, f"a body that does not decode: {type(error).__name__}: {error}"
         ) from None
 
 
-class MaasSessions:
-    """One bones session per (URL, key), created on first use; remembers reachability."""
+async def bounded(call: Awaitable[T], seconds: float) -> T:
+    """Await `call` for at most `seconds` (TimeoutError after), heartbeating while
+    it waits when run in an activity that has a heartbeat timeout."""
+    task = asyncio.ensure_future(call)
+    beat = activity.in_activity() and activity.info().heartbeat_timeout is not None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    try:
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError
+            done, _ = await asyncio.wait({task}, timeout=min(remaining, HEARTBEAT_EVERY))
+            if done:
+                return task.result()
+            if beat:
+                activity.heartbeat()
+    finally:
+        if not task.done():
+            task.cancel()
+            # Retrieve whatever it ends with, so asyncio does not warn about it later.
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
-    def __init__(self, probe_timeout: float = 5.0) -> None:
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+class MaasSessions:
+    """One bones session per (URL, key), created on first use; remembers reachability.
+
+    `call_timeout` bounds every request to MAAS (connect included); `probe_timeout` bounds
+    the heartbeat's reachability probe.
+    """
+
+    def __init__(
+        self, call_timeout: float = DEFAULT_CALL_TIMEOUT, probe_timeout: float = 5.0
+    ) -> None:
         self._sessions: dict[tuple[str, str], Any] = {}
+        self.call_timeout = call_timeout
         self._probe_timeout = probe_timeout
         self.reachable: dict[str, bool] = {}
 
@@ -86,19 +255,97 @@ class MaasSessions:
         cache_key = (account.url, account.api_key)
         session = self._sessions.get(cache_key)
         if session is None:
-            with self.track(account), maas_errors(account):
-                _profile, session = await SessionAPI.connect(account.url, apikey=account.api_key)
+            with self.track(account):
+                session = await self._connect(account)
             self._sessions[cache_key] = session
             log.info("connected to %s", account)
         return session
 
+    async def _connect(self, account: MaasAccount) -> Any:
+        """What `SessionAPI.connect` does, with each way it can fail named."""
+        try:
+            credentials = Credentials.parse(account.api_key)
+        except ValueError:
+            # python-libmaas's own message quotes the key.
+            raise maas_error(
+                account,
+                f"the API key for {account} is malformed: MAAS keys have three parts, "
+                "consumer_key:token_key:token_secret",
+                ERR_MAAS_AUTH_FAILED,
+                non_retryable=True,
+            ) from None
+        base = str(api_url(account.url))
+        description = await self.describe(account, base)
+        try:
+            session = SessionAPI(description, credentials)
+        except (KeyError, TypeError, AttributeError, ValueError) as error:
+            raise protocol_error(
+                account,
+                "describe/",
+                f"JSON that is not a MAAS API description ({type(error).__name__}: {error})",
+            ) from None
+        session.scheme = urlparse(base).scheme
+        return session
+
+    async def describe(self, account: MaasAccount, base: str) -> Any:
+        """The anonymous `describe/` document, within `call_timeout`."""
+
+        async def fetch() -> tuple[int, str, bytes]:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(urljoin(base, "describe/"), headers={"Accept": "application/json"}) as r,
+            ):
+                return r.status, r.content_type, await r.read()
+
+        with maas_errors(account, "describe/"):
+            status, content_type, body = await bounded(fetch(), self.call_timeout)
+        if status >= 500:
+            raise maas_error(
+                account,
+                f"{account} answered describe/ with HTTP {status}: {_snippet(body)}",
+                ERR_MAAS_UNREACHABLE,
+            )
+        if status != 200:
+            raise protocol_error(account, "describe/", f"HTTP {status}: {_snippet(body)}")
+        if not content_type.endswith("/json"):
+            raise protocol_error(
+                account, "describe/", f"{content_type or 'no content type'}: {_snippet(body)}"
+            )
+        try:
+            return json.loads(body.decode("utf-8"))
+        except ValueError as error:
+            raise protocol_error(
+                account, "describe/", f"a body that does not decode: {error}"
+            ) from None
+
+    async def call(
+        self, account: MaasAccount, handler: str, action: str, shape: Shape, **params: Any
+    ) -> Any:
+        """One MAAS API call, bounded in time, with errors mapped and the answer's shape
+        checked; answers the decoded JSON."""
+        session = await self.session(account)
+        what = f"{handler}.{action}"
+        with self.track(account):
+            try:
+                method = getattr(getattr(session, handler), action)
+            except AttributeError:
+                raise protocol_error(
+                    account, "describe/", f"an API description that lacks {what}"
+                ) from None
+            with maas_errors(account, what):
+                data = await bounded(method(**params), self.call_timeout)
+            problem = shape.check(data)
+            if problem is not None:
+                raise protocol_error(account, what, problem)
+        return data
+
     @contextmanager
     def track(self, account: MaasAccount) -> Iterator[None]:
-        """Record whether MAAS answered, for the gateway heartbeat."""
+        """Record whether MAAS answered like MAAS, for the gateway heartbeat."""
         try:
             yield
         except ApplicationError as error:
-            if error.type == ERR_MAAS_UNREACHABLE:
+            if error.type in (ERR_MAAS_UNREACHABLE, ERR_MAAS_PROTOCOL_ERROR):
                 self.reachable[account.url] = False
             raise
         except CallError:
@@ -110,17 +357,15 @@ class MaasSessions:
         """Re-check every MAAS seen so far with the anonymous `describe/` call."""
 
         async def one(url: str) -> None:
+            anonymous = MaasAccount(url=url, api_key="")
             try:
-                await asyncio.wait_for(fetch_api_description(_api_url(url)), self._probe_timeout)
-            except CONNECTION_ERRORS:
+                await asyncio.wait_for(
+                    self.describe(anonymous, str(api_url(url))), self._probe_timeout
+                )
+            except (ApplicationError, TimeoutError):
                 self.reachable[url] = False
             else:
                 self.reachable[url] = True
 
         await asyncio.gather(*(one(url) for url in list(self.reachable)))
         return dict(self.reachable)
-
-
-def _api_url(url: str) -> str:
-    """MAAS base URL -> API root, as python-libmaas's connect() derives it."""
-    return str(api_url(url))

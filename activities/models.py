@@ -22,12 +22,18 @@ RELEASE_MACHINES = "maas.release_machines"
 FIND_OWNED = "maas.find_owned"
 CHECK_ACCOUNT = "maas.check_account"
 
-# Non-retryable ApplicationError types raised by MAAS activities.
+# ApplicationError types raised by MAAS activities; MAAS_NON_RETRYABLE lists those that
+# retrying cannot fix.
 ERR_INSUFFICIENT_CAPACITY = "InsufficientCapacity"
 ERR_INVALID_CONSTRAINTS = "InvalidConstraints"
 ERR_MACHINE_DEPLOY_FAILED = "MachineDeployFailed"
 ERR_MAAS_AUTH_FAILED = "MaasAuthFailed"
 ERR_MAAS_UNREACHABLE = "MaasUnreachable"
+# MAAS (or whatever answers at its URL) sent something that is not the MAAS API: an HTML
+# page, JSON of the wrong shape, a truncated document. Retryable: a proxy's error page, a
+# MAAS mid-upgrade or a cut transfer can clear up, and the workflows' retry policies bound
+# the attempts, so the saga still ends with this named failure.
+ERR_MAAS_PROTOCOL_ERROR = "MaasProtocolError"
 MAAS_NON_RETRYABLE = [
     ERR_INSUFFICIENT_CAPACITY,
     ERR_INVALID_CONSTRAINTS,

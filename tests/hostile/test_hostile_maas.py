@@ -28,9 +28,12 @@ NAMED = {
     m.ERR_INVALID_CONSTRAINTS,
     m.ERR_INSUFFICIENT_CAPACITY,
     m.ERR_MACHINE_DEPLOY_FAILED,
+    m.ERR_MAAS_PROTOCOL_ERROR,
 }
 # An activity against a MAAS that never answers must give up on its own well before this.
 BOUND_SECONDS = 45.0
+# The tests shorten the per-call timeout so that a hang costs seconds, not the default.
+CALL_TIMEOUT = 2.0
 
 Call = Callable[[MaasActivities, MaasAccount], Awaitable[Any]]
 
@@ -62,7 +65,7 @@ async def emulator(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tu
 
 async def _outcome(call: Call, url: str, key: str) -> BaseException | None:
     account = MaasAccount(url=f"{url}/MAAS/", api_key=key)
-    activities = MaasActivities(MaasSessions())
+    activities = MaasActivities(MaasSessions(call_timeout=CALL_TIMEOUT))
     try:
         await asyncio.wait_for(ActivityEnvironment().run(call, activities, account), BOUND_SECONDS)
     except BaseException as error:
@@ -70,44 +73,34 @@ async def _outcome(call: Call, url: str, key: str) -> BaseException | None:
     return None
 
 
-# Known gateway bugs (issue 9 note): activities/maas_session.py maps neither a response that
-# is not MAAS JSON nor a MAAS that never answers (python-libmaas waits 5 minutes) to a named
-# error. Strict, so the fix turns these into failures until the marks are removed. A hang
-# is not run while it is known to hang: each would cost the whole bound.
-UNNAMED_GARBAGE = pytest.mark.xfail(
-    strict=True,
-    reason="gateway: non-MAAS answers surface as bare TypeError/KeyError/JSONDecodeError",
-)
-NO_CALL_TIMEOUT = pytest.mark.xfail(
-    run=False, reason="gateway: no timeout on MAAS calls; a silent MAAS hangs the activity"
-)
-
-
-def _known_bug(mode: Mode, describe_too: bool) -> list[pytest.MarkDecorator]:
-    if mode == Mode.HANG:
-        return [NO_CALL_TIMEOUT]
-    if mode in (Mode.WRONG_JSON, Mode.TRUNCATED) or (mode == Mode.HTML and not describe_too):
-        return [UNNAMED_GARBAGE]
-    return []
-
-
-# A hang costs up to the bound per case, so it is tried on the connect and on two calls only.
+# A hang is tried on the connect and on two calls only; each costs CALL_TIMEOUT.
 CASES = [
     pytest.param(
         name,
         mode,
         describe_too,
         id=f"{name}-{mode}-{'connect' if describe_too else 'calls'}",
-        marks=_known_bug(mode, describe_too),
     )
     for name in CALLS
     for mode in Mode
     for describe_too in (True, False)
     if mode != Mode.HANG or name in ("check_account", "find_owned")
 ]
+EXPECTED = {
+    Mode.HTML: m.ERR_MAAS_PROTOCOL_ERROR,
+    Mode.WRONG_JSON: m.ERR_MAAS_PROTOCOL_ERROR,
+    Mode.TRUNCATED: m.ERR_MAAS_PROTOCOL_ERROR,
+    Mode.ERROR_500: m.ERR_MAAS_UNREACHABLE,
+    Mode.ERROR_503: m.ERR_MAAS_UNREACHABLE,
+    Mode.HANG: m.ERR_MAAS_UNREACHABLE,
+}
 
 
-@pytest.mark.timeout(BOUND_SECONDS * 2 + 30)
+def test_default_call_timeout_is_within_the_bound() -> None:
+    assert MaasSessions().call_timeout * 2 < BOUND_SECONDS
+
+
+@pytest.mark.timeout(BOUND_SECONDS + 30)
 @pytest.mark.parametrize(("name", "mode", "describe_too"), CASES)
 async def test_hostile_maas_gives_a_named_failure(
     emulator: tuple[str, str], mode: Mode, describe_too: bool, name: str
@@ -118,4 +111,8 @@ async def test_hostile_maas_gives_a_named_failure(
     assert not isinstance(error, TimeoutError), f"{name} hung on a MAAS that answers {mode}"
     assert isinstance(error, ApplicationError), f"{name} on {mode}: {type(error).__name__}: {error}"
     assert error.type in NAMED, f"{name} on {mode}: unnamed failure {error.type}: {error}"
-    assert key.split(":")[2] not in str(error), "the MAAS key leaked into an error message"
+    assert error.type == EXPECTED[mode], f"{name} on {mode}: {error.type}: {error}"
+    assert not error.non_retryable, "a misbehaving MAAS may recover: the failure is retryable"
+    assert url in str(error), f"the message does not name the MAAS: {error}"
+    for part in key.split(":"):
+        assert part not in str(error), "the MAAS key leaked into an error message"
