@@ -1,14 +1,21 @@
 """The chaos checker's eye on MAAS: who owns each machine, over time, as MAAS itself says.
 
-It polls the emulator's MAAS API (machines, and the event log for transitions a poll could
-miss) and keeps, per system id, the last cluster named in owner_data. A machine may change
-owner only after it went back to Ready in between; anything else is a double ownership.
+Two sources, read in every poll: the machines (owner_data names the cluster metalgate marked
+it for) and MAAS's event log, whose allocation events carry the comment naming the cluster
+MAAS gave the machine to ("metalgate cluster <id> ..."), and whose Ready events end that.
+A machine whose owner_data names a cluster other than the one MAAS last allocated it to is
+owned by two clusters: it changed hands without passing through Ready.
+
+The event log is read after the machines, so it covers every transition the snapshot shows;
+it may also hold a few later ones, but a machine cannot get from a snapshot to a new owner
+within one poll: releasing takes the emulator's release time (1 s in the chaos run).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import secrets
 import time
 from collections import Counter
@@ -21,6 +28,7 @@ from domain.naming import OWNER_DATA_CLUSTER
 
 READY = "Ready"
 TO_READY = "to 'Ready'"
+TO_ALLOCATED = re.compile(r"to 'Allocated': metalgate cluster (\S+)")
 TO_FAILED_DEPLOYMENT = "to 'Failed deployment'"
 EVENT_PAGE = 1000
 
@@ -39,12 +47,15 @@ def oauth_header(api_key: str) -> str:
 @dataclass
 class Violation:
     system_id: str
-    previous: str
-    new: str
+    allocated_to: str
+    marked_for: str
     at: float
 
     def __str__(self) -> str:
-        return f"{self.system_id}: owned by {self.previous}, then {self.new} without Ready"
+        return (
+            f"{self.system_id}: MAAS allocated it to {self.allocated_to} but owner_data names "
+            f"{self.marked_for}"
+        )
 
 
 @dataclass
@@ -54,27 +65,28 @@ class MaasWatch:
     maas_url: str
     api_key: str
     interval: float = 0.5
-    owner: dict[str, str] = field(default_factory=dict)
-    freed: dict[str, bool] = field(default_factory=dict)
+    allocated_to: dict[str, str] = field(default_factory=dict)
     violations: list[Violation] = field(default_factory=list)
     owners_seen: dict[str, set[str]] = field(default_factory=dict)
     transitions: Counter[str] = field(default_factory=Counter)
     polls: int = 0
     unavailable: int = 0
     _event_cursor: int = 0
+    _seen: set[tuple[str, str, str]] = field(default_factory=set)
 
     async def run(self) -> None:
         async with httpx.AsyncClient(base_url=self.maas_url, timeout=30.0) as http:
             while True:
-                # The emulator may be down or answer an injected 503: the next poll catches up,
-                # and the event log replays every Ready the gap could have hidden.
+                # The emulator may answer an injected 503: the next poll catches up, and the
+                # event log replays every transition the gap could have hidden.
                 with contextlib.suppress(httpx.HTTPError):
                     await self.poll(http)
                 await asyncio.sleep(self.interval)
 
     async def poll(self, http: httpx.AsyncClient) -> None:
+        machines = await self._get(http, "machines/")
         await self._read_events(http)
-        self.observe(await self._get(http, "machines/"))
+        self.observe(machines)
         self.polls += 1
 
     async def machines(self) -> list[dict[str, Any]]:
@@ -105,33 +117,38 @@ class MaasWatch:
                 limit=EVENT_PAGE,
                 level="DEBUG",
             )
-            # Oldest first, so a Ready is applied before the owner change that follows it.
+            # Pages come newest first; applied oldest first, so the last word is MAAS's last.
             for event in reversed(page["events"]):
                 self._event_cursor = max(self._event_cursor, int(event["id"]))
-                description = str(event["description"])
-                if TO_READY in description:
-                    self.freed[event["node"]] = True
-                    self.transitions["ready"] += 1
-                elif TO_FAILED_DEPLOYMENT in description:
-                    self.transitions["failed_deployment"] += 1
+                self._apply(str(event["node"]), str(event["description"]))
             if page["count"] < EVENT_PAGE:
                 return
+
+    def _apply(self, system_id: str, description: str) -> None:
+        allocated = TO_ALLOCATED.search(description)
+        if allocated:
+            self.allocated_to[system_id] = allocated.group(1)
+            self.transitions["allocated"] += 1
+        elif TO_READY in description:
+            self.allocated_to[system_id] = ""
+            self.transitions["ready"] += 1
+        elif TO_FAILED_DEPLOYMENT in description:
+            self.transitions["failed_deployment"] += 1
 
     def observe(self, machines: list[dict[str, Any]]) -> None:
         now = time.time()
         for raw in machines:
             system_id = raw["system_id"]
-            if raw.get("status_name") == READY:
-                self.freed[system_id] = True
             cluster = owner_of(raw)
             if not cluster:
                 continue
             self.owners_seen.setdefault(system_id, set()).add(cluster)
-            previous = self.owner.get(system_id)
-            if previous is not None and previous != cluster and not self.freed.get(system_id):
-                self.violations.append(Violation(system_id, previous, cluster, now))
-            self.owner[system_id] = cluster
-            self.freed[system_id] = False
+            # "" (released since the snapshot) or unknown (allocated before the log we read)
+            # cannot contradict the mark; only another cluster's allocation can.
+            holder = self.allocated_to.get(system_id, "")
+            if holder and holder != cluster and (system_id, holder, cluster) not in self._seen:
+                self._seen.add((system_id, holder, cluster))
+                self.violations.append(Violation(system_id, holder, cluster, now))
 
 
 def owner_of(raw: dict[str, Any]) -> str:
