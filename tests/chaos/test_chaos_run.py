@@ -30,6 +30,7 @@ import pytest
 from cli.api_client import ApiClient
 from domain.phases import Phase, Reason
 from embedded.stack import PCG_NAME, Stack, StackConfig, StackPorts, start_stack
+from tests.chaos.conftest import SUMMARIES
 from tests.chaos.killer import Killer
 from tests.chaos.maas_watch import MaasWatch, held
 from tests.chaos.summary import ChaosSummary
@@ -163,7 +164,7 @@ async def test_chaos_run(stack: Stack) -> None:
         stragglers=len(stragglers),
         problems=problems,
     )
-    print(summary.table())
+    SUMMARIES.append(summary.table())
     assert not problems, summary.table()
 
 
