@@ -18,6 +18,7 @@ from agent.api_client import build_http_client
 from agent.runtime import AgentRuntime, serve
 from agent.timings import AgentTimings
 from domain.agent_wire import AgentBootstrap
+from runtime.logs import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def run(
     heartbeat_interval: float = typer.Option(5.0, help="Seconds between heartbeats"),
 ) -> None:
     """Run this node's agent until SIGTERM."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging()
     config = AgentBootstrap.model_validate_json(bootstrap.read_text())
     timings = _timings(init_seconds, heartbeat_interval)
     _run_until_signalled(_run_agent(config, timings, node_ip or _host_address()))
@@ -54,7 +55,7 @@ def runtime(
     heartbeat_interval: float = typer.Option(5.0, help="Seconds between heartbeats"),
 ) -> None:
     """Host one agent per deployed machine, started and stopped by the MAAS boot hook."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging()
     timings = _timings(init_seconds, heartbeat_interval)
     _run_until_signalled(serve(host, port, AgentRuntime(timings)))
 

@@ -26,7 +26,7 @@ from domain.phases import Phase
 from embedded.stack import STACK_FILE, StackInfo
 from runtime.settings import Settings, get_settings
 
-console = Console()
+console = Console(soft_wrap=True)
 Json = dict[str, Any]
 
 FIRST_VERSION = "v1.30.4"
@@ -117,7 +117,9 @@ class Demo:
         )
         cluster_id = cluster["id"]
         running = self.follow_phases(api, cluster_id, until={Phase.RUNNING})
-        console.print(f"    Temporal UI: {running['temporal_ui_url']}")
+        console.print(
+            f"    create workflow in the Temporal UI: {running['create_workflow_ui_url']}"
+        )
         kubeconfig = self.step("fetch the kubeconfig", lambda: api.kubeconfig(cluster_id))
         console.print("    " + kubeconfig.replace("\n", "\n    ")[:600])
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from runtime.logs import configure_logging
 from workers.gateway_config import GatewayConfig, default_config_path, load_config, write_config
 
 ConfigOption = Annotated[
@@ -75,9 +75,7 @@ def run_command(
     """Run a gateway replica: poll its own queue until Ctrl-C or SIGTERM."""
     from workers.gateway import run_gateway_from_config
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging()
     path = (config or default_config_path()).expanduser()
     try:
         load_config(path)

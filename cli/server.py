@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 import typer
 import uvicorn
 
 from api.app import create_app
+from runtime.logs import configure_logging
 from runtime.settings import get_settings
 
 
@@ -20,9 +19,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve the control-plane API (OpenAPI docs at /docs)."""
         settings = get_settings()
-        logging.basicConfig(
-            level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-        )
+        configure_logging(log_level)
         uvicorn.run(
             create_app(settings),
             host=host or settings.bind_host,

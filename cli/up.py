@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
 from pathlib import Path
 
@@ -13,9 +12,10 @@ from rich.console import Console
 
 from embedded.stack import StackConfig, StackPorts, start_stack
 from embedded.supervisor import ChildFailedError, Supervisor, log_tail
+from runtime.logs import configure_logging
 from runtime.settings import get_settings
 
-console = Console()
+console = Console(soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -48,7 +48,7 @@ def up(
         maas_machines=machines,
         deploy_seconds=deploy_seconds,
     )
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    configure_logging()
     try:
         asyncio.run(_serve(config))
     except ChildFailedError as exc:

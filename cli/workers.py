@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
 import typer
 
+from runtime.logs import configure_logging
 from runtime.settings import get_settings
 
 
@@ -19,7 +19,7 @@ def control_plane() -> None:
     """Run workflows and control-plane activities on the `control-plane` queue."""
     from workers.control_plane import run_control_plane_worker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging()
     asyncio.run(run_control_plane_worker(get_settings()))
 
 
@@ -31,5 +31,5 @@ def system_gateway() -> None:
     if settings.mode != "self-hosted":
         typer.echo("the system gateway runs only in self-hosted mode; use a PCG", err=True)
         raise typer.Exit(2)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging()
     asyncio.run(run_system_gateway(settings))

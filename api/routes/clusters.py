@@ -35,6 +35,7 @@ from api.schemas.clusters import (
 )
 from api.temporal_gate import bounded
 from api.workflow_errors import named_failure
+from domain.agent_wire import NodeReport
 from domain.cluster import ClusterSpec
 from domain.gateway import ProxySettings
 from domain.maas import MaasAccount, Machine
@@ -53,7 +54,7 @@ from domain.naming import (
 )
 from domain.phases import MANAGED_PHASES, REASON_HINTS, Phase, Reason
 from runtime.settings import Settings
-from store.models import CloudAccount, Cluster, ClusterEvent, Gateway
+from store.models import AgentNode, CloudAccount, Cluster, ClusterEvent, Gateway
 from store.secrets import SecretBox, new_id
 from store.types import utcnow
 from workflows.contracts import (
@@ -95,7 +96,9 @@ def current_workflow_id(cluster: Cluster) -> str:
     return create_workflow_id(cluster.id)
 
 
-def cluster_public(cluster: Cluster, settings: Settings) -> ClusterPublic:
+def cluster_public(
+    cluster: Cluster, settings: Settings, nodes: list[NodeReport] | None = None
+) -> ClusterPublic:
     reason = Reason(cluster.reason) if cluster.reason else None
     return ClusterPublic(
         id=cluster.id,
@@ -110,6 +113,7 @@ def cluster_public(cluster: Cluster, settings: Settings) -> ClusterPublic:
         message=cluster.message,
         conditions=[ConditionPublic.model_validate(c) for c in cluster.conditions],
         machines=[Machine.model_validate(m) for m in cluster.machines],
+        nodes=nodes or [],
         kubernetes_version=cluster.kubernetes_version,
         agent_silent=cluster.silent,
         last_heartbeat_at=cluster.last_heartbeat_at,
@@ -117,6 +121,7 @@ def cluster_public(cluster: Cluster, settings: Settings) -> ClusterPublic:
         delete_workflow_id=delete_workflow_id(cluster.id),
         manage_workflow_id=manage_workflow_id(cluster.id),
         temporal_ui_url=workflow_ui_url(settings, current_workflow_id(cluster)),
+        create_workflow_ui_url=workflow_ui_url(settings, create_workflow_id(cluster.id)),
         created_at=cluster.created_at,
         updated_at=cluster.updated_at,
         delete_requested_at=cluster.delete_requested_at,
@@ -286,9 +291,14 @@ async def list_clusters(
 async def get_cluster(
     cluster_id: str, principal: Viewer, session: SessionDep, settings: SettingsDep
 ) -> ClusterPublic:
-    return cluster_public(
-        await project_cluster(session, principal.project_id, cluster_id), settings
+    cluster = await project_cluster(session, principal.project_id, cluster_id)
+    reports = await session.scalars(
+        select(AgentNode.report)
+        .where(AgentNode.cluster_id == cluster.id)
+        .order_by(AgentNode.hostname)
     )
+    nodes = [NodeReport.model_validate(report["node"]) for report in reports]
+    return cluster_public(cluster, settings, nodes)
 
 
 @router.delete(

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from domain.agent_wire import NodeReport
 from domain.cluster import ClusterSpec
 from domain.maas import Machine
 from domain.phases import Phase, Reason
@@ -43,6 +44,9 @@ class ClusterPublic(BaseModel):
     message: str = ""
     conditions: list[ConditionPublic] = Field(default_factory=list)
     machines: list[Machine] = Field(default_factory=list)
+    nodes: list[NodeReport] = Field(
+        default_factory=list, description="each node as its agent last reported it (GET one only)"
+    )
     kubernetes_version: str
     agent_silent: bool = False
     last_heartbeat_at: datetime | None = None
@@ -50,6 +54,7 @@ class ClusterPublic(BaseModel):
     delete_workflow_id: str
     manage_workflow_id: str
     temporal_ui_url: str = Field(description="the workflow that drives the current phase")
+    create_workflow_ui_url: str = Field(description="the create saga in the Temporal Web UI")
     created_at: datetime
     updated_at: datetime
     delete_requested_at: datetime | None = None
