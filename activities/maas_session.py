@@ -164,8 +164,8 @@ def _snippet(body: bytes) -> str:
 
 
 @contextmanager
-def maas_errors(account: MaasAccount, what: str) -> Iterator[None]:
-    """Map failures of one MAAS call (`what`) to named errors.
+def maas_errors(account: MaasAccount, what: str, timeout: float) -> Iterator[None]:
+    """Map failures of one MAAS call (`what`, bounded by `timeout`) to named errors.
 
     Auth failures become non-retryable MaasAuthFailed, outages and 5xx MaasUnreachable,
     undecodable answers MaasProtocolError. Other MAAS answers (404, 409, 400) pass through
@@ -192,7 +192,9 @@ def maas_errors(account: MaasAccount, what: str) -> Iterator[None]:
         raise
     except TimeoutError:
         raise maas_error(
-            account, f"{account} did not answer {what} in time", ERR_MAAS_UNREACHABLE
+            account,
+            f"{account} did not answer {what} within {timeout:g}s",
+            ERR_MAAS_UNREACHABLE,
         ) from None
     except CONNECTION_ERRORS as error:
         raise maas_error(
@@ -297,7 +299,7 @@ class MaasSessions:
             ):
                 return r.status, r.content_type, await r.read()
 
-        with maas_errors(account, "describe/"):
+        with maas_errors(account, "describe/", self.call_timeout):
             status, content_type, body = await bounded(fetch(), self.call_timeout)
         if status >= 500:
             raise maas_error(
@@ -332,7 +334,7 @@ class MaasSessions:
                 raise protocol_error(
                     account, "describe/", f"an API description that lacks {what}"
                 ) from None
-            with maas_errors(account, what):
+            with maas_errors(account, what, self.call_timeout):
                 data = await bounded(method(**params), self.call_timeout)
             problem = shape.check(data)
             if problem is not None:

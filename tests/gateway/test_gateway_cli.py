@@ -147,7 +147,9 @@ async def test_killed_replica_loses_nothing(
     start_maas: StartMaas,
     tmp_path: Path,
 ) -> None:
-    maas = await start_maas(deploy_seconds=4)
+    # Long enough that the deployment outlasts the replica's start (a fresh `python -m cli`
+    # takes seconds on a loaded machine): the kill must land while the wait is running.
+    maas = await start_maas(deploy_seconds=15)
     session = await maas.bones()
     machine = await session.Machines.allocate(agent_name=owner_agent_name("ha"), cpu_count="2")
     await session.Machine.deploy(system_id=machine["system_id"], distro_series="jammy")
