@@ -74,7 +74,7 @@ class MachineJson(_Open):
     system_id: str
     status: StrictInt
     status_name: str = ""
-    hostname: str | None = None
+    hostname: str = ""
     owner_data: dict[str, Any] | None = None
     tag_names: list[str] | None = None
     ip_addresses: list[str] | None = None
