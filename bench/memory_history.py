@@ -104,7 +104,9 @@ def _worker_pid(stack: Stack) -> int:
     return stack.supervisor.children["control-plane-worker"].process.pid
 
 
-async def measure_memory(stack: Stack, cluster_ids: list[str]) -> dict[str, Any]:
+async def measure_memory(
+    stack: Stack, cluster_ids: list[str], already_managed: int = 0
+) -> dict[str, Any]:
     """Control-plane worker RSS while it takes on one management workflow per cluster."""
     pid = _worker_pid(stack)
     sampler = ProcessSampler({"control-plane-worker": pid})
@@ -114,7 +116,7 @@ async def measure_memory(stack: Stack, cluster_ids: list[str]) -> dict[str, Any]
     await wait_idle(pid)
     worker = (await sampler.stop())["control-plane-worker"]
     return {
-        "managed_clusters": len(cluster_ids),
+        "managed_clusters": already_managed + len(cluster_ids),
         "start_s": round(start_s, 1),
         "worker_rss_before_mib": round(rss_before, 1),
         "worker_rss_after_mib": round(psutil.Process(pid).memory_info().rss / 2**20, 1),

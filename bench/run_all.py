@@ -1,8 +1,8 @@
 """`make bench`: every benchmark at sizes that fit in 15 minutes on a 2-core machine.
 
 Prints one table, each figure beside its goal, and writes bench/results/*.json. Sizes come
-from the environment (BENCH_CLUSTERS, BENCH_MANAGED, BENCH_INGEST_CLUSTERS, BENCH_EVENTS, BENCH_RATES,
-BENCH_MAAS_SECONDS) so CI can run the set tiny.
+from the environment (BENCH_CLUSTERS, BENCH_MANAGED, BENCH_INGEST_CLUSTERS, BENCH_EVENTS,
+BENCH_RATES, BENCH_STEP_SECONDS, BENCH_MAAS_SECONDS) so CI can run the set tiny.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from bench import maas_calls
 from bench.agent_ingest import measure_ingest, seed_clusters
 from bench.common import run_main, write_result
 from bench.lifecycle import run_lifecycle
-from bench.memory_history import measure_history, measure_memory
+from bench.memory_history import measure_history, measure_memory, start_managed
 from bench.stack import BenchApi, bench_stack
 
 Row = tuple[str, str, str, bool | None]
@@ -40,7 +41,12 @@ def _sizes() -> dict[str, Any]:
 
 
 async def run_fleet(sizes: dict[str, Any]) -> dict[str, Any]:
-    """Memory, ingest and history on one stack: the managed clusters serve all three."""
+    """Ingest, memory and history on one stack: the managed clusters serve all three.
+
+    Ingest runs first, on its share of the clusters, before the rest are managed: every
+    cluster it measures heartbeats, so none of them is swept as silent meanwhile.
+    """
+    results: dict[str, Any] = {}
     async with bench_stack(machines=3, fleet_heartbeat_interval=None) as bench:
         stack = bench.stack
         api = BenchApi(stack)
@@ -48,29 +54,41 @@ async def run_fleet(sizes: dict[str, Any]) -> dict[str, Any]:
             project = await api._json("POST", "/v1/projects", json={"name": "bench-fleet"})
         finally:
             await api.close()
-        ids = [f"bench-fl-{n:06d}" for n in range(sizes["managed"])]
+        ids = [f"bench-fl-{n:06d}" for n in range(max(sizes["managed"], sizes["ingest_clusters"]))]
         await seed_clusters(stack, str(project["id"]), ids)
-        memory = await measure_memory(stack, ids)
-        write_result("memory", memory)
-        ingest = await measure_ingest(
-            stack, ids[: sizes["ingest_clusters"]], sizes["rates"], sizes["step_seconds"]
+        heartbeating = ids[: sizes["ingest_clusters"]]
+        await start_managed(stack, heartbeating)
+        results["ingest"] = await _part(
+            "agent_ingest",
+            measure_ingest(stack, heartbeating, sizes["rates"], sizes["step_seconds"]),
         )
-        write_result("agent_ingest", ingest)
-        history = await measure_history(stack, ids[-1], sizes["events"])
-        write_result("history", history)
-    return {"memory": memory, "ingest": ingest, "history": history}
+        results["memory"] = await _part(
+            "memory", measure_memory(stack, ids[len(heartbeating) :], len(heartbeating))
+        )
+        results["history"] = await _part(
+            "history", measure_history(stack, ids[-1], sizes["events"])
+        )
+    return results
+
+
+async def _part(name: str, run: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    """One benchmark's figures, or the error that stopped it: the table shows the rest."""
+    print(f"{name} ...", flush=True)
+    try:
+        result = await run
+    except Exception as error:
+        print(f"{name} failed: {type(error).__name__}: {error}", flush=True)
+        result = {"error": f"{type(error).__name__}: {error}"}
+    write_result(name, result)
+    return result
 
 
 async def run_all() -> dict[str, Any]:
     sizes = _sizes()
     begin = time.monotonic()
     results: dict[str, Any] = {"sizes": sizes}
-    print(f"maas calls ({sizes['maas_seconds']:.0f} s) ...", flush=True)
-    results["maas_calls"] = await maas_calls.run(seconds=sizes["maas_seconds"])
-    print(f"lifecycle ({sizes['clusters']} clusters, then the baseline) ...", flush=True)
-    results["lifecycle"] = await run_lifecycle(sizes["clusters"])
-    write_result("lifecycle", results["lifecycle"])
-    print(f"fleet ({sizes['managed']} managed clusters, {sizes['events']} events) ...", flush=True)
+    results["maas_calls"] = await _part("maas_calls", maas_calls.run(seconds=sizes["maas_seconds"]))
+    results["lifecycle"] = await _part("lifecycle", run_lifecycle(sizes["clusters"]))
     results.update(await run_fleet(sizes))
     results["seconds"] = round(time.monotonic() - begin, 1)
     results["machine"] = {
@@ -109,6 +127,11 @@ def rows(results: dict[str, Any]) -> list[Row]:
 
 def table(results: dict[str, Any]) -> str:
     lines = ["| figure | measured | goal | met |", "| --- | --- | --- | --- |"]
+    failed = [name for name, part in results.items() if isinstance(part, dict) and "error" in part]
+    for name in failed:
+        lines.append(f"| {name} | failed: {results[name]['error'][:120]} | | **no** |")
+    if failed:
+        return "\n".join(lines)
     for figure, measured, goal, met in rows(results):
         mark = "" if met is None else ("yes" if met else "**no**")
         lines.append(f"| {figure} | {measured} | {goal} | {mark} |")
@@ -125,7 +148,7 @@ def main() -> None:
         f"\n{m['cores']} cores, {m['memory_gib']} GiB, {m['platform']}; {results['date']}; "
         f"the set took {results['seconds']} s"
     )
-    for name, stats in results["lifecycle"]["processes"].items():
+    for name, stats in results["lifecycle"].get("processes", {}).items():
         print(
             f"  lifecycle {name}: peak RSS {stats['peak_rss_mib']} MiB, CPU {stats['cpu_seconds']} s"
         )
