@@ -121,7 +121,7 @@ class Demo:
             f"    create workflow in the Temporal UI: {running['create_workflow_ui_url']}"
         )
         kubeconfig = self.step("fetch the kubeconfig", lambda: api.kubeconfig(cluster_id))
-        console.print("    " + kubeconfig.replace("\n", "\n    ")[:600])
+        console.print("    " + kubeconfig.strip().replace("\n", "\n    "))
 
         self.upgrade(api, cluster_id, UPGRADES[0])
 
@@ -142,9 +142,13 @@ class Demo:
         )
         if keep:
             return
+        held = [m["system_id"] for m in api.get_cluster(cluster_id)["machines"]]
         self.step("delete the cluster", lambda: api.delete_cluster(cluster_id))
         self.follow_phases(api, cluster_id, until={Phase.DELETED})
-        self.wait("every machine back to Ready", lambda: asyncio.run(self.all_machines_ready()))
+        self.wait(
+            f"the cluster's {len(held)} machines back to Ready",
+            lambda: asyncio.run(self.machines_ready(held)),
+        )
         self.step("remove the cloud account", lambda: api.delete_account(account["id"]))
         self.step("stop and remove the PCG", self.stop_pcg)
         api.delete_gateway(gateway_id)
@@ -226,16 +230,18 @@ class Demo:
                 self.pcg.wait()
         self.pcg = None
 
-    async def all_machines_ready(self) -> bool:
+    async def machines_ready(self, system_ids: list[str]) -> bool:
+        """Read MAAS itself: Ready, and no metalgate ownership left."""
         from maas.client import connect
 
         client = await connect(self.stack.maas_url, apikey=self.maas_key)
-        machines = await client.machines.list()
-        statuses = {m.hostname: m.status_name for m in machines}
-        not_ready = {h: s for h, s in statuses.items() if s != "Ready"}
-        if not not_ready:
-            console.print(f"    all {len(statuses)} machines Ready")
-        return not not_ready
+        machines = [await client.machines.get(system_id) for system_id in system_ids]
+        pending = {m.hostname: m.status_name for m in machines if m.status_name != "Ready"}
+        if pending:
+            return False
+        for machine in machines:
+            console.print(f"    {machine.hostname} {machine.status_name}, owner {machine.owner}")
+        return True
 
 
 def _metalgate() -> list[str]:
