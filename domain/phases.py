@@ -50,6 +50,7 @@ class Reason(StrEnum):
     GATEWAY_UNAVAILABLE = "GatewayUnavailable"
     MAAS_UNREACHABLE = "MaasUnreachable"
     MAAS_AUTH_FAILED = "MaasAuthFailed"
+    MAAS_PROTOCOL_ERROR = "MaasProtocolError"
     CANCELLED = "Cancelled"
     DELETED_DURING_CREATE = "DeletedDuringCreate"
     AGENT_SILENT = "AgentSilent"
@@ -68,6 +69,7 @@ REASON_HINTS: dict[Reason, str] = {
     Reason.GATEWAY_UNAVAILABLE: "the gateway did not answer in time; check it is running",
     Reason.MAAS_UNREACHABLE: "check the MAAS URL and that the gateway can reach it",
     Reason.MAAS_AUTH_FAILED: "check the MAAS API key of the cloud account",
+    Reason.MAAS_PROTOCOL_ERROR: "check that the URL is a MAAS 2.x API, not a proxy or web page",
     Reason.CANCELLED: "the create was cancelled; every machine was released",
     Reason.AGENT_SILENT: "the cluster agent stopped reporting; check the cluster's network",
 }
