@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     agent_ready_timeout: float = 900.0
     deploy_timeout: float = 1800.0
     agent_silence_timeout: float = 120.0
+    gateway_probe_timeout: float = Field(
+        default=30.0, description="after this long with no gateway polling, show WaitingForGateway"
+    )
     gateway_heartbeat_interval: float = 15.0
 
     @model_validator(mode="after")

@@ -176,7 +176,9 @@ def _search_attributes(ref: ClusterRef, phase: Phase) -> TypedSearchAttributes:
 
 def lifecycle_timeouts(settings: Settings) -> LifecycleTimeouts:
     return LifecycleTimeouts(
-        agent_ready=settings.agent_ready_timeout, deploy=settings.deploy_timeout
+        agent_ready=settings.agent_ready_timeout,
+        deploy=settings.deploy_timeout,
+        gateway_probe=settings.gateway_probe_timeout,
     )
 
 
