@@ -3,12 +3,12 @@
 Two sources, read in every poll: the machines (owner_data names the cluster metalgate marked
 it for) and MAAS's event log, whose allocation events carry the comment naming the cluster
 MAAS gave the machine to ("metalgate cluster <id> ..."), and whose Ready events end that.
-A machine whose owner_data names a cluster other than the one MAAS last allocated it to is
+A machine whose owner_data names a cluster other than the one MAAS had allocated it to is
 owned by two clusters: it changed hands without passing through Ready.
 
-The event log is read after the machines, so it covers every transition the snapshot shows;
-it may also hold a few later ones, but a machine cannot get from a snapshot to a new owner
-within one poll: releasing takes the emulator's release time (1 s in the chaos run).
+Each poll reads the log, then the machines, then the log again, so the snapshot falls between
+two known points: a mark is right if its cluster held the machine at the first point or was
+given it between the two. No timing assumption is needed, however slow the calls are.
 """
 
 from __future__ import annotations
@@ -84,9 +84,11 @@ class MaasWatch:
                 await asyncio.sleep(self.interval)
 
     async def poll(self, http: httpx.AsyncClient) -> None:
-        machines = await self._get(http, "machines/")
         await self._read_events(http)
-        self.observe(machines)
+        before = dict(self.allocated_to)
+        machines = await self._get(http, "machines/")
+        given = await self._read_events(http)
+        self.observe(machines, before, given)
         self.polls += 1
 
     async def machines(self) -> list[dict[str, Any]]:
@@ -107,7 +109,9 @@ class MaasWatch:
         response.raise_for_status()
         return response.json()
 
-    async def _read_events(self, http: httpx.AsyncClient) -> None:
+    async def _read_events(self, http: httpx.AsyncClient) -> set[tuple[str, str]]:
+        """Apply the new events; the (system id, cluster) allocations among them."""
+        given: set[tuple[str, str]] = set()
         while True:
             page = await self._get(
                 http,
@@ -120,22 +124,34 @@ class MaasWatch:
             # Pages come newest first; applied oldest first, so the last word is MAAS's last.
             for event in reversed(page["events"]):
                 self._event_cursor = max(self._event_cursor, int(event["id"]))
-                self._apply(str(event["node"]), str(event["description"]))
+                cluster = self._apply(str(event["node"]), str(event["description"]))
+                if cluster:
+                    given.add((str(event["node"]), cluster))
             if page["count"] < EVENT_PAGE:
-                return
+                return given
 
-    def _apply(self, system_id: str, description: str) -> None:
+    def _apply(self, system_id: str, description: str) -> str:
+        """Apply one event; the cluster it allocated the machine to, if it is an allocation."""
         allocated = TO_ALLOCATED.search(description)
         if allocated:
             self.allocated_to[system_id] = allocated.group(1)
             self.transitions["allocated"] += 1
+            return allocated.group(1)
         elif TO_READY in description:
             self.allocated_to[system_id] = ""
             self.transitions["ready"] += 1
         elif TO_FAILED_DEPLOYMENT in description:
             self.transitions["failed_deployment"] += 1
+        return ""
 
-    def observe(self, machines: list[dict[str, Any]]) -> None:
+    def observe(
+        self,
+        machines: list[dict[str, Any]],
+        before: dict[str, str],
+        given: set[tuple[str, str]],
+    ) -> None:
+        """Check a snapshot against `before` (holders when it was taken, at the latest) and
+        `given` (allocations made between that point and the end of the snapshot)."""
         now = time.time()
         for raw in machines:
             system_id = raw["system_id"]
@@ -143,10 +159,12 @@ class MaasWatch:
             if not cluster:
                 continue
             self.owners_seen.setdefault(system_id, set()).add(cluster)
-            # "" (released since the snapshot) or unknown (allocated before the log we read)
-            # cannot contradict the mark; only another cluster's allocation can.
-            holder = self.allocated_to.get(system_id, "")
-            if holder and holder != cluster and (system_id, holder, cluster) not in self._seen:
+            # Only another cluster holding it, with no allocation to this one since, contradicts
+            # the mark; a machine that was Ready may have been given to it after `before`.
+            holder = before.get(system_id, "")
+            if not holder or holder == cluster or (system_id, cluster) in given:
+                continue
+            if (system_id, holder, cluster) not in self._seen:
                 self._seen.add((system_id, holder, cluster))
                 self.violations.append(Violation(system_id, holder, cluster, now))
 
