@@ -47,8 +47,9 @@ def test_the_compose_file_runs_each_metalgate_process() -> None:
 @pytest.mark.parametrize("name", sorted(METALGATE_SERVICES))
 def test_each_service_runs_a_command_the_image_provides(name: str) -> None:
     for argv in metalgate_invocations(METALGATE_SERVICES[name]):
-        words = [w for w in argv if not w.startswith("-")][:2]
-        result = CliRunner().invoke(app, [*words[:2], "--help"])
+        first_option = next((i for i, w in enumerate(argv) if w.startswith("-")), len(argv))
+        words = argv[:first_option]
+        result = CliRunner().invoke(app, [*words, "--help"])
         assert result.exit_code == 0, f"{name}: `metalgate {' '.join(argv)}`: {result.output}"
         options = {w.split("=")[0] for w in argv if w.startswith("--")}
         for option in options:
