@@ -8,6 +8,7 @@ started it. Every kill and every failed restart is counted for the summary.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import Counter
@@ -30,6 +31,8 @@ class Killer:
     kills: Counter[str] = field(default_factory=Counter)
     failed_restarts: Counter[str] = field(default_factory=Counter)
 
+    _reviving: asyncio.Task[None] | None = None
+
     async def run(self) -> None:
         """Kill and restart until cancelled; a cancel mid-outage still restarts the victim."""
         while True:
@@ -41,7 +44,17 @@ class Killer:
             try:
                 await asyncio.sleep(self.rng.uniform(*self.downtime))
             finally:
-                await asyncio.shield(self.revive(victim))
+                # Shielded, so a cancel cannot leave the victim dead; `stop` waits for it.
+                self._reviving = asyncio.ensure_future(self.revive(victim))
+                await asyncio.shield(self._reviving)
+
+    async def stop(self, task: asyncio.Task[None]) -> None:
+        """Cancel the `run` task and wait until its last victim is back."""
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if self._reviving is not None:
+            await self._reviving
 
     async def revive(self, name: str) -> None:
         """Start a killed child again; a start can fail while another child is down, so retry."""

@@ -123,10 +123,8 @@ async def test_chaos_run(stack: Stack) -> None:
         try:
             runs = await asyncio.wait_for(_drive_all(workload), RUN_BUDGET)
         finally:
-            chaos.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await chaos
-        assert not killer.down(), f"still down after the run: {killer.down()}"
+            await killer.stop(chaos)
+        down = killer.down()
         # Releases finish a moment after the last Deleted; the watch keeps looking meanwhile.
         machines = await _settled(watch)
         watcher.cancel()
@@ -135,6 +133,7 @@ async def test_chaos_run(stack: Stack) -> None:
         problems = _check_runs(runs)
         problems += await asyncio.to_thread(_check_store_view, stack, workload, runs)
         orphan_hits = await asyncio.to_thread(_orphan_releases_of_live_clusters, stack, runs)
+    problems += [f"{name} still down after the run" for name in down]
     problems += [str(v) for v in watch.violations]
     leaks = [m["system_id"] for m in machines if held(m)]
     problems += [f"machine {s} still held after every delete" for s in leaks]
