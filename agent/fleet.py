@@ -233,6 +233,7 @@ class Fleet:
         self._latency = LatencyHistogram()
         self._heartbeats_sent = 0
         self._delivered: dict[ReportKind, int] = dict.fromkeys(ReportKind, 0)
+        self._heartbeats_signalled = 0
         self._commands_run = 0
         self._errors = 0
         self._rejected = 0
@@ -247,6 +248,7 @@ class Fleet:
             heartbeats_sent=self._heartbeats_sent,
             heartbeats_ok=ok,
             heartbeat_rate=round(ok / elapsed, 1),
+            heartbeats_signalled=self._heartbeats_signalled,
             statuses_ok=self._delivered[ReportKind.STATUS],
             results_ok=self._delivered[ReportKind.COMMAND_RESULT],
             commands_run=self._commands_run,
@@ -366,7 +368,7 @@ class Fleet:
         node.sending = True
         started = time.monotonic()
         try:
-            await node.api.send(report)
+            ack = await node.api.send(report)
         except ApiUnavailable:
             self._errors += 1
             node.sending = False
@@ -380,6 +382,7 @@ class Fleet:
             self._delivered[report.kind] += 1
             if report.kind is ReportKind.HEARTBEAT:
                 self._latency.record(time.monotonic() - started)
+                self._heartbeats_signalled += ack.signalled
         node.backoff.reset()
         node.outbox.pop(report)
         node.sending = False

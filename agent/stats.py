@@ -43,6 +43,8 @@ class FleetStats(BaseModel):
     heartbeats_sent: int
     heartbeats_ok: int
     heartbeat_rate: float
+    # Heartbeats the API answered `signalled`: the share the ingest benchmark reports.
+    heartbeats_signalled: int = 0
     statuses_ok: int
     results_ok: int
     commands_run: int

@@ -73,6 +73,13 @@ class ClusterCreate:
 
     @workflow.signal(name=SIGNAL_AGENT_REPORT)
     def agent_report(self, report: AgentReport) -> None:
+        # Nodes report concurrently and each API request aggregates what it saw, so the last
+        # signal may lack a node an earlier one had: keep every node's latest status.
+        if self._report is not None:
+            nodes = {n.hostname: n for n in [*self._report.nodes, *report.nodes]}
+            report = report.model_copy(
+                update={"nodes": sorted(nodes.values(), key=lambda n: n.hostname)}
+            )
         self._report = report
 
     @workflow.run

@@ -96,8 +96,9 @@ class ClusterManagement:
     @workflow.signal(name=SIGNAL_AGENT_REPORT)
     def agent_report(self, report: AgentReport) -> None:
         self._s.last_report_unix = workflow.time()
-        if report.nodes:
-            self._s.nodes = report.nodes
+        # Keep each node's latest status: a report need not list every node.
+        nodes = {n.hostname: n for n in [*self._s.nodes, *report.nodes]}
+        self._s.nodes = sorted(nodes.values(), key=lambda n: n.hostname)
         if self._s.phase == Phase.UNREACHABLE:
             self._s.phase = self._working_phase()
             self._transition_event = "the agent reports again"
