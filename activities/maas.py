@@ -139,10 +139,10 @@ class MaasActivities:
         for pool in input.pools:
             if needs[pool.name] > 0:
                 await self._validate_constraints(input.account, pool, quarantine)
-        everything = list(await self._call(input.account, "Machines", "read", MACHINES))
-        plans, shortfalls = plan_capacity(
-            needs, input.pools, everything, set(input.exclude_system_ids)
-        )
+        # Only Ready machines can be taken; filtering in MAAS keeps this read small on a
+        # busy fleet instead of costing every acquire a read of every machine.
+        ready = list(await self._call(input.account, "Machines", "read", MACHINES, status="ready"))
+        plans, shortfalls = plan_capacity(needs, input.pools, ready, set(input.exclude_system_ids))
         if shortfalls:
             raise ApplicationError(
                 f"not enough machines in {input.account}: " + "; ".join(shortfalls),
