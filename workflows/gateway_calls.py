@@ -64,6 +64,10 @@ def error_type(err: BaseException) -> str | None:
 
 REASONS = frozenset(r.value for r in Reason)
 
+# MAAS activities heartbeat while a call is in flight, so a gateway replica killed mid-call
+# is noticed in this long and the call moves to another replica, not after start-to-close.
+MAAS_HEARTBEAT_SECONDS = 30.0
+
 
 def failure_reason(err: BaseException) -> tuple[Reason, str]:
     """The named reason and a message for whatever ended a saga."""
@@ -110,7 +114,7 @@ class GatewayCalls:
                     start_to_close_timeout=timedelta(
                         seconds=start_to_close or self.timeouts.maas_call
                     ),
-                    heartbeat_timeout=timedelta(seconds=heartbeat) if heartbeat else None,
+                    heartbeat_timeout=timedelta(seconds=heartbeat or MAAS_HEARTBEAT_SECONDS),
                     retry_policy=retry,
                 )
             except ActivityError as err:
