@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import shlex
 from datetime import timedelta
 from typing import Annotated, Literal
@@ -11,6 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from temporalio.service import RPCError
 
 from api.deps import UNAUTHORIZED, Editor, SessionDep, SettingsDep, Viewer
 from api.errors import responses
@@ -22,7 +24,7 @@ from api.schemas.gateways import (
     GatewayPublic,
     GatewayReplicaPublic,
 )
-from api.temporal_gate import TemporalGate
+from api.temporal_gate import TemporalGate, TemporalUnavailable, bounded
 from domain.gateway import GatewayHeartbeat, GatewayIdentity, GatewayRegistration, ProxySettings
 from domain.naming import SYSTEM_GATEWAY_ID, SYSTEM_GATEWAY_NAME, gateway_queue
 from domain.phases import Phase
@@ -32,7 +34,10 @@ from store.db import upsert
 from store.models import CloudAccount, Cluster, Gateway, GatewayReplica
 from store.secrets import hash_token, new_id, new_token
 from store.types import utcnow
+from workflows.contracts import GatewayRef
+from workflows.orphan_sweep import ensure_orphan_sweep_schedule
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/gateways", tags=["gateways"])
 gateway_bearer = HTTPBearer(auto_error=False, scheme_name="GatewaySecret")
 GatewayBearer = Annotated[HTTPAuthorizationCredentials | None, Depends(gateway_bearer)]
@@ -162,9 +167,22 @@ async def create_gateway(
     )
 
 
+async def schedule_orphan_sweep(gate: TemporalGate, gateway: Gateway) -> None:
+    """Best effort: with Temporal down, the next control-plane worker start schedules it."""
+    try:
+        client = await gate.client()
+        await bounded(
+            ensure_orphan_sweep_schedule(
+                client, GatewayRef(id=gateway.id, name=gateway.name), replace=False
+            )
+        )
+    except (TemporalUnavailable, RPCError, TimeoutError) as err:
+        log.warning("gateway %s: orphan sweep not scheduled yet: %s", gateway.id, err)
+
+
 @router.post("/register", response_model=GatewayIdentity, responses=responses())
 async def register_gateway(
-    body: GatewayRegistration, session: SessionDep, settings: SettingsDep
+    body: GatewayRegistration, request: Request, session: SessionDep, settings: SettingsDep
 ) -> GatewayIdentity:
     """Exchanges the one-time token for the gateway's identity (used by the gateway itself)."""
     secret = new_token("mgs")
@@ -192,6 +210,7 @@ async def register_gateway(
     await session.commit()
     gateway = await session.get(Gateway, gateway_id)
     assert gateway is not None
+    await schedule_orphan_sweep(request.app.state.temporal, gateway)
     return GatewayIdentity(
         gateway_id=gateway.id,
         name=gateway.name,

@@ -3,10 +3,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from domain.naming import SYSTEM_GATEWAY_ID, gateway_queue
+from domain.naming import SYSTEM_GATEWAY_ID, gateway_queue, orphan_sweep_schedule_id
 from runtime.temporal import codec_key_specs
 from tests.api.conftest import Api, ProjectKeys
 from tests.api.standins import check_account_standin
@@ -41,6 +42,16 @@ async def test_create_returns_token_and_command(api: Api, project: ProjectKeys) 
     )
     assert created["gateway"]["status"] == "pending"
     assert created["gateway"]["task_queue"] == gateway_queue(created["gateway"]["id"])
+
+
+async def test_registration_schedules_the_gateway_orphan_sweep(
+    api: Api, project: ProjectKeys, client: Client
+) -> None:
+    created = await create_gateway(api, project.editor)
+    gateway_id = created["gateway"]["id"]
+    await register(api, created["registration_token"])
+    schedule = await client.get_schedule_handle(orphan_sweep_schedule_id(gateway_id)).describe()
+    assert schedule.id == orphan_sweep_schedule_id(gateway_id)
 
 
 async def test_register_once_then_heartbeat(api: Api, project: ProjectKeys) -> None:
