@@ -25,22 +25,22 @@ def test_production_refuses_placeholder_secrets() -> None:
     with pytest.raises(ValidationError, match="placeholder"):
         Settings(
             environment="production",
-            store_secret_key="changeme",  # type: ignore[arg-type]
-            codec_keys=[new_key_spec()],  # type: ignore[list-item]
+            store_secret_key="changeme",
+            codec_keys=[new_key_spec()],
         )
 
 
 def test_production_requires_codec_and_store_keys() -> None:
     with pytest.raises(ValidationError, match="METALGATE_CODEC_KEYS"):
-        Settings(environment="production", store_secret_key="x" * 40)  # type: ignore[arg-type]
+        Settings(environment="production", store_secret_key="x" * 40)
     ok = Settings(
         environment="production",
-        store_secret_key="x" * 40,  # type: ignore[arg-type]
-        codec_keys=[new_key_spec()],  # type: ignore[list-item]
+        store_secret_key="x" * 40,
+        codec_keys=[new_key_spec()],
     )
     assert ok.environment == "production"
 
 
 def test_unknown_mode_is_refused() -> None:
     with pytest.raises(ValidationError, match="mode"):
-        Settings(mode="cloud")  # type: ignore[arg-type]
+        Settings(mode="cloud")
