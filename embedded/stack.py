@@ -143,6 +143,8 @@ async def start_stack(config: StackConfig) -> Stack:
     admin_key_was_new = not admin_key_path.exists()
     admin_key = development_secret(settings, "admin-api-key")
     maas_key = maas_api_key(data_dir)
+    # The dev server's Web UI sends no credentials; its codec URL carries this token instead.
+    ui_codec_token = development_secret(settings, "ui-codec-token")
     codec_key_specs(settings)  # create the development codec key before children race for it
     env = {
         "METALGATE_DATA_DIR": str(data_dir),
@@ -151,6 +153,7 @@ async def start_stack(config: StackConfig) -> Stack:
         "METALGATE_API_URL": api_url,
         "METALGATE_API_PORT": str(ports.api),
         "METALGATE_BOOTSTRAP_ADMIN_KEY": admin_key,
+        "METALGATE_UI_CODEC_TOKEN": ui_codec_token,
         "METALGATE_CODEC_CORS_ORIGINS": json.dumps(
             [settings.temporal_ui_url, f"http://localhost:{ports.ui}"]
         ),
@@ -189,7 +192,7 @@ async def start_stack(config: StackConfig) -> Stack:
                     "--sqlite-pragma",
                     "synchronous=normal",
                     "--ui-codec-endpoint",
-                    f"{api_url}/codec",
+                    f"{api_url}/codec/ui/{ui_codec_token}",
                     "--ui-disable-news-fetch",
                     "--log-level",
                     "warn",

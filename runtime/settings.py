@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     # key that encrypts secrets at rest in the store.
     codec_keys: list[SecretStr] = []
     store_secret_key: SecretStr | None = None
+    ui_codec_token: SecretStr | None = Field(
+        default=None,
+        description="enables /codec/ui/<token>/...: the Web UI's codec endpoint carries it",
+    )
 
     # Lifecycle tuning (seconds)
     agent_ready_timeout: float = 900.0

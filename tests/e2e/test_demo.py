@@ -7,14 +7,17 @@ reads the outcomes from the API's store and from MAAS, and checks no process is 
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
+from google.protobuf.json_format import MessageToDict
 from maas.client import connect as maas_connect
 
 from domain.naming import OWNER_DATA_CLUSTER
@@ -78,8 +81,31 @@ async def test_demo_story_end_to_end(stack: Stack) -> None:
     machines = await maas.machines.list()
     assert {m.status_name for m in machines} == {"Ready"}
     assert not [m.hostname for m in machines if OWNER_DATA_CLUSTER in (m.owner_data or {})]
+    await web_ui_decodes_history_through_the_codec_endpoint(stack)
+
     # The demo's own PCG (config under <data>/demo/) is gone; the stack's PCG runs on.
     demo_config = str(stack.config.data_dir.resolve() / "demo" / "pcg.json")
     assert not [
         p for p in psutil.process_iter(["cmdline"]) if demo_config in (p.info["cmdline"] or [])
     ]
+
+
+async def web_ui_decodes_history_through_the_codec_endpoint(stack: Stack) -> None:
+    """The UI is told our codec endpoint, and it turns history ciphertext into plaintext."""
+    ui = stack.info.temporal_ui_url
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        codec = (await http.get(f"{ui}/api/v1/settings")).json()["Codec"]
+        endpoint = codec["Endpoint"]
+        assert endpoint.startswith(f"{stack.info.api_url}/codec/ui/")
+        [create] = [w async for w in stack.client.list_workflows("WorkflowType='ClusterCreate'")]
+        history = await stack.client.get_workflow_handle(create.id).fetch_history()
+        started = history.events[0].workflow_execution_started_event_attributes
+        payloads = {"payloads": [MessageToDict(p) for p in started.input.payloads]}
+        assert payloads["payloads"][0]["metadata"]["encoding"] == "YmluYXJ5L2VuY3J5cHRlZA=="
+        answer = await http.post(f"{endpoint}/decode", json=payloads, headers={"Origin": ui})
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["access-control-allow-origin"] == ui
+        [plain] = answer.json()["payloads"]
+        assert b"cluster_id" in base64.b64decode(plain["data"])
+        wrong = await http.post(f"{stack.info.api_url}/codec/ui/guess/decode", json=payloads)
+        assert wrong.status_code == 404
