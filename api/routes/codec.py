@@ -40,7 +40,10 @@ def _answer(payloads: list[Payload]) -> CodecBody:
 
 def _ui_token(token: str, settings: SettingsDep) -> None:
     expected = settings.ui_codec_token
-    if expected is None or not hmac.compare_digest(token, expected.get_secret_value()):
+    # Bytes: compare_digest refuses non-ASCII str, and a path may carry any character.
+    if expected is None or not hmac.compare_digest(
+        token.encode(), expected.get_secret_value().encode()
+    ):
         raise HTTPException(404, "no such codec endpoint")
 
 
