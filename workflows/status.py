@@ -139,7 +139,11 @@ class StatusRecorder:
         self._before_gateway_wait = (self.reason, self.message)
         message = f"waiting for gateway {gateway_name}"
         await self._write(
-            self.phase, Reason.WAITING_FOR_GATEWAY, message, event=f"{message}: it is not polling"
+            self.phase,
+            Reason.WAITING_FOR_GATEWAY,
+            message,
+            # Schedule-to-start cannot tell a stopped gateway from one with a long backlog.
+            event=f"{message}: no worker of it took the task in time (stopped, cut off or busy)",
         )
 
     async def gateway_back(self, gateway_name: str) -> None:
