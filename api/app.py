@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
 from api import errors
+from api.agent_cache import DEFAULT_TTL, AgentCache
 from api.auth import ensure_bootstrap
 from api.heartbeats import HeartbeatRecorder
 from api.routes import accounts, agent, clusters, codec, gateways, health, projects
@@ -32,6 +33,7 @@ def create_app(
     temporal: Client | None = None,
     account_validation_seconds: float = ACCOUNT_VALIDATION_SECONDS,
     heartbeat_flush_seconds: float = 2.0,
+    agent_cache_seconds: float = DEFAULT_TTL,
 ) -> FastAPI:
     """The API. Temporal is connected on first use, so reads work while it is down."""
 
@@ -42,9 +44,11 @@ def create_app(
         app.state.db = db
         app.state.heartbeats = HeartbeatRecorder(db.sessions, heartbeat_flush_seconds)
         app.state.heartbeats.start()
+        app.state.agent_cache.start(db.sessions)
         try:
             yield
         finally:
+            await app.state.agent_cache.stop()
             await app.state.heartbeats.stop()
             await db.close()
 
@@ -58,6 +62,7 @@ def create_app(
     app.state.box = SecretBox.from_settings(settings)
     app.state.codec = EncryptionCodec(codec_key_specs(settings))
     app.state.temporal = TemporalGate(settings, temporal)
+    app.state.agent_cache = AgentCache(ttl=agent_cache_seconds)
     app.state.account_validation_seconds = account_validation_seconds
     errors.install(app)
     app.add_middleware(

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request, Response
 from sqlalchemy import and_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.agent_cache import AgentCache
 from api.agent_reports import aggregate, fingerprint, node_state, signal_report
 from api.deps import (
     UNAUTHORIZED,
     AgentBearerDep,
     AgentClusterDep,
     BoxDep,
-    HeartbeatsDep,
     SessionDep,
 )
 from api.errors import responses
+from api.heartbeats import HeartbeatRecorder
 from api.temporal_gate import TemporalGate
 from domain.agent_wire import (
     AgentAck,
@@ -41,19 +43,43 @@ COMMAND_STATES = ("running", "succeeded", "failed")
 OPEN_COMMAND_STATES = ("pending", "running")
 
 
+AGENT_SECURITY: dict[str, Any] = {"security": [{"AgentToken": []}]}
+ACK_UNCHANGED = b'{"ok":true,"signalled":false}'
+ACK_SIGNALLED = b'{"ok":true,"signalled":true}'
+
+
+def _missing_token() -> HTTPException:
+    return HTTPException(
+        401, "missing credentials: send `Authorization: Bearer <agent token>`", UNAUTHORIZED
+    )
+
+
+def _bearer_token(request: Request) -> str:
+    """The agent token from `Authorization: Bearer ...`, parsed without a dependency."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise _missing_token()
+    return token
+
+
+def _ack(signalled: bool) -> Response:
+    return Response(ACK_SIGNALLED if signalled else ACK_UNCHANGED, media_type="application/json")
+
+
 async def _report(
     request: Request,
-    session: SessionDep,
-    credentials: AgentBearerDep,
+    session: AsyncSession,
+    token: str,
     beat: AgentHeartbeat,
-    heartbeats: HeartbeatsDep,
     kubeconfig_enc: str | None = None,
-) -> AgentAck:
-    """One indexed SELECT when nothing changed; on change, signal, then remember the state."""
-    if credentials is None or not credentials.credentials:
-        raise HTTPException(
-            401, "missing credentials: send `Authorization: Bearer <agent token>`", UNAUTHORIZED
-        )
+) -> bool:
+    """The slow path, the store's word: one SELECT; on change, signal, then remember the state.
+
+    True when the change was signalled. Updates this replica's agent cache as it goes.
+    """
+    cache: AgentCache = request.app.state.agent_cache
+    heartbeats: HeartbeatRecorder = request.app.state.heartbeats
+    token_hash = hash_token(token)
     hostname = beat.node.hostname
     row = (
         await session.execute(
@@ -67,10 +93,11 @@ async def _report(
             .outerjoin(
                 AgentNode, and_(AgentNode.cluster_id == Cluster.id, AgentNode.hostname == hostname)
             )
-            .where(Cluster.agent_token_hash == hash_token(credentials.credentials))
+            .where(Cluster.agent_token_hash == token_hash)
         )
     ).first()
     if row is None:
+        cache.forget(token_hash)
         raise HTTPException(401, "invalid or revoked agent token", UNAUTHORIZED)
     cluster_id, phase, silent, version, known = row
     heartbeats.seen(cluster_id)
@@ -83,7 +110,8 @@ async def _report(
     state = node_state(beat)
     current = fingerprint(state)
     if current == known and not silent:
-        return AgentAck(signalled=False)
+        cache.remember(token_hash, hostname, current)  # the store agrees: nothing changed
+        return False
     # A change. End the read snapshot, then take the cluster row's write lock first: changes
     # of one cluster are then handled one at a time (across API replicas too), so each
     # signalled report includes every node stored before it and the last one is complete.
@@ -100,7 +128,7 @@ async def _report(
     ).one()
     if Phase(phase) in TERMINAL_PHASES:
         await session.rollback()
-        return AgentAck(signalled=False)
+        return False
     others = await session.scalars(
         select(AgentNode.report).where(
             AgentNode.cluster_id == cluster_id, AgentNode.hostname != hostname
@@ -111,7 +139,7 @@ async def _report(
     if not await signal_report(gate, cluster_id, Phase(phase), report):
         # Not remembered, so the next heartbeat sees the change again and retries the signal.
         await session.rollback()
-        return AgentAck(signalled=False)
+        return False
     now = utcnow()
     await session.execute(
         upsert(
@@ -135,19 +163,34 @@ async def _report(
             .values(silent=False, last_heartbeat_at=now)
         )
     await session.commit()
-    return AgentAck(signalled=True)
+    cache.remember(token_hash, hostname, current)
+    return True
 
 
-@router.post("/heartbeat", response_model=AgentAck, responses=responses())
-async def heartbeat(
-    beat: AgentHeartbeat,
-    request: Request,
-    session: SessionDep,
-    credentials: AgentBearerDep,
-    heartbeats: HeartbeatsDep,
-) -> AgentAck:
-    """Cheap at fleet scale: recorded in a batch; signals a workflow only when state changed."""
-    return await _report(request, session, credentials, beat, heartbeats)
+@router.post(
+    "/heartbeat", response_model=AgentAck, responses=responses(), openapi_extra=AGENT_SECURITY
+)
+async def heartbeat(beat: AgentHeartbeat, request: Request) -> Response:
+    """Cheap at fleet scale: recorded in a batch; signals a workflow only when state changed.
+
+    The unchanged heartbeat of a cached token (see `api.agent_cache`) opens no store session:
+    its last-seen time goes to the batch flush. Anything else takes the slow path.
+    """
+    token = _bearer_token(request)
+    cache: AgentCache = request.app.state.agent_cache
+    token_hash = hash_token(token)
+    entry = cache.get(token_hash)
+    if entry is None:
+        entry = await cache.load(request.app.state.db.sessions, token_hash)
+        if entry is None:
+            raise HTTPException(401, "invalid or revoked agent token", UNAUTHORIZED)
+    if not entry.silent and entry.fingerprints.get(beat.node.hostname) == fingerprint(
+        node_state(beat)
+    ):
+        request.app.state.heartbeats.seen(entry.cluster_id)
+        return _ack(False)
+    async with request.app.state.db.sessions() as session:
+        return _ack(await _report(request, session, token, beat))
 
 
 @router.post("/status", response_model=AgentAck, responses=responses())
@@ -156,13 +199,15 @@ async def status(
     request: Request,
     session: SessionDep,
     credentials: AgentBearerDep,
-    heartbeats: HeartbeatsDep,
     box: BoxDep,
 ) -> AgentAck:
     """A change report; the first control-plane node attaches the kubeconfig (stored encrypted)."""
+    if credentials is None or not credentials.credentials:
+        raise _missing_token()
     encrypted = box.encrypt(report.kubeconfig) if report.kubeconfig else None
     beat = AgentHeartbeat.model_validate(report.model_dump(exclude={"kubeconfig"}))
-    return await _report(request, session, credentials, beat, heartbeats, encrypted)
+    signalled = await _report(request, session, credentials.credentials, beat, encrypted)
+    return AgentAck(signalled=signalled)
 
 
 @router.get("/commands", response_model=AgentCommandList, responses=responses())

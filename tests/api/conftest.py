@@ -102,7 +102,10 @@ async def api(
     data_dir: Path = tmp_path_factory.mktemp("api")
     settings = api_settings(data_dir, temporal_address(env), codec_keys)
     async with running_api(
-        settings, account_validation_seconds=3.0, heartbeat_flush_seconds=0.2
+        settings,
+        account_validation_seconds=3.0,
+        heartbeat_flush_seconds=0.2,
+        agent_cache_seconds=1.0,
     ) as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
             yield Api(url, settings, http)
