@@ -16,6 +16,9 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option(None, help="bind address (default: METALGATE_BIND_HOST)"),
         port: int = typer.Option(None, help="port (default: METALGATE_API_PORT)"),
         log_level: str = typer.Option("info", help="uvicorn log level"),
+        access_log: bool = typer.Option(
+            False, help="log every request (off: at fleet scale it is one line per heartbeat)"
+        ),
     ) -> None:
         """Serve the control-plane API (OpenAPI docs at /docs)."""
         settings = get_settings()
@@ -25,4 +28,5 @@ def register(app: typer.Typer) -> None:
             host=host or settings.bind_host,
             port=port or settings.api_port,
             log_level=log_level,
+            access_log=access_log,
         )
