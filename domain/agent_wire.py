@@ -9,8 +9,6 @@ from pydantic import BaseModel, Field
 
 from domain.gateway import ProxySettings
 
-AGENT_TOKEN_HEADER = "Authorization"  # "Bearer <agent token>"
-
 
 class AgentBootstrap(BaseModel):
     """Written by cloud-init to the node; everything the agent needs to phone home."""

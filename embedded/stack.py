@@ -65,7 +65,6 @@ class StackInfo(BaseModel):
     maas_api_key_file: str
     admin_api_key_file: str
     pcg_gateway_id: str | None = None
-    pcg_config_files: list[str] = []
 
 
 @dataclass
@@ -306,7 +305,6 @@ async def _start_pcg(stack: Stack, env: dict[str, str]) -> None:
             raise RuntimeError(f"registering the local PCG failed (exit {proc})")
     gateway_id = json.loads(config_file.read_text())["gateway_id"]
     stack.info.pcg_gateway_id = gateway_id
-    stack.info.pcg_config_files = [str(config_file)]
     for n in range(stack.config.pcg_replicas):
         name = f"pcg-{n + 1}"
         await stack.supervisor.start(
