@@ -171,6 +171,11 @@ class RenderCloudInitInput(BaseModel):
     first_control_plane: bool
     kubernetes_version: str
     proxy: ProxySettings = Field(default_factory=ProxySettings)
+    control_plane_host: str = Field(
+        default="",
+        description="the API server endpoint's address (VIP, DNS name or load balancer), "
+        "made by the gateway before the first control-plane node deploys",
+    )
 
 
 class RenderCloudInitResult(BaseModel):

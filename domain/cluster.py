@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from enum import StrEnum
 from typing import Annotated
@@ -45,12 +46,63 @@ class MachineConstraints(BaseModel):
         return self
 
 
+# `ubuntu/<series>` (a MAAS-synced Ubuntu) or `custom/<name>` (an uploaded image, e.g. built
+# with packer-maas with Kubernetes baked in).
+IMAGE_PATTERN = r"^(ubuntu/[a-z]{2,32}|custom/[A-Za-z0-9][A-Za-z0-9._-]{0,63})$"
+DEFAULT_CNI_MANIFEST = (
+    "https://github.com/flannel-io/flannel/releases/download/v0.26.1/kube-flannel.yml"
+)
+
+
 class NodePool(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name
     count: int = Field(ge=0, le=MAX_NODES_PER_POOL)
     constraints: MachineConstraints = Field(default_factory=MachineConstraints)
+    image: str | None = Field(
+        default=None,
+        pattern=IMAGE_PATTERN,
+        description="ubuntu/<series> or custom/<name>; default ubuntu/<distro_series>",
+    )
+
+
+class EndpointMode(StrEnum):
+    """How the API server keeps one address while control-plane nodes come and go."""
+
+    VIP = "vip"  # an IP reserved in MAAS, announced by kube-vip on the control-plane nodes
+    DNS = "dns"  # a MAAS DNS record kept pointing at the control-plane nodes
+    EXTERNAL = "external"  # the operator's own load balancer
+
+
+class ControlPlaneEndpoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: EndpointMode = EndpointMode.VIP
+    address: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$",
+        description="external: the load balancer's IP or DNS name; vip: an IP to reserve",
+    )
+    port: int = Field(default=6443, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _address_fits_mode(self) -> ControlPlaneEndpoint:
+        if self.mode == EndpointMode.EXTERNAL and not self.address:
+            raise ValueError("control_plane_endpoint.address is required with mode external")
+        if self.mode == EndpointMode.DNS and self.address:
+            raise ValueError(
+                "control_plane_endpoint.address is chosen by metalgate with mode dns; remove it"
+            )
+        if self.mode == EndpointMode.VIP and self.address:
+            try:
+                ipaddress.IPv4Address(self.address)
+            except ValueError:
+                raise ValueError(
+                    "control_plane_endpoint.address with mode vip must be an IPv4 address"
+                ) from None
+        return self
 
 
 class ClusterSpec(BaseModel):
@@ -65,6 +117,15 @@ class ClusterSpec(BaseModel):
     distro_series: str = Field(default="jammy", pattern=r"^[a-z]{2,32}$")
     hwe_kernel: str | None = Field(default=None, pattern=r"^[a-z0-9._-]{1,64}$")
     erase_policy: ErasePolicy = ErasePolicy.QUICK
+    control_plane_endpoint: ControlPlaneEndpoint = Field(default_factory=ControlPlaneEndpoint)
+    pod_subnet: ipaddress.IPv4Network = Field(default=ipaddress.IPv4Network("10.244.0.0/16"))
+    service_subnet: ipaddress.IPv4Network = Field(default=ipaddress.IPv4Network("10.96.0.0/12"))
+    cni_manifest_url: str = Field(
+        default=DEFAULT_CNI_MANIFEST,
+        max_length=2048,
+        pattern=r"^https?://[^\s]+$",
+        description="applied after kubeadm init; an air-gapped site names its mirror",
+    )
 
     @field_validator("control_plane")
     @classmethod
@@ -79,6 +140,11 @@ class ClusterSpec(BaseModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"pool names must be unique; rename {dupes}")
+        if self.pod_subnet.overlaps(self.service_subnet):
+            raise ValueError(
+                f"pod_subnet {self.pod_subnet} overlaps service_subnet {self.service_subnet}; "
+                "pick disjoint ranges"
+            )
         if self.node_count > MAX_NODES_PER_CLUSTER:
             raise ValueError(
                 f"a cluster has at most {MAX_NODES_PER_CLUSTER} nodes; this spec asks "
@@ -96,6 +162,10 @@ class ClusterSpec(BaseModel):
 
     def pool(self, name: str) -> NodePool | None:
         return next((p for p in self.pools if p.name == name), None)
+
+    def image_of(self, pool: NodePool) -> str:
+        """The MAAS image a pool deploys: its own, or Ubuntu at the cluster's series."""
+        return pool.image or f"ubuntu/{self.distro_series}"
 
 
 def version_key(version: str) -> tuple[int, int]:
