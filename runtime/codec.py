@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
@@ -71,7 +71,3 @@ class EncryptionCodec(PayloadCodec):
             raise CodecKeyError(f"payload encrypted with unknown codec key {key_id!r}")
         plain = cipher.decrypt(payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:], None)
         return Payload.FromString(plain)
-
-
-def codec_from_specs(specs: Iterable[str]) -> EncryptionCodec:
-    return EncryptionCodec(list(specs))
