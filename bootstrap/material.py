@@ -1,0 +1,39 @@
+"""One cluster's bootstrap material: generated once, stored encrypted, shared by all its nodes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bootstrap.pki import ClusterPki, new_cluster_pki
+from bootstrap.tokens import BootstrapToken, new_bootstrap_token, new_certificate_key
+
+
+class ClusterMaterial(BaseModel):
+    """What never changes for a cluster: its CAs, service-account key and certificate key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pki: ClusterPki
+    certificate_key: str = Field(pattern=r"^[0-9a-f]{64}$", repr=False)
+
+
+class ClusterBootstrap(BaseModel):
+    """The material plus the bootstrap token currently in use (rotated when it nears expiry)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    material: ClusterMaterial
+    token: BootstrapToken
+
+
+def new_cluster_material() -> ClusterMaterial:
+    """CPU-bound (four RSA keys): run it off the event loop."""
+    return ClusterMaterial(pki=new_cluster_pki(), certificate_key=new_certificate_key())
+
+
+def new_cluster_bootstrap(token_ttl: timedelta, now: datetime) -> ClusterBootstrap:
+    return ClusterBootstrap(
+        material=new_cluster_material(), token=new_bootstrap_token(token_ttl, now)
+    )
