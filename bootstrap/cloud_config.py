@@ -25,6 +25,8 @@ from bootstrap.node_script import (
     NODE_ENV,
     PROXY_ENV,
     SCRIPT_PATH,
+    UPLOAD_CERTS_CONFIG,
+    UPLOAD_CERTS_TIMER,
     node_script,
 )
 from bootstrap.pki import discovery_hash
@@ -131,15 +133,7 @@ def kubeadm_documents(node: NodeUserData) -> list[kc.KubeadmDocument]:
                 local_api_endpoint=bind,
                 certificate_key=material.certificate_key,
             ),
-            kc.ClusterConfiguration(
-                cluster_name=node.agent.cluster_name,
-                kubernetes_version=node.kubernetes_version,
-                control_plane_endpoint=node.endpoint,
-                networking=kc.Networking(
-                    pod_subnet=node.pod_subnet, service_subnet=node.service_subnet
-                ),
-                api_server=kc.APIServer(cert_sans=[node.endpoint_host]),
-            ),
+            _cluster_configuration(node),
         ]
     discovery = kc.Discovery(
         bootstrap_token=kc.BootstrapTokenDiscovery(
@@ -159,6 +153,24 @@ def kubeadm_documents(node: NodeUserData) -> list[kc.KubeadmDocument]:
             node_registration=registration, discovery=discovery, control_plane=control_plane
         )
     ]
+
+
+def upload_certs_documents(node: NodeUserData) -> list[kc.KubeadmDocument]:
+    """What `kubeadm init phase upload-certs` reads on any control-plane node."""
+    return [
+        kc.InitConfiguration(certificate_key=node.bootstrap.material.certificate_key),
+        _cluster_configuration(node),
+    ]
+
+
+def _cluster_configuration(node: NodeUserData) -> kc.ClusterConfiguration:
+    return kc.ClusterConfiguration(
+        cluster_name=node.agent.cluster_name,
+        kubernetes_version=node.kubernetes_version,
+        control_plane_endpoint=node.endpoint,
+        networking=kc.Networking(pod_subnet=node.pod_subnet, service_subnet=node.service_subnet),
+        api_server=kc.APIServer(cert_sans=[node.endpoint_host]),
+    )
 
 
 def render_cloud_config(node: NodeUserData) -> str:
@@ -206,6 +218,8 @@ def _files(node: NodeUserData) -> list[dict[str, Any]]:
     ]
     if node.role == NodeRole.FIRST_CONTROL_PLANE:
         files += _pki_files(node)
+    if node.control_plane:
+        files += _upload_certs_files(node)
     if node.control_plane and node.endpoint_mode == EndpointMode.VIP:
         kubeconfig = kube_vip_kubeconfig(
             node.kubernetes_version, node.role == NodeRole.FIRST_CONTROL_PLANE
@@ -236,6 +250,37 @@ def _pki_files(node: NodeUserData) -> list[dict[str, Any]]:
         _file(f"{PKI_DIR}/sa.pub", pki.service_account.cert_pem),
     ]
     return files
+
+
+def _upload_certs_files(node: NodeUserData) -> list[dict[str, Any]]:
+    service = UPLOAD_CERTS_TIMER.replace(".timer", ".service")
+    return [
+        _secret(UPLOAD_CERTS_CONFIG, kc.dump_documents(*upload_certs_documents(node))),
+        _file(
+            f"/etc/systemd/system/{service}",
+            "[Unit]\n"
+            "Description=Keep kubeadm's uploaded control-plane certificates for later joins\n"
+            "ConditionPathExists=/etc/kubernetes/admin.conf\n"
+            "\n"
+            "[Service]\n"
+            "Type=oneshot\n"
+            f"EnvironmentFile=-{PROXY_ENV}\n"
+            "ExecStart=kubeadm init phase upload-certs --upload-certs "
+            f"--config {UPLOAD_CERTS_CONFIG}\n",
+        ),
+        _file(
+            f"/etc/systemd/system/{UPLOAD_CERTS_TIMER}",
+            "[Unit]\n"
+            "Description=Re-upload control-plane certificates before kubeadm's 2 h expiry\n"
+            "\n"
+            "[Timer]\n"
+            "OnActiveSec=50min\n"
+            "OnUnitActiveSec=50min\n"
+            "\n"
+            "[Install]\n"
+            "WantedBy=timers.target\n",
+        ),
+    ]
 
 
 def _proxy_files(node: NodeUserData) -> list[dict[str, Any]]:

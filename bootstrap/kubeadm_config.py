@@ -45,9 +45,10 @@ class APIEndpoint(_Strict):
 class InitConfiguration(_Strict):
     api_version: Literal["kubeadm.k8s.io/v1beta3"] = API_VERSION
     kind: Literal["InitConfiguration"] = "InitConfiguration"
-    bootstrap_tokens: list[BootstrapTokenSpec]
-    node_registration: NodeRegistration
-    local_api_endpoint: APIEndpoint = Field(alias="localAPIEndpoint")
+    # Optional: `kubeadm init phase upload-certs` needs only the certificate key.
+    bootstrap_tokens: list[BootstrapTokenSpec] | None = None
+    node_registration: NodeRegistration | None = None
+    local_api_endpoint: APIEndpoint | None = Field(default=None, alias="localAPIEndpoint")
     certificate_key: str = Field(pattern=r"^[0-9a-f]{64}$", repr=False)
 
 

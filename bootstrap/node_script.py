@@ -11,6 +11,8 @@ SCRIPT_PATH = "/usr/local/lib/metalgate/bootstrap-node"
 NODE_ENV = "/etc/metalgate/node.env"
 PROXY_ENV = "/etc/metalgate/proxy.env"
 KUBEADM_CONFIG = "/etc/metalgate/kubeadm.yaml"
+UPLOAD_CERTS_CONFIG = "/etc/metalgate/upload-certs.yaml"
+UPLOAD_CERTS_TIMER = "metalgate-upload-certs.timer"
 KUBE_VIP_TEMPLATE = "/etc/metalgate/kube-vip.yaml"
 STATUS_PATH = "/var/lib/metalgate/bootstrap-status"
 AGENT_VENV = "/opt/metalgate/venv"
@@ -125,6 +127,12 @@ kubeadm_bootstrap() {
       ;;
     *) die "unknown NODE_ROLE $NODE_ROLE" ;;
   esac
+  if [ "$NODE_ROLE" != worker ]; then
+    # kubeadm deletes uploaded certificates after two hours; a later control-plane join
+    # (scale, repave) needs them, so every control-plane node keeps them uploaded.
+    systemctl daemon-reload
+    systemctl enable --now __UPLOAD_TIMER__
+  fi
 }
 
 apply_cni() {
@@ -186,4 +194,5 @@ def node_script() -> str:
         .replace("__KUBE_VIP__", KUBE_VIP_TEMPLATE)
         .replace("__STATUS__", STATUS_PATH)
         .replace("__VENV__", AGENT_VENV)
+        .replace("__UPLOAD_TIMER__", UPLOAD_CERTS_TIMER)
     )

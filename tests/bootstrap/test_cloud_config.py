@@ -67,6 +67,7 @@ def test_user_data_passes_cloud_init_schema(
         role != NodeRole.WORKER and mode == EndpointMode.VIP
     )
     assert ("/etc/kubernetes/pki/ca.key" in written) == (role == NodeRole.FIRST_CONTROL_PLANE)
+    assert (node_script.UPLOAD_CERTS_CONFIG in written) == (role != NodeRole.WORKER)
     assert (node_script.PROXY_ENV in written) == proxied
     # The emulator's boot hook and the agent still find their bootstrap.
     assert bootstrap_from_user_data(user_data).hostname == node.agent.hostname

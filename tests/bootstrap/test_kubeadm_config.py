@@ -7,7 +7,7 @@ import yaml
 from pydantic import ValidationError
 
 from bootstrap import kubeadm_config as kc
-from bootstrap.cloud_config import NodeRole, kubeadm_documents
+from bootstrap.cloud_config import NodeRole, kubeadm_documents, upload_certs_documents
 from bootstrap.material import ClusterBootstrap
 from bootstrap.pki import discovery_hash
 from domain.cluster import EndpointMode
@@ -78,3 +78,13 @@ def test_strict_models_refuse_unknown_fields_and_kinds(cluster_bootstrap: Cluste
         kc.parse_documents(
             "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
         )
+
+
+def test_control_plane_nodes_can_reupload_certificates(cluster_bootstrap: ClusterBootstrap) -> None:
+    """kubeadm deletes uploaded certificates after 2 h; joins after that need a fresh upload."""
+    node = make_node(cluster_bootstrap, role=NodeRole.CONTROL_PLANE)
+    init, cluster = kc.parse_documents(kc.dump_documents(*upload_certs_documents(node)))
+    assert isinstance(init, kc.InitConfiguration) and isinstance(cluster, kc.ClusterConfiguration)
+    assert init.certificate_key == cluster_bootstrap.material.certificate_key
+    assert init.bootstrap_tokens is None  # no token minted by a re-upload
+    assert cluster.kubernetes_version == "v1.30.4"
