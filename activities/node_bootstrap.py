@@ -15,8 +15,9 @@ from temporalio.exceptions import ApplicationError
 
 from activities.models import ERR_CONTROL_PLANE_ENDPOINT_MISSING, RenderCloudInitInput
 from bootstrap.cloud_config import NodeRole, NodeUserData, PackageSources, render_cloud_config
+from bootstrap.material import ClusterBootstrap
 from domain.agent_wire import AgentBootstrap
-from domain.cluster import ClusterSpec, version_key
+from domain.cluster import ClusterSpec, NodePool, version_key
 from domain.maas import Machine
 from runtime.settings import Settings
 from store.bootstrap_material import BootstrapMaterialStore
@@ -51,7 +52,7 @@ class NodeBootstrapRenderer:
             spec = ClusterSpec.model_validate(stored_spec)
         except ValidationError as err:
             raise ApplicationError(
-                f"cluster {inp.cluster_id}: stored spec is invalid: {err}",
+                f"cluster {inp.cluster_id}: stored spec is invalid: {_summary(err)}",
                 type="InvalidClusterSpec",
                 non_retryable=True,
             ) from err
@@ -66,7 +67,33 @@ class NodeBootstrapRenderer:
             token_margin=margin,
         )
         pool = spec.pool(inp.machine.pool)
-        node = NodeUserData(
+        try:
+            node = self._node(inp, spec, pool, host, material)
+        except ValidationError as err:
+            raise ApplicationError(
+                f"cluster {inp.cluster_id}: cannot render {inp.machine.hostname}'s bootstrap: "
+                f"{_summary(err)}",
+                type="InvalidBootstrapInput",
+                non_retryable=True,
+            ) from err
+        log.info(
+            "cluster %s: rendered %s bootstrap for %s (endpoint %s)",
+            inp.cluster_id,
+            node.role.value,
+            inp.machine.hostname,
+            node.endpoint,
+        )
+        return render_cloud_config(node)
+
+    def _node(
+        self,
+        inp: RenderCloudInitInput,
+        spec: ClusterSpec,
+        pool: NodePool | None,
+        host: str,
+        material: ClusterBootstrap,
+    ) -> NodeUserData:
+        return NodeUserData(
             agent=AgentBootstrap(
                 api_url=self._settings.api_url,
                 cluster_id=inp.cluster_id,
@@ -94,14 +121,6 @@ class NodeBootstrapRenderer:
             packages=self._packages(inp.kubernetes_version),
             rendered_at=utcnow(),
         )
-        log.info(
-            "cluster %s: rendered %s bootstrap for %s (endpoint %s)",
-            inp.cluster_id,
-            node.role.value,
-            inp.machine.hostname,
-            node.endpoint,
-        )
-        return render_cloud_config(node)
 
     async def drop(self, cluster_id: str) -> None:
         await self._material.drop(cluster_id)
@@ -123,6 +142,13 @@ class NodeBootstrapRenderer:
             agent_pip_args=pip_args,
             kube_vip_image=settings.kube_vip_image,
         )
+
+
+def _summary(err: ValidationError) -> str:
+    """Field and problem only: failure messages are not encrypted, and inputs may be secret."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors(include_input=False)
+    )
 
 
 def _role(inp: RenderCloudInitInput) -> NodeRole:

@@ -91,7 +91,7 @@ class NodeUserData(BaseModel):
         # These values land in shell, systemd and apt syntax; refuse what would break out.
         for value in [proxy.http_proxy or "", proxy.https_proxy or "", *proxy.no_proxy]:
             if value and not re.match(_SAFE_VALUE, value):
-                raise ValueError(f"proxy setting {value!r} has a space, quote or shell character")
+                raise ValueError("a proxy setting has a space, quote or shell character; fix it")
         return proxy
 
     @property

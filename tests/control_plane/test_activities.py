@@ -413,3 +413,30 @@ async def test_sweep_signals_each_silent_cluster_once(
         await manage.result()
     assert (await get(database, quiet)).silent is True
     assert (await get(database, orphan)).silent is False
+
+
+async def test_render_refuses_bad_input_without_echoing_it(
+    cp: ControlPlaneActivities, database: Database
+) -> None:
+    cluster_id = await add_cluster(database, spec=HA_SPEC, machines=[CP1])
+    proxy = ProxySettings(http_proxy='http://user:pa"ss@proxy:3128')
+    with pytest.raises(ApplicationError) as caught:
+        await run(
+            cp.render_cloud_init, render_input(cluster_id, CP1, first=True, host="h", proxy=proxy)
+        )
+    assert caught.value.type == "InvalidBootstrapInput" and caught.value.non_retryable
+    assert 'pa"ss' not in str(caught.value) and "proxy" in str(caught.value)
+
+
+async def test_agent_from_an_operator_package_index(
+    database: Database, client: Client, tmp_path
+) -> None:
+    settings = Settings(
+        _env_file=None, data_dir=tmp_path, agent_package_index="https://pypi.corp/simple"
+    )
+    cp = ControlPlaneActivities(database.sessions, client, settings)
+    cluster_id = await add_cluster(database, spec=HA_SPEC, machines=[CP1])
+    rendered = await run(cp.render_cloud_init, render_input(cluster_id, CP1, first=True, host="h"))
+    env = written(rendered.user_data)["/etc/metalgate/node.env"]
+    version = package_version("metalgate")
+    assert f"AGENT_PIP_ARGS=(--index-url https://pypi.corp/simple metalgate=={version})" in env
