@@ -20,6 +20,7 @@ def test_first_control_plane_init_and_cluster_configuration(
     node = make_node(cluster_bootstrap, mode=EndpointMode.DNS, port=8443)
     init, cluster = kc.parse_documents(kc.dump_documents(*kubeadm_documents(node)))
     assert isinstance(init, kc.InitConfiguration) and isinstance(cluster, kc.ClusterConfiguration)
+    assert init.bootstrap_tokens and init.node_registration and init.local_api_endpoint
     assert init.bootstrap_tokens[0].token == cluster_bootstrap.token.value
     # The token lives in the cluster about as long as the control plane remembers it.
     ttl = int(init.bootstrap_tokens[0].ttl.rstrip("s"))
@@ -57,10 +58,10 @@ def test_vip_first_node_tolerates_its_kube_vip_manifest(
     cluster_bootstrap: ClusterBootstrap,
 ) -> None:
     init = kubeadm_documents(make_node(cluster_bootstrap, mode=EndpointMode.VIP))[0]
-    assert isinstance(init, kc.InitConfiguration)
+    assert isinstance(init, kc.InitConfiguration) and init.node_registration
     assert init.node_registration.ignore_preflight_errors == [kc.PREFLIGHT_MANIFESTS_DIR]
     dns = kubeadm_documents(make_node(cluster_bootstrap, mode=EndpointMode.DNS))[0]
-    assert isinstance(dns, kc.InitConfiguration)
+    assert isinstance(dns, kc.InitConfiguration) and dns.node_registration
     assert dns.node_registration.ignore_preflight_errors is None
 
 

@@ -225,6 +225,7 @@ async def test_render_cloud_init(cp: ControlPlaneActivities, database: Database)
 
     (init, cluster) = kc.parse_documents(files["/etc/metalgate/kubeadm.yaml"])
     assert isinstance(cluster, kc.ClusterConfiguration) and isinstance(init, kc.InitConfiguration)
+    assert init.bootstrap_tokens
     assert cluster.control_plane_endpoint == "10.0.0.50:6443"
     assert cluster.kubernetes_version == "v1.31.2"  # the workflow's current version
     ca_hash = discovery_hash(files["/etc/kubernetes/pki/ca.crt"])
