@@ -15,6 +15,7 @@ UPLOAD_CERTS_CONFIG = "/etc/metalgate/upload-certs.yaml"
 UPLOAD_CERTS_TIMER = "metalgate-upload-certs.timer"
 KUBE_VIP_TEMPLATE = "/etc/metalgate/kube-vip.yaml"
 STATUS_PATH = "/var/lib/metalgate/bootstrap-status"
+ERROR_PATH = "/run/metalgate-bootstrap-error"
 AGENT_VENV = "/opt/metalgate/venv"
 
 SCRIPT = r"""#!/bin/bash
@@ -26,7 +27,7 @@ if [ -f __PROXY_ENV__ ]; then set -a; . __PROXY_ENV__; set +a; fi
 export DEBIAN_FRONTEND=noninteractive
 
 log() { echo "metalgate-bootstrap: $*"; }
-die() { log "ERROR: $*" >&2; echo "$*" > /run/metalgate-bootstrap-error; exit 1; }
+die() { log "ERROR: $*" >&2; echo "$*" > __ERROR__; exit 1; }
 
 prepare_node() {
   swapoff -a
@@ -163,12 +164,12 @@ if [ "${1:-}" = step ]; then
 fi
 
 mkdir -p "$(dirname __STATUS__)"
-rm -f /run/metalgate-bootstrap-error
+rm -f __ERROR__
 outcome=ok
 for step in prepare_node node_no_proxy kubernetes_packages configure_containerd kubeadm_bootstrap; do
   log "step $step"
   if ! "$0" step "$step"; then
-    why=$(cat /run/metalgate-bootstrap-error 2> /dev/null || echo "see the log above")
+    why=$(cat __ERROR__ 2> /dev/null || echo "see the log above")
     outcome="failed: $step: $why"
     log "$outcome"
     break
@@ -193,6 +194,7 @@ def node_script() -> str:
         .replace("__KUBEADM__", KUBEADM_CONFIG)
         .replace("__KUBE_VIP__", KUBE_VIP_TEMPLATE)
         .replace("__STATUS__", STATUS_PATH)
+        .replace("__ERROR__", ERROR_PATH)
         .replace("__VENV__", AGENT_VENV)
         .replace("__UPLOAD_TIMER__", UPLOAD_CERTS_TIMER)
     )

@@ -195,7 +195,7 @@ def sandboxed_script(tmp_path: Path) -> Path:
     """The real script with its fixed paths moved into tmp_path, and stand-in binaries on PATH."""
     text = node_script.SCRIPT
     for placeholder, name in (("__NODE_ENV__", "node.env"), ("__PROXY_ENV__", "proxy.env"),
-                              ("__STATUS__", "status"), ("__KUBEADM__", "kubeadm.yaml"),
+                              ("__STATUS__", "status"), ("__ERROR__", "error"), ("__KUBEADM__", "kubeadm.yaml"),
                               ("__KUBE_VIP__", "kube-vip.yaml"), ("__VENV__", "venv"),
                               ("__SCRIPT__", "bootstrap-node")):  # fmt: skip
         text = text.replace(placeholder, str(tmp_path / name))
@@ -251,3 +251,28 @@ def test_custom_image_installs_nothing_and_refuses_other_versions(
     else:
         assert result.returncode != 0
         assert message in result.stderr and "custom/k8s-1-30" in result.stderr
+
+
+def test_a_failed_step_is_recorded_and_the_agent_still_starts(
+    cluster_bootstrap: ClusterBootstrap, sandboxed_script: Path, tmp_path: Path
+) -> None:
+    """The node stops at the first failed step, yet its agent comes up to report it."""
+    require_tool("bash")
+    user_data = render_cloud_config(make_node(cluster_bootstrap, role=NodeRole.WORKER))
+    (tmp_path / "node.env").write_text(files(user_data)[node_script.NODE_ENV]["content"])
+    failing = tmp_path / "bin" / "swapoff"  # the very first command: nothing else is touched
+    failing.write_text("#!/bin/sh\necho 'swapoff: not permitted' >&2\nexit 1\n")
+    failing.chmod(0o755)
+    fake(tmp_path, "systemctl", "")
+    venv_bin = tmp_path / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    for name in ("python", "pip"):
+        (venv_bin / name).write_text(f'#!/bin/sh\necho "{name} $*" >> {tmp_path / "calls"}\n')
+        (venv_bin / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"}
+    result = subprocess.run([str(sandboxed_script)], env=env, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert (tmp_path / "status").read_text().startswith("failed: prepare_node")
+    calls = (tmp_path / "calls").read_text()
+    assert "pip install --quiet https://api.example:8443/v1/agent/package/metalgate-" in calls
+    assert "step kubeadm_bootstrap" not in result.stdout
