@@ -75,7 +75,7 @@ class NodeUserData(BaseModel):
     image: str = Field(description="ubuntu/<series> or custom/<name>")
     endpoint_mode: EndpointMode
     endpoint_host: str = Field(min_length=1, pattern=r"^[A-Za-z0-9.:-]+$")
-    endpoint_port: int
+    endpoint_port: int = Field(ge=1, le=65535)
     pod_subnet: str
     service_subnet: str
     cni_manifest_url: str = Field(pattern=_SAFE_VALUE)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from bootstrap.pki import ClusterPki, new_cluster_pki
-from bootstrap.tokens import BootstrapToken, new_bootstrap_token, new_certificate_key
+from bootstrap.tokens import BootstrapToken, new_certificate_key
 
 
 class ClusterMaterial(BaseModel):
@@ -31,9 +29,3 @@ class ClusterBootstrap(BaseModel):
 def new_cluster_material() -> ClusterMaterial:
     """CPU-bound (four RSA keys): run it off the event loop."""
     return ClusterMaterial(pki=new_cluster_pki(), certificate_key=new_certificate_key())
-
-
-def new_cluster_bootstrap(token_ttl: timedelta, now: datetime) -> ClusterBootstrap:
-    return ClusterBootstrap(
-        material=new_cluster_material(), token=new_bootstrap_token(token_ttl, now)
-    )

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bootstrap.cloud_config import NodeRole, NodeUserData, PackageSources
-from bootstrap.material import ClusterBootstrap, new_cluster_bootstrap
+from bootstrap.material import ClusterBootstrap, new_cluster_material
+from bootstrap.tokens import new_bootstrap_token
 from domain.agent_wire import AgentBootstrap
 from domain.cluster import EndpointMode
 from domain.gateway import ProxySettings
@@ -26,7 +27,10 @@ ENDPOINT_HOST = {
 
 @pytest.fixture(scope="session")
 def cluster_bootstrap() -> ClusterBootstrap:
-    return new_cluster_bootstrap(timedelta(hours=24), datetime.now(UTC))
+    return ClusterBootstrap(
+        material=new_cluster_material(),
+        token=new_bootstrap_token(timedelta(hours=24), datetime.now(UTC)),
+    )
 
 
 def make_node(
