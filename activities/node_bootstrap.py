@@ -17,7 +17,7 @@ from activities.models import ERR_CONTROL_PLANE_ENDPOINT_MISSING, RenderCloudIni
 from bootstrap.cloud_config import NodeRole, NodeUserData, PackageSources, render_cloud_config
 from bootstrap.material import ClusterBootstrap
 from domain.agent_wire import AgentBootstrap
-from domain.cluster import ClusterSpec, NodePool, version_key
+from domain.cluster import ClusterSpec, EndpointMode, NodePool, version_key
 from domain.maas import Machine
 from runtime.settings import Settings
 from store.bootstrap_material import BootstrapMaterialStore
@@ -56,7 +56,11 @@ class NodeBootstrapRenderer:
                 type="InvalidClusterSpec",
                 non_retryable=True,
             ) from err
-        host = inp.control_plane_host or _single_control_plane_host(inp, spec, stored_machines)
+        host = (
+            inp.control_plane_host
+            or _spec_host(spec)
+            or _single_control_plane_host(inp, spec, stored_machines)
+        )
         # A node must still be able to join when it boots, a whole deploy after this render.
         margin = timedelta(
             seconds=self._settings.deploy_timeout + self._settings.agent_ready_timeout
@@ -155,6 +159,12 @@ def _role(inp: RenderCloudInitInput) -> NodeRole:
     if inp.role != ROLE_CONTROL_PLANE:
         return NodeRole.WORKER
     return NodeRole.FIRST_CONTROL_PLANE if inp.first_control_plane else NodeRole.CONTROL_PLANE
+
+
+def _spec_host(spec: ClusterSpec) -> str | None:
+    """An external load balancer's address is the operator's, known without the gateway."""
+    endpoint = spec.control_plane_endpoint
+    return endpoint.address if endpoint.mode == EndpointMode.EXTERNAL else None
 
 
 def _single_control_plane_host(

@@ -246,7 +246,7 @@ async def test_render_cloud_init(cp: ControlPlaneActivities, database: Database)
         assert await session.get(ClusterBootstrapRow, cluster_id) is None
 
 
-async def test_render_refuses_an_ha_cluster_without_endpoint(
+async def test_ha_render_needs_an_endpoint_unless_the_spec_names_one(
     cp: ControlPlaneActivities, database: Database
 ) -> None:
     cluster_id = await add_cluster(database, spec=HA_SPEC, machines=[CP1, CP2, GPU])
@@ -256,6 +256,19 @@ async def test_render_refuses_an_ha_cluster_without_endpoint(
     assert caught.value.non_retryable
     with pytest.raises(ApplicationError, match="not in the store"):
         await run(cp.render_cloud_init, render_input("cl-nope", CP1, first=True, host="h"))
+    # An external load balancer is named in the spec: no gateway step needed.
+    external = HA_SPEC.model_copy(
+        update={
+            "control_plane_endpoint": ControlPlaneEndpoint(
+                mode=EndpointMode.EXTERNAL, address="lb.corp", port=443
+            )
+        }
+    )
+    cluster_id = await add_cluster(database, spec=external, machines=[CP1, CP2])
+    rendered = await run(cp.render_cloud_init, render_input(cluster_id, CP2))
+    (join,) = kc.parse_documents(written(rendered.user_data)["/etc/metalgate/kubeadm.yaml"])
+    assert isinstance(join, kc.JoinConfiguration)
+    assert join.discovery.bootstrap_token.api_server_endpoint == "lb.corp:443"
 
 
 async def test_single_control_plane_falls_back_to_its_node(
