@@ -265,8 +265,7 @@ def _upload_certs_files(node: NodeUserData) -> list[dict[str, Any]]:
             "[Service]\n"
             "Type=oneshot\n"
             f"EnvironmentFile=-{PROXY_ENV}\n"
-            "ExecStart=kubeadm init phase upload-certs --upload-certs "
-            f"--config {UPLOAD_CERTS_CONFIG}\n",
+            f"ExecStart={SCRIPT_PATH} upload-certs\n",
         ),
         _file(
             f"/etc/systemd/system/{UPLOAD_CERTS_TIMER}",

@@ -158,6 +158,21 @@ install_agent() {
   systemctl restart metalgate-agent.service
 }
 
+upload_certs() {
+  # kubernetesVersion as of now, not of the render: upgrades move it on, and kubeadm refuses
+  # a configuration too far behind it.
+  UPLOAD_COPY=$(mktemp)
+  trap 'rm -f "$UPLOAD_COPY"' EXIT
+  sed "s/^kubernetesVersion: .*/kubernetesVersion: $(kubeadm version -o short)/" \
+    __UPLOAD_CONFIG__ > "$UPLOAD_COPY"
+  kubeadm init phase upload-certs --upload-certs --config "$UPLOAD_COPY"
+}
+
+if [ "${1:-}" = upload-certs ]; then
+  upload_certs
+  exit 0
+fi
+
 if [ "${1:-}" = step ]; then
   "$2"
   exit 0
@@ -197,4 +212,5 @@ def node_script() -> str:
         .replace("__ERROR__", ERROR_PATH)
         .replace("__VENV__", AGENT_VENV)
         .replace("__UPLOAD_TIMER__", UPLOAD_CERTS_TIMER)
+        .replace("__UPLOAD_CONFIG__", UPLOAD_CERTS_CONFIG)
     )

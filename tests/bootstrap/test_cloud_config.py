@@ -195,7 +195,8 @@ def sandboxed_script(tmp_path: Path) -> Path:
     """The real script with its fixed paths moved into tmp_path, and stand-in binaries on PATH."""
     text = node_script.SCRIPT
     for placeholder, name in (("__NODE_ENV__", "node.env"), ("__PROXY_ENV__", "proxy.env"),
-                              ("__STATUS__", "status"), ("__ERROR__", "error"), ("__KUBEADM__", "kubeadm.yaml"),
+                              ("__STATUS__", "status"), ("__ERROR__", "error"),
+                              ("__UPLOAD_CONFIG__", "upload-certs.yaml"), ("__KUBEADM__", "kubeadm.yaml"),
                               ("__KUBE_VIP__", "kube-vip.yaml"), ("__VENV__", "venv"),
                               ("__SCRIPT__", "bootstrap-node")):  # fmt: skip
         text = text.replace(placeholder, str(tmp_path / name))
@@ -276,3 +277,39 @@ def test_a_failed_step_is_recorded_and_the_agent_still_starts(
     calls = (tmp_path / "calls").read_text()
     assert "pip install --quiet https://api.example:8443/v1/agent/package/metalgate-" in calls
     assert "step kubeadm_bootstrap" not in result.stdout
+
+
+def test_certificate_reupload_uses_the_installed_kubeadm_version(
+    cluster_bootstrap: ClusterBootstrap, sandboxed_script: Path, tmp_path: Path
+) -> None:
+    """After an upgrade the rendered version is stale; the re-upload must not carry it."""
+    require_tool("bash")
+    written = files(render_cloud_config(make_node(cluster_bootstrap, role=NodeRole.CONTROL_PLANE)))
+    service = written["/etc/systemd/system/metalgate-upload-certs.service"]["content"]
+    assert f"ExecStart={node_script.SCRIPT_PATH} upload-certs" in service
+    (tmp_path / "node.env").write_text(written[node_script.NODE_ENV]["content"])
+    (tmp_path / "upload-certs.yaml").write_text(written[node_script.UPLOAD_CERTS_CONFIG]["content"])
+    kubeadm = tmp_path / "bin" / "kubeadm"
+    kubeadm.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = version ]; then echo v1.32.1; exit 0; fi\n'
+        f'echo "$*" >> {tmp_path / "calls"}\n'
+        f'cp "$6" {tmp_path / "seen.yaml"}\n'
+    )
+    kubeadm.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"}
+    result = subprocess.run(
+        [str(sandboxed_script), "upload-certs"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        (tmp_path / "calls")
+        .read_text()
+        .startswith("init phase upload-certs --upload-certs --config ")
+    )
+    init, cluster = kc.parse_documents((tmp_path / "seen.yaml").read_text())
+    assert isinstance(cluster, kc.ClusterConfiguration) and cluster.kubernetes_version == "v1.32.1"
+    assert isinstance(init, kc.InitConfiguration)
+    assert init.certificate_key == cluster_bootstrap.material.certificate_key
+    temporary = (tmp_path / "calls").read_text().split()[-1]
+    assert not Path(temporary).exists()  # the copy with the key is gone
