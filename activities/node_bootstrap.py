@@ -123,6 +123,7 @@ class NodeBootstrapRenderer:
             proxy=inp.proxy,
             bootstrap=material,
             packages=self._packages(inp.kubernetes_version),
+            token_ttl_seconds=int(self._settings.bootstrap_token_ttl),
             rendered_at=utcnow(),
         )
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import re
 import shlex
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from bootstrap import kubeadm_config as kc
+from bootstrap import token_window
 from bootstrap.kube_vip import kube_vip_kubeconfig, kube_vip_manifest
 from bootstrap.material import ClusterBootstrap
 from bootstrap.node_script import (
@@ -25,8 +27,10 @@ from bootstrap.node_script import (
     NODE_ENV,
     PROXY_ENV,
     SCRIPT_PATH,
+    TOKEN_PROGRAM,
+    TOKEN_SEED,
+    UPKEEP_TIMER,
     UPLOAD_CERTS_CONFIG,
-    UPLOAD_CERTS_TIMER,
     node_script,
 )
 from bootstrap.pki import discovery_hash
@@ -83,6 +87,7 @@ class NodeUserData(BaseModel):
     proxy: ProxySettings = Field(default_factory=ProxySettings)
     bootstrap: ClusterBootstrap = Field(repr=False)
     packages: PackageSources
+    token_ttl_seconds: int = Field(ge=3600, description="the window tokens' TTL")
     rendered_at: AwareDatetime = Field(description="the token's TTL in kubeadm counts from here")
 
     @field_validator("proxy")
@@ -219,7 +224,7 @@ def _files(node: NodeUserData) -> list[dict[str, Any]]:
     if node.role == NodeRole.FIRST_CONTROL_PLANE:
         files += _pki_files(node)
     if node.control_plane:
-        files += _upload_certs_files(node)
+        files += _upkeep_files(node)
     if node.control_plane and node.endpoint_mode == EndpointMode.VIP:
         kubeconfig = kube_vip_kubeconfig(
             node.kubernetes_version, node.role == NodeRole.FIRST_CONTROL_PLANE
@@ -252,28 +257,31 @@ def _pki_files(node: NodeUserData) -> list[dict[str, Any]]:
     return files
 
 
-def _upload_certs_files(node: NodeUserData) -> list[dict[str, Any]]:
-    service = UPLOAD_CERTS_TIMER.replace(".timer", ".service")
+def _upkeep_files(node: NodeUserData) -> list[dict[str, Any]]:
+    """What every control-plane node needs to let later nodes join (node script `upkeep`)."""
+    service = UPKEEP_TIMER.replace(".timer", ".service")
     return [
         _secret(UPLOAD_CERTS_CONFIG, kc.dump_documents(*upload_certs_documents(node))),
+        _secret(TOKEN_SEED, node.bootstrap.material.token_seed + "\n"),
+        _file(TOKEN_PROGRAM, Path(token_window.__file__).read_text(), "0755"),
         _file(
             f"/etc/systemd/system/{service}",
             "[Unit]\n"
-            "Description=Keep kubeadm's uploaded control-plane certificates for later joins\n"
+            "Description=Keep uploaded certificates and bootstrap tokens for later joins\n"
             "ConditionPathExists=/etc/kubernetes/admin.conf\n"
             "\n"
             "[Service]\n"
             "Type=oneshot\n"
             f"EnvironmentFile=-{PROXY_ENV}\n"
-            f"ExecStart={SCRIPT_PATH} upload-certs\n",
+            f"ExecStart={SCRIPT_PATH} upkeep\n",
         ),
         _file(
-            f"/etc/systemd/system/{UPLOAD_CERTS_TIMER}",
+            f"/etc/systemd/system/{UPKEEP_TIMER}",
             "[Unit]\n"
-            "Description=Re-upload control-plane certificates before kubeadm's 2 h expiry\n"
+            "Description=Upkeep before kubeadm's 2 h certificate expiry\n"
             "\n"
             "[Timer]\n"
-            "OnActiveSec=50min\n"
+            "OnActiveSec=1min\n"
             "OnUnitActiveSec=50min\n"
             "\n"
             "[Install]\n"
@@ -316,6 +324,7 @@ def _node_env(node: NodeUserData) -> str:
         "KUBERNETES_KEY_URL": node.packages.kubernetes_key_url,
         "ENDPOINT_MODE": node.endpoint_mode.value,
         "CNI_MANIFEST_URL": node.cni_manifest_url,
+        "TOKEN_TTL_SECONDS": str(node.token_ttl_seconds),
     }
     lines = [f"{k}={shlex.quote(v)}" for k, v in values.items()]
     lines.append(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from bootstrap.pki import ClusterPki, new_cluster_pki
-from bootstrap.tokens import BootstrapToken, new_certificate_key
+from bootstrap.tokens import BootstrapToken, new_certificate_key, new_token_seed
 
 
 class ClusterMaterial(BaseModel):
@@ -15,6 +15,7 @@ class ClusterMaterial(BaseModel):
 
     pki: ClusterPki
     certificate_key: str = Field(pattern=r"^[0-9a-f]{64}$", repr=False)
+    token_seed: str = Field(pattern=r"^[0-9a-f]{64}$", repr=False, description="see token_window")
 
 
 class ClusterBootstrap(BaseModel):
@@ -28,4 +29,6 @@ class ClusterBootstrap(BaseModel):
 
 def new_cluster_material() -> ClusterMaterial:
     """CPU-bound (four RSA keys): run it off the event loop."""
-    return ClusterMaterial(pki=new_cluster_pki(), certificate_key=new_certificate_key())
+    return ClusterMaterial(
+        pki=new_cluster_pki(), certificate_key=new_certificate_key(), token_seed=new_token_seed()
+    )

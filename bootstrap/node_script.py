@@ -12,7 +12,9 @@ NODE_ENV = "/etc/metalgate/node.env"
 PROXY_ENV = "/etc/metalgate/proxy.env"
 KUBEADM_CONFIG = "/etc/metalgate/kubeadm.yaml"
 UPLOAD_CERTS_CONFIG = "/etc/metalgate/upload-certs.yaml"
-UPLOAD_CERTS_TIMER = "metalgate-upload-certs.timer"
+TOKEN_SEED = "/etc/metalgate/token-seed"
+TOKEN_PROGRAM = "/usr/local/lib/metalgate/bootstrap-tokens.py"
+UPKEEP_TIMER = "metalgate-control-plane-upkeep.timer"
 KUBE_VIP_TEMPLATE = "/etc/metalgate/kube-vip.yaml"
 STATUS_PATH = "/var/lib/metalgate/bootstrap-status"
 ERROR_PATH = "/run/metalgate-bootstrap-error"
@@ -129,10 +131,11 @@ kubeadm_bootstrap() {
     *) die "unknown NODE_ROLE $NODE_ROLE" ;;
   esac
   if [ "$NODE_ROLE" != worker ]; then
-    # kubeadm deletes uploaded certificates after two hours; a later control-plane join
-    # (scale, repave) needs them, so every control-plane node keeps them uploaded.
+    # Joins long after the create (scale, repave) need kubeadm's uploaded certificates, which
+    # it deletes after two hours, and a live bootstrap token: every control-plane node keeps
+    # both (see `upkeep`).
     systemctl daemon-reload
-    systemctl enable --now __UPLOAD_TIMER__
+    systemctl enable --now __UPKEEP_TIMER__
   fi
 }
 
@@ -168,8 +171,15 @@ upload_certs() {
   kubeadm init phase upload-certs --upload-certs --config "$UPLOAD_COPY"
 }
 
-if [ "${1:-}" = upload-certs ]; then
+ensure_tokens() {
+  # The current and next window's tokens (token_window.py), the ones renders hand out.
+  python3 __TOKEN_PROGRAM__ __TOKEN_SEED__ "$TOKEN_TTL_SECONDS" \
+    | kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f -
+}
+
+if [ "${1:-}" = upkeep ]; then
   upload_certs
+  ensure_tokens
   exit 0
 fi
 
@@ -211,6 +221,8 @@ def node_script() -> str:
         .replace("__STATUS__", STATUS_PATH)
         .replace("__ERROR__", ERROR_PATH)
         .replace("__VENV__", AGENT_VENV)
-        .replace("__UPLOAD_TIMER__", UPLOAD_CERTS_TIMER)
+        .replace("__UPKEEP_TIMER__", UPKEEP_TIMER)
+        .replace("__TOKEN_PROGRAM__", TOKEN_PROGRAM)
+        .replace("__TOKEN_SEED__", TOKEN_SEED)
         .replace("__UPLOAD_CONFIG__", UPLOAD_CERTS_CONFIG)
     )

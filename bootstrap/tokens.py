@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import secrets
-import string
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from bootstrap.token_window import derive_token, window_expiry, window_of
+
 TOKEN_PATTERN = r"^[a-z0-9]{6}\.[a-z0-9]{16}$"
-_ALPHABET = string.ascii_lowercase + string.digits
-
-
-def _random(length: int) -> str:
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
 
 class BootstrapToken(BaseModel):
@@ -33,8 +29,16 @@ class BootstrapToken(BaseModel):
         return self.expires_at <= now + margin
 
 
-def new_bootstrap_token(ttl: timedelta, now: datetime) -> BootstrapToken:
-    return BootstrapToken(value=f"{_random(6)}.{_random(16)}", expires_at=now + ttl)
+def window_token(seed: str, ttl: timedelta, now: datetime) -> BootstrapToken:
+    """The token of `now`'s window: the one control-plane nodes keep in the cluster."""
+    ttl_seconds = int(ttl.total_seconds())
+    window = window_of(ttl_seconds, now.timestamp())
+    expires = datetime.fromtimestamp(window_expiry(ttl_seconds, window), UTC)
+    return BootstrapToken(value=derive_token(seed, window), expires_at=expires)
+
+
+def new_token_seed() -> str:
+    return secrets.token_hex(32)
 
 
 def new_certificate_key() -> str:

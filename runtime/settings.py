@@ -99,12 +99,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _token_outlives_a_deploy(self) -> Settings:
-        # Renders rotate a token that would expire before a node deploying now can join.
-        needed = self.deploy_timeout + self.agent_ready_timeout
+        # A render hands out a token with at least half its TTL left; a node deploying now
+        # must still be able to join with it.
+        needed = 2 * (self.deploy_timeout + self.agent_ready_timeout)
         if self.bootstrap_token_ttl <= needed:
             raise ValueError(
                 f"METALGATE_BOOTSTRAP_TOKEN_TTL ({self.bootstrap_token_ttl:g}s) must exceed "
-                f"deploy_timeout + agent_ready_timeout ({needed:g}s)"
+                f"twice deploy_timeout + agent_ready_timeout ({needed:g}s)"
             )
         return self
 

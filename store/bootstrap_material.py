@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bootstrap.material import ClusterBootstrap, ClusterMaterial, new_cluster_material
-from bootstrap.tokens import BootstrapToken, new_bootstrap_token
+from bootstrap.tokens import BootstrapToken, window_token
 from store.db import SessionFactory
 from store.models import ClusterBootstrapRow
 from store.secrets import SecretBox
@@ -39,15 +39,15 @@ class BootstrapMaterialStore:
             # its own; only the first insert is kept and both return that one.
             material = await asyncio.to_thread(new_cluster_material)
             await self._insert_if_absent(
-                cluster_id, material, new_bootstrap_token(token_ttl, utcnow())
+                cluster_id, material, window_token(material.token_seed, token_ttl, utcnow())
             )
             found = await self._load(cluster_id)
             assert found is not None, "inserted or already present"
         now = utcnow()
         if found.token.expires_within(token_margin, now):
-            await self._replace_token(
-                cluster_id, found.token.token_id, new_bootstrap_token(token_ttl, now)
-            )
+            # The current window's token: control-plane nodes already keep it in the cluster.
+            fresh = window_token(found.material.token_seed, token_ttl, now)
+            await self._replace_token(cluster_id, found.token.token_id, fresh)
             found = await self._load(cluster_id)
             assert found is not None, "rotation never deletes the row"
         return found

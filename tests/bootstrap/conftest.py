@@ -8,7 +8,7 @@ import pytest
 
 from bootstrap.cloud_config import NodeRole, NodeUserData, PackageSources
 from bootstrap.material import ClusterBootstrap, new_cluster_material
-from bootstrap.tokens import new_bootstrap_token
+from bootstrap.tokens import window_token
 from domain.agent_wire import AgentBootstrap
 from domain.cluster import EndpointMode
 from domain.gateway import ProxySettings
@@ -27,10 +27,9 @@ ENDPOINT_HOST = {
 
 @pytest.fixture(scope="session")
 def cluster_bootstrap() -> ClusterBootstrap:
-    return ClusterBootstrap(
-        material=new_cluster_material(),
-        token=new_bootstrap_token(timedelta(hours=24), datetime.now(UTC)),
-    )
+    material = new_cluster_material()
+    token = window_token(material.token_seed, timedelta(hours=24), datetime.now(UTC))
+    return ClusterBootstrap(material=material, token=token)
 
 
 def make_node(
@@ -78,5 +77,6 @@ def make_node(
             ],
             kube_vip_image="ghcr.io/kube-vip/kube-vip:v0.8.9",
         ),
+        token_ttl_seconds=24 * 3600,
         rendered_at=datetime.now(UTC),
     )

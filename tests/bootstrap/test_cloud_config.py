@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -13,7 +14,7 @@ import yaml
 
 from agent.cloudinit import bootstrap_from_user_data
 from bootstrap import kubeadm_config as kc
-from bootstrap import node_script
+from bootstrap import node_script, token_window
 from bootstrap.cloud_config import NodeRole, render_cloud_config
 from bootstrap.material import ClusterBootstrap
 from domain.cluster import EndpointMode
@@ -196,10 +197,12 @@ def sandboxed_script(tmp_path: Path) -> Path:
     text = node_script.SCRIPT
     for placeholder, name in (("__NODE_ENV__", "node.env"), ("__PROXY_ENV__", "proxy.env"),
                               ("__STATUS__", "status"), ("__ERROR__", "error"),
-                              ("__UPLOAD_CONFIG__", "upload-certs.yaml"), ("__KUBEADM__", "kubeadm.yaml"),
+                              ("__UPLOAD_CONFIG__", "upload-certs.yaml"),
+                              ("__TOKEN_SEED__", "token-seed"), ("__KUBEADM__", "kubeadm.yaml"),
                               ("__KUBE_VIP__", "kube-vip.yaml"), ("__VENV__", "venv"),
                               ("__SCRIPT__", "bootstrap-node")):  # fmt: skip
         text = text.replace(placeholder, str(tmp_path / name))
+    text = text.replace("__TOKEN_PROGRAM__", token_window.__file__)
     script = tmp_path / "bootstrap-node"
     script.write_text(text)
     script.chmod(0o755)
@@ -279,16 +282,21 @@ def test_a_failed_step_is_recorded_and_the_agent_still_starts(
     assert "step kubeadm_bootstrap" not in result.stdout
 
 
-def test_certificate_reupload_uses_the_installed_kubeadm_version(
+def test_upkeep_reuploads_certificates_and_keeps_the_rendered_token(
     cluster_bootstrap: ClusterBootstrap, sandboxed_script: Path, tmp_path: Path
 ) -> None:
-    """After an upgrade the rendered version is stale; the re-upload must not carry it."""
+    """A control-plane node's timer: what lets a node join days after the create."""
     require_tool("bash")
     written = files(render_cloud_config(make_node(cluster_bootstrap, role=NodeRole.CONTROL_PLANE)))
-    service = written["/etc/systemd/system/metalgate-upload-certs.service"]["content"]
-    assert f"ExecStart={node_script.SCRIPT_PATH} upload-certs" in service
-    (tmp_path / "node.env").write_text(written[node_script.NODE_ENV]["content"])
-    (tmp_path / "upload-certs.yaml").write_text(written[node_script.UPLOAD_CERTS_CONFIG]["content"])
+    service = written["/etc/systemd/system/metalgate-control-plane-upkeep.service"]["content"]
+    assert f"ExecStart={node_script.SCRIPT_PATH} upkeep" in service
+    assert written[node_script.TOKEN_SEED]["permissions"] == "0600"
+    assert written[node_script.TOKEN_PROGRAM]["content"] == Path(token_window.__file__).read_text()
+    for path, name in ((node_script.NODE_ENV, "node.env"),
+                       (node_script.UPLOAD_CERTS_CONFIG, "upload-certs.yaml"),
+                       (node_script.TOKEN_SEED, "token-seed")):  # fmt: skip
+        (tmp_path / name).write_text(written[path]["content"])
+    # Stand-ins: kubeadm reports an upgraded version; kubectl keeps what it is asked to apply.
     kubeadm = tmp_path / "bin" / "kubeadm"
     kubeadm.write_text(
         "#!/bin/sh\n"
@@ -296,20 +304,30 @@ def test_certificate_reupload_uses_the_installed_kubeadm_version(
         f'echo "$*" >> {tmp_path / "calls"}\n'
         f'cp "$6" {tmp_path / "seen.yaml"}\n'
     )
-    kubeadm.chmod(0o755)
+    kubectl = tmp_path / "bin" / "kubectl"
+    kubectl.write_text(
+        f'#!/bin/sh\necho "$*" > {tmp_path / "kubectl-args"}\ncat > {tmp_path / "applied"}\n'
+    )
+    for tool in (kubeadm, kubectl):
+        tool.chmod(0o755)
     env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"}
     result = subprocess.run(
-        [str(sandboxed_script), "upload-certs"], env=env, capture_output=True, text=True
+        [str(sandboxed_script), "upkeep"], env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
-    assert (
-        (tmp_path / "calls")
-        .read_text()
-        .startswith("init phase upload-certs --upload-certs --config ")
-    )
+
+    # Certificates: re-uploaded with the installed kubeadm's version, the temporary copy gone.
+    call = (tmp_path / "calls").read_text()
+    assert call.startswith("init phase upload-certs --upload-certs --config ")
     init, cluster = kc.parse_documents((tmp_path / "seen.yaml").read_text())
     assert isinstance(cluster, kc.ClusterConfiguration) and cluster.kubernetes_version == "v1.32.1"
     assert isinstance(init, kc.InitConfiguration)
     assert init.certificate_key == cluster_bootstrap.material.certificate_key
-    temporary = (tmp_path / "calls").read_text().split()[-1]
-    assert not Path(temporary).exists()  # the copy with the key is gone
+    assert not Path(call.split()[-1]).exists()
+    # Tokens: the one this render handed out is among those kept in the cluster.
+    assert (tmp_path / "kubectl-args").read_text().split() == [
+        "--kubeconfig", "/etc/kubernetes/admin.conf", "apply", "-f", "-",
+    ]  # fmt: skip
+    applied = json.loads((tmp_path / "applied").read_text())["items"]
+    kept = {f"{i['stringData']['token-id']}.{i['stringData']['token-secret']}" for i in applied}
+    assert cluster_bootstrap.token.value in kept

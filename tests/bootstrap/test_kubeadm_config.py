@@ -22,9 +22,10 @@ def test_first_control_plane_init_and_cluster_configuration(
     assert isinstance(init, kc.InitConfiguration) and isinstance(cluster, kc.ClusterConfiguration)
     assert init.bootstrap_tokens and init.node_registration and init.local_api_endpoint
     assert init.bootstrap_tokens[0].token == cluster_bootstrap.token.value
-    # The token lives in the cluster about as long as the control plane remembers it.
+    # The token lives in the cluster until the expiry the control plane remembers for it.
     ttl = int(init.bootstrap_tokens[0].ttl.rstrip("s"))
-    assert 24 * 3600 - 120 < ttl <= 24 * 3600
+    remaining = (cluster_bootstrap.token.expires_at - node.rendered_at).total_seconds()
+    assert abs(ttl - remaining) <= 1 and ttl > 12 * 3600
     assert init.certificate_key == cluster_bootstrap.material.certificate_key
     assert init.node_registration.name == "cp-1"
     assert init.local_api_endpoint.bind_port == 8443
