@@ -1,8 +1,10 @@
 """The per-node `#cloud-config`: one YAML document, no multipart.
 
-It writes files only (agent bootstrap, kubeadm config, CA material, proxy settings, the node
-script, the agent's unit) and runs one command, the node script, so no secret is ever on a
-command line. `agent/cloudinit.py` finds the AgentBootstrap in it at AGENT_BOOTSTRAP_PATH.
+It writes files only (agent bootstrap, kubeadm config, CA material on the first node, proxy
+settings, the node script, systemd units) and runs one command, the node script, so no secret
+is ever on a command line. Control-plane nodes also get an upkeep timer that keeps kubeadm's
+uploaded certificates and the current bootstrap tokens in the cluster, for joins long after
+the create. `agent/cloudinit.py` finds the AgentBootstrap in it at AGENT_BOOTSTRAP_PATH.
 """
 
 from __future__ import annotations
