@@ -10,7 +10,6 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-import yaml
 from sqlalchemy import and_, or_, select, update
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -39,19 +38,18 @@ from activities.models import (
     SweepSilentAgentsInput,
     SweepSilentAgentsResult,
 )
-from domain.agent_wire import AgentBootstrap
+from activities.node_bootstrap import NodeBootstrapRenderer
 from domain.naming import create_workflow_id, manage_workflow_id
 from domain.phases import MANAGED_PHASES, TERMINAL_PHASES, Phase
 from runtime.settings import Settings
+from store.bootstrap_material import BootstrapMaterialStore
 from store.db import SessionFactory
 from store.models import AgentCommandRow, Cluster, ClusterEvent
-from store.secrets import hash_token, new_token
+from store.secrets import SecretBox, hash_token, new_token
 from store.types import utcnow
 from workflows.contracts import SIGNAL_AGENT_SILENT, SIGNAL_STOP, AgentSilent
 
 log = logging.getLogger(__name__)
-
-BOOTSTRAP_PATH = "/etc/metalgate/bootstrap.json"
 
 # Forward-only ordering. Managed phases share a rank: a running cluster moves freely
 # between Running, Upgrading, Scaling, Repaving and Unreachable. Failed outranks every
@@ -105,36 +103,6 @@ def _merge_conditions(conditions: list[Any], new: dict[str, Any]) -> list[Any]:
     return merged
 
 
-def render_cloud_config(bootstrap: AgentBootstrap) -> str:
-    """A #cloud-config that writes the agent bootstrap, exports the proxy and starts the agent."""
-    files: list[dict[str, Any]] = [
-        {
-            "path": BOOTSTRAP_PATH,
-            "permissions": "0600",
-            "owner": "root:root",
-            "content": bootstrap.model_dump_json(indent=2) + "\n",
-        }
-    ]
-    proxy = bootstrap.proxy
-    if proxy.enabled:
-        lines = []
-        for name, value in (("http_proxy", proxy.http_proxy), ("https_proxy", proxy.https_proxy)):
-            if value:
-                lines += [f"{name}={value}", f"{name.upper()}={value}"]
-        if proxy.no_proxy:
-            joined = ",".join(proxy.no_proxy)
-            lines += [f"no_proxy={joined}", f"NO_PROXY={joined}"]
-        files.append(
-            {"path": "/etc/environment", "append": True, "content": "\n".join(lines) + "\n"}
-        )
-    config = {
-        "hostname": bootstrap.hostname,
-        "write_files": files,
-        "runcmd": [["metalgate", "agent", "run", "--bootstrap", BOOTSTRAP_PATH]],
-    }
-    return "#cloud-config\n" + yaml.safe_dump(config, sort_keys=False)
-
-
 class ControlPlaneActivities:
     """Activities with their clients handed in, so tests can give them their own."""
 
@@ -142,6 +110,9 @@ class ControlPlaneActivities:
         self._sessions = sessions
         self._client = client
         self._settings = settings
+        self._bootstrap = NodeBootstrapRenderer(
+            sessions, BootstrapMaterialStore(sessions, SecretBox.from_settings(settings)), settings
+        )
 
     @activity.defn(name=RECORD_STATUS)
     async def record_status(self, inp: RecordStatusInput) -> None:
@@ -221,26 +192,17 @@ class ControlPlaneActivities:
 
     @activity.defn(name=REVOKE_AGENT_TOKEN)
     async def revoke_agent_token(self, inp: RevokeAgentTokenInput) -> None:
+        """The delete saga's last credential step: the agent token and the bootstrap material."""
         async with self._sessions.begin() as session:
             await session.execute(
                 update(Cluster).where(Cluster.id == inp.cluster_id).values(agent_token_hash=None)
             )
+        await self._bootstrap.drop(inp.cluster_id)
 
     @activity.defn(name=RENDER_CLOUD_INIT)
     async def render_cloud_init(self, inp: RenderCloudInitInput) -> RenderCloudInitResult:
-        bootstrap = AgentBootstrap(
-            api_url=self._settings.api_url,
-            cluster_id=inp.cluster_id,
-            cluster_name=inp.cluster_name,
-            agent_token=inp.agent_token,
-            hostname=inp.machine.hostname,
-            system_id=inp.machine.system_id,
-            role=inp.role,
-            first_control_plane=inp.first_control_plane,
-            kubernetes_version=inp.kubernetes_version,
-            proxy=inp.proxy,
-        )
-        return RenderCloudInitResult(user_data=render_cloud_config(bootstrap))
+        """The node's kubeadm cloud-init, from the cluster's shared bootstrap material."""
+        return RenderCloudInitResult(user_data=await self._bootstrap.render(inp))
 
     @activity.defn(name=ENQUEUE_AGENT_COMMAND)
     async def enqueue_agent_command(self, inp: EnqueueAgentCommandInput) -> None:

@@ -139,6 +139,10 @@ REVOKE_AGENT_TOKEN = "cp.revoke_agent_token"
 SWEEP_SILENT_AGENTS = "cp.sweep_silent_agents"
 CLUSTER_CLAIMS = "cp.cluster_claims"
 LIST_GATEWAY_ACCOUNTS = "cp.list_gateway_accounts"
+
+# RENDER_CLOUD_INIT refuses, without retrying, a cluster whose API endpoint is not known:
+# with 3 or 5 control-plane nodes, one node's IP must never become kubeadm's endpoint.
+ERR_CONTROL_PLANE_ENDPOINT_MISSING = "ControlPlaneEndpointMissing"
 RECORD_ORPHAN_RELEASE = "cp.record_orphan_release"
 
 

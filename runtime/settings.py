@@ -68,6 +68,47 @@ class Settings(BaseSettings):
     )
     gateway_heartbeat_interval: float = 15.0
 
+    # Node bootstrap: where a node's cloud-init gets Kubernetes and the agent. `{minor}` in a
+    # URL becomes the cluster's minor version (v1.30), as pkgs.k8s.io has one repo per minor;
+    # an air-gapped site points these at its mirror.
+    kubernetes_package_repository: str = Field(
+        default="https://pkgs.k8s.io/core:/stable:/{minor}/deb/",
+        pattern=r"^https?://\S+$",
+        description="a flat apt repository (`deb [signed-by=...] URL /`) with kubelet, kubeadm, kubectl",
+    )
+    kubernetes_package_key_url: str = Field(
+        default="https://pkgs.k8s.io/core:/stable:/{minor}/deb/Release.key",
+        pattern=r"^https?://\S+$",
+        description="the repository's signing key (ASCII-armoured)",
+    )
+    agent_package_index: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        description="a pip index serving metalgate; default: nodes fetch the agent from api_url",
+    )
+    kube_vip_image: str = Field(
+        default="ghcr.io/kube-vip/kube-vip:v0.8.9",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$",
+        description="the kube-vip image announcing a `vip` endpoint",
+    )
+    bootstrap_token_ttl: float = Field(
+        default=86400.0,
+        ge=3600.0,
+        description="seconds a kubeadm bootstrap token lives; renders rotate it when it nears expiry",
+    )
+
+    @model_validator(mode="after")
+    def _token_outlives_a_deploy(self) -> Settings:
+        # A render hands out a token with at least half its TTL left; a node deploying now
+        # must still be able to join with it.
+        needed = 2 * (self.deploy_timeout + self.agent_ready_timeout)
+        if self.bootstrap_token_ttl <= needed:
+            raise ValueError(
+                f"METALGATE_BOOTSTRAP_TOKEN_TTL ({self.bootstrap_token_ttl:g}s) must exceed "
+                f"twice deploy_timeout + agent_ready_timeout ({needed:g}s)"
+            )
+        return self
+
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
         if self.environment == "development":

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from store.models import Base, SchemaVersion
+from store.models import Base, ClusterBootstrapRow, SchemaVersion
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,15 @@ def _initial_schema(conn: Connection) -> None:
     Base.metadata.create_all(conn)
 
 
-STEPS: tuple[Step, ...] = (Step(1, "initial schema", _initial_schema),)
+def _cluster_bootstrap(conn: Connection) -> None:
+    # A fresh store got the table from step 1 already.
+    ClusterBootstrapRow.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
+
+
+STEPS: tuple[Step, ...] = (
+    Step(1, "initial schema", _initial_schema),
+    Step(2, "cluster bootstrap material", _cluster_bootstrap),
+)
 
 
 def _pending(conn: Connection) -> list[Step]:

@@ -126,6 +126,27 @@ class Cluster(Base):
     delete_requested_at: Mapped[datetime | None]
 
 
+class ClusterBootstrapRow(Base):
+    """A cluster's kubeadm bootstrap material, encrypted; one row per cluster, made once.
+
+    The primary key makes concurrent renders of one cluster's nodes agree on one CA: the
+    first insert wins, the others read it back. `token_id` (the public half of the
+    bootstrap token) lets a rotation replace exactly the token it saw expiring.
+    """
+
+    __tablename__ = "cluster_bootstrap"
+
+    cluster_id: Mapped[str] = mapped_column(
+        ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True
+    )
+    material_enc: Mapped[str] = mapped_column(Text)
+    token_enc: Mapped[str] = mapped_column(Text)
+    token_id: Mapped[str] = mapped_column(String(6))
+    token_expires_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class AgentNode(Base):
     """The last state each node's agent reported; a heartbeat that matches it signals nothing."""
 

@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from importlib.metadata import version as package_version
 
 import pytest
 import yaml
@@ -18,6 +19,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.control_plane import ControlPlaneActivities, is_forward
 from activities.models import (
+    ERR_CONTROL_PLANE_ENDPOINT_MISSING,
     ClusterClaimsInput,
     EnqueueAgentCommandInput,
     IssueAgentTokenInput,
@@ -29,13 +31,16 @@ from activities.models import (
     SweepSilentAgentsInput,
 )
 from agent.cloudinit import bootstrap_from_user_data
+from bootstrap import kubeadm_config as kc
+from bootstrap.pki import discovery_hash
+from domain.cluster import ClusterSpec, ControlPlaneEndpoint, EndpointMode, NodePool
 from domain.gateway import ProxySettings
 from domain.maas import Machine
 from domain.naming import create_workflow_id, manage_workflow_id
 from domain.phases import Phase, Reason
 from runtime.settings import Settings
 from store.db import Database
-from store.models import AgentCommandRow, Cluster, ClusterEvent, Project
+from store.models import AgentCommandRow, Cluster, ClusterBootstrapRow, ClusterEvent, Project
 from store.secrets import hash_token
 from store.types import utcnow
 from tests.support.temporal import new_worker
@@ -57,7 +62,12 @@ def cp(database: Database, client: Client, tmp_path) -> ControlPlaneActivities:
     return ControlPlaneActivities(database.sessions, client, settings)
 
 
-async def add_cluster(database: Database, phase: Phase = Phase.PENDING) -> str:
+async def add_cluster(
+    database: Database,
+    phase: Phase = Phase.PENDING,
+    spec: ClusterSpec | None = None,
+    machines: list[Machine] | None = None,
+) -> str:
     cluster_id = f"cl-{uuid.uuid4().hex[:8]}"
     async with database.sessions.begin() as session:
         session.add(
@@ -68,7 +78,8 @@ async def add_cluster(database: Database, phase: Phase = Phase.PENDING) -> str:
                 active_name=cluster_id,
                 cloud_account_id="acc",
                 gateway_id="system",
-                spec={},
+                spec=spec.model_dump(mode="json") if spec else {},
+                machines=[m.model_dump(mode="json") for m in machines or []],
                 phase=phase.value,
                 kubernetes_version="v1.30.4",
             )
@@ -157,39 +168,129 @@ async def test_agent_token_hash_only_and_revoke(
         await run(cp.issue_agent_token, IssueAgentTokenInput(cluster_id="cl-nope"))
 
 
-async def test_render_cloud_init(cp: ControlPlaneActivities) -> None:
+def render_input(
+    cluster_id: str, machine: Machine, *, first: bool = False, host: str = "", proxy=None
+) -> RenderCloudInitInput:
+    return RenderCloudInitInput(
+        cluster_id=cluster_id,
+        cluster_name="web",
+        agent_token="mga_secret",
+        machine=machine,
+        role="control-plane" if machine.pool == "control-plane" else "worker",
+        first_control_plane=first,
+        kubernetes_version="v1.31.2",
+        proxy=proxy or ProxySettings(),
+        control_plane_host=host,
+    )
+
+
+def written(user_data: str) -> dict[str, str]:
+    return {f["path"]: f["content"] for f in yaml.safe_load(user_data)["write_files"]}
+
+
+HA_SPEC = ClusterSpec(
+    name="web",
+    control_plane=NodePool(name="control-plane", count=3),
+    worker_pools=[NodePool(name="gpu", count=1, image="custom/k8s-gpu")],
+    control_plane_endpoint=ControlPlaneEndpoint(mode=EndpointMode.VIP),
+)
+CP1 = Machine(system_id="abc", hostname="cp-1", pool="control-plane", ip_addresses=["10.0.0.11"])
+CP2 = Machine(system_id="def", hostname="cp-2", pool="control-plane")
+GPU = Machine(system_id="ghi", hostname="gpu-1", pool="gpu")
+
+
+async def test_render_cloud_init(cp: ControlPlaneActivities, database: Database) -> None:
+    cluster_id = await add_cluster(database, spec=HA_SPEC, machines=[CP1, CP2, GPU])
     proxy = ProxySettings(
         http_proxy="http://proxy:3128", https_proxy="http://proxy:3128", no_proxy=["10.0.0.0/8"]
     )
-    result = await run(
-        cp.render_cloud_init,
-        RenderCloudInitInput(
-            cluster_id="cl-1",
-            cluster_name="web",
-            agent_token="mga_secret",
-            machine=Machine(system_id="abc", hostname="node-1", pool="control-plane"),
-            role="control-plane",
-            first_control_plane=True,
-            kubernetes_version="v1.30.4",
-            proxy=proxy,
+    first, other, worker = await asyncio.gather(
+        run(
+            cp.render_cloud_init,
+            render_input(cluster_id, CP1, first=True, host="10.0.0.50", proxy=proxy),
         ),
+        run(cp.render_cloud_init, render_input(cluster_id, CP2, host="10.0.0.50", proxy=proxy)),
+        run(cp.render_cloud_init, render_input(cluster_id, GPU, host="10.0.0.50", proxy=proxy)),
     )
-    assert result.user_data.startswith("#cloud-config\n")
-    config = yaml.safe_load(result.user_data)
-    bootstrap_file = config["write_files"][0]
-    assert bootstrap_file["path"] == "/etc/metalgate/bootstrap.json"
-    assert bootstrap_file["permissions"] == "0600"
-    bootstrap = json.loads(bootstrap_file["content"])
+    files = written(first.user_data)
+    bootstrap = json.loads(files["/etc/metalgate/bootstrap.json"])
     assert bootstrap["api_url"] == "https://api.example:8443"
     assert bootstrap["agent_token"] == "mga_secret"
     assert bootstrap["first_control_plane"] is True
-    assert "http_proxy=http://proxy:3128" in config["write_files"][1]["content"]
-    assert "NO_PROXY=10.0.0.0/8" in config["write_files"][1]["content"]
-    assert config["runcmd"] == [
-        ["metalgate", "agent", "run", "--bootstrap", "/etc/metalgate/bootstrap.json"]
-    ]
-    # The agent reads back exactly what was rendered.
-    assert bootstrap_from_user_data(result.user_data).system_id == "abc"
+    assert 'http_proxy="http://proxy:3128"' in files["/etc/environment"]
+    assert "10.244.0.0/16" in files["/etc/metalgate/proxy.env"]
+    # The agent reads back exactly what was rendered, and the result never shows the data.
+    assert bootstrap_from_user_data(first.user_data).system_id == "abc"
+    assert "BEGIN RSA PRIVATE KEY" not in repr(first)
+
+    (init, cluster) = kc.parse_documents(files["/etc/metalgate/kubeadm.yaml"])
+    assert isinstance(cluster, kc.ClusterConfiguration) and isinstance(init, kc.InitConfiguration)
+    assert init.bootstrap_tokens
+    assert cluster.control_plane_endpoint == "10.0.0.50:6443"
+    assert cluster.kubernetes_version == "v1.31.2"  # the workflow's current version
+    ca_hash = discovery_hash(files["/etc/kubernetes/pki/ca.crt"])
+    for joining in (other, worker):
+        (join,) = kc.parse_documents(written(joining.user_data)["/etc/metalgate/kubeadm.yaml"])
+        assert isinstance(join, kc.JoinConfiguration)
+        assert join.discovery.bootstrap_token.ca_cert_hashes == [ca_hash]
+        assert join.discovery.bootstrap_token.token == init.bootstrap_tokens[0].token
+    env = written(worker.user_data)["/etc/metalgate/node.env"]
+    assert "IMAGE_KIND=custom" in env and "IMAGE=custom/k8s-gpu" in env
+    assert "KUBERNETES_REPOSITORY=https://pkgs.k8s.io/core:/stable:/v1.31/deb/" in env
+    assert f"/v1/agent/package/metalgate-{package_version('metalgate')}-py3-none-any.whl" in env
+    assert "/etc/metalgate/kube-vip.yaml" in written(other.user_data)
+
+    # Delete drops the material with the agent token: a recreated name gets a new CA.
+    await run(cp.revoke_agent_token, RevokeAgentTokenInput(cluster_id=cluster_id))
+    async with database.sessions() as session:
+        assert await session.get(ClusterBootstrapRow, cluster_id) is None
+
+
+async def test_ha_render_needs_an_endpoint_unless_the_spec_names_one(
+    cp: ControlPlaneActivities, database: Database
+) -> None:
+    cluster_id = await add_cluster(database, spec=HA_SPEC, machines=[CP1, CP2, GPU])
+    with pytest.raises(ApplicationError) as caught:
+        await run(cp.render_cloud_init, render_input(cluster_id, CP1, first=True))
+    assert caught.value.type == ERR_CONTROL_PLANE_ENDPOINT_MISSING
+    assert caught.value.non_retryable
+    with pytest.raises(ApplicationError, match="not in the store"):
+        await run(cp.render_cloud_init, render_input("cl-nope", CP1, first=True, host="h"))
+    # An external load balancer is named in the spec: no gateway step needed.
+    external = HA_SPEC.model_copy(
+        update={
+            "control_plane_endpoint": ControlPlaneEndpoint(
+                mode=EndpointMode.EXTERNAL, address="lb.corp", port=443
+            )
+        }
+    )
+    cluster_id = await add_cluster(database, spec=external, machines=[CP1, CP2])
+    rendered = await run(cp.render_cloud_init, render_input(cluster_id, CP2))
+    (join,) = kc.parse_documents(written(rendered.user_data)["/etc/metalgate/kubeadm.yaml"])
+    assert isinstance(join, kc.JoinConfiguration)
+    assert join.discovery.bootstrap_token.api_server_endpoint == "lb.corp:443"
+
+
+async def test_single_control_plane_falls_back_to_its_node(
+    cp: ControlPlaneActivities, database: Database
+) -> None:
+    spec = ClusterSpec(name="web", worker_pools=[NodePool(name="w", count=1)])
+    worker = Machine(system_id="w1", hostname="w-1", pool="w")
+    cluster_id = await add_cluster(database, spec=spec, machines=[CP1, worker])
+    first = await run(cp.render_cloud_init, render_input(cluster_id, CP1, first=True))
+    (_, cluster) = kc.parse_documents(written(first.user_data)["/etc/metalgate/kubeadm.yaml"])
+    assert isinstance(cluster, kc.ClusterConfiguration)
+    assert cluster.control_plane_endpoint == "10.0.0.11:6443"
+    joining = await run(cp.render_cloud_init, render_input(cluster_id, worker))
+    (join,) = kc.parse_documents(written(joining.user_data)["/etc/metalgate/kubeadm.yaml"])
+    assert isinstance(join, kc.JoinConfiguration)
+    assert join.discovery.bootstrap_token.api_server_endpoint == "10.0.0.11:6443"
+    # No IP from MAAS yet: its hostname, which MAAS DNS resolves once deployed.
+    no_ip = await add_cluster(database, spec=spec, machines=[CP2])
+    rendered = await run(cp.render_cloud_init, render_input(no_ip, CP2, first=True))
+    (_, cluster) = kc.parse_documents(written(rendered.user_data)["/etc/metalgate/kubeadm.yaml"])
+    assert isinstance(cluster, kc.ClusterConfiguration)
+    assert cluster.control_plane_endpoint == "cp-2:6443"
 
 
 async def test_enqueue_is_idempotent(cp: ControlPlaneActivities, database: Database) -> None:
@@ -326,3 +427,30 @@ async def test_sweep_signals_each_silent_cluster_once(
         await manage.result()
     assert (await get(database, quiet)).silent is True
     assert (await get(database, orphan)).silent is False
+
+
+async def test_render_refuses_bad_input_without_echoing_it(
+    cp: ControlPlaneActivities, database: Database
+) -> None:
+    cluster_id = await add_cluster(database, spec=HA_SPEC, machines=[CP1])
+    proxy = ProxySettings(http_proxy='http://user:pa"ss@proxy:3128')
+    with pytest.raises(ApplicationError) as caught:
+        await run(
+            cp.render_cloud_init, render_input(cluster_id, CP1, first=True, host="h", proxy=proxy)
+        )
+    assert caught.value.type == "InvalidBootstrapInput" and caught.value.non_retryable
+    assert 'pa"ss' not in str(caught.value) and "proxy" in str(caught.value)
+
+
+async def test_agent_from_an_operator_package_index(
+    database: Database, client: Client, tmp_path
+) -> None:
+    settings = Settings(
+        _env_file=None, data_dir=tmp_path, agent_package_index="https://pypi.corp/simple"
+    )
+    cp = ControlPlaneActivities(database.sessions, client, settings)
+    cluster_id = await add_cluster(database, spec=HA_SPEC, machines=[CP1])
+    rendered = await run(cp.render_cloud_init, render_input(cluster_id, CP1, first=True, host="h"))
+    env = written(rendered.user_data)["/etc/metalgate/node.env"]
+    version = package_version("metalgate")
+    assert f"AGENT_PIP_ARGS=(--index-url https://pypi.corp/simple metalgate=={version})" in env

@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = {
-    "domain", "runtime", "store", "embedded", "workflows", "activities", "workers",
+    "bootstrap", "domain", "runtime", "store", "embedded", "workflows", "activities", "workers",
     "api", "cli", "maas_emulator", "agent", "bench",
 }  # fmt: skip
 
@@ -18,6 +18,8 @@ RULES = [
     ("workflows", ("api", "store", "maas", "activities.maas", "activities.control_plane"),
      "workflows know activity names and inputs, never the API, the store or the MAAS client"),
     ("activities", ("api",), "activities never import the API"),
+    ("bootstrap", ("api", "store", "activities", "workflows", "maas"),
+     "bootstrap data is pure: control-plane activities store it and render it"),
     ("activities/maas*.py", ("store", "api"), "the gateway lives in another network"),
     ("workers/gateway*.py", ("api", "store"), "the gateway worker has only Temporal"),
     ("api", ("activities.maas", "activities.control_plane", "maas"),

@@ -44,3 +44,15 @@ def test_production_requires_codec_and_store_keys() -> None:
 def test_unknown_mode_is_refused() -> None:
     with pytest.raises(ValidationError, match="mode"):
         Settings(mode="cloud")
+
+
+def test_node_bootstrap_settings_for_an_air_gapped_site(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("METALGATE_KUBERNETES_PACKAGE_REPOSITORY", "http://mirror.corp/k8s/{minor}/")
+    monkeypatch.setenv("METALGATE_AGENT_PACKAGE_INDEX", "http://mirror.corp/pypi/simple")
+    settings = Settings(_env_file=None)
+    assert settings.kubernetes_package_repository == "http://mirror.corp/k8s/{minor}/"
+    assert settings.agent_package_index == "http://mirror.corp/pypi/simple"
+    with pytest.raises(ValidationError, match="kubernetes_package_key_url"):
+        Settings(_env_file=None, kubernetes_package_key_url="mirror.corp/key")
+    with pytest.raises(ValidationError, match="METALGATE_BOOTSTRAP_TOKEN_TTL"):
+        Settings(_env_file=None, bootstrap_token_ttl=3600, deploy_timeout=3600)
