@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from store.models import Base, SchemaVersion
+from store.models import Base, IdempotencyRecord, SchemaVersion
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,15 @@ def _initial_schema(conn: Connection) -> None:
     Base.metadata.create_all(conn)
 
 
-STEPS: tuple[Step, ...] = (Step(1, "initial schema", _initial_schema),)
+def _idempotency_keys(conn: Connection) -> None:
+    # A store made by step 1 before this table existed; a newer step 1 made it already.
+    IdempotencyRecord.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
+
+
+STEPS: tuple[Step, ...] = (
+    Step(1, "initial schema", _initial_schema),
+    Step(2, "idempotency keys", _idempotency_keys),
+)
 
 
 def _pending(conn: Connection) -> list[Step]:

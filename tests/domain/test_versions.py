@@ -16,7 +16,7 @@ SUPPORTED = SupportedVersions(["v1.30.14", "v1.31.14", "v1.32.10", "v1.33.6"])
     "text", ["v1.99.1\n", "v1.30.4 ", " v1.30.4", "1.30.4", "v1.30", "v2.0.0", "v1.030.4", ""]
 )
 def test_anything_but_v1_minor_patch_is_refused_everywhere(text: str) -> None:
-    with pytest.raises(ValueError, match="v1.<minor>.<patch>"):
+    with pytest.raises(ValueError, match=r"v1\.<minor>\.<patch>"):
         parse_version(text)
     with pytest.raises(ValueError, match="not a Kubernetes version"):
         version_key(text)
