@@ -80,11 +80,11 @@ def own_machine(node: NodeReport, machines: list[Any], phase: Phase) -> Machine:
             "an agent reports only its own node"
         )
         if phase in MACHINES_IN_FLUX:
-            raise HTTPException(425, f"node.hostname: {message}; retry once it is recorded")
-        raise FieldRefused("node.hostname", message)
+            raise HTTPException(425, f"body.node.hostname: {message}; retry once it is recorded")
+        raise FieldRefused("body.node.hostname", message)
     if node.system_id and node.system_id != machine.system_id:
         raise FieldRefused(
-            "node.system_id",
+            "body.node.system_id",
             f"{node.hostname} is MAAS machine {machine.system_id}, not {node.system_id!r}; "
             "send the node's own system id",
         )

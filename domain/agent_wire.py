@@ -5,13 +5,13 @@ The agent shares these models and nothing else with the control plane.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.gateway import ProxySettings
-from domain.text import Hostname, Label, Message
-from domain.versions import KubernetesVersion
+from domain.text import Hostname, Label, Message, OptionalHostname
+from domain.versions import KubeletVersion
 
 # A MAAS system id (or empty when the agent does not know it).
 SystemId = Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")]
@@ -42,7 +42,7 @@ class NodeReport(BaseModel):
     system_id: SystemId = ""
     role: Role = "worker"
     ready: bool = False
-    kubelet_version: KubernetesVersion | Literal[""] = ""
+    kubelet_version: KubeletVersion = ""
 
 
 class AgentHeartbeat(BaseModel):
@@ -74,7 +74,7 @@ class AgentCommandResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     state: str = Field(max_length=16, description="running, succeeded or failed")
-    node: Hostname | Literal[""] = ""
+    node: OptionalHostname = ""
     progress: Label = ""
     message: Message = ""
 

@@ -37,6 +37,10 @@ Hostname = Annotated[
     ),
 ]
 # Free text from agents and gateways, shown to people.
+# A hostname where none may be given (e.g. a command result about the whole cluster).
+OptionalHostname = Annotated[
+    str, Field(max_length=MAX_HOSTNAME, pattern=f"^({HOSTNAME_PATTERN[1:-1]})?$")
+]
 Message = Annotated[str, Field(max_length=MAX_MESSAGE), AfterValidator(no_control_characters)]
 # Short identifiers and versions of software we do not control (a gateway's build).
 Label = Annotated[str, Field(max_length=128), AfterValidator(no_control_characters)]

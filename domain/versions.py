@@ -45,10 +45,20 @@ def _well_formed(text: str) -> str:
     return text
 
 
+def _empty_or_well_formed(text: str) -> str:
+    return text and _well_formed(text)
+
+
 KubernetesVersion = Annotated[
     str,
     Field(max_length=MAX_VERSION_LENGTH, description="v1.<minor>.<patch>, e.g. v1.30.4"),
     AfterValidator(_well_formed),
+]
+# What an agent reports before its kubelet runs: empty, or a version.
+KubeletVersion = Annotated[
+    str,
+    Field(max_length=MAX_VERSION_LENGTH, description="empty, or v1.<minor>.<patch>"),
+    AfterValidator(_empty_or_well_formed),
 ]
 
 

@@ -14,8 +14,8 @@ from domain.cluster import MAX_NODES_PER_CLUSTER, MAX_NODES_PER_POOL, ClusterSpe
 from domain.gateway import ProxySettings
 from domain.maas import MaasAccount, Machine
 from domain.phases import Phase, Reason
-from domain.text import Hostname, Label, Message
-from domain.versions import KubernetesVersion
+from domain.text import Hostname, Label, Message, OptionalHostname
+from domain.versions import KubeletVersion, KubernetesVersion
 
 CREATE_WORKFLOW = "ClusterCreate"
 DELETE_WORKFLOW = "ClusterDelete"
@@ -100,7 +100,7 @@ class NodeStatus(BaseModel):
     system_id: SystemId = ""
     role: Role = "worker"
     ready: bool = False
-    kubelet_version: KubernetesVersion | Literal[""] = ""
+    kubelet_version: KubeletVersion = ""
 
 
 class AgentReport(BaseModel):
@@ -108,7 +108,7 @@ class AgentReport(BaseModel):
     them by hostname) and the cluster-wide summary over every node."""
 
     control_plane_ready: bool = False
-    kubernetes_version: KubernetesVersion | Literal[""] = ""
+    kubernetes_version: KubeletVersion = ""
     nodes: list[NodeStatus] = Field(default_factory=list, max_length=MAX_NODES_PER_CLUSTER)
     healthy: bool = True
     message: Message = ""
@@ -121,7 +121,7 @@ class AgentSilent(BaseModel):
 class CommandResult(BaseModel):
     command_id: Label
     state: Literal["running", "succeeded", "failed"]
-    node: Hostname | Literal[""] = ""
+    node: OptionalHostname = ""
     progress: Label = ""
     message: Message = ""
 

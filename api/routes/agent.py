@@ -228,22 +228,26 @@ async def _accept_kubeconfig(
     assert cluster is not None  # the token matched it a moment ago
     phase = Phase(cluster.phase)
     if cluster.delete_requested_at is not None or phase in (Phase.DELETING, Phase.DELETED):
-        raise HTTPException(409, "kubeconfig: the cluster is being deleted; it is not accepted")
+        raise FieldRefused(
+            "body.kubeconfig", "the cluster is being deleted; a kubeconfig is not accepted", 409
+        )
     if cluster.kubeconfig_enc is not None:
         if box.decrypt(cluster.kubeconfig_enc) == kubeconfig:
             return  # the same post again (its answer was lost)
-        raise HTTPException(
-            409, "kubeconfig: this cluster's kubeconfig was accepted already; it is sent once"
+        raise FieldRefused(
+            "body.kubeconfig",
+            "this cluster's kubeconfig was accepted already; it is sent once",
+            409,
         )
     if phase in MANAGED_PHASES or phase in TERMINAL_PHASES:
-        raise HTTPException(
-            409, f"kubeconfig: the cluster is {phase}; a kubeconfig is accepted only before Running"
+        raise FieldRefused(
+            "body.kubeconfig", f"the cluster is {phase}; it is accepted only before Running", 409
         )
     control_plane = ClusterSpec.model_validate(cluster.spec).control_plane.name
     first = first_control_plane(cluster.machines, control_plane)
     if first is None or first.hostname != beat.node.hostname:
         raise FieldRefused(
-            "kubeconfig",
+            "body.kubeconfig",
             "only the first control-plane machine "
             f"({first.hostname if first else 'not recorded yet'}) sends the kubeconfig; "
             "remove it from this node's report",

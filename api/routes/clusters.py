@@ -223,7 +223,7 @@ async def create_cluster(
     spec = body.spec()
     problem = settings.supported_versions().problem(spec.kubernetes_version)
     if problem is not None:
-        raise FieldRefused("kubernetes_version", problem)
+        raise FieldRefused("body.kubernetes_version", problem)
     existing = await session.scalar(
         select(Cluster).where(
             Cluster.project_id == principal.project_id, Cluster.active_name == spec.name
@@ -470,7 +470,9 @@ async def upgrade_cluster(
     def check() -> None:
         problem = settings.supported_versions().upgrade_problem(running, wanted)
         if problem is not None:
-            raise FieldRefused("kubernetes_version", problem, 409 if wanted == running else 422)
+            raise FieldRefused(
+                "body.kubernetes_version", problem, 409 if wanted == running else 422
+            )
 
     return await _action(
         request, session, settings, cluster, UPDATE_UPGRADE, body, _queued_upgrade(wanted), check

@@ -223,7 +223,7 @@ async def test_status_events_and_lifecycle_actions(
         f"{base}/upgrade", json={"kubernetes_version": "v1.0.0"}, headers=project.editor
     )
     assert refused.status_code == 422
-    assert refused.json()["errors"][0]["field"] == "kubernetes_version"
+    assert refused.json()["errors"][0]["field"] == "body.kubernetes_version"
     assert "not a supported version" in refused.json()["detail"]
     scale = await api.http.post(
         f"{base}/scale", json={"pool": "workers", "count": 3}, headers=project.editor
