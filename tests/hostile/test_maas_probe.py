@@ -42,7 +42,7 @@ async def probe_failure(url: str) -> ApplicationError:
 async def test_a_host_that_does_not_resolve_is_named_dns() -> None:
     failure = await probe_failure("http://no-such-maas.invalid:5240/MAAS/")
     assert failure.type == ERR_MAAS_UNREACHABLE
-    assert "DNS" in str(failure), failure
+    assert "DNS" in str(failure) and "does not resolve" in str(failure), failure
 
 
 async def test_a_closed_port_is_named_refused() -> None:
