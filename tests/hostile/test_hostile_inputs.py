@@ -465,3 +465,36 @@ async def test_gateway_registration_strings_are_bounded(
     # The refused attempt did not spend the token.
     good = {"token": token, "hostname": "gw-host", "version": "0.1.0"}
     assert (await api.http.post("/v1/gateways/register", json=good)).status_code == 200
+
+
+# --- cloud accounts ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("over", "field", "words"),
+    [
+        ({"maas_api_key": "aaa:bbb:ccc\n"}, "body", ["maas_api_key must look like"]),
+        ({"maas_url": "http://maas\x00x/MAAS/"}, "body.maas_url", ["control character"]),
+        ({"maas_url": "http://maas/MAAS/\nX-Evil: 1"}, "body.maas_url", []),
+    ],
+)
+async def test_cloud_account_strings_are_refused_before_validation(
+    api: Api,
+    project: ProjectKeys,
+    system_gateway: Worker,
+    over: dict[str, Any],
+    field: str,
+    words: list[str],
+) -> None:
+    name = f"a-{uuid.uuid4().hex[:6]}"
+    body = {
+        "name": name,
+        "maas_url": "http://maas:5240/MAAS/",
+        "maas_api_key": "aaa:bbb:ccc",
+        "use_system_gateway": True,
+        **over,
+    }
+    answer = await api.http.post("/v1/cloud-accounts", json=body, headers=project.editor)
+    refused(answer, 422, field, *words)
+    listed = (await api.http.get("/v1/cloud-accounts", headers=project.viewer)).json()["items"]
+    assert name not in [a["name"] for a in listed]
