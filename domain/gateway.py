@@ -110,6 +110,8 @@ class GatewayHeartbeat(BaseModel):
 
     replica_id: Label
     version: Label
-    maas_reachable: dict[Annotated[str, Field(max_length=2048)], bool] = Field(
+    maas_reachable: dict[
+        Annotated[str, Field(max_length=2048), AfterValidator(no_control_characters)], bool
+    ] = Field(
         default_factory=dict, max_length=256, description="MAAS URL -> reachable from this gateway"
     )

@@ -327,12 +327,16 @@ async def delete_cluster(
     if cluster.phase == Phase.DELETED.value:
         return cluster_public(cluster, settings)
     ref = await cluster_ref(session, box, cluster)
-    if cluster.delete_requested_at is None or cluster.kubeconfig_enc is not None:
-        cluster.delete_requested_at = cluster.delete_requested_at or utcnow()
+    if cluster.delete_requested_at is None:
+        cluster.delete_requested_at = utcnow()
         # The cluster-admin credential is not served from here on: drop it.
         cluster.kubeconfig_enc = None
         session.add(
-            ClusterEvent(cluster_id=cluster.id, phase=cluster.phase, message="delete requested")
+            ClusterEvent(
+                cluster_id=cluster.id,
+                phase=cluster.phase,
+                message="delete requested; the admin kubeconfig is dropped",
+            )
         )
         await session.commit()
     await bounded(
