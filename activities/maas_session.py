@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -58,7 +59,6 @@ DEFAULT_CALL_TIMEOUT = 20.0
 # While a call waits, heartbeat this often so a heartbeat timeout shorter than the call
 # timeout does not kill an activity whose MAAS is merely slow.
 HEARTBEAT_EVERY = 2.0
-SNIPPET = 80
 
 
 # --- the shapes we read from MAAS answers --------------------------------------------------
@@ -102,7 +102,7 @@ class Shape:
     def check(self, data: Any) -> str | None:
         """Why `data` does not have this shape, or None when it does."""
         if isinstance(data, bytes | bytearray):
-            return f"a non-JSON answer {_snippet(bytes(data))} where {self.description} was due"
+            return f"{_body_shape(bytes(data))}, not JSON, where {self.description} was due"
         if self.adapter is None:
             return None
         try:
@@ -110,10 +110,7 @@ class Shape:
         except ValidationError as error:
             first = error.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "the answer"
-            return (
-                f"JSON that is not {self.description} ({where}: {first['msg']}): "
-                f"{_snippet(json.dumps(data, default=str).encode())}"
-            )
+            return f"JSON that is not {self.description} ({where}: {first['msg']})"
         return None
 
 
@@ -158,9 +155,32 @@ def call_error_text(error: CallError, account: MaasAccount) -> str:
     return scrub(bytes(error.content).decode("utf-8", "replace").strip(), account)
 
 
-def _snippet(body: bytes) -> str:
-    text = " ".join(body.decode("utf-8", "replace").split())
-    return repr(text if len(text) <= SNIPPET else text[: SNIPPET - 1] + "…")
+def _body_shape(body: bytes) -> str:
+    """What an answer looked like, never what it said: whatever answers at a URL a user gave
+    may be an internal service, and its body is not ours to pass on."""
+    start = body.lstrip()[:1]
+    kind = "an HTML page" if start == b"<" else "JSON" if start in (b"{", b"[") else "a body"
+    return f"{kind} of {len(body)} bytes"
+
+
+def connection_problem(error: BaseException) -> str:
+    """Which step of reaching MAAS failed: DNS, TCP (refused, reset), TLS, or the wait."""
+    if isinstance(error, aiohttp.ClientConnectorDNSError):
+        return "DNS: the host name does not resolve; check the URL's host"
+    if isinstance(error, aiohttp.ClientConnectorCertificateError):
+        return "TLS: the server's certificate is not trusted; check the URL or install its CA"
+    if isinstance(error, aiohttp.ClientSSLError | ssl.SSLError):
+        return "TLS: the handshake failed; is the URL's scheme (http/https) right?"
+    if isinstance(error, ConnectionRefusedError) or (
+        isinstance(error, aiohttp.ClientConnectorError)
+        and isinstance(error.os_error, ConnectionRefusedError)
+    ):
+        return "connection refused: nothing listens at the URL's host and port"
+    if isinstance(error, ConnectionResetError | aiohttp.ServerDisconnectedError):
+        return "the connection was reset by the server"
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return f"cannot connect ({type(error.os_error).__name__}); check the host and port"
+    return type(error).__name__
 
 
 @contextmanager
@@ -185,8 +205,8 @@ def maas_errors(account: MaasAccount, what: str, timeout: float) -> Iterator[Non
         if error.status >= 500:
             raise maas_error(
                 account,
-                f"{account} answered {what} with HTTP {error.status}: "
-                f"{call_error_text(error, account)[:200]}",
+                f"{account} answered {what} with HTTP {error.status} (a server error; "
+                "retried while transient)",
                 ERR_MAAS_UNREACHABLE,
             ) from None
         raise
@@ -199,14 +219,14 @@ def maas_errors(account: MaasAccount, what: str, timeout: float) -> Iterator[Non
     except CONNECTION_ERRORS as error:
         raise maas_error(
             account,
-            f"{account} is unreachable from this gateway ({what}): {type(error).__name__}: {error}",
+            f"{account} is unreachable from this gateway ({what}): {connection_problem(error)}",
             ERR_MAAS_UNREACHABLE,
         ) from None
     except ValueError as error:
         # python-libmaas decodes a body declared JSON with json.loads: a truncated or
         # otherwise broken document lands here (JSONDecodeError, UnicodeDecodeError).
         raise protocol_error(
-            account, what, f"a body that does not decode: {type(error).__name__}: {error}"
+            account, what, f"a body that does not decode ({type(error).__name__})"
         ) from None
 
 
@@ -304,20 +324,24 @@ class MaasSessions:
         if status >= 500:
             raise maas_error(
                 account,
-                f"{account} answered describe/ with HTTP {status}: {_snippet(body)}",
+                f"{account} answered describe/ with HTTP {status} ({_body_shape(body)})",
                 ERR_MAAS_UNREACHABLE,
             )
         if status != 200:
-            raise protocol_error(account, "describe/", f"HTTP {status}: {_snippet(body)}")
+            raise protocol_error(
+                account, "describe/", f"HTTP {status}, {_body_shape(body)}: not MAAS"
+            )
         if not content_type.endswith("/json"):
             raise protocol_error(
-                account, "describe/", f"{content_type or 'no content type'}: {_snippet(body)}"
+                account,
+                "describe/",
+                f"{content_type or 'no content type'}, {_body_shape(body)}: not MAAS",
             )
         try:
             return json.loads(body.decode("utf-8"))
-        except ValueError as error:
+        except ValueError:
             raise protocol_error(
-                account, "describe/", f"a body that does not decode: {error}"
+                account, "describe/", f"{_body_shape(body)} that does not decode as JSON"
             ) from None
 
     async def call(

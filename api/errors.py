@@ -28,11 +28,24 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
 
 def _message(error: dict[str, Any]) -> str:
     msg = str(error.get("msg", "invalid value"))
-    if error.get("type") == "extra_forbidden":
+    kind = error.get("type")
+    if kind == "extra_forbidden":
         return "unknown field; remove it (see the schema at /docs)"
-    if error.get("type") == "missing":
+    if kind == "missing":
         return "field required; add it"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return "must be a JSON integer such as 3 (not true/false, a string or a fraction)"
+    if kind == "string_too_long":
+        return f"{msg}; shorten it"
     return msg.removeprefix("Value error, ")
+
+
+class FieldRefused(StarletteHTTPException):
+    """A refusal of one field's value, answered like a validation error: the field and the fix."""
+
+    def __init__(self, field: str, message: str, status_code: int = 422) -> None:
+        super().__init__(status_code, f"invalid request: {field}: {message}")
+        self.errors = [{"field": field, "message": message}]
 
 
 def validation_body(errors: list[dict[str, Any]] | Any) -> dict[str, Any]:
@@ -53,7 +66,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse(
-            {"detail": exc.detail, "errors": []},
+            {"detail": exc.detail, "errors": getattr(exc, "errors", [])},
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )

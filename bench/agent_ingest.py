@@ -57,7 +57,8 @@ async def seed_clusters(stack: Stack, project_id: str, cluster_ids: list[str]) -
             "phase": "Running",
             "message": "",
             "conditions": [],
-            "machines": [],
+            # Agents may report only their cluster's recorded machines.
+            "machines": [{"system_id": f"{cid}-cp", "hostname": f"{cid}-cp", "pool": "cp"}],
             "kubernetes_version": "v1.30.4",
             "agent_token_hash": hash_token(f"token-{cid}"),
             # Heard from just now, as a running cluster would be: the silence sweep leaves it.
@@ -83,7 +84,8 @@ def _bootstrap(stack: Stack, cluster_id: str) -> AgentBootstrap:
         hostname=f"{cluster_id}-cp",
         system_id=f"{cluster_id}-cp",
         role="control-plane",
-        first_control_plane=True,
+        # Seeded as Running: a kubeconfig is accepted only before Running, so none is sent.
+        first_control_plane=False,
         kubernetes_version="v1.30.4",
     )
 

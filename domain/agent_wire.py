@@ -5,9 +5,19 @@ The agent shares these models and nothing else with the control plane.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from domain.gateway import ProxySettings
+from domain.text import Hostname, Label, Message, OptionalHostname
+from domain.versions import KubeletVersion
+
+# A MAAS system id (or empty when the agent does not know it).
+SystemId = Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")]
+Role = Annotated[str, Field(pattern=r"^(control-plane|worker)$")]
+# An admin kubeconfig is a few KB; this bounds what a node may make us store.
+MAX_KUBECONFIG = 64 * 1024
 
 
 class AgentBootstrap(BaseModel):
@@ -28,11 +38,11 @@ class AgentBootstrap(BaseModel):
 class NodeReport(BaseModel):
     """One node's state as its agent sees it."""
 
-    hostname: str
-    system_id: str = ""
-    role: str = "worker"
+    hostname: Hostname = Field(description="the MAAS hostname of one of the cluster's machines")
+    system_id: SystemId = ""
+    role: Role = "worker"
     ready: bool = False
-    kubelet_version: str = ""
+    kubelet_version: KubeletVersion = ""
 
 
 class AgentHeartbeat(BaseModel):
@@ -41,13 +51,13 @@ class AgentHeartbeat(BaseModel):
     node: NodeReport
     control_plane_ready: bool = False
     healthy: bool = True
-    message: str = ""
+    message: Message = ""
 
 
 class AgentStatusReport(AgentHeartbeat):
     """Sent on change. The first control-plane node attaches the admin kubeconfig once."""
 
-    kubeconfig: str | None = Field(default=None, repr=False)
+    kubeconfig: str | None = Field(default=None, repr=False, max_length=MAX_KUBECONFIG)
 
 
 class AgentCommand(BaseModel):
@@ -61,10 +71,12 @@ class AgentCommandList(BaseModel):
 
 
 class AgentCommandResult(BaseModel):
-    state: str = Field(description="running, succeeded or failed")
-    node: str = ""
-    progress: str = ""
-    message: str = ""
+    model_config = ConfigDict(extra="forbid")
+
+    state: str = Field(max_length=16, description="running, succeeded or failed")
+    node: OptionalHostname = ""
+    progress: Label = ""
+    message: Message = ""
 
 
 class AgentAck(BaseModel):

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from domain.versions import KubernetesVersion, parse_version
+
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
-K8S_VERSION = r"^v1\.(\d{1,2})\.(\d{1,3})$"
 MAX_NODES_PER_POOL = 200
 MAX_NODES_PER_CLUSTER = 500
 
@@ -111,7 +111,7 @@ class ClusterSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name
-    kubernetes_version: str = Field(default="v1.30.4", pattern=K8S_VERSION)
+    kubernetes_version: KubernetesVersion = "v1.30.4"
     control_plane: NodePool = Field(default_factory=lambda: NodePool(name="control-plane", count=1))
     worker_pools: list[NodePool] = Field(default_factory=list, max_length=16)
     distro_series: str = Field(default="jammy", pattern=r"^[a-z]{2,32}$")
@@ -169,8 +169,6 @@ class ClusterSpec(BaseModel):
 
 
 def version_key(version: str) -> tuple[int, int]:
-    """Sortable (minor, patch) of a `v1.M.P` Kubernetes version."""
-    match = re.match(K8S_VERSION, version)
-    if match is None:
-        raise ValueError(f"{version!r} is not a Kubernetes version like v1.30.4")
-    return int(match.group(1)), int(match.group(2))
+    """Sortable (minor, patch) of a `v1.M.P` Kubernetes version (see `domain.versions`)."""
+    minor, patch = parse_version(version)
+    return minor, patch

@@ -2,9 +2,64 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from enum import StrEnum
+from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from domain.text import Hostname, Label, no_control_characters
+
+MAX_PROXY_URL = 2048
+MAX_NO_PROXY_ENTRIES = 64
+# A host, a `.domain` suffix (or `*.domain`), `*`, or an IP/CIDR; an optional `:port`.
+_NO_PROXY_HOST = re.compile(
+    r"(\*|\*?\.?[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)(:[0-9]{1,5})?"
+)
+
+
+def proxy_url(value: str) -> str:
+    """An http(s) proxy URL with a host and at most a port; nothing a shell line could carry."""
+    no_control_characters(value)
+    fix = "write it as http://host:port or https://host:port"
+    if any(c.isspace() for c in value) or any(c in value for c in "\"'`$;"):
+        raise ValueError(f"a proxy URL has no spaces, quotes, '$', ';' or backslashes; {fix}")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as error:
+        raise ValueError(f"{value[:80]!r} is not a URL ({error}); {fix}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"the scheme must be http or https, not {parts.scheme!r}; {fix}")
+    if not parts.hostname:
+        raise ValueError(f"the proxy URL names no host; {fix}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"a proxy URL has no path, query or fragment; {fix}")
+    if port == 0:
+        raise ValueError(f"port 0 is not a proxy port; {fix}")
+    return value
+
+
+def no_proxy_entry(value: str) -> str:
+    """A host, domain suffix or IP/CIDR that bypasses the proxy."""
+    no_control_characters(value)
+    try:
+        ipaddress.ip_network(value, strict=False)
+        return value
+    except ValueError:
+        pass
+    if _NO_PROXY_HOST.fullmatch(value) is None:
+        raise ValueError(
+            f"{value[:80]!r} is not a host, .domain, IP address or CIDR "
+            "(e.g. maas.internal, .corp.example, 10.0.0.0/8)"
+        )
+    return value
+
+
+ProxyUrl = Annotated[str, Field(max_length=MAX_PROXY_URL), AfterValidator(proxy_url)]
+NoProxyEntry = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(no_proxy_entry)]
 
 
 class GatewayStatus(StrEnum):
@@ -14,11 +69,14 @@ class GatewayStatus(StrEnum):
 
 
 class ProxySettings(BaseModel):
-    """HTTP(S) proxy of the private network; rendered into cloud-init for every node."""
+    """HTTP(S) proxy of the private network; rendered into cloud-init for every node, so each
+    value is checked here and the renderer never sees a bad one."""
 
-    http_proxy: str | None = None
-    https_proxy: str | None = None
-    no_proxy: list[str] = Field(default_factory=list)
+    model_config = ConfigDict(extra="forbid")
+
+    http_proxy: ProxyUrl | None = None
+    https_proxy: ProxyUrl | None = None
+    no_proxy: list[NoProxyEntry] = Field(default_factory=list, max_length=MAX_NO_PROXY_ENTRIES)
 
     @property
     def enabled(self) -> bool:
@@ -28,9 +86,9 @@ class ProxySettings(BaseModel):
 class GatewayRegistration(BaseModel):
     """Sent once by `metalgate gateway register` with the one-time token."""
 
-    token: str = Field(repr=False)
-    hostname: str
-    version: str
+    token: str = Field(repr=False, max_length=256)
+    hostname: Hostname
+    version: Label
 
 
 class GatewayIdentity(BaseModel):
@@ -50,8 +108,10 @@ class GatewayIdentity(BaseModel):
 class GatewayHeartbeat(BaseModel):
     """Sent every few seconds by each gateway replica (Bearer gateway_secret)."""
 
-    replica_id: str
-    version: str
-    maas_reachable: dict[str, bool] = Field(
-        default_factory=dict, description="MAAS URL -> reachable from this gateway"
+    replica_id: Label
+    version: Label
+    maas_reachable: dict[
+        Annotated[str, Field(max_length=2048), AfterValidator(no_control_characters)], bool
+    ] = Field(
+        default_factory=dict, max_length=256, description="MAAS URL -> reachable from this gateway"
     )

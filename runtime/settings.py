@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.versions import DEFAULT_KUBERNETES_VERSIONS, KubernetesVersion, SupportedVersions
+
 # Values that ship in examples and must never protect a real installation.
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "metalgate", "admin"})
 
@@ -109,6 +111,16 @@ class Settings(BaseSettings):
             )
         return self
 
+    # Input rules
+    kubernetes_versions: list[KubernetesVersion] = Field(
+        default=list(DEFAULT_KUBERNETES_VERSIONS),
+        min_length=1,
+        description="the newest patch of each supported minor; earlier patches are supported",
+    )
+    idempotency_key_ttl_seconds: float = Field(
+        default=86400.0, gt=0, description="how long an Idempotency-Key's answer is replayed"
+    )
+
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
         if self.environment == "development":
@@ -125,6 +137,9 @@ class Settings(BaseSettings):
         if self.store_secret_key is None:
             raise ValueError("METALGATE_STORE_SECRET_KEY must be set outside development")
         return self
+
+    def supported_versions(self) -> SupportedVersions:
+        return SupportedVersions(self.kubernetes_versions)
 
     def resolved_data_dir(self) -> Path:
         path = self.data_dir.expanduser().resolve()

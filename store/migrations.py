@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from store.models import Base, ClusterBootstrapRow, SchemaVersion
+from store.models import Base, ClusterBootstrapRow, IdempotencyRecord, SchemaVersion
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -39,9 +39,15 @@ def _cluster_bootstrap(conn: Connection) -> None:
     ClusterBootstrapRow.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
 
 
+def _idempotency_keys(conn: Connection) -> None:
+    # A store made by step 1 before this table existed; a newer step 1 made it already.
+    IdempotencyRecord.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "initial schema", _initial_schema),
     Step(2, "cluster bootstrap material", _cluster_bootstrap),
+    Step(3, "idempotency keys", _idempotency_keys),
 )
 
 

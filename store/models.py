@@ -189,3 +189,16 @@ class ClusterEvent(Base):
     phase: Mapped[str | None] = mapped_column(String(40))
     reason: Mapped[str | None] = mapped_column(String(60))
     message: Mapped[str] = mapped_column(Text)
+
+
+class IdempotencyRecord(Base):
+    """The answer to a request sent with an `Idempotency-Key`, replayed to its retries."""
+
+    __tablename__ = "idempotency_keys"
+
+    scope: Mapped[str] = mapped_column(String(200), primary_key=True)  # caller and route
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]]
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -5,12 +5,17 @@ Kept apart from the workflow code so the API imports plain models, not workflow 
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Literal
 
-from domain.cluster import ClusterSpec
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.agent_wire import Role, SystemId
+from domain.cluster import MAX_NODES_PER_CLUSTER, MAX_NODES_PER_POOL, ClusterSpec, Name
 from domain.gateway import ProxySettings
 from domain.maas import MaasAccount, Machine
 from domain.phases import Phase, Reason
+from domain.text import Hostname, Label, Message, OptionalHostname
+from domain.versions import KubeletVersion, KubernetesVersion
 
 CREATE_WORKFLOW = "ClusterCreate"
 DELETE_WORKFLOW = "ClusterDelete"
@@ -91,21 +96,22 @@ class DeleteClusterResult(BaseModel):
 
 
 class NodeStatus(BaseModel):
-    hostname: str
-    system_id: str = ""
-    role: str = "worker"
+    hostname: Hostname
+    system_id: SystemId = ""
+    role: Role = "worker"
     ready: bool = False
-    kubelet_version: str = ""
+    kubelet_version: KubeletVersion = ""
 
 
 class AgentReport(BaseModel):
-    """What changed, as the agent reported it. Sent only when something changed."""
+    """What changed, as the agent reported it: the nodes whose state changed (receivers merge
+    them by hostname) and the cluster-wide summary over every node."""
 
     control_plane_ready: bool = False
-    kubernetes_version: str = ""
-    nodes: list[NodeStatus] = Field(default_factory=list)
+    kubernetes_version: KubeletVersion = ""
+    nodes: list[NodeStatus] = Field(default_factory=list, max_length=MAX_NODES_PER_CLUSTER)
     healthy: bool = True
-    message: str = ""
+    message: Message = ""
 
 
 class AgentSilent(BaseModel):
@@ -113,24 +119,30 @@ class AgentSilent(BaseModel):
 
 
 class CommandResult(BaseModel):
-    command_id: str
-    state: str = Field(description="running, succeeded or failed")
-    node: str = ""
-    progress: str = ""
-    message: str = ""
+    command_id: Label
+    state: Literal["running", "succeeded", "failed"]
+    node: OptionalHostname = ""
+    progress: Label = ""
+    message: Message = ""
 
 
 class UpgradeRequest(BaseModel):
-    kubernetes_version: str
+    model_config = ConfigDict(extra="forbid")
+
+    kubernetes_version: KubernetesVersion
 
 
 class ScaleRequest(BaseModel):
-    pool: str
-    count: int = Field(ge=0)
+    model_config = ConfigDict(extra="forbid")
+
+    pool: Name
+    count: int = Field(ge=0, le=MAX_NODES_PER_POOL, strict=True)
 
 
 class RepaveRequest(BaseModel):
-    node: str = Field(description="hostname or MAAS system id")
+    model_config = ConfigDict(extra="forbid")
+
+    node: Hostname = Field(description="hostname or MAAS system id")
 
 
 class ActionAccepted(BaseModel):
@@ -147,7 +159,7 @@ class ManageState(BaseModel):
     cluster: ClusterRef
     agent_token: str = Field(repr=False)
     machines: list[Machine]
-    kubernetes_version: str
+    kubernetes_version: KubernetesVersion
     phase: Phase = Phase.RUNNING
     paused: bool = False
     nodes: list[NodeStatus] = Field(default_factory=list)

@@ -6,12 +6,13 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
         CHECK_ACCOUNT,
         ERR_MAAS_AUTH_FAILED,
+        ERR_MAAS_PROTOCOL_ERROR,
         ERR_MAAS_UNREACHABLE,
         MAAS_NON_RETRYABLE,
         CheckAccountInput,
@@ -22,12 +23,30 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contracts import VALIDATE_ACCOUNT_WORKFLOW, ValidateAccountInput
     from workflows.gateway_calls import error_type, is_schedule_to_start_timeout, root_cause
 
-# A user waits on this answer: one quick retry for a transient MAAS hiccup, no more.
+
+# A user waits on this answer: transient MAAS errors (5xx, resets, timeouts) are retried
+# quickly, for as long as the caller's wait allows (schedule-to-close), then reported.
 CHECK_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_attempts=2,
-    non_retryable_error_types=MAAS_NON_RETRYABLE,
+    initial_interval=timedelta(seconds=0.5),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=2),
+    # Something that is not MAAS at the URL is answered at once: the user fixes the URL.
+    non_retryable_error_types=[*MAAS_NON_RETRYABLE, ERR_MAAS_PROTOCOL_ERROR],
 )
+# The API waits wait_seconds + 5 for the answer: the retries end before that.
+RETRY_MARGIN_SECONDS = 3.0
+
+
+def last_failure(err: ActivityError) -> BaseException:
+    """What ended the check; when retrying ran out of time, the last attempt's failure."""
+    cause = root_cause(err)
+    if (
+        isinstance(cause, TimeoutError)
+        and cause.type == TimeoutType.SCHEDULE_TO_CLOSE
+        and isinstance(cause.cause, ApplicationError)
+    ):
+        return cause.cause
+    return cause
 
 
 @workflow.defn(name=VALIDATE_ACCOUNT_WORKFLOW)
@@ -42,6 +61,9 @@ class CloudAccountValidate:
                 result_type=CheckAccountResult,
                 task_queue=gateway_queue(gateway.id),
                 schedule_to_start_timeout=timedelta(seconds=input.wait_seconds),
+                schedule_to_close_timeout=timedelta(
+                    seconds=input.wait_seconds + RETRY_MARGIN_SECONDS
+                ),
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=CHECK_RETRY,
             )
@@ -53,16 +75,16 @@ class CloudAccountValidate:
                     type=Reason.GATEWAY_UNAVAILABLE.value,
                     non_retryable=True,
                 ) from err
-            kind = error_type(err)
+            failure = last_failure(err)
+            kind = failure.type if isinstance(failure, ApplicationError) else error_type(err)
             if kind == ERR_MAAS_AUTH_FAILED:
-                message = f"MAAS at {input.account.url} refused the API key: {root_cause(err)}"
+                message = f"MAAS at {input.account.url} refused the API key: {failure}"
             elif kind == ERR_MAAS_UNREACHABLE:
                 message = (
-                    f"gateway {gateway.name} cannot reach MAAS at {input.account.url}: "
-                    f"{root_cause(err)}"
+                    f"gateway {gateway.name} cannot reach MAAS at {input.account.url}: {failure}"
                 )
             else:
-                message = f"checking MAAS at {input.account.url} failed: {root_cause(err)}"
+                message = f"checking MAAS at {input.account.url} failed: {failure}"
             raise ApplicationError(
                 message, type=kind or Reason.INTERNAL_ERROR.value, non_retryable=True
             ) from err

@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Request, Response
 from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.agent_cache import AgentCache
-from api.agent_reports import aggregate, fingerprint, node_state, signal_report
+from api.agent_reports import (
+    aggregate,
+    fingerprint,
+    first_control_plane,
+    node_state,
+    own_machine,
+    signal_report,
+)
 from api.deps import (
     UNAUTHORIZED,
     AgentBearerDep,
     AgentClusterDep,
     BoxDep,
     SessionDep,
+    SettingsDep,
 )
-from api.errors import responses
+from api.errors import FieldRefused, responses
 from api.heartbeats import HeartbeatRecorder
+from api.idempotency import idempotent_request, remember, replay
 from api.temporal_gate import TemporalGate
 from domain.agent_wire import (
     AgentAck,
@@ -29,11 +38,12 @@ from domain.agent_wire import (
     AgentHeartbeat,
     AgentStatusReport,
 )
+from domain.cluster import ClusterSpec
 from domain.naming import manage_workflow_id
-from domain.phases import TERMINAL_PHASES, Phase
+from domain.phases import MANAGED_PHASES, TERMINAL_PHASES, Phase
 from store.db import upsert
 from store.models import AgentCommandRow, AgentNode, Cluster
-from store.secrets import hash_token
+from store.secrets import SecretBox, hash_token
 from store.types import utcnow
 from workflows.contracts import SIGNAL_COMMAND_RESULT, CommandResult
 
@@ -71,11 +81,12 @@ async def _report(
     session: AsyncSession,
     token: str,
     beat: AgentHeartbeat,
-    kubeconfig_enc: str | None = None,
+    kubeconfig: tuple[str, SecretBox] | None = None,
 ) -> bool:
     """The slow path, the store's word: one SELECT; on change, signal, then remember the state.
 
-    True when the change was signalled. Updates this replica's agent cache as it goes.
+    True when the change was signalled. Updates this replica's agent cache as it goes. A node
+    that is not one of the cluster's machines is refused before anything is stored.
     """
     cache: AgentCache = request.app.state.agent_cache
     heartbeats: HeartbeatRecorder = request.app.state.heartbeats
@@ -88,6 +99,7 @@ async def _report(
                 Cluster.phase,
                 Cluster.silent,
                 Cluster.kubernetes_version,
+                Cluster.machines,
                 AgentNode.fingerprint,
             )
             .outerjoin(
@@ -99,14 +111,12 @@ async def _report(
     if row is None:
         cache.forget(token_hash)
         raise HTTPException(401, "invalid or revoked agent token", UNAUTHORIZED)
-    cluster_id, phase, silent, version, known = row
+    cluster_id, phase, silent, version, machines, known = row
     heartbeats.seen(cluster_id)
-    if kubeconfig_enc is not None:
+    own_machine(beat.node, machines, Phase(phase))
+    if kubeconfig is not None:
         await session.commit()  # end the read snapshot: SQLite refuses to upgrade a stale one
-        await session.execute(
-            update(Cluster).where(Cluster.id == cluster_id).values(kubeconfig_enc=kubeconfig_enc)
-        )
-        await session.commit()
+        await _accept_kubeconfig(session, cluster_id, beat, *kubeconfig)
     state = node_state(beat)
     current = fingerprint(state)
     if current == known and not silent:
@@ -134,7 +144,7 @@ async def _report(
             AgentNode.cluster_id == cluster_id, AgentNode.hostname != hostname
         )
     )
-    report = aggregate([*others.all(), state], version)
+    report = aggregate(list(others.all()), state, version)
     gate: TemporalGate = request.app.state.temporal
     if not await signal_report(gate, cluster_id, Phase(phase), report):
         # Not remembered, so the next heartbeat sees the change again and retries the signal.
@@ -193,7 +203,7 @@ async def heartbeat(beat: AgentHeartbeat, request: Request) -> Response:
         return _ack(await _report(request, session, token, beat))
 
 
-@router.post("/status", response_model=AgentAck, responses=responses())
+@router.post("/status", response_model=AgentAck, responses=responses(409, 422, 425))
 async def status(
     report: AgentStatusReport,
     request: Request,
@@ -204,10 +214,46 @@ async def status(
     """A change report; the first control-plane node attaches the kubeconfig (stored encrypted)."""
     if credentials is None or not credentials.credentials:
         raise _missing_token()
-    encrypted = box.encrypt(report.kubeconfig) if report.kubeconfig else None
+    kubeconfig = (report.kubeconfig, box) if report.kubeconfig else None
     beat = AgentHeartbeat.model_validate(report.model_dump(exclude={"kubeconfig"}))
-    signalled = await _report(request, session, credentials.credentials, beat, encrypted)
+    signalled = await _report(request, session, credentials.credentials, beat, kubeconfig)
     return AgentAck(signalled=signalled)
+
+
+async def _accept_kubeconfig(
+    session: AsyncSession, cluster_id: str, beat: AgentHeartbeat, kubeconfig: str, box: SecretBox
+) -> None:
+    """Once, from the first control-plane machine, before Running and before any delete."""
+    cluster = await session.get(Cluster, cluster_id, with_for_update=True)
+    assert cluster is not None  # the token matched it a moment ago
+    phase = Phase(cluster.phase)
+    if cluster.delete_requested_at is not None or phase in (Phase.DELETING, Phase.DELETED):
+        raise FieldRefused(
+            "body.kubeconfig", "the cluster is being deleted; a kubeconfig is not accepted", 409
+        )
+    if cluster.kubeconfig_enc is not None:
+        if box.decrypt(cluster.kubeconfig_enc) == kubeconfig:
+            return  # the same post again (its answer was lost)
+        raise FieldRefused(
+            "body.kubeconfig",
+            "this cluster's kubeconfig was accepted already; it is sent once",
+            409,
+        )
+    if phase in MANAGED_PHASES or phase in TERMINAL_PHASES:
+        raise FieldRefused(
+            "body.kubeconfig", f"the cluster is {phase}; it is accepted only before Running", 409
+        )
+    control_plane = ClusterSpec.model_validate(cluster.spec).control_plane.name
+    first = first_control_plane(cluster.machines, control_plane)
+    if first is None or first.hostname != beat.node.hostname:
+        raise FieldRefused(
+            "body.kubeconfig",
+            "only the first control-plane machine "
+            f"({first.hostname if first else 'not recorded yet'}) sends the kubeconfig; "
+            "remove it from this node's report",
+        )
+    cluster.kubeconfig_enc = box.encrypt(kubeconfig)
+    await session.commit()
 
 
 @router.get("/commands", response_model=AgentCommandList, responses=responses())
@@ -226,13 +272,21 @@ async def pending_commands(cluster: AgentClusterDep, session: SessionDep) -> Age
 
 @router.post("/commands/{command_id}", response_model=AgentAck, responses=responses(422, 503))
 async def command_result(
-    command_id: str,
+    command_id: Annotated[str, Path(max_length=128)],
     result: AgentCommandResult,
     cluster: AgentClusterDep,
     session: SessionDep,
+    settings: SettingsDep,
     request: Request,
-) -> AgentAck:
-    """Progress or outcome of a command: stored, and signalled to the management workflow."""
+) -> AgentAck | Response:
+    """Progress or outcome of a command: stored, and signalled to the management workflow.
+
+    A post retried with the same `Idempotency-Key` gets the first answer and signals nothing.
+    """
+    idem = idempotent_request(request, f"agent:{cluster.id}:{command_id}", result)
+    earlier = await replay(session, idem)
+    if earlier is not None:
+        return earlier
     if result.state not in COMMAND_STATES:
         raise HTTPException(
             422, f"state: must be one of {list(COMMAND_STATES)}, got {result.state!r}"
@@ -250,7 +304,9 @@ async def command_result(
     command.message = result.message
     command.updated_at = utcnow()
     await session.commit()
-    return AgentAck(signalled=signalled)
+    answer = AgentAck(signalled=signalled)
+    await remember(session, idem, answer, settings.idempotency_key_ttl_seconds)
+    return answer
 
 
 async def _signal_command(gate: TemporalGate, cluster_id: str, signal: CommandResult) -> bool:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from temporalio.client import Client, WorkflowUpdateFailedError
@@ -22,7 +25,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import BoxDep, Editor, SessionDep, SettingsDep, TemporalDep, Viewer
-from api.errors import responses
+from api.errors import FieldRefused, responses
+from api.idempotency import idempotent_request, remember, replay
 from api.routes.accounts import project_account
 from api.schemas.clusters import (
     ClusterCreate,
@@ -60,6 +64,7 @@ from store.types import utcnow
 from workflows.contracts import (
     CREATE_WORKFLOW,
     DELETE_WORKFLOW,
+    QUERY_STATE,
     UPDATE_REPAVE,
     UPDATE_SCALE,
     UPDATE_UPGRADE,
@@ -216,6 +221,9 @@ async def create_cluster(
     """Stores the spec as Pending, then starts the create saga. A retried call is harmless."""
     account = await project_account(session, principal.project_id, body.cloud_account_id)
     spec = body.spec()
+    problem = settings.supported_versions().problem(spec.kubernetes_version)
+    if problem is not None:
+        raise FieldRefused("body.kubernetes_version", problem)
     existing = await session.scalar(
         select(Cluster).where(
             Cluster.project_id == principal.project_id, Cluster.active_name == spec.name
@@ -321,8 +329,14 @@ async def delete_cluster(
     ref = await cluster_ref(session, box, cluster)
     if cluster.delete_requested_at is None:
         cluster.delete_requested_at = utcnow()
+        # The cluster-admin credential is not served from here on: drop it.
+        cluster.kubeconfig_enc = None
         session.add(
-            ClusterEvent(cluster_id=cluster.id, phase=cluster.phase, message="delete requested")
+            ClusterEvent(
+                cluster_id=cluster.id,
+                phase=cluster.phase,
+                message="delete requested; the admin kubeconfig is dropped",
+            )
         )
         await session.commit()
     await bounded(
@@ -339,12 +353,20 @@ async def delete_cluster(
     return cluster_public(cluster, settings)
 
 
-@router.get("/{cluster_id}/kubeconfig", response_model=KubeconfigPublic, responses=responses(409))
+@router.get(
+    "/{cluster_id}/kubeconfig", response_model=KubeconfigPublic, responses=responses(409, 410)
+)
 async def get_kubeconfig(
     cluster_id: str, principal: Editor, session: SessionDep, box: BoxDep
 ) -> KubeconfigPublic:
-    """Admins and editors only: the kubeconfig is cluster-admin."""
+    """Admins and editors only: the kubeconfig is cluster-admin. Not served once deleting."""
     cluster = await project_cluster(session, principal.project_id, cluster_id)
+    if cluster.phase == Phase.DELETED.value:
+        raise HTTPException(410, f"cluster {cluster.name} is deleted; it has no kubeconfig")
+    if cluster.delete_requested_at is not None or cluster.phase == Phase.DELETING.value:
+        raise HTTPException(
+            409, f"cluster {cluster.name} is being deleted; its kubeconfig is no longer served"
+        )
     if cluster.kubeconfig_enc is None:
         raise HTTPException(
             409,
@@ -356,12 +378,13 @@ async def get_kubeconfig(
 async def _manage_update(
     request: Request,
     session: SessionDep,
-    principal_project: str,
-    cluster_id: str,
+    cluster: Cluster,
     update: str,
     arg: Any,
+    retry_of: Callable[[dict[str, Any]], ActionAccepted | None] | None = None,
 ) -> ActionAccepted:
-    cluster = await project_cluster(session, principal_project, cluster_id)
+    """Drive one management update. `retry_of` finds, in the workflow's state, the action an
+    identical earlier request queued: a refused retry whose first answer was lost gets it."""
     phase = Phase(cluster.phase)
     if phase not in MANAGED_PHASES or cluster.delete_requested_at is not None:
         raise HTTPException(
@@ -375,6 +398,11 @@ async def _manage_update(
             UPDATE_TIMEOUT_SECONDS,
         )
     except WorkflowUpdateFailedError as exc:
+        if retry_of is not None:
+            state = await bounded(handle.query(QUERY_STATE, result_type=dict[str, Any]))
+            earlier = retry_of(state)
+            if earlier is not None:
+                return earlier
         raise HTTPException(409, f"{update} refused: {named_failure(exc)[1]}") from exc
     except TimeoutError as exc:
         raise HTTPException(
@@ -390,33 +418,110 @@ async def _manage_update(
         raise
 
 
-@router.post("/{cluster_id}/upgrade", response_model=ActionAccepted, responses=responses(409, 503))
+async def _action(
+    request: Request,
+    session: SessionDep,
+    settings: Settings,
+    cluster: Cluster,
+    update: str,
+    body: BaseModel,
+    retry_of: Callable[[dict[str, Any]], ActionAccepted | None] | None = None,
+    precheck: Callable[[], None] | None = None,
+) -> ActionAccepted | JSONResponse:
+    """One user action, answered once per `Idempotency-Key`; `precheck` refuses bad input
+    (after a replay, so that a retry is answered like the first request)."""
+    idem = idempotent_request(request, f"{cluster.project_id}:{cluster.id}:{update}", body)
+    earlier = await replay(session, idem)
+    if earlier is not None:
+        return earlier
+    if precheck is not None:
+        precheck()
+    accepted = await _manage_update(request, session, cluster, update, body, retry_of)
+    await remember(session, idem, accepted, settings.idempotency_key_ttl_seconds)
+    return accepted
+
+
+def _queued_upgrade(version: str) -> Callable[[dict[str, Any]], ActionAccepted | None]:
+    def find(state: dict[str, Any]) -> ActionAccepted | None:
+        for action in state.get("pending", []):
+            if action.get("kind") == UPDATE_UPGRADE and action.get("kubernetes_version") == version:
+                return ActionAccepted(
+                    action_id=str(action["id"]),
+                    kind=UPDATE_UPGRADE,
+                    message=f"upgrade to {version} is already queued (a retry of that request)",
+                )
+        return None
+
+    return find
+
+
+@router.post(
+    "/{cluster_id}/upgrade", response_model=ActionAccepted, responses=responses(409, 422, 503)
+)
 async def upgrade_cluster(
-    cluster_id: str, body: UpgradeRequest, principal: Editor, session: SessionDep, request: Request
-) -> ActionAccepted:
-    """Rolling Kubernetes upgrade performed by the agent, node by node."""
-    return await _manage_update(
-        request, session, principal.project_id, cluster_id, UPDATE_UPGRADE, body
+    cluster_id: str,
+    body: UpgradeRequest,
+    principal: Editor,
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
+) -> ActionAccepted | JSONResponse:
+    """Rolling Kubernetes upgrade performed by the agent, node by node: one minor at a time,
+    to a supported version. Asking for the running version is refused (409)."""
+    cluster = await project_cluster(session, principal.project_id, cluster_id)
+    wanted, running = body.kubernetes_version, cluster.kubernetes_version
+
+    def check() -> None:
+        problem = settings.supported_versions().upgrade_problem(running, wanted)
+        if problem is not None:
+            raise FieldRefused(
+                "body.kubernetes_version", problem, 409 if wanted == running else 422
+            )
+
+    return await _action(
+        request, session, settings, cluster, UPDATE_UPGRADE, body, _queued_upgrade(wanted), check
     )
 
 
-@router.post("/{cluster_id}/scale", response_model=ActionAccepted, responses=responses(409, 503))
+@router.post(
+    "/{cluster_id}/scale", response_model=ActionAccepted, responses=responses(409, 422, 503)
+)
 async def scale_cluster(
-    cluster_id: str, body: ScaleRequest, principal: Editor, session: SessionDep, request: Request
-) -> ActionAccepted:
-    """Resize a worker pool; acquiring or releasing machines goes through the gateway."""
-    return await _manage_update(
-        request, session, principal.project_id, cluster_id, UPDATE_SCALE, body
-    )
+    cluster_id: str,
+    body: ScaleRequest,
+    principal: Editor,
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
+) -> ActionAccepted | JSONResponse:
+    """Resize a worker pool; acquiring or releasing machines goes through the gateway. The
+    stored spec shows the new count as soon as the workflow accepted it."""
+    cluster = await project_cluster(session, principal.project_id, cluster_id)
+    answer = await _action(request, session, settings, cluster, UPDATE_SCALE, body)
+    if isinstance(answer, ActionAccepted):
+        spec = ClusterSpec.model_validate(cluster.spec)
+        pools = [
+            p.model_copy(update={"count": body.count}) if p.name == body.pool else p
+            for p in spec.worker_pools
+        ]
+        cluster.spec = spec.model_copy(update={"worker_pools": pools}).model_dump(mode="json")
+        await session.commit()
+    return answer
 
 
-@router.post("/{cluster_id}/repave", response_model=ActionAccepted, responses=responses(409, 503))
+@router.post(
+    "/{cluster_id}/repave", response_model=ActionAccepted, responses=responses(409, 422, 503)
+)
 async def repave_cluster(
-    cluster_id: str, body: RepaveRequest, principal: Editor, session: SessionDep, request: Request
-) -> ActionAccepted:
-    return await _manage_update(
-        request, session, principal.project_id, cluster_id, UPDATE_REPAVE, body
-    )
+    cluster_id: str,
+    body: RepaveRequest,
+    principal: Editor,
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
+) -> ActionAccepted | JSONResponse:
+    cluster = await project_cluster(session, principal.project_id, cluster_id)
+    return await _action(request, session, settings, cluster, UPDATE_REPAVE, body)
 
 
 @router.get("/{cluster_id}/events", response_model=ClusterEventList, responses=responses())

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from domain.cluster import DNS_LABEL
+from domain.text import no_control_characters
 
 MAAS_KEY_PATTERN = r"^[A-Za-z0-9]+:[A-Za-z0-9]+:[A-Za-z0-9]+$"
 
@@ -16,7 +18,7 @@ class CloudAccountCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=DNS_LABEL, min_length=1, max_length=63)
-    maas_url: str = Field(
+    maas_url: Annotated[str, AfterValidator(no_control_characters)] = Field(
         pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
         max_length=2048,
         description="MAAS base URL, e.g. http://maas:5240/MAAS/",
@@ -35,7 +37,7 @@ class CloudAccountCreate(BaseModel):
             raise ValueError(
                 "give either gateway_id (a private cloud gateway) or use_system_gateway: true"
             )
-        if not re.match(MAAS_KEY_PATTERN, self.maas_api_key.get_secret_value()):
+        if not re.fullmatch(MAAS_KEY_PATTERN, self.maas_api_key.get_secret_value()):
             raise ValueError(
                 "maas_api_key must look like consumer_key:token_key:token_secret "
                 "(copy it from the MAAS user's API keys page)"

@@ -67,6 +67,7 @@ class ManageStandIn:
     def __init__(self) -> None:
         self.reports: list[AgentReport] = []
         self.results: list[CommandResult] = []
+        self.pending: list[dict[str, str]] = []
         self.stopped = False
 
     @workflow.run
@@ -86,17 +87,22 @@ class ManageStandIn:
         self.stopped = True
 
     @workflow.query(name=QUERY_STATE)
-    def state(self) -> dict[str, int]:
-        return {"reports": len(self.reports), "results": len(self.results)}
+    def state(self) -> dict[str, object]:
+        return {"reports": len(self.reports), "results": len(self.results), "pending": self.pending}
 
     @workflow.update(name=UPDATE_UPGRADE)
     def upgrade(self, req: UpgradeRequest) -> ActionAccepted:
-        return ActionAccepted(action_id="a1", kind="upgrade", message=req.kubernetes_version)
+        action_id = f"a{len(self.pending) + 1}"
+        self.pending.append(
+            {"id": action_id, "kind": "upgrade", "kubernetes_version": req.kubernetes_version}
+        )
+        return ActionAccepted(action_id=action_id, kind="upgrade", message=req.kubernetes_version)
 
     @upgrade.validator
     def _check_upgrade(self, req: UpgradeRequest) -> None:
-        if req.kubernetes_version == "v1.0.0":
-            raise ApplicationError("cannot downgrade to v1.0.0")
+        # Like the real workflow: one upgrade at a time.
+        if self.pending:
+            raise ApplicationError("an upgrade is already queued or running")
 
     @workflow.update(name=UPDATE_SCALE)
     def scale(self, req: ScaleRequest) -> ActionAccepted:

@@ -17,6 +17,7 @@ from activities.models import (
     RevokeAgentTokenInput,
     SweepSilentAgentsInput,
 )
+from domain.maas import Machine
 from domain.naming import CONTROL_PLANE_QUEUE, create_workflow_id, manage_workflow_id
 from domain.phases import Phase
 from store.db import Database
@@ -35,11 +36,40 @@ async def account(api: Api, project: ProjectKeys, system_gateway: Worker) -> dic
     return await create_account(api, project.editor)
 
 
+NODES = [f"node-{i}" for i in range(8)]
+
+
+def machines(hostnames: list[str]) -> list[Machine]:
+    """The cluster's machines as the create saga records them: the first one is the control
+    plane that runs `kubeadm init`."""
+    return [
+        Machine(
+            system_id=f"sys{i}",
+            hostname=name,
+            pool="control-plane" if i == 0 else "workers",
+        )
+        for i, name in enumerate(hostnames)
+    ]
+
+
 async def agent_cluster(
-    api: Api, project: ProjectKeys, account: dict[str, Any], cp: ControlPlaneActivities
+    api: Api,
+    project: ProjectKeys,
+    account: dict[str, Any],
+    cp: ControlPlaneActivities,
+    hostnames: list[str] = ["node-1", *NODES],  # noqa: B006 (read only)
 ) -> tuple[dict[str, Any], dict[str, str]]:
+    """A cluster whose machines are recorded (DeployingOS), with its agent's credentials."""
     cluster = await create_cluster(api, project.editor, account)
     token = await run_activity(cp.issue_agent_token, IssueAgentTokenInput(cluster_id=cluster["id"]))
+    await run_activity(
+        cp.record_status,
+        RecordStatusInput(
+            cluster_id=cluster["id"],
+            phase=Phase.DEPLOYING_OS,
+            machines=machines(list(dict.fromkeys(hostnames))),
+        ),
+    )
     return cluster, {"Authorization": f"Bearer {token.token}"}
 
 
@@ -77,7 +107,8 @@ async def test_heartbeat_signals_create_only_on_change(
     assert len(reports) == 3
     last = reports[-1]
     assert last.control_plane_ready is True
-    assert [n.hostname for n in last.nodes] == ["node-1", "node-2"]
+    # Each signal carries the node that changed; the workflows merge them by hostname.
+    assert [[n.hostname for n in r.nodes] for r in reports] == [["node-1"], ["node-2"], ["node-1"]]
     assert last.kubernetes_version == "v1.30.4"
 
     async def recorded() -> None:
@@ -95,6 +126,11 @@ async def test_status_stores_kubeconfig_encrypted_and_signals_manage(
     cp_activities: ControlPlaneActivities,
 ) -> None:
     cluster, agent = await agent_cluster(api, project, account, cp_activities)
+    kubeconfig = "apiVersion: v1\nkind: Config\n# very-secret-kubeconfig\n"
+    answer = await api.http.post(
+        "/v1/agent/status", json={**beat(ready=True), "kubeconfig": kubeconfig}, headers=agent
+    )
+    assert answer.json()["signalled"] is True, answer.text
     await run_activity(
         cp_activities.record_status,
         RecordStatusInput(cluster_id=cluster["id"], phase=Phase.RUNNING),
@@ -105,11 +141,8 @@ async def test_status_stores_kubeconfig_encrypted_and_signals_manage(
         id=manage_workflow_id(cluster["id"]),
         task_queue=CONTROL_PLANE_QUEUE,
     )
-    kubeconfig = "apiVersion: v1\nkind: Config\n# very-secret-kubeconfig\n"
-    answer = await api.http.post(
-        "/v1/agent/status", json={**beat(ready=True), "kubeconfig": kubeconfig}, headers=agent
-    )
-    assert answer.json()["signalled"] is True
+    update = await api.http.post("/v1/agent/status", json=beat("node-2"), headers=agent)
+    assert update.json()["signalled"] is True
     assert (await manage.query(QUERY_STATE))["reports"] == 1
     got = await api.http.get(f"/v1/clusters/{cluster['id']}/kubeconfig", headers=project.editor)
     assert got.json() == {"cluster_id": cluster["id"], "kubeconfig": kubeconfig}
@@ -258,9 +291,10 @@ async def test_concurrent_node_changes_leave_a_complete_last_report(
     env: WorkflowEnvironment,
     cp_activities: ControlPlaneActivities,
 ) -> None:
-    """Nodes that change at the same moment: the workflow's latest report names them all."""
+    """Nodes that change at the same moment: the reports together name them all, and the
+    last one's summary is over every node."""
     cluster, agent = await agent_cluster(api, project, account, cp_activities)
-    nodes = [f"node-{i}" for i in range(8)]
+    nodes = NODES
     answers = await asyncio.gather(
         *(
             api.http.post("/v1/agent/heartbeat", json=beat(n, ready=True), headers=agent)
@@ -271,4 +305,6 @@ async def test_concurrent_node_changes_leave_a_complete_last_report(
     handle = env.client.get_workflow_handle(create_workflow_id(cluster["id"]))
     reports = await handle.query(QUERY_STATE, result_type=list[AgentReport])
     assert len(reports) == len(nodes)
-    assert [n.hostname for n in reports[-1].nodes] == nodes
+    assert sorted(n.hostname for r in reports for n in r.nodes) == nodes
+    assert all(len(r.nodes) == 1 for r in reports)
+    assert reports[-1].control_plane_ready and reports[-1].healthy

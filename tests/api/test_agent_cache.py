@@ -122,7 +122,9 @@ async def running_cluster(api: Api, env: WorkflowEnvironment) -> tuple[str, dict
                         "phase": "Running",
                         "message": "",
                         "conditions": [],
-                        "machines": [],
+                        "machines": [
+                            {"system_id": "s1", "hostname": "node-1", "pool": "control-plane"}
+                        ],
                         "kubernetes_version": "v1.30.4",
                         "agent_token_hash": hash_token(token),
                         "last_heartbeat_at": utcnow(),

@@ -222,8 +222,9 @@ async def test_status_events_and_lifecycle_actions(
     refused = await api.http.post(
         f"{base}/upgrade", json={"kubernetes_version": "v1.0.0"}, headers=project.editor
     )
-    assert refused.status_code == 409
-    assert "cannot downgrade" in refused.json()["detail"]
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "body.kubernetes_version"
+    assert "not a supported version" in refused.json()["detail"]
     scale = await api.http.post(
         f"{base}/scale", json={"pool": "workers", "count": 3}, headers=project.editor
     )

@@ -9,7 +9,9 @@ import pytest
 from temporalio.worker import Worker
 
 from activities.control_plane import ControlPlaneActivities
-from activities.models import EnqueueAgentCommandInput, IssueAgentTokenInput
+from activities.models import EnqueueAgentCommandInput, IssueAgentTokenInput, RecordStatusInput
+from domain.maas import Machine
+from domain.phases import Phase
 from tests.api.conftest import Api, ProjectKeys, run_activity
 from tests.api.test_accounts import create_account
 from tests.api.test_clusters import create_cluster
@@ -27,6 +29,14 @@ async def objects(
     gateway = await create_gateway(api, project.editor)
     token = await run_activity(
         cp_activities.issue_agent_token, IssueAgentTokenInput(cluster_id=cluster["id"])
+    )
+    await run_activity(
+        cp_activities.record_status,
+        RecordStatusInput(
+            cluster_id=cluster["id"],
+            phase=Phase.DEPLOYING_OS,
+            machines=[Machine(system_id="s1", hostname="n", pool="control-plane")],
+        ),
     )
     other = await create_cluster(api, project.editor, account)
     other_token = await run_activity(

@@ -6,8 +6,10 @@ import httpx
 from temporalio.testing import WorkflowEnvironment
 
 from activities.control_plane import ControlPlaneActivities
-from activities.models import IssueAgentTokenInput
+from activities.models import IssueAgentTokenInput, RecordStatusInput
+from domain.maas import Machine
 from domain.naming import SEARCH_ATTRIBUTES
+from domain.phases import Phase
 from runtime.temporal import data_converter, temporal_binary
 from store.db import Database
 from tests.api.conftest import temporal_address
@@ -78,9 +80,15 @@ async def test_reads_work_with_temporal_stopped(codec_keys: list[str], tmp_path)
                 assert cluster.status_code == 202
                 cluster_id = cluster.json()["id"]
             database = await Database.open(settings)
-            token = await ControlPlaneActivities(
-                database.sessions, own.client, settings
-            ).issue_agent_token(IssueAgentTokenInput(cluster_id=cluster_id))
+            writer = ControlPlaneActivities(database.sessions, own.client, settings)
+            token = await writer.issue_agent_token(IssueAgentTokenInput(cluster_id=cluster_id))
+            await writer.record_status(
+                RecordStatusInput(
+                    cluster_id=cluster_id,
+                    phase=Phase.DEPLOYING_OS,
+                    machines=[Machine(system_id="s1", hostname="n1", pool="control-plane")],
+                )
+            )
             await database.close()
             await own.shutdown()
             stopped = True

@@ -212,6 +212,46 @@ def test_agent_token_is_bound_to_its_cluster(world: World) -> None:
         _delete(world, cluster_id)
 
 
+def test_a_running_cluster_refuses_hostile_versions_nodes_and_kubeconfigs(world: World) -> None:
+    """The issue's walk-through on a real stack: a newline version, skips, downgrades, phantom
+    nodes and a second kubeconfig are refused, and delete still ends in Deleted."""
+    body = _cluster_body(world, "hostile-walk", worker_pools=[{"name": "w", "count": 1}])
+    with world.http(world.stack.admin_key) as http:
+        created = http.post("/v1/clusters", json=body)
+        assert created.status_code == 202, created.text
+        cluster_id = created.json()["id"]
+        base = f"/v1/clusters/{cluster_id}"
+        running = _wait(world, cluster_id, {Phase.RUNNING})
+        hostnames = sorted(m["hostname"] for m in running["machines"])
+        for version in ("v1.99.1\n", "v1.32.0", "v1.30.3", "v1.99.999"):
+            answer = http.post(f"{base}/upgrade", json={"kubernetes_version": version})
+            assert answer.status_code == 422, (version, answer.text)
+            assert answer.json()["errors"][0]["field"] == "body.kubernetes_version"
+        strict = http.post(f"{base}/scale", json={"pool": "w", "count": True})
+        assert strict.status_code == 422 and "JSON integer" in strict.text
+        kubeconfig = http.get(f"{base}/kubeconfig")
+        assert kubeconfig.status_code == 200, kubeconfig.text
+        token = _agent_tokens(world)[cluster_id]
+        with world.http(token) as agent:
+            phantom = {"node": {"hostname": "phantom-1", "ready": True}}
+            answer = agent.post("/v1/agent/heartbeat", json=phantom)
+            assert answer.status_code == 422 and "phantom-1" in answer.text
+            evil = {
+                "node": {"hostname": hostnames[0], "role": "control-plane", "ready": True},
+                "kubeconfig": "apiVersion: v1\nclusters: [{server: https://evil:6443}]\n",
+            }
+            assert agent.post("/v1/agent/status", json=evil).status_code == 409
+        after = http.get(base).json()
+        assert after["kubernetes_version"] == "v1.30.4"
+        assert sorted(n["hostname"] for n in after["nodes"]) == hostnames
+        assert http.get(f"{base}/kubeconfig").json() == kubeconfig.json()
+        assert http.delete(base).status_code == 202
+        assert http.get(f"{base}/kubeconfig").status_code in (409, 410)
+    _wait(world, cluster_id, {Phase.DELETED})
+    with world.http(world.stack.admin_key) as http:
+        assert http.get(f"/v1/clusters/{cluster_id}/kubeconfig").status_code == 410
+
+
 # --- bodies --------------------------------------------------------------------------------
 
 
