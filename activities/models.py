@@ -196,6 +196,7 @@ SWEEP_SILENT_AGENTS = "cp.sweep_silent_agents"
 CLUSTER_CLAIMS = "cp.cluster_claims"
 LIST_GATEWAY_ACCOUNTS = "cp.list_gateway_accounts"
 RECORD_ORPHAN_RELEASE = "cp.record_orphan_release"
+LIVE_CLUSTERS = "cp.live_clusters"
 
 
 class RecordStatusInput(BaseModel):
@@ -287,8 +288,20 @@ class ListGatewayAccountsResult(BaseModel):
 
 
 class RecordOrphanReleaseInput(BaseModel):
-    """Machines the orphan sweeper released: one event per owning cluster the store knows."""
+    """Machines (and endpoints) the orphan sweeper released: one event per owning cluster
+    the store knows."""
 
     gateway_id: str
     account_url: str
     machines: list[OwnedMachine]
+    endpoints: list[OwnedEndpoint] = Field(default_factory=list)
+
+
+class LiveClustersInput(BaseModel):
+    """Which of these clusters still claim what MAAS holds for them (not Failed, not Deleted)?"""
+
+    cluster_ids: list[str]
+
+
+class LiveClustersResult(BaseModel):
+    live: list[str]
