@@ -214,33 +214,15 @@ class EndpointActivities:
             raise _unavailable(account, "MAAS lists no default domain for the endpoint's name")
         fqdn = f"{name}.{default}"
         addresses = await self._control_plane_addresses(input)
-        existing = next((r for r in await self._records(account, name) if r["fqdn"] == fqdn), None)
         try:
-            if existing is None and addresses:
-                await self._call(
-                    account,
-                    "DNSResources",
-                    "create",
-                    RECORD,
-                    fqdn=fqdn,
-                    ip_addresses=" ".join(addresses),
-                )
-                log.info("cluster %s: %s -> %s", input.cluster_id, fqdn, addresses)
-            elif existing is not None and addresses:
-                current = sorted(a["ip"] for a in existing["ip_addresses"])
-                if current != addresses:
-                    await self._call(
-                        account,
-                        "DNSResource",
-                        "update",
-                        RECORD,
-                        id=existing["id"],
-                        ip_addresses=" ".join(addresses),
-                    )
-                    log.info("cluster %s: %s now -> %s", input.cluster_id, fqdn, addresses)
-            elif existing is not None:
-                # No control-plane address known (yet): keep what the name points at.
-                addresses = sorted(a["ip"] for a in existing["ip_addresses"])
+            try:
+                addresses = await self._point(input, name, fqdn, addresses)
+            except CallError as error:
+                if error.status != HTTP_BAD_REQUEST:
+                    raise
+                # A concurrent call (another control-plane node's) made the name between
+                # our read and our create: read again and update it instead.
+                addresses = await self._point(input, name, fqdn, addresses)
         except CallError as error:
             if error.status != HTTP_BAD_REQUEST:
                 raise
@@ -252,6 +234,39 @@ class EndpointActivities:
                 raise
             raise _unavailable(account, f"{NEEDS_ADMIN} (writing {fqdn})") from None
         return EnsureEndpointResult(mode=EndpointMode.DNS, host=fqdn, addresses=addresses)
+
+    async def _point(
+        self, input: EnsureEndpointInput, name: str, fqdn: str, addresses: list[str]
+    ) -> list[str]:
+        """Make `fqdn` resolve to `addresses`; with none known, keep what it resolves to."""
+        account = input.account
+        existing = next((r for r in await self._records(account, name) if r["fqdn"] == fqdn), None)
+        if existing is None:
+            if addresses:
+                await self._call(
+                    account,
+                    "DNSResources",
+                    "create",
+                    RECORD,
+                    fqdn=fqdn,
+                    ip_addresses=" ".join(addresses),
+                )
+                log.info("cluster %s: %s -> %s", input.cluster_id, fqdn, addresses)
+            return addresses
+        current = sorted(a["ip"] for a in existing["ip_addresses"])
+        if not addresses:
+            return current
+        if current != addresses:
+            await self._call(
+                account,
+                "DNSResource",
+                "update",
+                RECORD,
+                id=existing["id"],
+                ip_addresses=" ".join(addresses),
+            )
+            log.info("cluster %s: %s now -> %s", input.cluster_id, fqdn, addresses)
+        return addresses
 
     async def _owned(self, account: MaasAccount, cluster_id: str) -> list[dict[str, Any]]:
         agent = owner_agent_name(cluster_id)

@@ -39,7 +39,7 @@ ERR_MAAS_UNREACHABLE = "MaasUnreachable"
 ERR_MAAS_PROTOCOL_ERROR = "MaasProtocolError"
 # The control-plane endpoint cannot be made as the spec asks: the VIP is taken, the subnet
 # full or unknown, or the key may not write DNS.
-ERR_ENDPOINT_UNAVAILABLE = "EndpointUnavailable"
+ERR_ENDPOINT_UNAVAILABLE = Reason.ENDPOINT_UNAVAILABLE.value
 MAAS_NON_RETRYABLE = [
     ERR_INSUFFICIENT_CAPACITY,
     ERR_ENDPOINT_UNAVAILABLE,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -304,3 +305,49 @@ async def test_deploy_of_an_unknown_image_is_refused(
     assert custom.status == "Deploying"
     raw = await maas.by_hostname(two.hostname)
     assert (raw["osystem"], raw["distro_series"]) == ("custom", "metalgate-k8s")
+
+
+async def test_concurrent_dns_ensures_converge(client: Client, queue: str, maas: Maas) -> None:
+    """Control-plane nodes deploy in parallel, each followed by an ensure: one creates the
+    record, the others find it made under them and update it."""
+    acquired = await run_activity(
+        client,
+        queue,
+        ACQUIRE_MACHINES,
+        AcquireMachinesInput(
+            account=maas.account,
+            cluster_id="c1",
+            request_id="create",
+            pools=[NodePool(name="cp", count=3)],
+        ),
+        AcquireMachinesResult,
+    )
+    for machine in acquired.machines:
+        await run_activity(
+            client,
+            queue,
+            DEPLOY_MACHINE,
+            DeployMachineInput(
+                account=maas.account,
+                cluster_id="c1",
+                system_id=machine.system_id,
+                distro_series="jammy",
+                user_data="",
+            ),
+            DeployMachineResult,
+        )
+    results = await asyncio.gather(
+        *(
+            run_activity(
+                client,
+                queue,
+                ENSURE_ENDPOINT,
+                ensure(maas.account, "c1", mode="dns"),
+                EnsureEndpointResult,
+            )
+            for _ in range(4)
+        )
+    )
+    [addresses] = {tuple(r.addresses) for r in results}
+    assert len(addresses) == 3
+    assert await records(maas) == {f"{endpoint_record_name('c1')}.maas": list(addresses)}
