@@ -36,6 +36,7 @@ from activities.maas_capacity import (
     plan_capacity,
     to_machine,
 )
+from activities.maas_endpoint import EndpointActivities
 from activities.maas_session import (
     ANY_JSON,
     HTTP_BAD_REQUEST,
@@ -99,6 +100,7 @@ class MaasActivities:
 
     def __init__(self, sessions: MaasSessions | None = None) -> None:
         self.sessions = sessions or MaasSessions()
+        self.endpoints = EndpointActivities(self.sessions)
 
     def all(self) -> list[Any]:
         """Every activity, for `Worker(activities=...)`."""
@@ -109,6 +111,7 @@ class MaasActivities:
             self.release_machines,
             self.find_owned,
             self.check_account,
+            *self.endpoints.all(),
         ]
 
     async def _call(
@@ -277,9 +280,10 @@ class MaasActivities:
         """Start deploying; a machine already Deploying or Deployed counts as done."""
         raw = await self._read(input.account, input.system_id)
         if raw["status"] in (STATUS_DEPLOYING, STATUS_DEPLOYED):
-            return DeployMachineResult(system_id=input.system_id, status=raw["status_name"])
+            return _deploy_result(raw)
         params: dict[str, Any] = {
             "system_id": input.system_id,
+            "osystem": input.osystem,
             "distro_series": input.distro_series,
             "user_data": base64.b64encode(input.user_data.encode()).decode(),
             "agent_name": owner_agent_name(input.cluster_id),
@@ -298,7 +302,7 @@ class MaasActivities:
                     non_retryable=True,
                 ) from None
             raise
-        return DeployMachineResult(system_id=input.system_id, status=raw["status_name"])
+        return _deploy_result(raw)
 
     async def _read(self, account: MaasAccount, system_id: str) -> dict[str, Any]:
         result: dict[str, Any] = await self._call(
@@ -458,6 +462,14 @@ class MaasActivities:
             machines=len(machines),
             ready_machines=sum(1 for m in machines if m.get("status") == STATUS_READY),
         )
+
+
+def _deploy_result(raw: dict[str, Any]) -> DeployMachineResult:
+    return DeployMachineResult(
+        system_id=raw["system_id"],
+        status=raw["status_name"],
+        ip_addresses=list(raw.get("ip_addresses") or []),
+    )
 
 
 def _pool_for(raw: dict[str, Any], pools: list[NodePool], counts: dict[str, int]) -> NodePool:

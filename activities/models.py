@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from domain.cluster import ErasePolicy, NodePool
+from domain.cluster import ControlPlaneEndpoint, EndpointMode, ErasePolicy, NodePool
 from domain.gateway import ProxySettings
 from domain.maas import MaasAccount, Machine
 from domain.phases import Phase, Reason
@@ -21,6 +21,9 @@ WAIT_DEPLOYED = "maas.wait_deployed"
 RELEASE_MACHINES = "maas.release_machines"
 FIND_OWNED = "maas.find_owned"
 CHECK_ACCOUNT = "maas.check_account"
+ENSURE_ENDPOINT = "maas.ensure_endpoint"
+REMOVE_ENDPOINT = "maas.remove_endpoint"
+FIND_OWNED_ENDPOINTS = "maas.find_owned_endpoints"
 
 # ApplicationError types raised by MAAS activities; MAAS_NON_RETRYABLE lists those that
 # retrying cannot fix.
@@ -34,8 +37,12 @@ ERR_MAAS_UNREACHABLE = "MaasUnreachable"
 # MAAS mid-upgrade or a cut transfer can clear up, and the workflows' retry policies bound
 # the attempts, so the saga still ends with this named failure.
 ERR_MAAS_PROTOCOL_ERROR = "MaasProtocolError"
+# The control-plane endpoint cannot be made as the spec asks: the VIP is taken, the subnet
+# full or unknown, or the key may not write DNS.
+ERR_ENDPOINT_UNAVAILABLE = Reason.ENDPOINT_UNAVAILABLE.value
 MAAS_NON_RETRYABLE = [
     ERR_INSUFFICIENT_CAPACITY,
+    ERR_ENDPOINT_UNAVAILABLE,
     ERR_INVALID_CONSTRAINTS,
     ERR_MACHINE_DEPLOY_FAILED,
     ERR_MAAS_AUTH_FAILED,
@@ -64,7 +71,8 @@ class DeployMachineInput(BaseModel):
     account: MaasAccount
     cluster_id: str
     system_id: str
-    distro_series: str
+    osystem: str = Field(default="ubuntu", description="ubuntu, or custom for an uploaded image")
+    distro_series: str = Field(description="the Ubuntu series, or the custom image's name")
     hwe_kernel: str | None = None
     user_data: str = Field(repr=False, description="cloud-init user data, plain text")
 
@@ -72,6 +80,9 @@ class DeployMachineInput(BaseModel):
 class DeployMachineResult(BaseModel):
     system_id: str
     status: str
+    ip_addresses: list[str] = Field(
+        default_factory=list, description="claimed by MAAS when the deployment starts"
+    )
 
 
 class WaitDeployedInput(BaseModel):
@@ -115,6 +126,51 @@ class FindOwnedResult(BaseModel):
     machines: list[OwnedMachine]
 
 
+class EnsureEndpointInput(BaseModel):
+    """Make (or find again) the cluster's API endpoint; with mode dns, point it at the
+    control-plane machines MAAS lists as Deploying or Deployed for the cluster."""
+
+    account: MaasAccount
+    cluster_id: str
+    endpoint: ControlPlaneEndpoint
+    control_plane_pool: str
+
+
+class EnsureEndpointResult(BaseModel):
+    mode: EndpointMode
+    host: str = Field(description="what kubeadm's controlPlaneEndpoint names: an IP or FQDN")
+    addresses: list[str] = Field(
+        default_factory=list, description="what the host resolves to or announces"
+    )
+
+
+class RemoveEndpointInput(BaseModel):
+    account: MaasAccount
+    cluster_id: str
+
+
+class RemoveEndpointResult(BaseModel):
+    released_ips: list[str] = Field(default_factory=list)
+    deleted_records: list[str] = Field(default_factory=list)
+
+
+class FindOwnedEndpointsInput(BaseModel):
+    account: MaasAccount
+
+
+class OwnedEndpoint(BaseModel):
+    """A MAAS DNS name carrying a cluster's endpoint mark, and the VIPs reserved under it."""
+
+    cluster_id: str
+    fqdn: str
+    addresses: list[str] = Field(default_factory=list)
+    reserved_ips: list[str] = Field(default_factory=list)
+
+
+class FindOwnedEndpointsResult(BaseModel):
+    endpoints: list[OwnedEndpoint]
+
+
 class CheckAccountInput(BaseModel):
     account: MaasAccount
 
@@ -144,6 +200,7 @@ LIST_GATEWAY_ACCOUNTS = "cp.list_gateway_accounts"
 # with 3 or 5 control-plane nodes, one node's IP must never become kubeadm's endpoint.
 ERR_CONTROL_PLANE_ENDPOINT_MISSING = "ControlPlaneEndpointMissing"
 RECORD_ORPHAN_RELEASE = "cp.record_orphan_release"
+LIVE_CLUSTERS = "cp.live_clusters"
 
 
 class RecordStatusInput(BaseModel):
@@ -235,8 +292,20 @@ class ListGatewayAccountsResult(BaseModel):
 
 
 class RecordOrphanReleaseInput(BaseModel):
-    """Machines the orphan sweeper released: one event per owning cluster the store knows."""
+    """Machines (and endpoints) the orphan sweeper released: one event per owning cluster
+    the store knows."""
 
     gateway_id: str
     account_url: str
     machines: list[OwnedMachine]
+    endpoints: list[OwnedEndpoint] = Field(default_factory=list)
+
+
+class LiveClustersInput(BaseModel):
+    """Which of these clusters still claim what MAAS holds for them (not Failed, not Deleted)?"""
+
+    cluster_ids: list[str]
+
+
+class LiveClustersResult(BaseModel):
+    live: list[str]

@@ -16,14 +16,17 @@ from temporalio.client import Client
 
 from activities.models import (
     LIST_GATEWAY_ACCOUNTS,
+    LIVE_CLUSTERS,
     RECORD_ORPHAN_RELEASE,
     ListGatewayAccountsInput,
     ListGatewayAccountsResult,
+    LiveClustersInput,
+    LiveClustersResult,
     RecordOrphanReleaseInput,
 )
 from domain.maas import MaasAccount
 from domain.naming import SYSTEM_GATEWAY_ID, SYSTEM_GATEWAY_NAME
-from domain.phases import Reason
+from domain.phases import TERMINAL_PHASES, Reason
 from store.db import SessionFactory
 from store.models import CloudAccount, Cluster, ClusterEvent, Gateway
 from store.secrets import SecretBox
@@ -63,6 +66,8 @@ class OrphanActivities:
         by_cluster: dict[str, list[str]] = defaultdict(list)
         for machine in inp.machines:
             by_cluster[machine.cluster_id].append(machine.system_id)
+        for endpoint in inp.endpoints:
+            by_cluster[endpoint.cluster_id].append(f"endpoint {endpoint.fqdn}")
         async with self._sessions.begin() as session:
             known = set(
                 (await session.scalars(select(Cluster.id).where(Cluster.id.in_(by_cluster)))).all()
@@ -91,9 +96,23 @@ class OrphanActivities:
                             )
                         )
 
+    @activity.defn(name=LIVE_CLUSTERS)
+    async def live_clusters(self, inp: LiveClustersInput) -> LiveClustersResult:
+        """The clusters that exist and are neither Failed nor Deleted, as for machine claims."""
+        async with self._sessions() as session:
+            live = (
+                await session.scalars(
+                    select(Cluster.id).where(
+                        Cluster.id.in_(inp.cluster_ids),
+                        Cluster.phase.not_in([p.value for p in TERMINAL_PHASES]),
+                    )
+                )
+            ).all()
+        return LiveClustersResult(live=sorted(live))
+
     def all(self) -> list[Any]:
         """Every activity of this class, for a worker's `activities=`."""
-        return [self.list_gateway_accounts, self.record_orphan_release]
+        return [self.list_gateway_accounts, self.record_orphan_release, self.live_clusters]
 
 
 async def ensure_orphan_sweeps(

@@ -5,6 +5,8 @@ Every side (API, workers, gateway, tests) imports these, so a name is changed in
 
 from __future__ import annotations
 
+import re
+
 from temporalio.common import SearchAttributeKey
 
 CONTROL_PLANE_QUEUE = "control-plane"
@@ -61,3 +63,21 @@ QUARANTINE_TAG = "metalgate-quarantine"
 
 def owner_agent_name(cluster_id: str) -> str:
     return f"{OWNER_AGENT_PREFIX}{cluster_id}"
+
+
+# A cluster's control-plane endpoint is a MAAS DNS name carrying this mark: the VIP is reserved
+# with it as hostname (MAAS links the name to the address), a dns-mode record is named so.
+# MAAS DNS names carry no owner field, so the name itself says whose it is.
+ENDPOINT_RECORD_PREFIX = "metalgate-"
+DNS_LABEL_PATTERN = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def endpoint_record_name(cluster_id: str) -> str:
+    return f"{ENDPOINT_RECORD_PREFIX}{cluster_id}"
+
+
+def cluster_of_endpoint_record(name: str) -> str | None:
+    """The cluster id an endpoint's DNS name marks, or None for a name we did not make."""
+    if not name.startswith(ENDPOINT_RECORD_PREFIX) or name == ENDPOINT_RECORD_PREFIX:
+        return None
+    return name[len(ENDPOINT_RECORD_PREFIX) :]

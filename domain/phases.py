@@ -56,6 +56,7 @@ class Reason(StrEnum):
     AGENT_SILENT = "AgentSilent"
     INTERNAL_ERROR = "InternalError"
     ORPHAN_RELEASED = "OrphanReleased"
+    ENDPOINT_UNAVAILABLE = "EndpointUnavailable"
 
 
 # Human guidance shown next to a failure reason.
@@ -72,4 +73,6 @@ REASON_HINTS: dict[Reason, str] = {
     Reason.MAAS_PROTOCOL_ERROR: "check that the URL is a MAAS 2.x API, not a proxy or web page",
     Reason.CANCELLED: "the create was cancelled; every machine was released",
     Reason.AGENT_SILENT: "the cluster agent stopped reporting; check the cluster's network",
+    Reason.ENDPOINT_UNAVAILABLE: "pick a free VIP in control_plane_endpoint.address, or give "
+    "mode dns a MAAS admin key",
 }

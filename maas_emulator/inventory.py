@@ -18,11 +18,22 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, Field
 
-from maas_emulator.models import Machine, ResourcePool, Tag, Zone
+from maas_emulator.models import BootResource, Domain, Machine, ResourcePool, Subnet, Tag, Zone
 from maas_emulator.state import State
 
 DEFAULT = "default"
 FIRST_ADDRESS = ipaddress.IPv4Address("10.20.0.10")
+# The machines' subnet: they take addresses upwards from FIRST_ADDRESS, reservations without
+# an explicit IP come from the top down, so the two never meet on any realistic inventory.
+MACHINE_SUBNET = ipaddress.IPv4Network("10.20.0.0/16")
+DEFAULT_DOMAIN = "maas"
+# Images a fresh emulator offers: two synced Ubuntu releases and one uploaded custom image
+# (as built with packer-maas, Kubernetes baked in).
+SEEDED_IMAGES = [
+    ("Synced", "ubuntu/jammy"),
+    ("Synced", "ubuntu/noble"),
+    ("Uploaded", "custom/metalgate-k8s"),
+]
 _SYSTEM_ID_ALPHABET = "abcdefghkmnpqrstwxy0123456789"
 
 
@@ -97,3 +108,29 @@ def _new_system_id(rng: random.Random, taken: set[str]) -> str:
         candidate = "".join(rng.choice(_SYSTEM_ID_ALPHABET) for _ in range(6))
         if candidate not in taken:
             return candidate
+
+
+def seed_network(state: State) -> None:
+    """The machines' subnet, the default domain and the boot images, when not there yet.
+
+    Runs at every start, so a data dir written before these objects existed gets them too.
+    """
+    if not state.subnets:
+        state.save_subnet(
+            Subnet(
+                id=1,
+                name=str(MACHINE_SUBNET),
+                cidr=str(MACHINE_SUBNET),
+                gateway_ip=str(MACHINE_SUBNET.network_address + 1),
+                dns_servers=[],
+            )
+        )
+    if not state.domains:
+        # Id 0 like MAAS's own default domain, which machines already show as theirs.
+        state.save_domain(Domain(id=0, name=DEFAULT_DOMAIN, is_default=True))
+    if not state.boot_resources:
+        for number, (kind, name) in enumerate(SEEDED_IMAGES, start=1):
+            subarches = "generic,hwe-22.04,ga-22.04" if kind == "Synced" else None
+            state.save_boot_resource(
+                BootResource(id=number, type=kind, name=name, subarches=subarches)
+            )

@@ -145,3 +145,64 @@ class Event(BaseModel):
     type: str
     description: str
     created: float
+
+
+class Subnet(BaseModel):
+    id: int
+    name: str
+    cidr: str
+    gateway_ip: str | None = None
+    dns_servers: list[str] = Field(default_factory=list)
+    vlan_id: int = 5001
+    vid: int = 0
+    space: str = "undefined"
+    managed: bool = True
+
+
+class IPAllocType(enum.IntEnum):
+    """MAAS's `alloc_type` of a static IP address."""
+
+    AUTO = 0
+    STICKY = 1
+    USER_RESERVED = 4
+    DHCP = 5
+    DISCOVERED = 6
+
+
+class StaticIP(BaseModel):
+    """An IP address MAAS hands out or keeps; here only user reservations are stored."""
+
+    ip: str
+    subnet_id: int
+    owner: str
+    alloc_type: IPAllocType = IPAllocType.USER_RESERVED
+    mac: str | None = None
+    created: float
+
+
+class Domain(BaseModel):
+    id: int
+    name: str
+    authoritative: bool = True
+    ttl: int | None = None
+    is_default: bool = False
+
+
+class DnsResource(BaseModel):
+    """A name in a domain with the IP addresses it resolves to (A/AAAA records)."""
+
+    id: int
+    name: str
+    domain_id: int
+    address_ttl: int | None = None
+    ip_addresses: list[str] = Field(default_factory=list)
+
+
+class BootResource(BaseModel):
+    """An image machines can deploy: synced (`ubuntu/<series>`) or uploaded (`custom/<name>`)."""
+
+    id: int
+    type: str = Field(description="Synced or Uploaded")
+    name: str
+    architecture: str = "amd64/generic"
+    subarches: str | None = None

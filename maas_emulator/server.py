@@ -28,7 +28,7 @@ from maas_emulator.describe import describe
 from maas_emulator.emulator import Emulator
 from maas_emulator.faults import Faults
 from maas_emulator.hooks import HookRunner, HttpHook, MachineHook, null_hook
-from maas_emulator.inventory import generate_inventory, load_inventory, seed
+from maas_emulator.inventory import generate_inventory, load_inventory, seed, seed_network
 from maas_emulator.models import User
 from maas_emulator.state import State
 from maas_emulator.statemachine import Lifecycle
@@ -55,6 +55,7 @@ def build_app(config: EmulatorConfig, hook: MachineHook | None = None) -> web.Ap
         log.info("seeded %d machines in %s", len(state.machines), config.data_dir)
     else:
         log.info("loaded %d machines from %s", len(state.machines), config.data_dir)
+    seed_network(state)
     admin_user = _ensure_admin(state, config.api_key)
     if hook is None:
         hook = HttpHook(config.boot_hook_url) if config.boot_hook_url else null_hook

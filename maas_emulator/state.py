@@ -3,8 +3,24 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from maas_emulator.models import Event, EventLevel, Machine, ResourcePool, Tag, User, Zone
+from pydantic import BaseModel
+
+from maas_emulator.models import (
+    BootResource,
+    DnsResource,
+    Domain,
+    Event,
+    EventLevel,
+    Machine,
+    ResourcePool,
+    StaticIP,
+    Subnet,
+    Tag,
+    User,
+    Zone,
+)
 from maas_emulator.store import Store, Table
 
 
@@ -23,6 +39,17 @@ class State:
             p.name: p for p in store.load(Table.POOLS, ResourcePool)
         }
         self._users_by_token = {u.token_key: u for u in self.users.values()}
+        self.subnets: dict[int, Subnet] = {s.id: s for s in store.load(Table.SUBNETS, Subnet)}
+        self.ip_addresses: dict[str, StaticIP] = {
+            a.ip: a for a in store.load(Table.IP_ADDRESSES, StaticIP)
+        }
+        self.domains: dict[int, Domain] = {d.id: d for d in store.load(Table.DOMAINS, Domain)}
+        self.dns_resources: dict[int, DnsResource] = {
+            r.id: r for r in store.load(Table.DNS_RESOURCES, DnsResource)
+        }
+        self.boot_resources: dict[int, BootResource] = {
+            b.id: b for b in store.load(Table.BOOT_RESOURCES, BootResource)
+        }
 
     def user_for_token(self, token_key: str) -> User | None:
         return self._users_by_token.get(token_key)
@@ -82,6 +109,60 @@ class State:
 
     def next_id(self, kind: dict[str, Zone] | dict[str, ResourcePool]) -> int:
         return max((item.id for item in kind.values()), default=-1) + 1
+
+    # --- networking and images: keyed by id (IP addresses by address) -------------------
+
+    def save_subnet(self, subnet: Subnet) -> None:
+        self._put(Table.SUBNETS, self.subnets, subnet.id, subnet)
+
+    def save_ip(self, address: StaticIP) -> None:
+        self._put(Table.IP_ADDRESSES, self.ip_addresses, address.ip, address)
+
+    def delete_ip(self, ip: str) -> None:
+        """Forget a reservation; DNS resources left without any address go with it, as in MAAS."""
+        del self.ip_addresses[ip]
+        self.store.delete(Table.IP_ADDRESSES, ip)
+        for record in list(self.dns_resources.values()):
+            if ip in record.ip_addresses:
+                record.ip_addresses.remove(ip)
+                if record.ip_addresses:
+                    self.store.put(Table.DNS_RESOURCES, str(record.id), record)
+                else:
+                    del self.dns_resources[record.id]
+                    self.store.delete(Table.DNS_RESOURCES, str(record.id))
+        self.store.commit()
+
+    def save_domain(self, domain: Domain) -> None:
+        self._put(Table.DOMAINS, self.domains, domain.id, domain)
+
+    def delete_domain(self, domain_id: int) -> None:
+        del self.domains[domain_id]
+        self.store.delete(Table.DOMAINS, str(domain_id))
+        self.store.commit()
+
+    def save_dns_resource(self, record: DnsResource) -> None:
+        self._put(Table.DNS_RESOURCES, self.dns_resources, record.id, record)
+
+    def delete_dns_resource(self, record_id: int) -> None:
+        del self.dns_resources[record_id]
+        self.store.delete(Table.DNS_RESOURCES, str(record_id))
+        self.store.commit()
+
+    def save_boot_resource(self, resource: BootResource) -> None:
+        self._put(Table.BOOT_RESOURCES, self.boot_resources, resource.id, resource)
+
+    def default_domain(self) -> Domain:
+        return next(d for d in self.domains.values() if d.is_default)
+
+    def _put(self, table: Table, items: dict[Any, Any], key: int | str, doc: BaseModel) -> None:
+        items[key] = doc
+        self.store.put(table, str(key), doc)
+        self.store.commit()
+
+
+def next_number(items: dict[int, Any]) -> int:
+    """The id MAAS would give the next object of a kind: one more than the highest."""
+    return max(items, default=0) + 1
 
 
 def new_event(

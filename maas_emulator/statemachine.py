@@ -79,6 +79,7 @@ class Lifecycle:
         machine: Machine,
         username: str,
         *,
+        osystem: str,
         distro_series: str,
         hwe_kernel: str | None,
         user_data_b64: str | None,
@@ -97,8 +98,10 @@ class Lifecycle:
             events.append(self._move(machine, NodeStatus.ALLOCATED, comment))
         if agent_name is not None:
             machine.agent_name = agent_name
-        machine.osystem = "ubuntu"
+        machine.osystem = osystem
         machine.distro_series = distro_series
+        # MAAS claims the machine's automatic IPs when deployment starts, not when it ends.
+        machine.ip_addresses = [machine.address]
         machine.hwe_kernel = hwe_kernel
         machine.user_data_b64 = user_data_b64
         machine.ephemeral_deploy = ephemeral
@@ -152,6 +155,7 @@ class Lifecycle:
         machine.transition_at = None
         machine.power_state = PowerState.OFF
         machine.status_message = "Aborted"
+        machine.ip_addresses = []
         self._state.save_machine(machine, self._move(machine, target, comment))
 
     def mark_broken(self, machine: Machine, comment: str) -> None:
@@ -230,7 +234,6 @@ class Lifecycle:
             if self._faults.deploy_fails(machine.system_id, machine.hostname):
                 machine.status_message = DEPLOY_FAILED_MESSAGE
                 return [self._move(machine, NodeStatus.FAILED_DEPLOYMENT)]
-            machine.ip_addresses = [machine.address]
             machine.status_message = "Deployed"
             event = self._move(machine, NodeStatus.DEPLOYED)
             self._fire("deployed", machine)

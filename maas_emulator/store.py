@@ -15,7 +15,20 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from maas_emulator.models import Event, EventLevel, Machine, ResourcePool, Tag, User, Zone
+from maas_emulator.models import (
+    BootResource,
+    DnsResource,
+    Domain,
+    Event,
+    EventLevel,
+    Machine,
+    ResourcePool,
+    StaticIP,
+    Subnet,
+    Tag,
+    User,
+    Zone,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -26,6 +39,11 @@ class Table(enum.StrEnum):
     TAGS = "tags"
     ZONES = "zones"
     POOLS = "pools"
+    SUBNETS = "subnets"
+    IP_ADDRESSES = "ip_addresses"
+    DOMAINS = "domains"
+    DNS_RESOURCES = "dns_resources"
+    BOOT_RESOURCES = "boot_resources"
 
 
 _SCHEMA = [
@@ -44,6 +62,11 @@ _MODELS: dict[Table, type[BaseModel]] = {
     Table.TAGS: Tag,
     Table.ZONES: Zone,
     Table.POOLS: ResourcePool,
+    Table.SUBNETS: Subnet,
+    Table.IP_ADDRESSES: StaticIP,
+    Table.DOMAINS: Domain,
+    Table.DNS_RESOURCES: DnsResource,
+    Table.BOOT_RESOURCES: BootResource,
 }
 
 

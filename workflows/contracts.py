@@ -168,6 +168,9 @@ class ManageState(BaseModel):
     last_report_unix: float = 0.0
     timeouts: LifecycleTimeouts = Field(default_factory=LifecycleTimeouts)
     silence_seconds: float = 120.0
+    control_plane_host: str = Field(
+        default="", description="the API server endpoint nodes added later join through"
+    )
     history_limit: int = Field(
         default=2000, ge=50, description="continue-as-new once a run's history is this long"
     )

@@ -53,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
         ManageState,
     )
     from workflows.deploy import Deployer
+    from workflows.endpoint import ENDPOINT_PATCH, Endpoint
     from workflows.gateway_calls import GatewayCalls, failure_reason
     from workflows.status import (
         StatusRecorder,
@@ -88,6 +89,9 @@ class ClusterCreate:
         self._status = StatusRecorder(cluster.cluster_id, Phase.PENDING)
         self._calls = GatewayCalls(cluster.gateway, input.timeouts, self._status)
         self._agent_ready = input.timeouts.agent_ready
+        self._endpoint = (
+            Endpoint(cluster, self._calls) if workflow.patched(ENDPOINT_PATCH) else None
+        )
         annotate(cluster, Phase.PENDING)
         try:
             return await self._create(input)
@@ -125,6 +129,7 @@ class ClusterCreate:
             AcquireMachinesResult,
         )
         self._held.update({m.system_id: m for m in acquired.machines})
+        host = await self._endpoint.ensure() if self._endpoint else ""
 
         await self._status.set(
             Phase.DEPLOYING_OS,
@@ -140,10 +145,14 @@ class ClusterCreate:
             agent_token=token,
             kubernetes_version=spec.kubernetes_version,
             held=self._held,
+            control_plane_host=host,
+            endpoint=self._endpoint,
         )
         machines = await deployer.deploy_all(
             acquired.machines, first_control_plane=first_cp.system_id
         )
+        if self._endpoint:
+            await self._endpoint.control_plane_changed()  # the final set, replacements included
 
         agent_deadline = workflow.time() + timeouts.agent_ready
         await self._status.set(
@@ -227,6 +236,7 @@ class ClusterCreate:
             last_report_unix=workflow.time(),
             timeouts=input.timeouts,
             silence_seconds=input.silence_seconds,
+            control_plane_host=self._endpoint.host if self._endpoint else "",
         )
         try:
             await workflow.start_child_workflow(
@@ -249,6 +259,8 @@ class ClusterCreate:
         )
         try:
             released = await self._compensate(input, reason)
+            if self._endpoint and (self._held or released or self._endpoint.host):
+                await self._endpoint.remove()
         except FailureError as err:
             # The orphan sweep and a delete find these by ownership later.
             _, why = failure_reason(err)

@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.phases import Phase
     from workflows.contracts import DELETE_WORKFLOW, DeleteClusterInput, DeleteClusterResult
+    from workflows.endpoint import ENDPOINT_PATCH, Endpoint
     from workflows.gateway_calls import GatewayCalls, failure_reason
     from workflows.status import StatusRecorder, annotate, control_plane_call
 
@@ -100,6 +101,12 @@ class ClusterDelete:
             )
             released.extend(s for s in result.released if s not in released)
             rounds += 1
+        if workflow.patched(ENDPOINT_PATCH):
+            # After the machines: none of them announces the VIP any more.
+            removed = await Endpoint(cluster, calls).remove()
+            endpoint_gone = ", ".join([*removed.released_ips, *removed.deleted_records])
+            if endpoint_gone:
+                await status.event(f"removed the control-plane endpoint: {endpoint_gone}")
         await control_plane_call(
             REVOKE_AGENT_TOKEN, RevokeAgentTokenInput(cluster_id=cluster.cluster_id)
         )

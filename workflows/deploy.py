@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.maas import Machine
     from domain.phases import Reason
     from workflows.contracts import ClusterRef
+    from workflows.endpoint import Endpoint
     from workflows.gateway_calls import GatewayCalls, error_type
     from workflows.status import control_plane_call, gather_cancelling
 
@@ -47,6 +48,13 @@ WAIT_DEPLOYED_RETRY = RetryPolicy(
     non_retryable_error_types=MAAS_NON_RETRYABLE,
 )
 ROLE_WORKER = "worker"
+
+
+def image_parts(image: str) -> tuple[str, str]:
+    """MAAS's (osystem, distro_series) for a pool image: `ubuntu/jammy` -> ("ubuntu",
+    "jammy"), `custom/k8s` -> ("custom", "k8s"); a bare series is Ubuntu's."""
+    osystem, _, series = image.rpartition("/")
+    return osystem or "ubuntu", series
 
 
 class Deployer:
@@ -65,6 +73,8 @@ class Deployer:
         kubernetes_version: str,
         held: dict[str, Machine],
         request_prefix: str = "",
+        control_plane_host: str = "",
+        endpoint: Endpoint | None = None,
     ) -> None:
         self.cluster = cluster
         self.calls = calls
@@ -72,6 +82,9 @@ class Deployer:
         self.kubernetes_version = kubernetes_version
         self.held = held
         self.request_prefix = request_prefix
+        self.control_plane_host = control_plane_host
+        # Told when a control-plane machine starts deploying (its IP is known from then on).
+        self.endpoint = endpoint
         self.replacements = 0
         self.failed: list[str] = []
         # MAAS ownership marks assume one acquire request in flight per cluster.
@@ -108,21 +121,27 @@ class Deployer:
                 first_control_plane=first_control_plane,
                 kubernetes_version=self.kubernetes_version,
                 proxy=self.cluster.gateway.proxy,
+                control_plane_host=self.control_plane_host,
             ),
             RenderCloudInitResult,
         )
+        pool = spec.pool(machine.pool)
+        osystem, series = image_parts(spec.image_of(pool) if pool else spec.distro_series)
         await self.calls.run(
             DEPLOY_MACHINE,
             DeployMachineInput(
                 account=self.cluster.account,
                 cluster_id=self.cluster.cluster_id,
                 system_id=machine.system_id,
-                distro_series=spec.distro_series,
+                osystem=osystem,
+                distro_series=series,
                 hwe_kernel=spec.hwe_kernel,
                 user_data=rendered.user_data,
             ),
             DeployMachineResult,
         )
+        if self.endpoint is not None and role == ROLE_CONTROL_PLANE:
+            await self.endpoint.control_plane_changed()
         timeouts = self.calls.timeouts
         deployed = await self.calls.run(
             WAIT_DEPLOYED,

@@ -405,6 +405,7 @@ class ClusterManagement:
                 kubernetes_version=self._s.kubernetes_version,
                 held=held,
                 request_prefix=f"{action['id']}-",
+                control_plane_host=self._s.control_plane_host,
             )
             return await deployer.deploy_all(acquired.machines)
         except FailureError:

@@ -1,4 +1,5 @@
-"""OrphanSweep: release machines that carry our ownership marks but no live cluster claims.
+"""OrphanSweep: release machines that carry our ownership marks but no live cluster claims,
+and remove control-plane endpoints (VIPs, DNS names) marked for a cluster that is gone.
 
 A crash can only leak a machine if every saga that could release it is gone (for example a
 cluster row removed by hand, or a bug). The sweeper is the backstop: per gateway, on a
@@ -32,20 +33,30 @@ with workflow.unsafe.imports_passed_through():
     from activities.models import (
         CLUSTER_CLAIMS,
         FIND_OWNED,
+        FIND_OWNED_ENDPOINTS,
         LIST_GATEWAY_ACCOUNTS,
+        LIVE_CLUSTERS,
         MAAS_NON_RETRYABLE,
         RECORD_ORPHAN_RELEASE,
         RELEASE_MACHINES,
+        REMOVE_ENDPOINT,
         ClusterClaimsInput,
         ClusterClaimsResult,
+        FindOwnedEndpointsInput,
+        FindOwnedEndpointsResult,
         FindOwnedInput,
         FindOwnedResult,
         ListGatewayAccountsInput,
         ListGatewayAccountsResult,
+        LiveClustersInput,
+        LiveClustersResult,
+        OwnedEndpoint,
         OwnedMachine,
         RecordOrphanReleaseInput,
         ReleaseMachinesInput,
         ReleaseMachinesResult,
+        RemoveEndpointInput,
+        RemoveEndpointResult,
     )
     from domain.maas import MaasAccount
     from domain.naming import (
@@ -55,6 +66,7 @@ with workflow.unsafe.imports_passed_through():
         orphan_sweep_schedule_id,
     )
     from workflows.contracts import ORPHAN_SWEEP_WORKFLOW, GatewayRef, OrphanSweepInput
+    from workflows.endpoint import ENDPOINT_PATCH
 
 # A sweep waits for its gateway at most this long per call; the next scheduled run retries,
 # so an offline gateway costs one failed run, not a pile of waiting ones (overlap: skip).
@@ -68,6 +80,7 @@ MAAS_RETRY = RetryPolicy(
 class OrphanSweepResult(BaseModel):
     suspects: int = 0
     released: list[str] = Field(default_factory=list)
+    removed_endpoints: list[str] = Field(default_factory=list, description="their DNS names")
 
 
 @workflow.defn(name=ORPHAN_SWEEP_WORKFLOW)
@@ -82,7 +95,14 @@ class OrphanSweep:
             start_to_close_timeout=CP_CALL_TIMEOUT,
         )
         first = {a.url: await self._unclaimed(inp.gateway, a) for a in listed.accounts}
-        suspects = sum(len(m) for m in first.values())
+        sweep_endpoints = workflow.patched(ENDPOINT_PATCH)
+        first_endpoints = {
+            a.url: await self._unclaimed_endpoints(inp.gateway, a) if sweep_endpoints else []
+            for a in listed.accounts
+        }
+        suspects = sum(len(m) for m in first.values()) + sum(
+            len(e) for e in first_endpoints.values()
+        )
         if not suspects:
             return OrphanSweepResult()
         await workflow.sleep(timedelta(seconds=inp.grace_seconds))
@@ -92,9 +112,41 @@ class OrphanSweep:
             # Same machine, same owner, unclaimed before and after the grace period.
             before = {(m.system_id, m.cluster_id) for m in first[account.url]}
             orphans = [m for m in again if (m.system_id, m.cluster_id) in before]
-            if orphans:
-                result.released += await self._release(inp.gateway, account, orphans)
+            endpoints: list[OwnedEndpoint] = []
+            if first_endpoints[account.url]:
+                named = {(e.fqdn, e.cluster_id) for e in first_endpoints[account.url]}
+                endpoints = [
+                    e
+                    for e in await self._unclaimed_endpoints(inp.gateway, account)
+                    if (e.fqdn, e.cluster_id) in named
+                ]
+            if orphans or endpoints:
+                result.released += await self._release(inp.gateway, account, orphans, endpoints)
+                result.removed_endpoints += [e.fqdn for e in endpoints]
         return result
+
+    async def _unclaimed_endpoints(
+        self, gateway: GatewayRef, account: MaasAccount
+    ) -> list[OwnedEndpoint]:
+        owned: FindOwnedEndpointsResult = await workflow.execute_activity(
+            FIND_OWNED_ENDPOINTS,
+            FindOwnedEndpointsInput(account=account),
+            result_type=FindOwnedEndpointsResult,
+            task_queue=gateway_queue(gateway.id),
+            schedule_to_close_timeout=MAAS_CALL_TIMEOUT,
+            retry_policy=MAAS_RETRY,
+        )
+        if not owned.endpoints:
+            return []
+        claims: LiveClustersResult = await workflow.execute_activity(
+            LIVE_CLUSTERS,
+            LiveClustersInput(cluster_ids=sorted({e.cluster_id for e in owned.endpoints})),
+            result_type=LiveClustersResult,
+            task_queue=CONTROL_PLANE_QUEUE,
+            start_to_close_timeout=CP_CALL_TIMEOUT,
+        )
+        live = set(claims.live)
+        return [e for e in owned.endpoints if e.cluster_id not in live]
 
     async def _unclaimed(self, gateway: GatewayRef, account: MaasAccount) -> list[OwnedMachine]:
         owned: FindOwnedResult = await workflow.execute_activity(
@@ -119,7 +171,11 @@ class OrphanSweep:
         return [m for m in marked if m.system_id in unclaimed]
 
     async def _release(
-        self, gateway: GatewayRef, account: MaasAccount, orphans: list[OwnedMachine]
+        self,
+        gateway: GatewayRef,
+        account: MaasAccount,
+        orphans: list[OwnedMachine],
+        endpoints: list[OwnedEndpoint],
     ) -> list[str]:
         released: list[str] = []
         for cluster_id in sorted({m.cluster_id for m in orphans}):
@@ -137,10 +193,22 @@ class OrphanSweep:
                 retry_policy=MAAS_RETRY,
             )
             released += done.released
+        for cluster_id in sorted({e.cluster_id for e in endpoints}):
+            await workflow.execute_activity(
+                REMOVE_ENDPOINT,
+                RemoveEndpointInput(account=account, cluster_id=cluster_id),
+                result_type=RemoveEndpointResult,
+                task_queue=gateway_queue(gateway.id),
+                schedule_to_close_timeout=MAAS_CALL_TIMEOUT,
+                retry_policy=MAAS_RETRY,
+            )
         await workflow.execute_activity(
             RECORD_ORPHAN_RELEASE,
             RecordOrphanReleaseInput(
-                gateway_id=gateway.id, account_url=account.url, machines=orphans
+                gateway_id=gateway.id,
+                account_url=account.url,
+                machines=orphans,
+                endpoints=endpoints,
             ),
             task_queue=CONTROL_PLANE_QUEUE,
             start_to_close_timeout=CP_CALL_TIMEOUT,

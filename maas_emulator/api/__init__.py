@@ -1,6 +1,6 @@
 """The MAAS 2.0 REST API, one module per group of handlers."""
 
-from maas_emulator.api import machines, misc, tags, zones
+from maas_emulator.api import dns, images, machines, misc, network, tags, zones
 from maas_emulator.api.routing import Resource
 
 RESOURCES: list[Resource] = [
@@ -16,4 +16,13 @@ RESOURCES: list[Resource] = [
     misc.users,
     misc.user,
     misc.events,
+    network.subnets,
+    network.subnet,
+    network.ipaddresses,
+    dns.domains,
+    dns.domain,
+    dns.dnsresources,
+    dns.dnsresource,
+    images.boot_resources,
+    images.boot_resource,
 ]

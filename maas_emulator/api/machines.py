@@ -10,6 +10,7 @@ from typing import Any
 from maas_emulator.api import render
 from maas_emulator.api.constraints import no_match_message, parse_constraints
 from maas_emulator.api.forms import flag, listed
+from maas_emulator.api.images import deployable_image
 from maas_emulator.api.routing import Call, Resource
 from maas_emulator.errors import BadRequest, Conflict, Forbidden, NotFound
 from maas_emulator.models import Machine, NodeStatus, User
@@ -18,6 +19,7 @@ from maas_emulator.statemachine import ALREADY_RELEASED, RELEASABLE
 machines = Resource("MachinesHandler", "machines/", "Manage the collection of all machines.")
 machine = Resource("MachineHandler", "machines/{system_id}/", "Manage an individual machine.")
 
+DEFAULT_OSYSTEM = "ubuntu"
 DEFAULT_SERIES = "jammy"
 
 
@@ -173,7 +175,8 @@ def read_machine(call: Call) -> dict[str, Any]:
 def deploy(call: Call) -> dict[str, Any]:
     """Deploy an operating system; a Ready machine is allocated to the caller first.
 
-    :param distro_series: Series to deploy.
+    :param osystem: Operating system to deploy: ubuntu (default) or custom.
+    :param distro_series: Series to deploy ("jammy", or with the osystem: "custom/k8s").
     :param hwe_kernel: Kernel to deploy.
     :param user_data: Base64-encoded cloud-init user data.
     :param agent_name: Agent name to store on the machine.
@@ -190,10 +193,16 @@ def deploy(call: Call) -> dict[str, Any]:
             base64.b64decode(user_data, validate=True)
         except binascii.Error as error:
             raise BadRequest({"user_data": ["Invalid base64 user data."]}) from error
+    osystem, series = deployable_image(
+        call.emulator.state,
+        call.params.get("osystem") or DEFAULT_OSYSTEM,
+        call.params.get("distro_series") or DEFAULT_SERIES,
+    )
     call.emulator.lifecycle.deploy(
         m,
         call.user.username,
-        distro_series=call.params.get("distro_series") or DEFAULT_SERIES,
+        osystem=osystem,
+        distro_series=series,
         hwe_kernel=call.params.get("hwe_kernel") or None,
         user_data_b64=user_data,
         agent_name=call.params.get("agent_name"),

@@ -6,7 +6,20 @@ import time
 from typing import Any
 
 from maas_emulator.api.routing import API_ROOT
-from maas_emulator.models import Event, Machine, ResourcePool, Tag, User, Zone
+from maas_emulator.models import (
+    BootResource,
+    DnsResource,
+    Domain,
+    Event,
+    IPAllocType,
+    Machine,
+    ResourcePool,
+    StaticIP,
+    Subnet,
+    Tag,
+    User,
+    Zone,
+)
 from maas_emulator.state import State
 
 
@@ -121,3 +134,113 @@ def event(e: Event) -> dict[str, Any]:
         "type": e.type,
         "description": e.description,
     }
+
+
+_ALLOC_TYPE_NAMES = {
+    IPAllocType.AUTO: "Automatic",
+    IPAllocType.STICKY: "Static",
+    IPAllocType.USER_RESERVED: "User reserved",
+    IPAllocType.DHCP: "DHCP",
+    IPAllocType.DISCOVERED: "Observed",
+}
+
+
+def _timestamp(epoch: float) -> str:
+    return time.strftime("%a, %d %b. %Y %H:%M:%S", time.gmtime(epoch))
+
+
+def subnet(s: Subnet) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "name": s.name,
+        "cidr": s.cidr,
+        "vlan": {
+            "id": s.vlan_id,
+            "vid": s.vid,
+            "name": "untagged",
+            "fabric": "fabric-0",
+            "fabric_id": 0,
+            "mtu": 1500,
+            "dhcp_on": True,
+            "external_dhcp": None,
+            "primary_rack": None,
+            "secondary_rack": None,
+            "relay_vlan": None,
+            "space": s.space,
+            "resource_uri": f"{API_ROOT}vlans/{s.vlan_id}/",
+        },
+        "space": s.space,
+        "gateway_ip": s.gateway_ip,
+        "dns_servers": list(s.dns_servers),
+        "rdns_mode": 2,
+        "allow_proxy": True,
+        "active_discovery": False,
+        "managed": s.managed,
+        "resource_uri": f"{API_ROOT}subnets/{s.id}/",
+    }
+
+
+def ip_address(a: StaticIP, state: State) -> dict[str, Any]:
+    owner = state.users.get(a.owner)
+    return {
+        "alloc_type": int(a.alloc_type),
+        "alloc_type_name": _ALLOC_TYPE_NAMES[a.alloc_type],
+        "created": _timestamp(a.created),
+        "ip": a.ip,
+        "subnet": subnet(state.subnets[a.subnet_id]),
+        "owner": user(owner) if owner is not None else None,
+        "interface_set": [],
+        "resource_uri": f"{API_ROOT}ipaddresses/",
+    }
+
+
+def domain(d: Domain, state: State) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "name": d.name,
+        "authoritative": d.authoritative,
+        "ttl": d.ttl,
+        "is_default": d.is_default,
+        "resource_record_count": sum(
+            len(r.ip_addresses) for r in state.dns_resources.values() if r.domain_id == d.id
+        ),
+        "resource_uri": f"{API_ROOT}domains/{d.id}/",
+    }
+
+
+def dns_resource(r: DnsResource, state: State) -> dict[str, Any]:
+    machine_ips = {m.address for m in state.machines.values() if m.ip_addresses}
+    addresses = []
+    for ip in r.ip_addresses:
+        reserved = state.ip_addresses.get(ip)
+        kind = (
+            reserved.alloc_type
+            if reserved is not None
+            else IPAllocType.AUTO
+            if ip in machine_ips
+            else IPAllocType.USER_RESERVED
+        )
+        addresses.append(
+            {"ip": ip, "alloc_type": int(kind), "alloc_type_name": _ALLOC_TYPE_NAMES[kind]}
+        )
+    return {
+        "id": r.id,
+        "fqdn": f"{r.name}.{state.domains[r.domain_id].name}",
+        "address_ttl": r.address_ttl,
+        "ip_addresses": addresses,
+        "resource_records": [],
+        "resource_uri": f"{API_ROOT}dnsresources/{r.id}/",
+    }
+
+
+def boot_resource(b: BootResource) -> dict[str, Any]:
+    shown: dict[str, Any] = {
+        "id": b.id,
+        "type": b.type,
+        "name": b.name,
+        "architecture": b.architecture,
+        "resource_uri": f"{API_ROOT}boot-resources/{b.id}/",
+    }
+    if b.subarches is not None:
+        shown["subarches"] = b.subarches
+    return shown

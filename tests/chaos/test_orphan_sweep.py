@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from maas.client.bones import SessionAPI
 from sqlalchemy import select
 from temporalio.client import Client, ScheduleIntervalSpec
 from temporalio.testing import ActivityEnvironment
@@ -17,11 +18,16 @@ from temporalio.worker import Worker
 
 from activities.control_plane import ControlPlaneActivities
 from activities.maas import MaasActivities
-from activities.models import AcquireMachinesInput
+from activities.models import AcquireMachinesInput, EnsureEndpointInput
 from activities.orphans import OrphanActivities, ensure_orphan_sweeps
-from domain.cluster import NodePool
+from domain.cluster import ControlPlaneEndpoint, NodePool
 from domain.maas import MaasAccount
-from domain.naming import CONTROL_PLANE_QUEUE, gateway_queue, orphan_sweep_schedule_id
+from domain.naming import (
+    CONTROL_PLANE_QUEUE,
+    endpoint_record_name,
+    gateway_queue,
+    orphan_sweep_schedule_id,
+)
 from domain.phases import Phase, Reason
 from maas_emulator.config import EmulatorConfig
 from maas_emulator.server import admin_api_key, build_app
@@ -177,3 +183,62 @@ async def test_worker_start_schedules_every_registered_gateway(
     finally:
         await client.get_schedule_handle(orphan_sweep_schedule_id(registered)).delete()
         await database.close()
+
+
+async def _endpoint(maas: MaasActivities, account: MaasAccount, cluster_id: str) -> str:
+    made = await ActivityEnvironment().run(
+        maas.endpoints.ensure_endpoint,
+        EnsureEndpointInput(
+            account=account,
+            cluster_id=cluster_id,
+            endpoint=ControlPlaneEndpoint(),
+            control_plane_pool="cp",
+        ),
+    )
+    return made.host
+
+
+async def test_sweep_removes_endpoints_only_a_dead_cluster_claims(
+    client: Client, maas: MaasAccount, tmp_path: Path
+) -> None:
+    gateway = GatewayRef(id=f"gw-{uuid.uuid4().hex[:8]}", name="sweep-endpoints")
+    box = SecretBox("orphan-sweep-test")
+    database = await _store(tmp_path, maas, gateway.id, box)
+    maas_activities = MaasActivities()
+    live_vip = await _endpoint(maas_activities, maas, "live")
+    await _endpoint(maas_activities, maas, "gone")
+    await _endpoint(maas_activities, maas, "never-stored")
+    activities: list[Any] = [*OrphanActivities(database.sessions, box).all()]
+    control_plane = ControlPlaneActivities(database.sessions, client, Settings(_env_file=None))
+    async with (
+        Worker(
+            client,
+            task_queue=CONTROL_PLANE_QUEUE,
+            workflows=[OrphanSweep],
+            activities=[*activities, control_plane.cluster_claims],
+        ),
+        Worker(client, task_queue=gateway_queue(gateway.id), activities=maas_activities.all()),
+    ):
+        result = await client.execute_workflow(
+            ORPHAN_SWEEP_WORKFLOW,
+            OrphanSweepInput(gateway=gateway, grace_seconds=1.0),
+            id=f"test-orphan-sweep-{uuid.uuid4()}",
+            task_queue=CONTROL_PLANE_QUEUE,
+            result_type=OrphanSweepResult,
+            execution_timeout=timedelta(seconds=60),
+        )
+    gone = {endpoint_record_name(c) + ".maas" for c in ("gone", "never-stored")}
+    assert set(result.removed_endpoints) == gone and result.released == []
+    _, session = await SessionAPI.connect(maas.url, apikey=maas.api_key)
+    assert [a["ip"] for a in await session.IPAddresses.read()] == [live_vip]
+    assert [r["fqdn"] for r in await session.DNSResources.read()] == [
+        endpoint_record_name("live") + ".maas"
+    ]
+    async with database.sessions() as store:
+        events = (
+            await store.scalars(
+                select(ClusterEvent).where(ClusterEvent.reason == Reason.ORPHAN_RELEASED)
+            )
+        ).all()
+    assert [(e.cluster_id, "endpoint" in e.message) for e in events] == [("gone", True)]
+    await database.close()

@@ -25,6 +25,7 @@ from activities.models import (
     CHECK_ACCOUNT,
     DEPLOY_MACHINE,
     ENQUEUE_AGENT_COMMAND,
+    ENSURE_ENDPOINT,
     ERR_INSUFFICIENT_CAPACITY,
     ERR_MAAS_AUTH_FAILED,
     ERR_MACHINE_DEPLOY_FAILED,
@@ -32,6 +33,7 @@ from activities.models import (
     ISSUE_AGENT_TOKEN,
     RECORD_STATUS,
     RELEASE_MACHINES,
+    REMOVE_ENDPOINT,
     RENDER_CLOUD_INIT,
     REVOKE_AGENT_TOKEN,
     STOP_CLUSTER_WORKFLOWS,
@@ -45,6 +47,8 @@ from activities.models import (
     DeployMachineInput,
     DeployMachineResult,
     EnqueueAgentCommandInput,
+    EnsureEndpointInput,
+    EnsureEndpointResult,
     FindOwnedInput,
     FindOwnedResult,
     IssueAgentTokenInput,
@@ -52,6 +56,8 @@ from activities.models import (
     RecordStatusInput,
     ReleaseMachinesInput,
     ReleaseMachinesResult,
+    RemoveEndpointInput,
+    RemoveEndpointResult,
     RenderCloudInitInput,
     RenderCloudInitResult,
     RevokeAgentTokenInput,
@@ -61,7 +67,7 @@ from activities.models import (
     WaitDeployedInput,
     WaitDeployedResult,
 )
-from domain.cluster import ClusterSpec, NodePool
+from domain.cluster import ClusterSpec, EndpointMode, NodePool
 from domain.maas import MaasAccount, Machine
 from domain.naming import (
     QUARANTINE_TAG,
@@ -135,6 +141,11 @@ class FakeMaas:
         self.deploy_gate.set()
         self.acquire_requests: list[str] = []
         self.deployed_user_data: dict[str, str] = {}
+        self.deploy_inputs: list[DeployMachineInput] = []
+        # cluster id -> (host, addresses) of the endpoint it holds
+        self.endpoints: dict[str, tuple[str, list[str]]] = {}
+        self.endpoint_calls: list[tuple[str, list[str]]] = []
+        self.call_log: list[str] = []  # ensure/deploy/release in the order they ran
 
     def activities(self) -> list[Any]:
         return [
@@ -144,6 +155,8 @@ class FakeMaas:
             self.release_machines,
             self.find_owned,
             self.check_account,
+            self.ensure_endpoint,
+            self.remove_endpoint,
         ]
 
     def owned(self, cluster_id: str) -> list[FakeMachine]:
@@ -199,7 +212,40 @@ class FakeMaas:
         machine = self.machines[inp.system_id]
         machine.status = "Deploying"
         self.deployed_user_data[inp.system_id] = inp.user_data
-        return DeployMachineResult(system_id=inp.system_id, status=machine.status)
+        self.deploy_inputs.append(inp)
+        self.call_log.append(f"deploy {inp.system_id}")
+        return DeployMachineResult(
+            system_id=inp.system_id,
+            status=machine.status,
+            ip_addresses=machine.machine().ip_addresses,
+        )
+
+    @activity.defn(name=ENSURE_ENDPOINT)
+    async def ensure_endpoint(self, inp: EnsureEndpointInput) -> EnsureEndpointResult:
+        mode = inp.endpoint.mode
+        if mode == EndpointMode.DNS:
+            addresses = sorted(
+                ip
+                for m in self.owned(inp.cluster_id)
+                if m.pool == inp.control_plane_pool and m.status in ("Deploying", "Deployed")
+                for ip in m.machine().ip_addresses
+            )
+            host = f"metalgate-{inp.cluster_id}.maas"
+        else:
+            known = self.endpoints.get(inp.cluster_id)
+            host = inp.endpoint.address or (known[0] if known else f"10.0.9.{len(self.endpoints)}")
+            addresses = [host]
+        self.endpoint_calls.append((inp.cluster_id, addresses))
+        self.call_log.append("ensure endpoint")
+        if mode != EndpointMode.EXTERNAL:
+            self.endpoints[inp.cluster_id] = (host, addresses)
+        return EnsureEndpointResult(mode=mode, host=host, addresses=addresses)
+
+    @activity.defn(name=REMOVE_ENDPOINT)
+    async def remove_endpoint(self, inp: RemoveEndpointInput) -> RemoveEndpointResult:
+        gone = self.endpoints.pop(inp.cluster_id, None)
+        self.call_log.append("remove endpoint")
+        return RemoveEndpointResult(deleted_records=[gone[0]] if gone else [])
 
     @activity.defn(name=WAIT_DEPLOYED)
     async def wait_deployed(self, inp: WaitDeployedInput) -> WaitDeployedResult:
@@ -220,6 +266,7 @@ class FakeMaas:
 
     @activity.defn(name=RELEASE_MACHINES)
     async def release_machines(self, inp: ReleaseMachinesInput) -> ReleaseMachinesResult:
+        self.call_log.append("release " + " ".join(inp.system_ids))
         result = ReleaseMachinesResult()
         for system_id in inp.system_ids:
             machine = self.machines[system_id]

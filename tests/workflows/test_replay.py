@@ -2,6 +2,7 @@
 
 Re-record after an intended, patched change:
     METALGATE_RECORD_HISTORIES=1 .venv/bin/pytest tests/workflows/test_replay.py -k record
+(`-k record_endpoint` records only the histories made after the endpoint patch.)
 """
 
 from __future__ import annotations
@@ -19,12 +20,16 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from activities.models import (
+    DEPLOY_MACHINE,
+    ENSURE_ENDPOINT,
     FIND_OWNED,
     RECORD_STATUS,
+    REMOVE_ENDPOINT,
     FindOwnedInput,
     FindOwnedResult,
     RecordStatusInput,
 )
+from domain.cluster import ControlPlaneEndpoint, EndpointMode
 from domain.naming import delete_workflow_id, manage_workflow_id
 from domain.phases import Phase
 from runtime.temporal import data_converter
@@ -106,6 +111,40 @@ async def test_record_histories(env: WorkflowEnvironment) -> None:
         await save("create_agent_timeout.json", handle)
 
 
+@pytest.mark.skipif(not RECORD, reason="set METALGATE_RECORD_HISTORIES=1 to re-record")
+async def test_record_endpoint_histories(env: WorkflowEnvironment) -> None:
+    """Histories with the control-plane endpoint (dns mode: it follows each control-plane
+    deploy); the older histories above were recorded before it and stay as they are."""
+    client = Client(
+        env.client.service_client,
+        namespace=env.client.namespace,
+        data_converter=data_converter([REPLAY_KEY]),
+    )
+    async with harness(client) as h:
+        cluster = h.cluster(workers=1, control_plane=3)
+        spec = cluster.spec.model_copy(
+            update={"control_plane_endpoint": ControlPlaneEndpoint(mode=EndpointMode.DNS)}
+        )
+        cluster = cluster.model_copy(update={"spec": spec})
+        create = await h.start_create(cluster)
+        await h.wait_phase(cluster.cluster_id, Phase.BOOTSTRAPPING_CONTROL_PLANE)
+        machines = [m.machine() for m in h.maas.owned(cluster.cluster_id)]
+        await create.signal(SIGNAL_AGENT_REPORT, ready_report(machines))
+        assert (await create.result()).phase == Phase.RUNNING
+        await save("create_running_endpoint.json", create)
+        await h.stop_management(cluster.cluster_id)
+
+        delete = await client.start_workflow(
+            DELETE_WORKFLOW,
+            DeleteClusterInput(cluster=cluster, timeouts=FAST),
+            id=delete_workflow_id(cluster.cluster_id),
+            task_queue=h.task_queue,
+            result_type=DeleteClusterResult,
+        )
+        await delete.result()
+        await save("delete_endpoint.json", delete)
+
+
 async def exercise_management(h: Harness, manage: WorkflowHandle[Any, Any]) -> None:
     await manage.signal(SIGNAL_AGENT_SILENT, AgentSilent(last_seen_unix=0))
     await h.wait_phase(manage.id.split("/")[1], Phase.UNREACHABLE)
@@ -136,7 +175,13 @@ async def exercise_management(h: Harness, manage: WorkflowHandle[Any, Any]) -> N
 
 async def test_recorded_histories_replay() -> None:
     names = sorted(p.name for p in HISTORIES.glob("*.json"))
-    assert {"create_running.json", "manage.json", "delete.json"} <= set(names)
+    assert {
+        "create_running.json",
+        "manage.json",
+        "delete.json",
+        "create_running_endpoint.json",
+        "delete_endpoint.json",
+    } <= set(names)
     replayer = Replayer(
         workflows=CONTROL_PLANE_WORKFLOWS, data_converter=data_converter([REPLAY_KEY])
     )
@@ -170,3 +215,20 @@ async def test_an_unpatched_change_fails_replay() -> None:
     )
     with pytest.raises(workflow.NondeterminismError):
         await replayer.replay_workflow(load("delete.json"))
+
+
+def scheduled_activities(history: WorkflowHistory) -> list[str]:
+    return [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+
+
+def test_endpoint_histories_exercise_the_endpoint_calls() -> None:
+    """The newer histories hold what the patch added, so their replay checks it."""
+    create = scheduled_activities(load("create_running_endpoint.json"))
+    assert create.count(ENSURE_ENDPOINT) == 1 + 3 + 1  # before, per control plane, after
+    assert create.index(ENSURE_ENDPOINT) < create.index(DEPLOY_MACHINE)
+    assert REMOVE_ENDPOINT in scheduled_activities(load("delete_endpoint.json"))
+    assert ENSURE_ENDPOINT not in scheduled_activities(load("create_running.json"))

@@ -1,0 +1,73 @@
+"""The cluster's control-plane endpoint as the sagas see it: made before the first
+control-plane node deploys, kept pointing at the control plane (mode dns), removed on
+failure and delete. The MAAS side is activities.maas_endpoint, on the gateway's queue.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.models import (
+        ENSURE_ENDPOINT,
+        REMOVE_ENDPOINT,
+        EnsureEndpointInput,
+        EnsureEndpointResult,
+        RemoveEndpointInput,
+        RemoveEndpointResult,
+    )
+    from domain.cluster import EndpointMode
+    from workflows.contracts import ClusterRef
+    from workflows.gateway_calls import GatewayCalls
+
+# Histories recorded before the sagas made an endpoint replay without these calls.
+ENDPOINT_PATCH = "control-plane-endpoint"
+
+
+class Endpoint:
+    """One cluster's endpoint, for one workflow run."""
+
+    def __init__(self, cluster: ClusterRef, calls: GatewayCalls) -> None:
+        self.cluster = cluster
+        self.calls = calls
+        self.host = ""
+
+    @property
+    def follows_machines(self) -> bool:
+        """Whether the endpoint must learn of control-plane machines as they deploy."""
+        return self.cluster.spec.control_plane_endpoint.mode == EndpointMode.DNS
+
+    async def ensure(self) -> str:
+        """Make the endpoint (or find it again) and answer its host; in dns mode this also
+        points the name at every control-plane machine MAAS is deploying."""
+        spec = self.cluster.spec
+        result = await self.calls.run(
+            ENSURE_ENDPOINT,
+            EnsureEndpointInput(
+                account=self.cluster.account,
+                cluster_id=self.cluster.cluster_id,
+                endpoint=spec.control_plane_endpoint,
+                control_plane_pool=spec.control_plane.name,
+            ),
+            EnsureEndpointResult,
+        )
+        if result.host != self.host:
+            await self.calls.status.event(
+                f"control-plane endpoint ({result.mode}): {result.host}"
+                + (f" -> {', '.join(result.addresses)}" if result.addresses else "")
+            )
+        self.host = result.host
+        return result.host
+
+    async def control_plane_changed(self) -> None:
+        """A control-plane machine started deploying or left: a dns record follows."""
+        if self.follows_machines:
+            await self.ensure()
+
+    async def remove(self) -> RemoveEndpointResult:
+        """Release the VIP / delete the record; idempotent."""
+        return await self.calls.run(
+            REMOVE_ENDPOINT,
+            RemoveEndpointInput(account=self.cluster.account, cluster_id=self.cluster.cluster_id),
+            RemoveEndpointResult,
+        )
