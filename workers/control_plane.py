@@ -22,7 +22,7 @@ from temporalio.worker import Worker
 
 from domain.naming import CONTROL_PLANE_QUEUE, SILENCE_SWEEP_SCHEDULE_ID
 from runtime.settings import Settings
-from runtime.temporal import connect
+from runtime.temporal import connect_with_retry
 from workflows.contracts import SILENCE_SWEEP_WORKFLOW, SilenceSweepInput
 from workflows.registry import CONTROL_PLANE_WORKFLOWS
 
@@ -85,7 +85,7 @@ def build_worker(
 
 async def run_control_plane_worker(settings: Settings, *, client: Client | None = None) -> None:
     """Run until SIGINT or SIGTERM, then finish in-flight activities and stop."""
-    client = client or await connect(settings)
+    client = client or await connect_with_retry(settings)
     await ensure_silence_sweep_schedule(client, silence_seconds=settings.agent_silence_timeout)
     activities, database = await control_plane_activities(settings, client)
     from activities.orphans import ensure_orphan_sweeps
