@@ -54,7 +54,7 @@ async def test_gateway_started_while_temporal_is_down_waits_then_polls(
     settings = Settings(
         temporal_address=f"127.0.0.1:{port}",
         data_dir=tmp_path,
-        codec_keys=codec_keys,  # type: ignore[arg-type]
+        codec_keys=codec_keys,
     )
     stop = asyncio.Event()
     gateway = asyncio.create_task(run_system_gateway(settings, stop))
