@@ -20,6 +20,7 @@ DEPLOY_MACHINE = "maas.deploy_machine"
 WAIT_DEPLOYED = "maas.wait_deployed"
 RELEASE_MACHINES = "maas.release_machines"
 FIND_OWNED = "maas.find_owned"
+WAIT_RELEASED = "maas.wait_released"
 CHECK_ACCOUNT = "maas.check_account"
 
 # ApplicationError types raised by MAAS activities; MAAS_NON_RETRYABLE lists those that
@@ -34,11 +35,15 @@ ERR_MAAS_UNREACHABLE = "MaasUnreachable"
 # MAAS mid-upgrade or a cut transfer can clear up, and the workflows' retry policies bound
 # the attempts, so the saga still ends with this named failure.
 ERR_MAAS_PROTOCOL_ERROR = "MaasProtocolError"
+# A late attempt of an acquire found a newer attempt of the same request at work: it gave
+# back what it took. The server discards its answer anyway; the name is for the logs.
+ERR_ACQUIRE_SUPERSEDED = "AcquireSuperseded"
 MAAS_NON_RETRYABLE = [
     ERR_INSUFFICIENT_CAPACITY,
     ERR_INVALID_CONSTRAINTS,
     ERR_MACHINE_DEPLOY_FAILED,
     ERR_MAAS_AUTH_FAILED,
+    ERR_ACQUIRE_SUPERSEDED,
 ]
 
 
@@ -54,6 +59,7 @@ class AcquireMachinesInput(BaseModel):
     request_id: str
     pools: list[NodePool]
     exclude_system_ids: list[str] = Field(default_factory=list)
+    installation_id: str = Field(default="", description="written into the ownership mark")
 
 
 class AcquireMachinesResult(BaseModel):
@@ -98,6 +104,23 @@ class ReleaseMachinesInput(BaseModel):
 class ReleaseMachinesResult(BaseModel):
     released: list[str] = Field(default_factory=list)
     already_free: list[str] = Field(default_factory=list)
+    in_progress: list[str] = Field(
+        default_factory=list, description="still Releasing or Disk erasing, owned until Ready"
+    )
+
+
+class WaitReleasedInput(BaseModel):
+    """Poll until MAAS lists none of the cluster's machines as owned; heartbeats each poll."""
+
+    account: MaasAccount
+    cluster_id: str
+    poll_interval_seconds: float = 5.0
+
+
+class WaitReleasedResult(BaseModel):
+    """Owned machines that are not releasing any more (e.g. Failed releasing): release again."""
+
+    stuck: list[str] = Field(default_factory=list)
 
 
 class FindOwnedInput(BaseModel):
@@ -109,6 +132,7 @@ class FindOwnedInput(BaseModel):
 
 class OwnedMachine(Machine):
     cluster_id: str
+    installation_id: str = Field(default="", description="'' on machines marked before it")
 
 
 class FindOwnedResult(BaseModel):
@@ -209,7 +233,11 @@ class SweepSilentAgentsResult(BaseModel):
 
 
 class ClusterClaimsInput(BaseModel):
-    """Which of these machines does a live cluster claim? Used by the orphan sweeper."""
+    """Which of these machines does a live cluster claim? Used by the orphan sweeper.
+
+    Claimed also means "not ours to judge": another installation's, or a cluster Temporal
+    knows as open although the store does not know it (a store restored from a backup).
+    """
 
     gateway_id: str
     machines: list[OwnedMachine]

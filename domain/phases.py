@@ -56,6 +56,10 @@ class Reason(StrEnum):
     AGENT_SILENT = "AgentSilent"
     INTERNAL_ERROR = "InternalError"
     ORPHAN_RELEASED = "OrphanReleased"
+    WAITING_FOR_RELEASE = "WaitingForRelease"
+    WAITING_FOR_DISK_ERASE = "WaitingForDiskErase"
+    WORKFLOW_TERMINATED = "WorkflowTerminated"
+    RECONCILED = "Reconciled"
 
 
 # Human guidance shown next to a failure reason.
@@ -72,4 +76,9 @@ REASON_HINTS: dict[Reason, str] = {
     Reason.MAAS_PROTOCOL_ERROR: "check that the URL is a MAAS 2.x API, not a proxy or web page",
     Reason.CANCELLED: "the create was cancelled; every machine was released",
     Reason.AGENT_SILENT: "the cluster agent stopped reporting; check the cluster's network",
+    Reason.WAITING_FOR_RELEASE: "MAAS is releasing the machines; check their events if it stalls",
+    Reason.WAITING_FOR_DISK_ERASE: "MAAS is erasing the disks (secure erase takes hours); "
+    "check the machines' events in MAAS if it stalls",
+    Reason.WORKFLOW_TERMINATED: "a workflow that could not go on was ended; see the events",
+    Reason.RECONCILED: "the reconciler restarted a missing or ended workflow; see the events",
 }
