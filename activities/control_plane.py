@@ -41,7 +41,7 @@ from activities.models import (
 )
 from domain.agent_wire import AgentBootstrap
 from domain.naming import create_workflow_id, manage_workflow_id
-from domain.phases import MANAGED_PHASES, TERMINAL_PHASES, Phase
+from domain.phases import MANAGED_PHASES, TERMINAL_PHASES, Phase, Reason
 from runtime.settings import Settings
 from store.db import SessionFactory
 from store.models import AgentCommandRow, Cluster, ClusterEvent
@@ -256,7 +256,12 @@ class ControlPlaneActivities:
 
     @activity.defn(name=STOP_CLUSTER_WORKFLOWS)
     async def stop_cluster_workflows(self, inp: StopClusterWorkflowsInput) -> None:
-        """Cancel create, ask management to stop (cancel it if it lingers), wait until closed."""
+        """Cancel create, ask management to stop (cancel it if it lingers), wait until closed.
+
+        A workflow that cannot go on (its task failing in a loop, or nobody running it)
+        never closes by itself: after `wait_seconds` it is terminated and the cluster's
+        events say so, since the delete releases by ownership in MAAS anyway.
+        """
         create = self._client.get_workflow_handle(create_workflow_id(inp.cluster_id))
         manage = self._client.get_workflow_handle(manage_workflow_id(inp.cluster_id))
         loop = asyncio.get_running_loop()
@@ -276,12 +281,29 @@ class ControlPlaneActivities:
                 await _ignore_not_found(manage.cancel())
                 manage_cancelled = True
             if loop.time() > deadline:
-                raise ApplicationError(
-                    f"cluster {inp.cluster_id}: workflows still open after {inp.wait_seconds}s "
-                    f"(create open={create_open}, manage open={manage_open})",
-                    type="WorkflowsStillOpen",
-                )
+                for handle, open_ in ((create, create_open), (manage, manage_open)):
+                    if open_:
+                        await self._terminate(inp, handle)
+                return
             await asyncio.sleep(1.0)
+
+    async def _terminate(self, inp: StopClusterWorkflowsInput, handle: Any) -> None:
+        why = (
+            f"{handle.id} did not close within {inp.wait_seconds:.0f}s of the delete's stop "
+            "request (its task may be failing); terminated so the delete can go on"
+        )
+        await _ignore_not_found(handle.terminate(reason=why))
+        log.warning("cluster %s: %s", inp.cluster_id, why)
+        async with self._sessions.begin() as session:
+            cluster = await session.get(Cluster, inp.cluster_id)
+            session.add(
+                ClusterEvent(
+                    cluster_id=inp.cluster_id,
+                    phase=cluster.phase if cluster else None,
+                    reason=Reason.WORKFLOW_TERMINATED.value,
+                    message=why,
+                )
+            )
 
     @activity.defn(name=SWEEP_SILENT_AGENTS)
     async def sweep_silent_agents(self, inp: SweepSilentAgentsInput) -> SweepSilentAgentsResult:

@@ -278,21 +278,28 @@ async def test_stop_cluster_workflows_waits_until_closed(
         )
 
 
-async def test_stop_gives_up_with_a_retryable_error(
+async def test_stop_terminates_a_workflow_that_cannot_close_and_says_so(
     cp: ControlPlaneActivities, client: Client, database: Database
 ) -> None:
     cluster_id = await add_cluster(database, Phase.RUNNING)
-    # No worker polls this queue, so the cancel is never processed.
-    await client.start_workflow(
-        StopTarget.run, True, id=create_workflow_id(cluster_id), task_queue=f"tq-{uuid.uuid4()}"
+    # No worker polls this queue: like a management workflow whose task fails in a loop,
+    # neither the stop signal nor the cancel is ever processed.
+    manage = await client.start_workflow(
+        StopTarget.run, True, id=manage_workflow_id(cluster_id), task_queue=f"tq-{uuid.uuid4()}"
     )
-    with pytest.raises(ApplicationError, match="still open") as caught:
-        await run(
-            cp.stop_cluster_workflows,
-            StopClusterWorkflowsInput(cluster_id=cluster_id, wait_seconds=1.5),
-        )
-    assert not caught.value.non_retryable
-    await client.get_workflow_handle(create_workflow_id(cluster_id)).terminate("test over")
+    # Before: the activity raised WorkflowsStillOpen and the delete retried it forever.
+    await run(
+        cp.stop_cluster_workflows,
+        StopClusterWorkflowsInput(cluster_id=cluster_id, wait_seconds=1.5),
+    )
+    assert (await manage.describe()).status == WorkflowExecutionStatus.TERMINATED
+    async with database.sessions() as session:
+        reasons = (
+            await session.scalars(
+                select(ClusterEvent.reason).where(ClusterEvent.cluster_id == cluster_id)
+            )
+        ).all()
+    assert Reason.WORKFLOW_TERMINATED.value in reasons
 
 
 async def test_sweep_signals_each_silent_cluster_once(
