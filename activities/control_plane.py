@@ -39,10 +39,11 @@ from activities.models import (
     SweepSilentAgentsInput,
     SweepSilentAgentsResult,
 )
+from activities.orphans import claims
 from domain.agent_wire import AgentBootstrap
 from domain.naming import create_workflow_id, manage_workflow_id
-from domain.phases import MANAGED_PHASES, TERMINAL_PHASES, Phase, Reason
-from runtime.settings import Settings
+from domain.phases import MANAGED_PHASES, Phase, Reason
+from runtime.settings import Settings, installation_id
 from store.db import SessionFactory
 from store.models import AgentCommandRow, Cluster, ClusterEvent
 from store.secrets import hash_token, new_token
@@ -344,22 +345,8 @@ class ControlPlaneActivities:
 
     @activity.defn(name=CLUSTER_CLAIMS)
     async def cluster_claims(self, inp: ClusterClaimsInput) -> ClusterClaimsResult:
-        """A machine is claimed while its owning cluster exists and is neither Failed nor Deleted."""
-        owners = {m.cluster_id for m in inp.machines}
-        async with self._sessions() as session:
-            live = set(
-                (
-                    await session.scalars(
-                        select(Cluster.id).where(
-                            Cluster.id.in_(owners),
-                            Cluster.phase.not_in([p.value for p in TERMINAL_PHASES]),
-                        )
-                    )
-                ).all()
-            )
-        claimed = [m.system_id for m in inp.machines if m.cluster_id in live]
-        unclaimed = [m.system_id for m in inp.machines if m.cluster_id not in live]
-        return ClusterClaimsResult(claimed=claimed, unclaimed=unclaimed)
+        """What the orphan sweeper must leave alone; see activities.orphans.claims."""
+        return await claims(self._sessions, self._client, installation_id(self._settings), inp)
 
     def all(self) -> list[Any]:
         """Every activity of this class, for a worker's `activities=`."""

@@ -33,7 +33,7 @@ from domain.gateway import ProxySettings
 from domain.maas import Machine
 from domain.naming import create_workflow_id, manage_workflow_id
 from domain.phases import Phase, Reason
-from runtime.settings import Settings
+from runtime.settings import Settings, installation_id
 from store.db import Database
 from store.models import AgentCommandRow, Cluster, ClusterEvent, Project
 from store.secrets import hash_token
@@ -206,23 +206,46 @@ async def test_enqueue_is_idempotent(cp: ControlPlaneActivities, database: Datab
     assert [(r.id, r.state) for r in rows] == [("c1", "running")]
 
 
-async def test_cluster_claims(cp: ControlPlaneActivities, database: Database) -> None:
+async def test_cluster_claims(
+    cp: ControlPlaneActivities, database: Database, client: Client
+) -> None:
     live = await add_cluster(database, Phase.RUNNING)
     failed = await add_cluster(database, Phase.FAILED)
+    ours = installation_id(cp._settings)
+    restored = f"cl-{uuid.uuid4().hex[:8]}"  # live, but the store was restored from before it
 
-    def owned(system_id: str, cluster_id: str) -> OwnedMachine:
+    def owned(system_id: str, cluster_id: str, installation: str = ours) -> OwnedMachine:
         return OwnedMachine(
-            system_id=system_id, hostname=system_id, pool="w", cluster_id=cluster_id
+            system_id=system_id,
+            hostname=system_id,
+            pool="w",
+            cluster_id=cluster_id,
+            installation_id=installation,
         )
 
-    result = await run(
-        cp.cluster_claims,
-        ClusterClaimsInput(
-            gateway_id="system",
-            machines=[owned("a", live), owned("b", failed), owned("c", "cl-gone")],
-        ),
-    )
-    assert result.claimed == ["a"] and result.unclaimed == ["b", "c"]
+    async with new_worker(client, StopTarget) as worker:
+        await client.start_workflow(
+            StopTarget.run, True, id=create_workflow_id(restored), task_queue=worker.task_queue
+        )
+        result = await run(
+            cp.cluster_claims,
+            ClusterClaimsInput(
+                gateway_id="system",
+                machines=[
+                    owned("a", live),
+                    owned("b", failed),
+                    owned("c", "cl-gone"),
+                    owned("d", "cl-theirs", installation="mg-other"),
+                    owned("e", restored),
+                    owned("f", "cl-legacy", installation=""),
+                    owned("g", failed, installation=""),
+                ],
+            ),
+        )
+        await client.get_workflow_handle(create_workflow_id(restored)).terminate("test over")
+    # Before: every cluster id the store did not know was an orphan (d, e, f released).
+    assert result.claimed == ["a", "d", "e", "f"]
+    assert result.unclaimed == ["b", "c", "g"]
 
 
 @workflow.defn(name="StopTarget", sandboxed=False)
