@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from domain.cluster import ErasePolicy, NodePool
 from domain.gateway import ProxySettings
 from domain.maas import MaasAccount, Machine
+from domain.naming import CONTROL_PLANE_QUEUE
 from domain.phases import Phase, Reason
 
 # --- MAAS activities (gateway side) -------------------------------------------------------
@@ -164,6 +165,7 @@ SWEEP_SILENT_AGENTS = "cp.sweep_silent_agents"
 CLUSTER_CLAIMS = "cp.cluster_claims"
 LIST_GATEWAY_ACCOUNTS = "cp.list_gateway_accounts"
 RECORD_ORPHAN_RELEASE = "cp.record_orphan_release"
+RECONCILE_CLUSTERS = "cp.reconcile_clusters"
 
 
 class RecordStatusInput(BaseModel):
@@ -264,3 +266,19 @@ class RecordOrphanReleaseInput(BaseModel):
     gateway_id: str
     account_url: str
     machines: list[OwnedMachine]
+
+
+class ReconcileClustersInput(BaseModel):
+    """Clusters whose saga is missing or ended against their phase get it (re)started."""
+
+    min_age_seconds: float = Field(
+        default=120.0, description="leave rows younger than this: their POST may still start"
+    )
+    task_queue: str = Field(default=CONTROL_PLANE_QUEUE, description="where restarted sagas run")
+    limit: int = Field(default=200, ge=1, description="clusters looked at per run")
+
+
+class ReconcileClustersResult(BaseModel):
+    """One line per cluster acted on, as written to its events."""
+
+    actions: list[str] = Field(default_factory=list)

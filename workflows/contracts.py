@@ -18,6 +18,7 @@ MANAGE_WORKFLOW = "ClusterManagement"
 VALIDATE_ACCOUNT_WORKFLOW = "CloudAccountValidate"
 SILENCE_SWEEP_WORKFLOW = "AgentSilenceSweep"
 ORPHAN_SWEEP_WORKFLOW = "OrphanSweep"
+RECONCILE_WORKFLOW = "Reconcile"
 
 # Signals
 SIGNAL_AGENT_REPORT = "agent_report"
