@@ -27,8 +27,8 @@ from store.db import Database
 from store.models import CloudAccount, Cluster, ClusterEvent, Project
 from store.secrets import SecretBox
 from store.types import utcnow
-from workflows.contracts import CREATE_WORKFLOW
-from workflows.reconcile import Reconcile, ensure_reconcile_schedule
+from workflows.contracts import CREATE_WORKFLOW, RECONCILE_WORKFLOW
+from workflows.reconcile import ensure_reconcile_schedule
 
 BOX = SecretBox("reconcile-test")
 
@@ -138,6 +138,6 @@ async def test_the_reconcile_schedule_runs_the_workflow(client: Client) -> None:
     try:
         described = await handle.describe()
         assert described.schedule.spec.intervals[0].every == timedelta(minutes=2)
-        assert described.schedule.action.workflow == Reconcile.__name__  # type: ignore[attr-defined]
+        assert described.schedule.action.workflow == RECONCILE_WORKFLOW  # type: ignore[attr-defined]
     finally:
         await handle.delete()

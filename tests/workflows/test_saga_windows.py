@@ -123,7 +123,7 @@ async def test_surplus_marked_machines_after_acquire_are_released(client: Client
         maas = SurplusMaas(6)
         maas.deploy_gate.clear()
         async with gateway(h, maas):
-            cluster = h.cluster(workers=2)
+            cluster = h.cluster(workers=2).model_copy(update={"installation_id": "mg-test"})
             create = await h.start_create(cluster)
             await h.wait_phase(cluster.cluster_id, Phase.DEPLOYING_OS)
 
@@ -132,6 +132,8 @@ async def test_surplus_marked_machines_after_acquire_are_released(client: Client
 
             await assert_eventually(three_held)
             assert any("surplus" in e for e in events(h, cluster.cluster_id))
+            # The marks name the installation the cluster belongs to.
+            assert {m.installation for m in maas.owned(cluster.cluster_id)} == {"mg-test"}
             await create.cancel()
             maas.deploy_gate.set()
 
