@@ -6,10 +6,11 @@ gets owner_data {cluster, request, pool}. Every activity looks MAAS up by those 
 so a retry after a crash finds what the lost attempt did instead of repeating it.
 
 Fencing: two attempts of one acquire may run at once (a paused gateway replica resumes
-after its heartbeat timeout while another replica retries). Each attempt writes its number
-into the marks of the machines it takes or adopts, and after every allocation looks for a
-newer attempt's marks on the request; a late attempt that finds one gives back what it took
-and stops. The saga compares MAAS with what it knows after acquire and releases the rest.
+after its heartbeat timeout while another replica retries). Each attempt writes its fence
+token (activity id, attempt: the workflow schedules a fresh activity after a gateway wait,
+so both grow) into the marks of the machines it takes or adopts, and before every mark
+looks for a newer token on the request; a late attempt that finds one gives back what it
+took and stops. The saga compares MAAS with what it knows after acquire and releases the rest.
 
 Quarantine: a machine whose deployment failed gets the QUARANTINE_TAG tag. A tag survives
 release (MAAS clears owner, agent_name and owner_data, never tags), so the saga may release
@@ -147,7 +148,7 @@ class MaasActivities:
     @activity.defn(name=ACQUIRE_MACHINES)
     async def acquire_machines(self, input: AcquireMachinesInput) -> AcquireMachinesResult:
         """Take every machine the request asks for, or nothing new if it cannot all fit."""
-        attempt = activity.info().attempt
+        attempt = _fence_token()
         held = await self._held_by_request(input, attempt)
         needs = {p.name: p.count for p in input.pools}
         for machine in held:
@@ -191,7 +192,7 @@ class MaasActivities:
         )
         return AcquireMachinesResult(machines=acquired)
 
-    async def _held_by_request(self, input: AcquireMachinesInput, attempt: int) -> list[Machine]:
+    async def _held_by_request(self, input: AcquireMachinesInput, attempt: Fence) -> list[Machine]:
         """Machines this request already holds, adopting any an interrupted attempt left
         without owner_data (allocated, then the worker died before marking it).
 
@@ -223,7 +224,7 @@ class MaasActivities:
     async def _fence(
         self,
         input: AcquireMachinesInput,
-        attempt: int,
+        attempt: Fence,
         mine: list[str],
         just_taken: str | None = None,
     ) -> None:
@@ -235,7 +236,7 @@ class MaasActivities:
         """
         owned = await self._owned(input.account, input.cluster_id)
         ours = [r for r in owned if owner_data(r).get(OWNER_DATA_REQUEST) == input.request_id]
-        newest = max((_attempt_of(owner_data(r)) for r in ours), default=0)
+        newest = max((_attempt_of(owner_data(r)) for r in ours), default=(0, 0))
         if newest <= attempt:
             return
         give_back = [
@@ -258,7 +259,7 @@ class MaasActivities:
                 f"{input.cluster_id} request {input.request_id}",
             )
         log.warning(
-            "cluster %s request %s: attempt %d superseded by attempt %d; gave back %s",
+            "cluster %s request %s: attempt %s superseded by attempt %s; gave back %s",
             input.cluster_id,
             input.request_id,
             attempt,
@@ -302,7 +303,7 @@ class MaasActivities:
         candidates: list[str],
         taken: set[str],
         quarantine: bool,
-        attempt: int,
+        attempt: Fence,
         mine: list[str],
     ) -> Machine:
         """Allocate one planned candidate by system id; on a lost race try the next one."""
@@ -343,12 +344,12 @@ class MaasActivities:
         )
 
     async def _mark(
-        self, input: AcquireMachinesInput, system_id: str, pool: str | None, attempt: int
+        self, input: AcquireMachinesInput, system_id: str, pool: str | None, attempt: Fence
     ) -> None:
         marks = {
             OWNER_DATA_CLUSTER: input.cluster_id,
             OWNER_DATA_REQUEST: input.request_id,
-            OWNER_DATA_ATTEMPT: str(attempt),
+            OWNER_DATA_ATTEMPT: "{}.{}".format(*attempt),
         }
         if pool:
             marks[OWNER_DATA_POOL] = pool
@@ -587,12 +588,22 @@ def _pool_for(raw: dict[str, Any], pools: list[NodePool], counts: dict[str, int]
 _RELEASING = frozenset({STATUS_RELEASING, STATUS_DISK_ERASING})
 
 
-def _attempt_of(data: dict[str, str]) -> int:
-    """The acquire attempt a mark names; marks older than fencing count as attempt 0."""
+# (activity id, attempt) of an acquire; compared as a tuple.
+Fence = tuple[int, int]
+
+
+def _fence_token() -> Fence:
+    info = activity.info()
+    return (int(info.activity_id) if info.activity_id.isdigit() else 0, info.attempt)
+
+
+def _attempt_of(data: dict[str, str]) -> Fence:
+    """The fence token a mark names; marks older than fencing count as (0, 0)."""
+    parts = data.get(OWNER_DATA_ATTEMPT, "0.0").split(".")
     try:
-        return int(data.get(OWNER_DATA_ATTEMPT, "0"))
+        return (int(parts[0]), int(parts[1])) if len(parts) == 2 else (0, 0)
     except ValueError:
-        return 0
+        return (0, 0)
 
 
 def _owned_machine(raw: dict[str, Any], cluster_id: str) -> OwnedMachine:

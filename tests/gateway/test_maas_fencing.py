@@ -27,9 +27,11 @@ from tests.gateway.conftest import Maas, StartMaas
 SMALL = MachineConstraints(min_cpu=2, min_memory_mib=4096)
 
 
-def attempt(number: int) -> ActivityEnvironment:
+def attempt(number: int, activity_id: str = "4") -> ActivityEnvironment:
     env = ActivityEnvironment()
-    env.info = dataclasses.replace(env.info, attempt=number, heartbeat_timeout=None)
+    env.info = dataclasses.replace(
+        env.info, attempt=number, activity_id=activity_id, heartbeat_timeout=None
+    )
     return env
 
 
@@ -52,7 +54,12 @@ class PausingSessions(MaasSessions):
         return result
 
 
-async def test_a_late_acquire_attempt_gives_back_what_it_took(maas: Maas) -> None:
+# (activity id, attempt) of the late one, then of the one that replaced it: a retry of the
+# same activity, or a fresh activity the workflow scheduled after a gateway wait.
+@pytest.mark.parametrize("late,current", [(("4", 1), ("4", 2)), (("4", 3), ("7", 1))])
+async def test_a_late_acquire_attempt_gives_back_what_it_took(
+    maas: Maas, late: tuple[str, int], current: tuple[str, int]
+) -> None:
     request = AcquireMachinesInput(
         account=maas.account,
         cluster_id="c-fence",
@@ -61,16 +68,18 @@ async def test_a_late_acquire_attempt_gives_back_what_it_took(maas: Maas) -> Non
         installation_id="inst-a",
     )
     sessions = PausingSessions()
-    late = asyncio.create_task(attempt(1).run(MaasActivities(sessions).acquire_machines, request))
+    stale = asyncio.create_task(
+        attempt(late[1], late[0]).run(MaasActivities(sessions).acquire_machines, request)
+    )
     await asyncio.wait_for(sessions.paused.wait(), timeout=30)
 
     # The retry (attempt 2, another replica) adopts the first machine and takes the rest.
-    second = await attempt(2).run(MaasActivities().acquire_machines, request)
+    second = await attempt(current[1], current[0]).run(MaasActivities().acquire_machines, request)
     assert len(second.machines) == 3
 
     sessions.resume.set()
     with pytest.raises(ApplicationError) as superseded:
-        await asyncio.wait_for(late, timeout=30)
+        await asyncio.wait_for(stale, timeout=30)
     assert superseded.value.type == ERR_ACQUIRE_SUPERSEDED
 
     found = await attempt(1).run(
