@@ -7,7 +7,9 @@ time. In the end: no machine had two owners, every cluster is Deleted (a Failed 
 named reason first), nothing carries our marks, every accepted request is reflected, the
 orphan sweeper released nothing a live cluster held, and no process outlives the stack.
 
-METALGATE_CHAOS_CLUSTERS sets M (20 in CI, 200 in `make chaos`).
+METALGATE_CHAOS_CLUSTERS sets M (20 in CI, 200 in `make chaos`). Every third cluster asks for
+a secure erase, which the emulator makes last 6 x METALGATE_CHAOS_RELEASE_SECONDS (default
+2): delete must wait it out (15 makes it a minute and a half, past the old fixed wait).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from workflows.contracts import GatewayRef
 from workflows.orphan_sweep import ensure_orphan_sweep_schedule
 
 CLUSTERS = int(os.environ.get("METALGATE_CHAOS_CLUSTERS", "20"))
+RELEASE_SECONDS = float(os.environ.get("METALGATE_CHAOS_RELEASE_SECONDS", "2.0"))
 SEED = int(os.environ.get("METALGATE_CHAOS_SEED", str(random.SystemRandom().randrange(1 << 30))))
 IN_FLIGHT = min(CLUSTERS, 40)
 # Quarantined machines (10 % of deploys fail) never come back, so keep a margin beyond the
@@ -75,7 +78,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         ports=ports,
         maas_machines=MACHINES,
         deploy_seconds=2.0,
-        release_seconds=1.0,
+        release_seconds=RELEASE_SECONDS,
         emulator_args=[
             "--deploy-failure-rate",
             str(FAULTS["deploy_failure_rate"]),

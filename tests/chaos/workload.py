@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from cli.api_client import ApiClient, ApiError
-from domain.cluster import ClusterSpec
+from domain.cluster import ClusterSpec, ErasePolicy
 from domain.phases import CREATE_PHASES, Phase
 from tests.chaos.maas_watch import MaasWatch, owner_of
 
@@ -37,6 +37,7 @@ TRANSIENT = {0, 500, 502, 503, 504}
 EARLY_DELETE_EVERY = 4
 EARLY_DELETE_PHASES = [p for p in CREATE_PHASES if p != Phase.RUNNING]
 RELEASING = {"Releasing", "Disk erasing"}
+SECURE_ERASE_EVERY = 3
 
 
 @dataclass
@@ -91,7 +92,7 @@ class Workload:
     async def drive(self, index: int) -> ClusterRun:
         run = ClusterRun(name=f"chaos-{self.run_id}-{index}")
         try:
-            await self._create(run)
+            await self._create(run, index)
             if index % EARLY_DELETE_EVERY == EARLY_DELETE_EVERY - 1:
                 target = EARLY_DELETE_PHASES[(index // EARLY_DELETE_EVERY) % 5]
                 await self._wait(run, self._from(target))
@@ -133,8 +134,11 @@ class Workload:
         run.error = "; ".join(filter(None, [run.error, f"{type(error).__name__}: {error}"]))
         log.warning("chaos: cluster %s: %s", run.name, error)
 
-    async def _create(self, run: ClusterRun) -> None:
-        spec = ClusterSpec(name=run.name)
+    async def _create(self, run: ClusterRun, index: int) -> None:
+        secure = index % SECURE_ERASE_EVERY == SECURE_ERASE_EVERY - 1
+        spec = ClusterSpec(
+            name=run.name, erase_policy=ErasePolicy.SECURE if secure else ErasePolicy.QUICK
+        )
         try:
             body = await self.call(
                 "create",
