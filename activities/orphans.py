@@ -53,11 +53,10 @@ async def claims(
     """Split machines into claimed (keep) and unclaimed (an orphan of this installation)."""
     owners = {m.cluster_id for m in inp.machines}
     async with sessions() as session:
-        phases = dict(
-            (await session.execute(select(Cluster.id, Cluster.phase).where(Cluster.id.in_(owners))))
-            .tuples()
-            .all()
+        rows = await session.execute(
+            select(Cluster.id, Cluster.phase).where(Cluster.id.in_(owners))
         )
+        phases: dict[str, str] = {cluster_id: phase for cluster_id, phase in rows}
     terminal = {p.value for p in TERMINAL_PHASES}
     open_clusters: dict[str, bool] = {}
     claimed: list[str] = []
