@@ -53,6 +53,8 @@ from workflows.contracts import SIGNAL_AGENT_SILENT, SIGNAL_STOP, AgentSilent
 log = logging.getLogger(__name__)
 
 BOOTSTRAP_PATH = "/etc/metalgate/bootstrap.json"
+# Management has nothing to compensate: a delete does not wait longer than this for it.
+MANAGE_TERMINATE_SECONDS = 120.0
 
 # Forward-only ordering. Managed phases share a rank: a running cluster moves freely
 # between Running, Upgrading, Scaling, Repaving and Unreachable. Failed outranks every
@@ -260,14 +262,16 @@ class ControlPlaneActivities:
         """Cancel create, ask management to stop (cancel it if it lingers), wait until closed.
 
         A workflow that cannot go on (its task failing in a loop, or nobody running it)
-        never closes by itself: after `wait_seconds` it is terminated and the cluster's
-        events say so, since the delete releases by ownership in MAAS anyway.
+        never closes by itself: it is terminated (management after at most two minutes, as
+        it has nothing to clean up; create after `wait_seconds`, as its compensation may
+        take long) and the cluster's events say so: the delete releases by ownership anyway.
         """
         create = self._client.get_workflow_handle(create_workflow_id(inp.cluster_id))
         manage = self._client.get_workflow_handle(manage_workflow_id(inp.cluster_id))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + inp.wait_seconds
         manage_cancel_at = loop.time() + min(30.0, inp.wait_seconds / 2)
+        manage_terminate_at = loop.time() + min(MANAGE_TERMINATE_SECONDS, inp.wait_seconds)
         if await _running(create):
             await _ignore_not_found(create.cancel())
         if await _running(manage):
@@ -281,16 +285,15 @@ class ControlPlaneActivities:
             if manage_open and not manage_cancelled and loop.time() > manage_cancel_at:
                 await _ignore_not_found(manage.cancel())
                 manage_cancelled = True
-            if loop.time() > deadline:
-                for handle, open_ in ((create, create_open), (manage, manage_open)):
-                    if open_:
-                        await self._terminate(inp, handle)
-                return
+            if manage_open and loop.time() > manage_terminate_at:
+                await self._terminate(inp, manage, min(MANAGE_TERMINATE_SECONDS, inp.wait_seconds))
+            if create_open and loop.time() > deadline:
+                await self._terminate(inp, create, inp.wait_seconds)
             await asyncio.sleep(1.0)
 
-    async def _terminate(self, inp: StopClusterWorkflowsInput, handle: Any) -> None:
+    async def _terminate(self, inp: StopClusterWorkflowsInput, handle: Any, after: float) -> None:
         why = (
-            f"{handle.id} did not close within {inp.wait_seconds:.0f}s of the delete's stop "
+            f"{handle.id} did not close within {after:.0f}s of the delete's stop "
             "request (its task may be failing); terminated so the delete can go on"
         )
         await _ignore_not_found(handle.terminate(reason=why))
