@@ -39,9 +39,10 @@ from activities.models import (
     SweepSilentAgentsResult,
 )
 from activities.node_bootstrap import NodeBootstrapRenderer
+from activities.orphans import claims
 from domain.naming import create_workflow_id, manage_workflow_id
-from domain.phases import MANAGED_PHASES, TERMINAL_PHASES, Phase
-from runtime.settings import Settings
+from domain.phases import MANAGED_PHASES, Phase, Reason
+from runtime.settings import Settings, installation_id
 from store.bootstrap_material import BootstrapMaterialStore
 from store.db import SessionFactory
 from store.models import AgentCommandRow, Cluster, ClusterEvent
@@ -50,6 +51,9 @@ from store.types import utcnow
 from workflows.contracts import SIGNAL_AGENT_SILENT, SIGNAL_STOP, AgentSilent
 
 log = logging.getLogger(__name__)
+
+# Management has nothing to compensate: a delete does not wait longer than this for it.
+MANAGE_TERMINATE_SECONDS = 120.0
 
 # Forward-only ordering. Managed phases share a rank: a running cluster moves freely
 # between Running, Upgrading, Scaling, Repaving and Unreachable. Failed outranks every
@@ -218,12 +222,19 @@ class ControlPlaneActivities:
 
     @activity.defn(name=STOP_CLUSTER_WORKFLOWS)
     async def stop_cluster_workflows(self, inp: StopClusterWorkflowsInput) -> None:
-        """Cancel create, ask management to stop (cancel it if it lingers), wait until closed."""
+        """Cancel create, ask management to stop (cancel it if it lingers), wait until closed.
+
+        A workflow that cannot go on (its task failing in a loop, or nobody running it)
+        never closes by itself: it is terminated (management after at most two minutes, as
+        it has nothing to clean up; create after `wait_seconds`, as its compensation may
+        take long) and the cluster's events say so: the delete releases by ownership anyway.
+        """
         create = self._client.get_workflow_handle(create_workflow_id(inp.cluster_id))
         manage = self._client.get_workflow_handle(manage_workflow_id(inp.cluster_id))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + inp.wait_seconds
         manage_cancel_at = loop.time() + min(30.0, inp.wait_seconds / 2)
+        manage_terminate_at = loop.time() + min(MANAGE_TERMINATE_SECONDS, inp.wait_seconds)
         if await _running(create):
             await _ignore_not_found(create.cancel())
         if await _running(manage):
@@ -237,13 +248,29 @@ class ControlPlaneActivities:
             if manage_open and not manage_cancelled and loop.time() > manage_cancel_at:
                 await _ignore_not_found(manage.cancel())
                 manage_cancelled = True
-            if loop.time() > deadline:
-                raise ApplicationError(
-                    f"cluster {inp.cluster_id}: workflows still open after {inp.wait_seconds}s "
-                    f"(create open={create_open}, manage open={manage_open})",
-                    type="WorkflowsStillOpen",
-                )
+            if manage_open and loop.time() > manage_terminate_at:
+                await self._terminate(inp, manage, min(MANAGE_TERMINATE_SECONDS, inp.wait_seconds))
+            if create_open and loop.time() > deadline:
+                await self._terminate(inp, create, inp.wait_seconds)
             await asyncio.sleep(1.0)
+
+    async def _terminate(self, inp: StopClusterWorkflowsInput, handle: Any, after: float) -> None:
+        why = (
+            f"{handle.id} did not close within {after:.0f}s of the delete's stop "
+            "request (its task may be failing); terminated so the delete can go on"
+        )
+        await _ignore_not_found(handle.terminate(reason=why))
+        log.warning("cluster %s: %s", inp.cluster_id, why)
+        async with self._sessions.begin() as session:
+            cluster = await session.get(Cluster, inp.cluster_id)
+            session.add(
+                ClusterEvent(
+                    cluster_id=inp.cluster_id,
+                    phase=cluster.phase if cluster else None,
+                    reason=Reason.WORKFLOW_TERMINATED.value,
+                    message=why,
+                )
+            )
 
     @activity.defn(name=SWEEP_SILENT_AGENTS)
     async def sweep_silent_agents(self, inp: SweepSilentAgentsInput) -> SweepSilentAgentsResult:
@@ -284,22 +311,8 @@ class ControlPlaneActivities:
 
     @activity.defn(name=CLUSTER_CLAIMS)
     async def cluster_claims(self, inp: ClusterClaimsInput) -> ClusterClaimsResult:
-        """A machine is claimed while its owning cluster exists and is neither Failed nor Deleted."""
-        owners = {m.cluster_id for m in inp.machines}
-        async with self._sessions() as session:
-            live = set(
-                (
-                    await session.scalars(
-                        select(Cluster.id).where(
-                            Cluster.id.in_(owners),
-                            Cluster.phase.not_in([p.value for p in TERMINAL_PHASES]),
-                        )
-                    )
-                ).all()
-            )
-        claimed = [m.system_id for m in inp.machines if m.cluster_id in live]
-        unclaimed = [m.system_id for m in inp.machines if m.cluster_id not in live]
-        return ClusterClaimsResult(claimed=claimed, unclaimed=unclaimed)
+        """What the orphan sweeper must leave alone; see activities.orphans.claims."""
+        return await claims(self._sessions, self._client, installation_id(self._settings), inp)
 
     def all(self) -> list[Any]:
         """Every activity of this class, for a worker's `activities=`."""

@@ -5,6 +5,13 @@ Ownership marks (see domain.naming): every machine a cluster takes is allocated 
 gets owner_data {cluster, request, pool}. Every activity looks MAAS up by those marks first,
 so a retry after a crash finds what the lost attempt did instead of repeating it.
 
+Fencing: two attempts of one acquire may run at once (a paused gateway replica resumes
+after its heartbeat timeout while another replica retries). Each attempt writes its fence
+token (activity id, attempt: the workflow schedules a fresh activity after a gateway wait,
+so both grow) into the marks of the machines it takes or adopts, and before every mark
+looks for a newer token on the request; a late attempt that finds one gives back what it
+took and stops. The saga compares MAAS with what it knows after acquire and releases the rest.
+
 Quarantine: a machine whose deployment failed gets the QUARANTINE_TAG tag. A tag survives
 release (MAAS clears owner, agent_name and owner_data, never tags), so the saga may release
 the machine as usual and it is still never handed out again: every allocate passes the tag
@@ -28,8 +35,10 @@ from activities.maas_capacity import (
     RELEASED_OR_RELEASING,
     STATUS_DEPLOYED,
     STATUS_DEPLOYING,
+    STATUS_DISK_ERASING,
     STATUS_FAILED_DEPLOYMENT,
     STATUS_READY,
+    STATUS_RELEASING,
     allocate_params,
     matches,
     owner_data,
@@ -55,6 +64,7 @@ from activities.models import (
     ACQUIRE_MACHINES,
     CHECK_ACCOUNT,
     DEPLOY_MACHINE,
+    ERR_ACQUIRE_SUPERSEDED,
     ERR_INSUFFICIENT_CAPACITY,
     ERR_INVALID_CONSTRAINTS,
     ERR_MAAS_AUTH_FAILED,
@@ -62,6 +72,7 @@ from activities.models import (
     FIND_OWNED,
     RELEASE_MACHINES,
     WAIT_DEPLOYED,
+    WAIT_RELEASED,
     AcquireMachinesInput,
     AcquireMachinesResult,
     CheckAccountInput,
@@ -75,11 +86,15 @@ from activities.models import (
     ReleaseMachinesResult,
     WaitDeployedInput,
     WaitDeployedResult,
+    WaitReleasedInput,
+    WaitReleasedResult,
 )
 from domain.cluster import ErasePolicy, NodePool
 from domain.maas import MaasAccount, Machine
 from domain.naming import (
+    OWNER_DATA_ATTEMPT,
     OWNER_DATA_CLUSTER,
+    OWNER_DATA_INSTALLATION,
     OWNER_DATA_POOL,
     OWNER_DATA_REQUEST,
     QUARANTINE_TAG,
@@ -109,6 +124,7 @@ class MaasActivities:
             self.deploy_machine,
             self.wait_deployed,
             self.release_machines,
+            self.wait_released,
             self.find_owned,
             self.check_account,
             *self.endpoints.all(),
@@ -117,7 +133,12 @@ class MaasActivities:
     async def _call(
         self, account: MaasAccount, handler: str, action: str, shape: Shape, **params: Any
     ) -> Any:
-        """One bounded MAAS API call whose answer has `shape`, with errors mapped."""
+        """One bounded MAAS API call whose answer has `shape`, with errors mapped.
+
+        Heartbeats first, so every activity shows it is alive and sees a cancel promptly.
+        """
+        if activity.in_activity():
+            activity.heartbeat(f"{handler}.{action}")
         return await self.sessions.call(account, handler, action, shape, **params)
 
     async def _owned(self, account: MaasAccount, cluster_id: str) -> list[dict[str, Any]]:
@@ -130,7 +151,8 @@ class MaasActivities:
     @activity.defn(name=ACQUIRE_MACHINES)
     async def acquire_machines(self, input: AcquireMachinesInput) -> AcquireMachinesResult:
         """Take every machine the request asks for, or nothing new if it cannot all fit."""
-        held = await self._held_by_request(input)
+        attempt = _fence_token()
+        held = await self._held_by_request(input, attempt)
         needs = {p.name: p.count for p in input.pools}
         for machine in held:
             needs[machine.pool] = needs.get(machine.pool, 0) - 1
@@ -155,14 +177,16 @@ class MaasActivities:
 
         taken = {m.system_id for m in held}
         acquired = list(held)
+        mine: list[str] = []
         for plan in plans:
             for _ in range(plan.needed):
                 machine = await self._allocate_one(
-                    input, plan.pool, plan.candidates, taken, quarantine
+                    input, plan.pool, plan.candidates, taken, quarantine, attempt, mine
                 )
                 taken.add(machine.system_id)
                 acquired.append(machine)
-                activity.heartbeat(machine.system_id)
+                mine.append(machine.system_id)
+        await self._fence(input, attempt, mine)
         log.info(
             "cluster %s request %s holds %d machine(s)",
             input.cluster_id,
@@ -171,27 +195,85 @@ class MaasActivities:
         )
         return AcquireMachinesResult(machines=acquired)
 
-    async def _held_by_request(self, input: AcquireMachinesInput) -> list[Machine]:
+    async def _held_by_request(self, input: AcquireMachinesInput, attempt: Fence) -> list[Machine]:
         """Machines this request already holds, adopting any an interrupted attempt left
-        without owner_data (allocated, then the worker died before marking it)."""
+        without owner_data (allocated, then the worker died before marking it).
+
+        A retry re-marks what it adopts with its attempt: the fence an older attempt still
+        running sees at its next allocation.
+        """
         held: list[Machine] = []
         unmarked: list[dict[str, Any]] = []
         for raw in await self._owned(input.account, input.cluster_id):
-            request = owner_data(raw).get(OWNER_DATA_REQUEST)
+            data = owner_data(raw)
+            request = data.get(OWNER_DATA_REQUEST)
             if request == input.request_id:
                 held.append(to_machine(raw))
+                if _attempt_of(data) < attempt:
+                    await self._mark(input, raw["system_id"], data.get(OWNER_DATA_POOL), attempt)
             elif request is None:
                 unmarked.append(raw)
         counts = {p.name: sum(1 for m in held if m.pool == p.name) for p in input.pools}
         for raw in unmarked:
             pool = _pool_for(raw, input.pools, counts)
-            await self._mark(input, raw["system_id"], pool.name)
+            await self._mark(input, raw["system_id"], pool.name, attempt)
             counts[pool.name] += 1
             held.append(to_machine(raw).model_copy(update={"pool": pool.name}))
             log.info("adopted %s for cluster %s", raw["system_id"], input.cluster_id)
         for machine in held:
             machine.request_id = input.request_id
         return held
+
+    async def _fence(
+        self,
+        input: AcquireMachinesInput,
+        attempt: Fence,
+        mine: list[str],
+        just_taken: str | None = None,
+    ) -> None:
+        """Stop a late attempt: a newer attempt of this request marked machines meanwhile.
+
+        Only machines still carrying this attempt's mark go back (and `just_taken` if still
+        unmarked): the newer attempt adopted and re-marked the others, and the workflow knows
+        them from its answer.
+        """
+        owned = await self._owned(input.account, input.cluster_id)
+        ours = [r for r in owned if owner_data(r).get(OWNER_DATA_REQUEST) == input.request_id]
+        newest = max((_attempt_of(owner_data(r)) for r in ours), default=(0, 0))
+        if newest <= attempt:
+            return
+        give_back = [
+            r["system_id"]
+            for r in ours
+            if r["system_id"] in mine and _attempt_of(owner_data(r)) == attempt
+        ] + [
+            r["system_id"]
+            for r in owned
+            if r["system_id"] == just_taken and not owner_data(r).get(OWNER_DATA_REQUEST)
+        ]
+        for system_id in give_back:
+            await self._call(
+                input.account,
+                "Machine",
+                "release",
+                ANY_JSON,
+                system_id=system_id,
+                comment=f"metalgate: superseded acquire attempt {attempt} of cluster "
+                f"{input.cluster_id} request {input.request_id}",
+            )
+        log.warning(
+            "cluster %s request %s: attempt %s superseded by attempt %s; gave back %s",
+            input.cluster_id,
+            input.request_id,
+            attempt,
+            newest,
+            ", ".join(give_back) or "nothing",
+        )
+        raise ApplicationError(
+            f"acquire attempt {attempt} was superseded by attempt {newest}",
+            type=ERR_ACQUIRE_SUPERSEDED,
+            non_retryable=True,
+        )
 
     async def _validate_constraints(
         self, account: MaasAccount, pool: NodePool, quarantine: bool
@@ -224,6 +306,8 @@ class MaasActivities:
         candidates: list[str],
         taken: set[str],
         quarantine: bool,
+        attempt: Fence,
+        mine: list[str],
     ) -> Machine:
         """Allocate one planned candidate by system id; on a lost race try the next one."""
         for system_id in candidates:
@@ -247,7 +331,10 @@ class MaasActivities:
                     log.info("%s was taken by someone else; trying the next", system_id)
                     continue
                 raise
-            await self._mark(input, system_id, pool.name)
+            # Checked before marking: a newer attempt may have adopted this very machine while
+            # this one was paused, and our mark must not take it back from that attempt.
+            await self._fence(input, attempt, mine, just_taken=system_id)
+            await self._mark(input, system_id, pool.name, attempt)
             return to_machine(raw).model_copy(
                 update={"pool": pool.name, "request_id": input.request_id}
             )
@@ -259,18 +346,20 @@ class MaasActivities:
             non_retryable=True,
         )
 
-    async def _mark(self, input: AcquireMachinesInput, system_id: str, pool: str) -> None:
+    async def _mark(
+        self, input: AcquireMachinesInput, system_id: str, pool: str | None, attempt: Fence
+    ) -> None:
+        marks = {
+            OWNER_DATA_CLUSTER: input.cluster_id,
+            OWNER_DATA_REQUEST: input.request_id,
+            OWNER_DATA_ATTEMPT: "{}.{}".format(*attempt),
+        }
+        if pool:
+            marks[OWNER_DATA_POOL] = pool
+        if input.installation_id:
+            marks[OWNER_DATA_INSTALLATION] = input.installation_id
         await self._call(
-            input.account,
-            "Machine",
-            "set_owner_data",
-            ANY_JSON,
-            system_id=system_id,
-            **{
-                OWNER_DATA_CLUSTER: input.cluster_id,
-                OWNER_DATA_REQUEST: input.request_id,
-                OWNER_DATA_POOL: pool,
-            },
+            input.account, "Machine", "set_owner_data", ANY_JSON, system_id=system_id, **marks
         )
 
     # --- deploy --------------------------------------------------------------------------
@@ -294,6 +383,13 @@ class MaasActivities:
         try:
             raw = await self._call(input.account, "Machine", "deploy", MACHINE, **params)
         except CallError as error:
+            if error.status == HTTP_CONFLICT:
+                # Another attempt of this deploy (a paused replica, a lost answer) got there
+                # first: the machine deploying for this cluster is the outcome we wanted.
+                now = await self._read(input.account, input.system_id)
+                ours = owner_data(now).get(OWNER_DATA_CLUSTER) == input.cluster_id
+                if ours and now["status"] in (STATUS_DEPLOYING, STATUS_DEPLOYED):
+                    return DeployMachineResult(system_id=input.system_id, status=now["status_name"])
             if error.status in (HTTP_CONFLICT, HTTP_BAD_REQUEST):
                 raise ApplicationError(
                     f"{input.account} refused to deploy {input.system_id}: "
@@ -397,9 +493,11 @@ class MaasActivities:
             raw = owned.get(system_id)
             if raw is None or raw["status"] in RELEASED_OR_RELEASING:
                 result.already_free.append(system_id)
+                if raw is not None and raw["status"] in _RELEASING:
+                    result.in_progress.append(system_id)
                 continue
             try:
-                await self._call(
+                answer = await self._call(
                     input.account,
                     "Machine",
                     "release",
@@ -414,8 +512,28 @@ class MaasActivities:
                 result.already_free.append(system_id)
                 continue
             result.released.append(system_id)
-            activity.heartbeat(system_id)
+            if isinstance(answer, dict) and answer.get("status") in _RELEASING:
+                result.in_progress.append(system_id)
         return result
+
+    # --- wait released -------------------------------------------------------------------
+
+    @activity.defn(name=WAIT_RELEASED)
+    async def wait_released(self, input: WaitReleasedInput) -> WaitReleasedResult:
+        """Poll the cluster's owned machines until none is Releasing or Disk erasing.
+
+        Heartbeats every poll, so an erase of hours is one activity, not a history of polls.
+        Machines still owned but not releasing (Failed releasing, say) are answered as stuck.
+        """
+        while True:
+            owned = await self._owned(input.account, input.cluster_id)
+            releasing = [r for r in owned if r["status"] in _RELEASING]
+            if not releasing:
+                return WaitReleasedResult(stuck=sorted(r["system_id"] for r in owned))
+            activity.heartbeat(
+                ", ".join(f"{r['system_id']}: {r.get('status_name', '')}" for r in releasing)
+            )
+            await asyncio.sleep(input.poll_interval_seconds)
 
     # --- find owned ----------------------------------------------------------------------
 
@@ -479,5 +597,30 @@ def _pool_for(raw: dict[str, Any], pools: list[NodePool], counts: dict[str, int]
     return (short or fitting)[0]
 
 
+_RELEASING = frozenset({STATUS_RELEASING, STATUS_DISK_ERASING})
+
+
+# (activity id, attempt) of an acquire; compared as a tuple.
+Fence = tuple[int, int]
+
+
+def _fence_token() -> Fence:
+    info = activity.info()
+    return (int(info.activity_id) if info.activity_id.isdigit() else 0, info.attempt)
+
+
+def _attempt_of(data: dict[str, str]) -> Fence:
+    """The fence token a mark names; marks older than fencing count as (0, 0)."""
+    parts = data.get(OWNER_DATA_ATTEMPT, "0.0").split(".")
+    try:
+        return (int(parts[0]), int(parts[1])) if len(parts) == 2 else (0, 0)
+    except ValueError:
+        return (0, 0)
+
+
 def _owned_machine(raw: dict[str, Any], cluster_id: str) -> OwnedMachine:
-    return OwnedMachine(**to_machine(raw).model_dump(), cluster_id=cluster_id)
+    return OwnedMachine(
+        **to_machine(raw).model_dump(),
+        cluster_id=cluster_id,
+        installation_id=owner_data(raw).get(OWNER_DATA_INSTALLATION, ""),
+    )

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from domain.cluster import ControlPlaneEndpoint, EndpointMode, ErasePolicy, NodePool
 from domain.gateway import ProxySettings
 from domain.maas import MaasAccount, Machine
+from domain.naming import CONTROL_PLANE_QUEUE
 from domain.phases import Phase, Reason
 
 # --- MAAS activities (gateway side) -------------------------------------------------------
@@ -20,6 +21,7 @@ DEPLOY_MACHINE = "maas.deploy_machine"
 WAIT_DEPLOYED = "maas.wait_deployed"
 RELEASE_MACHINES = "maas.release_machines"
 FIND_OWNED = "maas.find_owned"
+WAIT_RELEASED = "maas.wait_released"
 CHECK_ACCOUNT = "maas.check_account"
 ENSURE_ENDPOINT = "maas.ensure_endpoint"
 REMOVE_ENDPOINT = "maas.remove_endpoint"
@@ -40,12 +42,16 @@ ERR_MAAS_PROTOCOL_ERROR = "MaasProtocolError"
 # The control-plane endpoint cannot be made as the spec asks: the VIP is taken, the subnet
 # full or unknown, or the key may not write DNS.
 ERR_ENDPOINT_UNAVAILABLE = Reason.ENDPOINT_UNAVAILABLE.value
+# A late attempt of an acquire found a newer attempt of the same request at work: it gave
+# back what it took. The server discards its answer anyway; the name is for the logs.
+ERR_ACQUIRE_SUPERSEDED = "AcquireSuperseded"
 MAAS_NON_RETRYABLE = [
     ERR_INSUFFICIENT_CAPACITY,
     ERR_ENDPOINT_UNAVAILABLE,
     ERR_INVALID_CONSTRAINTS,
     ERR_MACHINE_DEPLOY_FAILED,
     ERR_MAAS_AUTH_FAILED,
+    ERR_ACQUIRE_SUPERSEDED,
 ]
 
 
@@ -61,6 +67,7 @@ class AcquireMachinesInput(BaseModel):
     request_id: str
     pools: list[NodePool]
     exclude_system_ids: list[str] = Field(default_factory=list)
+    installation_id: str = Field(default="", description="written into the ownership mark")
 
 
 class AcquireMachinesResult(BaseModel):
@@ -109,6 +116,23 @@ class ReleaseMachinesInput(BaseModel):
 class ReleaseMachinesResult(BaseModel):
     released: list[str] = Field(default_factory=list)
     already_free: list[str] = Field(default_factory=list)
+    in_progress: list[str] = Field(
+        default_factory=list, description="still Releasing or Disk erasing, owned until Ready"
+    )
+
+
+class WaitReleasedInput(BaseModel):
+    """Poll until MAAS lists none of the cluster's machines as owned; heartbeats each poll."""
+
+    account: MaasAccount
+    cluster_id: str
+    poll_interval_seconds: float = 5.0
+
+
+class WaitReleasedResult(BaseModel):
+    """Owned machines that are not releasing any more (e.g. Failed releasing): release again."""
+
+    stuck: list[str] = Field(default_factory=list)
 
 
 class FindOwnedInput(BaseModel):
@@ -120,6 +144,7 @@ class FindOwnedInput(BaseModel):
 
 class OwnedMachine(Machine):
     cluster_id: str
+    installation_id: str = Field(default="", description="'' on machines marked before it")
 
 
 class FindOwnedResult(BaseModel):
@@ -201,6 +226,7 @@ LIST_GATEWAY_ACCOUNTS = "cp.list_gateway_accounts"
 ERR_CONTROL_PLANE_ENDPOINT_MISSING = "ControlPlaneEndpointMissing"
 RECORD_ORPHAN_RELEASE = "cp.record_orphan_release"
 LIVE_CLUSTERS = "cp.live_clusters"
+RECONCILE_CLUSTERS = "cp.reconcile_clusters"
 
 
 class RecordStatusInput(BaseModel):
@@ -270,7 +296,11 @@ class SweepSilentAgentsResult(BaseModel):
 
 
 class ClusterClaimsInput(BaseModel):
-    """Which of these machines does a live cluster claim? Used by the orphan sweeper."""
+    """Which of these machines does a live cluster claim? Used by the orphan sweeper.
+
+    Claimed also means "not ours to judge": another installation's, or a cluster Temporal
+    knows as open although the store does not know it (a store restored from a backup).
+    """
 
     gateway_id: str
     machines: list[OwnedMachine]
@@ -309,3 +339,19 @@ class LiveClustersInput(BaseModel):
 
 class LiveClustersResult(BaseModel):
     live: list[str]
+
+
+class ReconcileClustersInput(BaseModel):
+    """Clusters whose saga is missing or ended against their phase get it (re)started."""
+
+    min_age_seconds: float = Field(
+        default=120.0, description="leave rows younger than this: their POST may still start"
+    )
+    task_queue: str = Field(default=CONTROL_PLANE_QUEUE, description="where restarted sagas run")
+    limit: int = Field(default=200, ge=1, description="clusters looked at per run")
+
+
+class ReconcileClustersResult(BaseModel):
+    """One line per cluster acted on, as written to its events."""
+
+    actions: list[str] = Field(default_factory=list)

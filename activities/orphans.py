@@ -1,7 +1,12 @@
-"""Control-plane activities of the orphan sweeper: which accounts to sweep, what to record.
+"""Control-plane activities of the orphan sweeper: which accounts to sweep, what is claimed,
+what to record.
 
-Deciding whether a machine is claimed is `cp.cluster_claims` (activities.control_plane);
-these two only read the accounts of a gateway and write the sweeper's events.
+`claims` decides for `cp.cluster_claims` (activities.control_plane). A machine is released
+only when it is provably ours and provably abandoned: marked by this installation (or by
+an unmarked older one for a cluster the store knows ended), its cluster neither live in the
+store nor open in Temporal. So a second installation on the same MAAS, or a store restored
+from an older backup (live clusters it does not know), cannot make the sweeper release a
+live machine.
 """
 
 from __future__ import annotations
@@ -12,12 +17,15 @@ from typing import Any
 
 from sqlalchemy import select
 from temporalio import activity
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.models import (
     LIST_GATEWAY_ACCOUNTS,
     LIVE_CLUSTERS,
     RECORD_ORPHAN_RELEASE,
+    ClusterClaimsInput,
+    ClusterClaimsResult,
     ListGatewayAccountsInput,
     ListGatewayAccountsResult,
     LiveClustersInput,
@@ -25,7 +33,13 @@ from activities.models import (
     RecordOrphanReleaseInput,
 )
 from domain.maas import MaasAccount
-from domain.naming import SYSTEM_GATEWAY_ID, SYSTEM_GATEWAY_NAME
+from domain.naming import (
+    SYSTEM_GATEWAY_ID,
+    SYSTEM_GATEWAY_NAME,
+    create_workflow_id,
+    delete_workflow_id,
+    manage_workflow_id,
+)
 from domain.phases import TERMINAL_PHASES, Reason
 from store.db import SessionFactory
 from store.models import CloudAccount, Cluster, ClusterEvent, Gateway
@@ -34,6 +48,60 @@ from workflows.contracts import GatewayRef
 from workflows.orphan_sweep import ensure_orphan_sweep_schedule
 
 log = logging.getLogger(__name__)
+
+
+async def claims(
+    sessions: SessionFactory, client: Client, installation: str, inp: ClusterClaimsInput
+) -> ClusterClaimsResult:
+    """Split machines into claimed (keep) and unclaimed (an orphan of this installation)."""
+    owners = {m.cluster_id for m in inp.machines}
+    async with sessions() as session:
+        rows = await session.execute(
+            select(Cluster.id, Cluster.phase).where(Cluster.id.in_(owners))
+        )
+        phases: dict[str, str] = {cluster_id: phase for cluster_id, phase in rows}
+    terminal = {p.value for p in TERMINAL_PHASES}
+    open_clusters: dict[str, bool] = {}
+    claimed: list[str] = []
+    unclaimed: list[str] = []
+    for machine in inp.machines:
+        owner, phase = machine.cluster_id, phases.get(machine.cluster_id)
+        if machine.installation_id and machine.installation_id != installation:
+            keep = True  # another installation's: never ours to judge
+        elif phase is not None and phase not in terminal:
+            keep = True
+        elif phase is None and not machine.installation_id:
+            keep = True  # marked before installations were named: cannot tell whose
+        else:
+            if owner not in open_clusters:
+                open_clusters[owner] = await _has_open_workflow(client, owner)
+            keep = open_clusters[owner]
+        (claimed if keep else unclaimed).append(machine.system_id)
+    for owner in sorted(o for o, is_open in open_clusters.items() if is_open):
+        if owner not in phases:
+            log.warning(
+                "cluster %s is not in the store but has open workflows: its machines are kept "
+                "(was the store restored from an older backup?)",
+                owner,
+            )
+    return ClusterClaimsResult(claimed=claimed, unclaimed=unclaimed)
+
+
+async def _has_open_workflow(client: Client, cluster_id: str) -> bool:
+    for workflow_id in (
+        create_workflow_id(cluster_id),
+        manage_workflow_id(cluster_id),
+        delete_workflow_id(cluster_id),
+    ):
+        try:
+            described = await client.get_workflow_handle(workflow_id).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                continue
+            raise
+        if described.status == WorkflowExecutionStatus.RUNNING:
+            return True
+    return False
 
 
 class OrphanActivities:

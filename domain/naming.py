@@ -38,6 +38,9 @@ def validate_account_workflow_id(account_id: str) -> str:
 SILENCE_SWEEP_SCHEDULE_ID = "fleet/agent-silence-sweep"
 
 
+RECONCILE_SCHEDULE_ID = "fleet/reconcile"
+
+
 def orphan_sweep_schedule_id(gateway_id: str) -> str:
     return f"gateway/{gateway_id}/orphan-sweep"
 
@@ -58,6 +61,11 @@ OWNER_AGENT_PREFIX = "metalgate:"
 OWNER_DATA_CLUSTER = "metalgate_cluster"
 OWNER_DATA_REQUEST = "metalgate_request"
 OWNER_DATA_POOL = "metalgate_pool"
+# The installation (control plane) whose cluster took the machine; absent on machines marked
+# before installations were named, which therefore are never released as orphans of unknown
+# clusters. The acquire attempt fences a late attempt of the same request (see maas.py).
+OWNER_DATA_INSTALLATION = "metalgate_installation"
+OWNER_DATA_ATTEMPT = "metalgate_attempt"
 QUARANTINE_TAG = "metalgate-quarantine"
 
 

@@ -57,6 +57,10 @@ class Reason(StrEnum):
     INTERNAL_ERROR = "InternalError"
     ORPHAN_RELEASED = "OrphanReleased"
     ENDPOINT_UNAVAILABLE = "EndpointUnavailable"
+    WAITING_FOR_RELEASE = "WaitingForRelease"
+    WAITING_FOR_DISK_ERASE = "WaitingForDiskErase"
+    WORKFLOW_TERMINATED = "WorkflowTerminated"
+    RECONCILED = "Reconciled"
 
 
 # Human guidance shown next to a failure reason.
@@ -75,4 +79,9 @@ REASON_HINTS: dict[Reason, str] = {
     Reason.AGENT_SILENT: "the cluster agent stopped reporting; check the cluster's network",
     Reason.ENDPOINT_UNAVAILABLE: "pick a free VIP in control_plane_endpoint.address, or give "
     "mode dns a MAAS admin key",
+    Reason.WAITING_FOR_RELEASE: "MAAS is releasing the machines; check their events if it stalls",
+    Reason.WAITING_FOR_DISK_ERASE: "MAAS is erasing the disks (secure erase takes hours); "
+    "check the machines' events in MAAS if it stalls",
+    Reason.WORKFLOW_TERMINATED: "a workflow that could not go on was ended; see the events",
+    Reason.RECONCILED: "the reconciler restarted a missing or ended workflow; see the events",
 }

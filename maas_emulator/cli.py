@@ -33,6 +33,9 @@ def maas_emulator(
     ] = "",
     http_503_rate: Annotated[float, typer.Option(help="Share of API calls answered 503.")] = 0.0,
     latency_ms: Annotated[int, typer.Option(help="Latency added to every API call.")] = 0,
+    lost_answer_rate: Annotated[
+        float, typer.Option(help="Share of POSTs applied whose answer is lost (503 or cut).")
+    ] = 0.0,
     boot_hook_url: Annotated[
         str | None, typer.Option(help="URL that receives deployed/released events as JSON.")
     ] = None,
@@ -57,6 +60,7 @@ def maas_emulator(
             fail_machines=[name for name in fail_machines.split(",") if name],
             http_503_rate=http_503_rate,
             latency_ms=latency_ms,
+            lost_answer_rate=lost_answer_rate,
         ),
         boot_hook_url=boot_hook_url,
         seed=seed,

@@ -16,6 +16,12 @@ class FaultConfig(BaseModel):
     )
     http_503_rate: float = Field(0.0, ge=0.0, le=1.0)
     latency_ms: int = Field(0, ge=0)
+    lost_answer_rate: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="share of POSTs applied whose answer is lost (a 503, or the connection cut)",
+    )
 
 
 class FaultUpdate(BaseModel):
@@ -25,6 +31,7 @@ class FaultUpdate(BaseModel):
     fail_machines: list[str] | None = None
     http_503_rate: float | None = Field(None, ge=0.0, le=1.0)
     latency_ms: int | None = Field(None, ge=0)
+    lost_answer_rate: float | None = Field(None, ge=0.0, le=1.0)
 
 
 class EmulatorConfig(BaseModel):

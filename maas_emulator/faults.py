@@ -1,10 +1,19 @@
-"""Fault injection: deploy failures, HTTP 503s and added latency, changeable at run time."""
+"""Fault injection: deploy failures, HTTP 503s, lost answers and added latency, changeable at
+run time.
+
+A lost answer is the nastiest of them for a client: the operation happened (a machine is
+allocated, a release started), but the caller sees a 503 or a cut connection and cannot
+tell it from an operation that never ran.
+"""
 
 from __future__ import annotations
 
 import random
 
 from maas_emulator.config import FaultConfig, FaultUpdate
+
+LOST_AS_503 = "503"
+LOST_AS_CUT = "cut"
 
 
 class Faults:
@@ -25,6 +34,12 @@ class Faults:
 
     def answer_503(self) -> bool:
         return self._rng.random() < self.config.http_503_rate
+
+    def lose_answer(self) -> str | None:
+        """After an applied POST: None to answer, else how the answer is lost (503 or cut)."""
+        if self._rng.random() >= self.config.lost_answer_rate:
+            return None
+        return self._rng.choice([LOST_AS_503, LOST_AS_CUT])
 
     @property
     def latency_seconds(self) -> float:

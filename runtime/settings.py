@@ -69,6 +69,19 @@ class Settings(BaseSettings):
         default=30.0, description="after this long with no gateway polling, show WaitingForGateway"
     )
     gateway_heartbeat_interval: float = 15.0
+    # How long delete waits for MAAS to release the machines, per erase policy: MAAS keeps
+    # them owned while Releasing and Disk erasing, and a secure erase takes hours.
+    release_timeout_none: float = 1800.0
+    release_timeout_quick: float = 3600.0
+    release_timeout_secure: float = 12 * 3600.0
+    reconcile_interval: float = Field(
+        default=120.0, description="seconds between reconciler runs (store against workflows)"
+    )
+
+    # Names this control plane in MAAS ownership marks, so installations sharing a MAAS never
+    # release each other's machines. Default: made once and kept in the data dir; set it
+    # when processes of one installation do not share a data dir.
+    installation_id: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{2,62}$")
 
     # Node bootstrap: where a node's cloud-init gets Kubernetes and the agent. `{minor}` in a
     # URL becomes the cluster's minor version (v1.30), as pkgs.k8s.io has one repo per minor;
@@ -162,6 +175,16 @@ def development_secret(settings: Settings, name: str) -> str:
     path.touch(mode=0o600)
     path.write_text(value)
     return value
+
+
+def installation_id(settings: Settings) -> str:
+    """The configured installation id, or one made once and kept in the data dir."""
+    if settings.installation_id:
+        return settings.installation_id
+    path = settings.resolved_data_dir() / "installation-id"
+    if not path.exists():
+        path.write_text(f"mg-{secrets.token_hex(6)}\n")
+    return path.read_text().strip()
 
 
 @lru_cache

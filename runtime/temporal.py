@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
 import shutil
 import sys
 from pathlib import Path
@@ -14,6 +16,8 @@ from temporalio.service import HttpConnectProxyConfig, TLSConfig
 
 from runtime.codec import EncryptionCodec, new_key_spec
 from runtime.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def codec_key_specs(settings: Settings) -> list[str]:
@@ -62,6 +66,38 @@ async def connect(
             HttpConnectProxyConfig(target_host=http_connect_proxy) if http_connect_proxy else None
         ),
     )
+
+
+async def connect_with_retry(
+    settings: Settings,
+    *,
+    key_specs: list[str] | None = None,
+    http_connect_proxy: str | None = None,
+    first_delay: float = 1.0,
+    max_delay: float = 30.0,
+) -> Client:
+    """`connect`, retried with backoff until Temporal answers: a worker started while the
+    control plane is unreachable waits (and says why) instead of exiting."""
+    delay = first_delay
+    attempt = 1
+    while True:
+        try:
+            return await connect(
+                settings, key_specs=key_specs, http_connect_proxy=http_connect_proxy
+            )
+        except RuntimeError as err:
+            # The SDK raises RuntimeError("Failed client connect: ...") for every
+            # connection failure; a bad setting fails the same way and is logged each time.
+            log.warning(
+                "waiting for Temporal at %s (attempt %d, next in %.0fs): %s",
+                settings.temporal_address,
+                attempt,
+                delay,
+                err,
+            )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, max_delay)
+        attempt += 1
 
 
 def temporal_binary() -> Path:

@@ -22,8 +22,9 @@ from temporalio.worker import Worker
 
 from domain.naming import CONTROL_PLANE_QUEUE, SILENCE_SWEEP_SCHEDULE_ID
 from runtime.settings import Settings
-from runtime.temporal import connect
+from runtime.temporal import connect_with_retry
 from workflows.contracts import SILENCE_SWEEP_WORKFLOW, SilenceSweepInput
+from workflows.reconcile import ensure_reconcile_schedule
 from workflows.registry import CONTROL_PLANE_WORKFLOWS
 
 log = logging.getLogger(__name__)
@@ -61,13 +62,16 @@ async def control_plane_activities(settings: Settings, client: Client) -> tuple[
     # Imported here so this module (and `metalgate --help`) loads without the store.
     from activities.control_plane import ControlPlaneActivities
     from activities.orphans import OrphanActivities
+    from activities.reconcile import ReconcileActivities
     from store.db import Database
     from store.secrets import SecretBox
 
     database = await Database.open(settings)
     lifecycle = ControlPlaneActivities(database.sessions, client, settings).all()
-    orphans = OrphanActivities(database.sessions, SecretBox.from_settings(settings)).all()
-    return lifecycle + orphans, database
+    box = SecretBox.from_settings(settings)
+    orphans = OrphanActivities(database.sessions, box).all()
+    reconcile = ReconcileActivities(database.sessions, client, settings, box).all()
+    return lifecycle + orphans + reconcile, database
 
 
 def build_worker(
@@ -85,7 +89,7 @@ def build_worker(
 
 async def run_control_plane_worker(settings: Settings, *, client: Client | None = None) -> None:
     """Run until SIGINT or SIGTERM, then finish in-flight activities and stop."""
-    client = client or await connect(settings)
+    client = client or await connect_with_retry(settings)
     await ensure_silence_sweep_schedule(client, silence_seconds=settings.agent_silence_timeout)
     activities, database = await control_plane_activities(settings, client)
     from activities.orphans import ensure_orphan_sweeps
@@ -93,6 +97,7 @@ async def run_control_plane_worker(settings: Settings, *, client: Client | None 
     await ensure_orphan_sweeps(
         client, database.sessions, system_gateway=settings.mode == "self-hosted"
     )
+    await ensure_reconcile_schedule(client, every=timedelta(seconds=settings.reconcile_interval))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

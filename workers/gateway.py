@@ -22,7 +22,7 @@ from temporalio.worker import Worker
 from activities.maas import MaasActivities
 from domain.naming import SYSTEM_GATEWAY_ID, gateway_queue
 from runtime.settings import Settings
-from runtime.temporal import codec_key_specs, connect
+from runtime.temporal import codec_key_specs, connect_with_retry
 from workers.gateway_api import HeartbeatSender
 from workers.gateway_config import load_config
 
@@ -81,7 +81,7 @@ async def run_gateway_from_config(
     """Run one PCG replica from its registered config until SIGINT/SIGTERM (or `stop`)."""
     config = load_config(path)
     replica_id = replica_id or default_replica_id()
-    client = await connect(
+    client = await connect_with_retry(
         config.temporal_settings(),
         key_specs=config.codec_keys,
         http_connect_proxy=temporal_proxy or config.temporal_proxy,
@@ -107,7 +107,7 @@ async def run_gateway_from_config(
 
 async def run_system_gateway(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run the system private gateway on `gateway.system` until SIGINT/SIGTERM (or `stop`)."""
-    client = await connect(settings, key_specs=codec_key_specs(settings))
+    client = await connect_with_retry(settings, key_specs=codec_key_specs(settings))
     await run_gateway(
         client,
         gateway_queue(SYSTEM_GATEWAY_ID),

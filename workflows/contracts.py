@@ -23,6 +23,7 @@ MANAGE_WORKFLOW = "ClusterManagement"
 VALIDATE_ACCOUNT_WORKFLOW = "CloudAccountValidate"
 SILENCE_SWEEP_WORKFLOW = "AgentSilenceSweep"
 ORPHAN_SWEEP_WORKFLOW = "OrphanSweep"
+RECONCILE_WORKFLOW = "Reconcile"
 
 # Signals
 SIGNAL_AGENT_REPORT = "agent_report"
@@ -55,6 +56,13 @@ class LifecycleTimeouts(BaseModel):
     agent_ready: float = 900.0
     max_deploy_replacements: int = 3
     command: float = 3600.0
+    # Delete: how long MAAS may take to release (by erase policy), and how long the other
+    # workflows get to close before delete terminates them.
+    release_none: float = 1800.0
+    release_quick: float = 3600.0
+    release_secure: float = 12 * 3600.0
+    release_poll_interval: float = 5.0
+    stop_workflows: float = 600.0
 
 
 class GatewayRef(BaseModel):
@@ -71,6 +79,9 @@ class ClusterRef(BaseModel):
     spec: ClusterSpec
     gateway: GatewayRef
     account: MaasAccount
+    installation_id: str = Field(
+        default="", description="the control plane's name in MAAS ownership marks"
+    )
 
 
 class CreateClusterInput(BaseModel):

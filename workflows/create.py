@@ -62,8 +62,12 @@ with workflow.unsafe.imports_passed_through():
         control_plane_call,
         run_to_completion,
     )
+    from workflows.surplus import PATCH_RELEASE_SURPLUS, release_surplus
 
 CREATE_REQUEST_ID = "create"
+# Compensate after a gateway wait too when an acquire was scheduled: an attempt may have
+# allocated before the gateway went away.
+PATCH_COMPENSATE_AFTER_GATEWAY_WAIT = "compensate-after-gateway-wait"
 
 
 @workflow.defn(name=CREATE_WORKFLOW)
@@ -71,6 +75,7 @@ class ClusterCreate:
     def __init__(self) -> None:
         self._report: AgentReport | None = None
         self._held: dict[str, Machine] = {}
+        self._acquire_scheduled = False
 
     @workflow.signal(name=SIGNAL_AGENT_REPORT)
     def agent_report(self, report: AgentReport) -> None:
@@ -118,6 +123,7 @@ class ClusterCreate:
             Phase.ACQUIRING_MACHINES,
             event=f"acquiring {spec.node_count} machines through gateway {cluster.gateway.name}",
         )
+        self._acquire_scheduled = True
         acquired = await self._calls.run(
             ACQUIRE_MACHINES,
             AcquireMachinesInput(
@@ -125,10 +131,13 @@ class ClusterCreate:
                 cluster_id=cluster.cluster_id,
                 request_id=CREATE_REQUEST_ID,
                 pools=[p for p in spec.pools if p.count > 0],
+                installation_id=cluster.installation_id,
             ),
             AcquireMachinesResult,
         )
         self._held.update({m.system_id: m for m in acquired.machines})
+        if workflow.patched(PATCH_RELEASE_SURPLUS):
+            await release_surplus(self._calls, cluster, set(self._held))
         host = await self._endpoint.ensure() if self._endpoint else ""
 
         await self._status.set(
@@ -291,9 +300,12 @@ class ClusterCreate:
         """Release what this saga holds plus whatever MAAS says the cluster owns."""
         cluster = input.cluster
         if reason == Reason.GATEWAY_UNAVAILABLE and not self._held:
-            # Nothing ran on the gateway, and waiting for it once more would double the
-            # wait; a delete (FIND_OWNED) covers the case where it ran after all.
-            return []
+            # Nothing ran on the gateway unless an acquire was scheduled: one of its attempts
+            # may have allocated before the gateway went away, so then wait for it again.
+            if not (
+                self._acquire_scheduled and workflow.patched(PATCH_COMPENSATE_AFTER_GATEWAY_WAIT)
+            ):
+                return []
         owned = await self._calls.run(
             FIND_OWNED,
             FindOwnedInput(account=cluster.account, cluster_id=cluster.cluster_id),

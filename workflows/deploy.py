@@ -213,6 +213,7 @@ class Deployer:
                     request_id=request_id,
                     pools=[pool.model_copy(update={"count": 1})],
                     exclude_system_ids=[*self.failed, *self.held],
+                    installation_id=self.cluster.installation_id,
                 ),
                 AcquireMachinesResult,
             )

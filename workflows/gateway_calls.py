@@ -19,6 +19,7 @@ from temporalio.exceptions import (
     TimeoutError,
     TimeoutType,
 )
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
@@ -100,6 +101,7 @@ class GatewayCalls:
         start_to_close: float | None = None,
         heartbeat: float | None = None,
         retry: RetryPolicy = MAAS_RETRY,
+        schedule_to_close: float | None = None,
     ) -> R:
         give_up_at = workflow.time() + self.timeouts.gateway_give_up
         schedule_to_start = self.timeouts.gateway_probe
@@ -114,8 +116,14 @@ class GatewayCalls:
                     start_to_close_timeout=timedelta(
                         seconds=start_to_close or self.timeouts.maas_call
                     ),
+                    schedule_to_close_timeout=(
+                        timedelta(seconds=schedule_to_close) if schedule_to_close else None
+                    ),
                     heartbeat_timeout=timedelta(seconds=heartbeat or MAAS_HEARTBEAT_SECONDS),
                     retry_policy=retry,
+                    # A cancelled acquire or deploy may still be acting in MAAS: whoever
+                    # cancelled (compensation, delete) goes on only once it has stopped.
+                    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                 )
             except ActivityError as err:
                 if not is_schedule_to_start_timeout(err):

@@ -60,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         control_plane_call,
         run_to_completion,
     )
+    from workflows.surplus import PATCH_RELEASE_SURPLUS, release_surplus
 
 KIND_UPGRADE = "upgrade"
 KIND_SCALE = "scale"
@@ -70,6 +71,7 @@ ACTION_PHASES = {
     KIND_REPAVE: Phase.REPAVING,
 }
 COMMAND_DONE = frozenset({"succeeded", "failed"})
+PATCH_RELEASE_FAILED_SCALE_UP = "release-failed-scale-up"
 
 
 def _reject(message: str) -> ApplicationError:
@@ -385,6 +387,7 @@ class ClusterManagement:
     async def _scale_up(self, action: dict[str, str], delta: NodePool) -> list[Machine]:
         cluster = self._s.cluster
         held: dict[str, Machine] = {}
+        known = {m.system_id for m in self._s.machines}
         try:
             acquired = await self._calls.run(
                 ACQUIRE_MACHINES,
@@ -393,11 +396,14 @@ class ClusterManagement:
                     cluster_id=cluster.cluster_id,
                     request_id=action["id"],
                     pools=[delta],
-                    exclude_system_ids=[m.system_id for m in self._s.machines],
+                    exclude_system_ids=sorted(known),
+                    installation_id=cluster.installation_id,
                 ),
                 AcquireMachinesResult,
             )
             held.update({m.system_id: m for m in acquired.machines})
+            if workflow.patched(PATCH_RELEASE_SURPLUS):
+                await release_surplus(self._calls, cluster, known | set(held))
             deployer = Deployer(
                 cluster,
                 self._calls,
@@ -409,9 +415,18 @@ class ClusterManagement:
             )
             return await deployer.deploy_all(acquired.machines)
         except FailureError:
-            if held:
-                await run_to_completion(self._release(list(held), "scale-up failed"))
+            # A failed acquire answers nothing, yet may have allocated part of the request:
+            # give back whatever MAAS lists for the cluster beyond the nodes it runs on.
+            await run_to_completion(self._release_scale_up(held, known))
             raise
+
+    async def _release_scale_up(self, held: dict[str, Machine], known: set[str]) -> None:
+        if held:
+            await self._release(list(held), "scale-up failed")
+        if workflow.patched(PATCH_RELEASE_FAILED_SCALE_UP):
+            await release_surplus(
+                self._calls, self._s.cluster, known, why="allocated by a failed scale-up"
+            )
 
     async def _release(self, system_ids: list[str], why: str) -> None:
         cluster = self._s.cluster

@@ -3,8 +3,10 @@ and remove control-plane endpoints (VIPs, DNS names) marked for a cluster that i
 
 A crash can only leak a machine if every saga that could release it is gone (for example a
 cluster row removed by hand, or a bug). The sweeper is the backstop: per gateway, on a
-Temporal schedule, it lists marked machines, asks the store which are claimed, waits a grace
-period, asks again, and releases only machines unclaimed both times by the same cluster.
+Temporal schedule, it lists marked machines, asks the control plane which are claimed (live
+in the store, open in Temporal, or another installation's: see activities.orphans.claims),
+waits a grace period, asks again, and releases only machines unclaimed both times by the
+same cluster.
 Machines allocated with our key but not yet marked (`cluster_id == ""`) are never touched:
 they belong to an acquire in flight, which adopts them on retry.
 """

@@ -6,6 +6,7 @@ from workflows.create import ClusterCreate
 from workflows.delete import ClusterDelete
 from workflows.manage import ClusterManagement
 from workflows.orphan_sweep import OrphanSweep
+from workflows.reconcile import Reconcile
 from workflows.sweep import AgentSilenceSweep
 from workflows.validate import CloudAccountValidate
 
@@ -16,4 +17,5 @@ CONTROL_PLANE_WORKFLOWS: list[type] = [
     CloudAccountValidate,
     AgentSilenceSweep,
     OrphanSweep,
+    Reconcile,
 ]

@@ -57,7 +57,7 @@ from domain.naming import (
     manage_workflow_id,
 )
 from domain.phases import MANAGED_PHASES, REASON_HINTS, Phase, Reason
-from runtime.settings import Settings
+from runtime.settings import Settings, installation_id
 from store.models import AgentNode, CloudAccount, Cluster, ClusterEvent, Gateway
 from store.secrets import SecretBox, new_id
 from store.types import utcnow
@@ -184,6 +184,9 @@ def lifecycle_timeouts(settings: Settings) -> LifecycleTimeouts:
         agent_ready=settings.agent_ready_timeout,
         deploy=settings.deploy_timeout,
         gateway_probe=settings.gateway_probe_timeout,
+        release_none=settings.release_timeout_none,
+        release_quick=settings.release_timeout_quick,
+        release_secure=settings.release_timeout_secure,
     )
 
 
@@ -194,7 +197,7 @@ async def start_create(client: Client, ref: ClusterRef, settings: Settings) -> N
             client.start_workflow(
                 CREATE_WORKFLOW,
                 CreateClusterInput(
-                    cluster=ref,
+                    cluster=ref.model_copy(update={"installation_id": installation_id(settings)}),
                     timeouts=lifecycle_timeouts(settings),
                     silence_seconds=settings.agent_silence_timeout,
                 ),

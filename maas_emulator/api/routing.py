@@ -18,6 +18,7 @@ from maas_emulator.api.forms import read_params
 from maas_emulator.auth import WWW_AUTHENTICATE, authenticate
 from maas_emulator.emulator import Emulator
 from maas_emulator.errors import BadRequest, MaasError, MethodNotAllowed, ServiceUnavailable
+from maas_emulator.faults import LOST_AS_CUT
 from maas_emulator.models import User
 
 API_ROOT = "/MAAS/api/2.0/"
@@ -102,7 +103,14 @@ class Resource:
                 raise BadRequest(f"Unrecognised signature: method={request.method} op={op}")
             params = await read_params(request)
             call = Call(request, emulator, params, request.match_info, caller)
-            return respond(action.func(call))
+            answer = respond(action.func(call))
+            if request.method == "POST" and not self.anon:
+                lost = emulator.faults.lose_answer()
+                if lost == LOST_AS_CUT and request.transport is not None:
+                    request.transport.abort()
+                if lost is not None:
+                    raise ServiceUnavailable("Service Unavailable (injected fault: answer lost)")
+            return answer
         except MaasError as error:
             return error_response(error)
 

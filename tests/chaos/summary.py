@@ -11,6 +11,7 @@ class ChaosSummary:
     clusters: int
     seconds: float
     kills: Counter[str]
+    pauses: Counter[str]
     failed_restarts: Counter[str]
     faults: dict[str, str]
     outcomes: Counter[str]
@@ -18,6 +19,7 @@ class ChaosSummary:
     api_retries: Counter[str]
     violations: int
     leaks: int
+    surplus: int
     orphan_releases: int
     stragglers: int
     problems: list[str] = field(default_factory=list)
@@ -26,6 +28,7 @@ class ChaosSummary:
         rows = [("clusters", str(self.clusters)), ("duration", f"{self.seconds:.0f} s")]
         rows += [(f"kills: {name}", str(n)) for name, n in sorted(self.kills.items())]
         rows.append(("kills: total", str(sum(self.kills.values()))))
+        rows += [(f"pauses: {name}", str(n)) for name, n in sorted(self.pauses.items())]
         rows += [
             (f"restart retries: {name}", str(n)) for name, n in sorted(self.failed_restarts.items())
         ]
@@ -37,6 +40,7 @@ class ChaosSummary:
             ("double ownership", str(self.violations)),
             ("orphan sweeps of live clusters", str(self.orphan_releases)),
             ("machines leaked", str(self.leaks)),
+            ("surplus machines (MAAS marks beyond the store)", str(self.surplus)),
             ("processes left behind", str(self.stragglers)),
             ("problems", str(len(self.problems))),
         ]

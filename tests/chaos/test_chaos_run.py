@@ -7,7 +7,9 @@ time. In the end: no machine had two owners, every cluster is Deleted (a Failed 
 named reason first), nothing carries our marks, every accepted request is reflected, the
 orphan sweeper released nothing a live cluster held, and no process outlives the stack.
 
-METALGATE_CHAOS_CLUSTERS sets M (20 in CI, 200 in `make chaos`).
+METALGATE_CHAOS_CLUSTERS sets M (20 in CI, 200 in `make chaos`). Every third cluster asks for
+a secure erase, which the emulator makes last 6 x METALGATE_CHAOS_RELEASE_SECONDS (default
+2): delete must wait it out (15 makes it a minute and a half, past the old fixed wait).
 """
 
 from __future__ import annotations
@@ -41,12 +43,18 @@ from workflows.contracts import GatewayRef
 from workflows.orphan_sweep import ensure_orphan_sweep_schedule
 
 CLUSTERS = int(os.environ.get("METALGATE_CHAOS_CLUSTERS", "20"))
+RELEASE_SECONDS = float(os.environ.get("METALGATE_CHAOS_RELEASE_SECONDS", "2.0"))
 SEED = int(os.environ.get("METALGATE_CHAOS_SEED", str(random.SystemRandom().randrange(1 << 30))))
 IN_FLIGHT = min(CLUSTERS, 40)
 # Quarantined machines (10 % of deploys fail) never come back, so keep a margin beyond the
 # clusters in flight, each of which takes one machine.
 MACHINES = IN_FLIGHT + CLUSTERS // 5 + 10
-FAULTS = {"deploy_failure_rate": 0.10, "http_503_rate": 0.05, "latency_ms": 20}
+FAULTS = {
+    "deploy_failure_rate": 0.10,
+    "http_503_rate": 0.05,
+    "lost_answer_rate": 0.03,
+    "latency_ms": 20,
+}
 # Per-phase bound for one cluster, and for the whole run: it always stops by itself.
 PHASE_TIMEOUT = 240.0
 RUN_BUDGET = 240.0 + 4.0 * CLUSTERS
@@ -70,7 +78,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         ports=ports,
         maas_machines=MACHINES,
         deploy_seconds=2.0,
-        release_seconds=1.0,
+        release_seconds=RELEASE_SECONDS,
         emulator_args=[
             "--deploy-failure-rate",
             str(FAULTS["deploy_failure_rate"]),
@@ -78,6 +86,8 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
             str(FAULTS["http_503_rate"]),
             "--latency-ms",
             str(FAULTS["latency_ms"]),
+            "--lost-answer-rate",
+            str(FAULTS["lost_answer_rate"]),
             "--seed",
             str(SEED),
         ],
@@ -106,7 +116,10 @@ async def test_chaos_run(stack: Stack) -> None:
     )
     watch = MaasWatch(stack.info.maas_url, stack.maas_key)
     killer = Killer(
-        stack.supervisor, [*KILL_TARGETS_FIXED, *stack.pcg_replicas], random.Random(rng.random())
+        stack.supervisor,
+        [*KILL_TARGETS_FIXED, *stack.pcg_replicas],
+        random.Random(rng.random()),
+        pausable=list(stack.pcg_replicas),
     )
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=IN_FLIGHT + 8) as executor:
@@ -117,6 +130,7 @@ async def test_chaos_run(stack: Stack) -> None:
             uuid.uuid4().hex[:6],
             PHASE_TIMEOUT,
             executor,
+            maas=watch,
         )
         watcher = asyncio.create_task(watch.run())
         chaos = asyncio.create_task(killer.run())
@@ -137,6 +151,8 @@ async def test_chaos_run(stack: Stack) -> None:
     problems += [str(v) for v in watch.violations]
     leaks = [m["system_id"] for m in machines if held(m)]
     problems += [f"machine {s} still held after every delete" for s in leaks]
+    surplus = [f"{r.name}: {s}" for r in runs for s in r.surplus]
+    problems += [f"surplus machine marked for {s} at Running, not in the store" for s in surplus]
     problems += orphan_hits
     data_dir = stack.config.data_dir.resolve()
     await stack.stop()
@@ -147,6 +163,7 @@ async def test_chaos_run(stack: Stack) -> None:
         clusters=CLUSTERS,
         seconds=time.monotonic() - started,
         kills=killer.kills,
+        pauses=killer.pauses,
         failed_restarts=killer.failed_restarts,
         faults={
             "rates": ", ".join(f"{k}={v}" for k, v in FAULTS.items()),
@@ -159,6 +176,7 @@ async def test_chaos_run(stack: Stack) -> None:
         api_retries=workload.retries,
         violations=len(watch.violations),
         leaks=len(leaks),
+        surplus=len(surplus),
         orphan_releases=len(orphan_hits),
         stragglers=len(stragglers),
         problems=problems,
@@ -202,6 +220,8 @@ async def _settled(watch: MaasWatch) -> list[dict[str, object]]:
 def _outcome(run: ClusterRun) -> str:
     if run.error:
         return "error"
+    if run.deleted_during:
+        return f"deleted during {run.deleted_during}"
     path = "failed, then deleted" if run.failed_reason is not None else "running, then deleted"
     return f"{path} (upgraded)" if run.upgraded else path
 

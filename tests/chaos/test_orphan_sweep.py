@@ -24,6 +24,7 @@ from domain.cluster import ControlPlaneEndpoint, NodePool
 from domain.maas import MaasAccount
 from domain.naming import (
     CONTROL_PLANE_QUEUE,
+    create_workflow_id,
     endpoint_record_name,
     gateway_queue,
     orphan_sweep_schedule_id,
@@ -42,13 +43,14 @@ from workflows.contracts import ORPHAN_SWEEP_WORKFLOW, GatewayRef, OrphanSweepIn
 from workflows.orphan_sweep import OrphanSweep, OrphanSweepResult, ensure_orphan_sweep_schedule
 
 pytestmark = pytest.mark.timeout(120)
+OURS = "mg-ours"
 
 
 @pytest.fixture
 async def maas(tmp_path: Path) -> AsyncIterator[MaasAccount]:
     app = build_app(
         EmulatorConfig(
-            data_dir=tmp_path / "maas", machines=4, deploy_seconds=0, release_seconds=0, seed=3
+            data_dir=tmp_path / "maas", machines=6, deploy_seconds=0, release_seconds=0, seed=3
         )
     )
     async with serving(app) as url:
@@ -88,7 +90,9 @@ async def _store(tmp_path: Path, account: MaasAccount, gateway_id: str, box: Sec
     return database
 
 
-async def _take(maas: MaasActivities, account: MaasAccount, cluster_id: str) -> str:
+async def _take(
+    maas: MaasActivities, account: MaasAccount, cluster_id: str, installation: str = OURS
+) -> str:
     taken = await ActivityEnvironment().run(
         maas.acquire_machines,
         AcquireMachinesInput(
@@ -96,6 +100,7 @@ async def _take(maas: MaasActivities, account: MaasAccount, cluster_id: str) -> 
             cluster_id=cluster_id,
             request_id="r1",
             pools=[NodePool(name="cp", count=1)],
+            installation_id=installation,
         ),
     )
     return taken.machines[0].system_id
@@ -111,7 +116,16 @@ async def test_sweep_releases_only_unclaimed_machines(
     live = await _take(maas_activities, maas, "live")
     gone = await _take(maas_activities, maas, "gone")
     stranger = await _take(maas_activities, maas, "never-stored")
-    settings = Settings(_env_file=None, data_dir=tmp_path)
+    # A second installation on the same MAAS, and one of ours the store does not know
+    # (restored from an older backup) whose create is still open in Temporal.
+    theirs = await _take(maas_activities, maas, "their-cluster", installation="mg-theirs")
+    restored = await _take(maas_activities, maas, "restored")
+    await client.start_workflow(
+        "NobodyRunsThis",
+        id=create_workflow_id("restored"),
+        task_queue=f"tq-{uuid.uuid4()}",
+    )
+    settings = Settings(_env_file=None, data_dir=tmp_path, installation_id=OURS)
     control_plane = ControlPlaneActivities(database.sessions, client, settings)
     activities: list[Any] = [
         control_plane.cluster_claims,
@@ -131,8 +145,11 @@ async def test_sweep_releases_only_unclaimed_machines(
             result_type=OrphanSweepResult,
             execution_timeout=timedelta(seconds=60),
         )
+    await client.get_workflow_handle(create_workflow_id("restored")).terminate("test over")
     assert sorted(result.released) == sorted([gone, stranger])
     machines = {m["system_id"]: m for m in await MaasWatch(maas.url, maas.api_key).machines()}
+    assert owner_of(machines[theirs]) == "their-cluster"
+    assert owner_of(machines[restored]) == "restored"
     assert owner_of(machines[live]) == "live" and machines[live]["status_name"] != "Ready"
     assert not owner_of(machines[gone]) and not owner_of(machines[stranger])
     async with database.sessions() as session:

@@ -1,5 +1,9 @@
 """The chaos workload: each cluster goes create -> (Running) upgrade -> delete through the API.
 
+Every fourth cluster is deleted during its create instead, at a phase picked by its index,
+so deletes meet creates at every phase. At Running, the machines MAAS has marked for the
+cluster are compared with the store's: any more is surplus (a late acquire attempt's).
+
 Calls go through the typed `cli.api_client.ApiClient`. While the API is killed a call fails
 with no answer (or a 5xx while Temporal is down), so every call is retried until the API
 answers; a create whose 202 was lost is found again by name. Every request the API accepted
@@ -18,8 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from cli.api_client import ApiClient, ApiError
-from domain.cluster import ClusterSpec
-from domain.phases import Phase
+from domain.cluster import ClusterSpec, ErasePolicy
+from domain.phases import CREATE_PHASES, Phase
+from tests.chaos.maas_watch import MaasWatch, owner_of
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +34,10 @@ UPGRADE_TO = "v1.31.2"
 POLL_SECONDS = 2.0
 # Answers that mean "no API, or no Temporal behind it, right now": try again.
 TRANSIENT = {0, 500, 502, 503, 504}
+EARLY_DELETE_EVERY = 4
+EARLY_DELETE_PHASES = [p for p in CREATE_PHASES if p != Phase.RUNNING]
+RELEASING = {"Releasing", "Disk erasing"}
+SECURE_ERASE_EVERY = 3
 
 
 @dataclass
@@ -43,6 +52,8 @@ class ClusterRun:
     upgraded: bool = False
     final_phase: str = ""
     error: str = ""
+    deleted_during: str = ""
+    surplus: list[str] = field(default_factory=list)
 
     def saw(self, phase: str) -> None:
         if not self.phases or self.phases[-1] != phase:
@@ -57,6 +68,7 @@ class Workload:
     run_id: str
     phase_timeout: float
     executor: ThreadPoolExecutor
+    maas: MaasWatch | None = None
     retries: Counter[str] = field(default_factory=Counter)
 
     async def call(self, what: str, fn: Callable[[ApiClient], T]) -> T:
@@ -80,10 +92,16 @@ class Workload:
     async def drive(self, index: int) -> ClusterRun:
         run = ClusterRun(name=f"chaos-{self.run_id}-{index}")
         try:
-            await self._create(run)
-            phase = await self._wait(run, {Phase.RUNNING, Phase.FAILED})
-            if phase == Phase.RUNNING:
-                await self._upgrade(run)
+            await self._create(run, index)
+            if index % EARLY_DELETE_EVERY == EARLY_DELETE_EVERY - 1:
+                target = EARLY_DELETE_PHASES[(index // EARLY_DELETE_EVERY) % 5]
+                await self._wait(run, self._from(target))
+                run.deleted_during = run.phases[-1]
+            else:
+                phase = await self._wait(run, {Phase.RUNNING, Phase.FAILED})
+                if phase == Phase.RUNNING:
+                    await self._check_surplus(run)
+                    await self._upgrade(run)
         except Exception as error:  # the checker reports it against this cluster
             self._failed(run, error)
         # A cluster stuck on the way is deleted all the same: delete must finish it too.
@@ -94,12 +112,33 @@ class Workload:
                 self._failed(run, error)
         return run
 
+    @staticmethod
+    def _from(target: Phase) -> set[Phase]:
+        """`target` or any phase after it (a poll may miss a short phase)."""
+        order = list(CREATE_PHASES)
+        return {*order[order.index(target) :], Phase.FAILED}
+
+    async def _check_surplus(self, run: ClusterRun) -> None:
+        if self.maas is None:
+            return
+        body = await self._get(run)
+        stored = {m["system_id"] for m in body.get("machines", [])}
+        marked = {
+            m["system_id"]
+            for m in await self.maas.machines()
+            if owner_of(m) == run.cluster_id and m.get("status_name") not in RELEASING
+        }
+        run.surplus = sorted(marked - stored)
+
     def _failed(self, run: ClusterRun, error: Exception) -> None:
         run.error = "; ".join(filter(None, [run.error, f"{type(error).__name__}: {error}"]))
         log.warning("chaos: cluster %s: %s", run.name, error)
 
-    async def _create(self, run: ClusterRun) -> None:
-        spec = ClusterSpec(name=run.name)
+    async def _create(self, run: ClusterRun, index: int) -> None:
+        secure = index % SECURE_ERASE_EVERY == SECURE_ERASE_EVERY - 1
+        spec = ClusterSpec(
+            name=run.name, erase_policy=ErasePolicy.SECURE if secure else ErasePolicy.QUICK
+        )
         try:
             body = await self.call(
                 "create",

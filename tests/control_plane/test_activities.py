@@ -38,7 +38,7 @@ from domain.gateway import ProxySettings
 from domain.maas import Machine
 from domain.naming import create_workflow_id, manage_workflow_id
 from domain.phases import Phase, Reason
-from runtime.settings import Settings
+from runtime.settings import Settings, installation_id
 from store.db import Database
 from store.models import AgentCommandRow, Cluster, ClusterBootstrapRow, ClusterEvent, Project
 from store.secrets import hash_token
@@ -307,23 +307,46 @@ async def test_enqueue_is_idempotent(cp: ControlPlaneActivities, database: Datab
     assert [(r.id, r.state) for r in rows] == [("c1", "running")]
 
 
-async def test_cluster_claims(cp: ControlPlaneActivities, database: Database) -> None:
+async def test_cluster_claims(
+    cp: ControlPlaneActivities, database: Database, client: Client
+) -> None:
     live = await add_cluster(database, Phase.RUNNING)
     failed = await add_cluster(database, Phase.FAILED)
+    ours = installation_id(cp._settings)
+    restored = f"cl-{uuid.uuid4().hex[:8]}"  # live, but the store was restored from before it
 
-    def owned(system_id: str, cluster_id: str) -> OwnedMachine:
+    def owned(system_id: str, cluster_id: str, installation: str = ours) -> OwnedMachine:
         return OwnedMachine(
-            system_id=system_id, hostname=system_id, pool="w", cluster_id=cluster_id
+            system_id=system_id,
+            hostname=system_id,
+            pool="w",
+            cluster_id=cluster_id,
+            installation_id=installation,
         )
 
-    result = await run(
-        cp.cluster_claims,
-        ClusterClaimsInput(
-            gateway_id="system",
-            machines=[owned("a", live), owned("b", failed), owned("c", "cl-gone")],
-        ),
-    )
-    assert result.claimed == ["a"] and result.unclaimed == ["b", "c"]
+    async with new_worker(client, StopTarget) as worker:
+        await client.start_workflow(
+            StopTarget.run, True, id=create_workflow_id(restored), task_queue=worker.task_queue
+        )
+        result = await run(
+            cp.cluster_claims,
+            ClusterClaimsInput(
+                gateway_id="system",
+                machines=[
+                    owned("a", live),
+                    owned("b", failed),
+                    owned("c", "cl-gone"),
+                    owned("d", "cl-theirs", installation="mg-other"),
+                    owned("e", restored),
+                    owned("f", "cl-legacy", installation=""),
+                    owned("g", failed, installation=""),
+                ],
+            ),
+        )
+        await client.get_workflow_handle(create_workflow_id(restored)).terminate("test over")
+    # Before: every cluster id the store did not know was an orphan (d, e, f released).
+    assert result.claimed == ["a", "d", "e", "f"]
+    assert result.unclaimed == ["b", "c", "g"]
 
 
 @workflow.defn(name="StopTarget", sandboxed=False)
@@ -379,21 +402,28 @@ async def test_stop_cluster_workflows_waits_until_closed(
         )
 
 
-async def test_stop_gives_up_with_a_retryable_error(
+async def test_stop_terminates_a_workflow_that_cannot_close_and_says_so(
     cp: ControlPlaneActivities, client: Client, database: Database
 ) -> None:
     cluster_id = await add_cluster(database, Phase.RUNNING)
-    # No worker polls this queue, so the cancel is never processed.
-    await client.start_workflow(
-        StopTarget.run, True, id=create_workflow_id(cluster_id), task_queue=f"tq-{uuid.uuid4()}"
+    # No worker polls this queue: like a management workflow whose task fails in a loop,
+    # neither the stop signal nor the cancel is ever processed.
+    manage = await client.start_workflow(
+        StopTarget.run, True, id=manage_workflow_id(cluster_id), task_queue=f"tq-{uuid.uuid4()}"
     )
-    with pytest.raises(ApplicationError, match="still open") as caught:
-        await run(
-            cp.stop_cluster_workflows,
-            StopClusterWorkflowsInput(cluster_id=cluster_id, wait_seconds=1.5),
-        )
-    assert not caught.value.non_retryable
-    await client.get_workflow_handle(create_workflow_id(cluster_id)).terminate("test over")
+    # Before: the activity raised WorkflowsStillOpen and the delete retried it forever.
+    await run(
+        cp.stop_cluster_workflows,
+        StopClusterWorkflowsInput(cluster_id=cluster_id, wait_seconds=1.5),
+    )
+    assert (await manage.describe()).status == WorkflowExecutionStatus.TERMINATED
+    async with database.sessions() as session:
+        reasons = (
+            await session.scalars(
+                select(ClusterEvent.reason).where(ClusterEvent.cluster_id == cluster_id)
+            )
+        ).all()
+    assert Reason.WORKFLOW_TERMINATED.value in reasons
 
 
 async def test_sweep_signals_each_silent_cluster_once(
@@ -433,7 +463,8 @@ async def test_render_refuses_bad_input_without_echoing_it(
     cp: ControlPlaneActivities, database: Database
 ) -> None:
     cluster_id = await add_cluster(database, spec=HA_SPEC, machines=[CP1])
-    proxy = ProxySettings(http_proxy='http://user:pa"ss@proxy:3128')
+    # ProxySettings refuses this at the API; the renderer must refuse it too if one got past.
+    proxy = ProxySettings.model_construct(http_proxy='http://user:pa"ss@proxy:3128', no_proxy=[])
     with pytest.raises(ApplicationError) as caught:
         await run(
             cp.render_cloud_init, render_input(cluster_id, CP1, first=True, host="h", proxy=proxy)

@@ -66,8 +66,13 @@ async def emulator(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tu
 async def _outcome(call: Call, url: str, key: str) -> BaseException | None:
     account = MaasAccount(url=f"{url}/MAAS/", api_key=key)
     activities = MaasActivities(MaasSessions(call_timeout=CALL_TIMEOUT))
+
+    async def invoke() -> Any:
+        # Awaited inside the environment, so the activity body runs in activity context.
+        return await call(activities, account)
+
     try:
-        await asyncio.wait_for(ActivityEnvironment().run(call, activities, account), BOUND_SECONDS)
+        await asyncio.wait_for(ActivityEnvironment().run(invoke), BOUND_SECONDS)
     except BaseException as error:
         return error
     return None

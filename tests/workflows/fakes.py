@@ -39,6 +39,7 @@ from activities.models import (
     STOP_CLUSTER_WORKFLOWS,
     SWEEP_SILENT_AGENTS,
     WAIT_DEPLOYED,
+    WAIT_RELEASED,
     AcquireMachinesInput,
     AcquireMachinesResult,
     AgentTokenResult,
@@ -66,6 +67,8 @@ from activities.models import (
     SweepSilentAgentsResult,
     WaitDeployedInput,
     WaitDeployedResult,
+    WaitReleasedInput,
+    WaitReleasedResult,
 )
 from domain.cluster import ClusterSpec, EndpointMode, NodePool
 from domain.maas import MaasAccount, Machine
@@ -116,6 +119,7 @@ class FakeMachine:
     request: str | None = None
     pool: str = ""
     user_data: str = ""
+    installation: str = ""
 
     def machine(self) -> Machine:
         return Machine(
@@ -131,7 +135,13 @@ class FakeMachine:
 class FakeMaas:
     """An in-memory MAAS with the gateway activities' behaviour."""
 
-    def __init__(self, machines: int = 6, *, fail_deploy: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        machines: int = 6,
+        *,
+        fail_deploy: set[str] | None = None,
+        release_seconds: float = 0.0,
+    ) -> None:
         self.machines = {
             f"m{i}": FakeMachine(system_id=f"m{i}", hostname=f"node-{i}") for i in range(machines)
         }
@@ -146,6 +156,9 @@ class FakeMaas:
         self.endpoints: dict[str, tuple[str, list[str]]] = {}
         self.endpoint_calls: list[tuple[str, list[str]]] = []
         self.call_log: list[str] = []  # ensure/deploy/release in the order they ran
+        # > 0: a release leaves machines owned in "Disk erasing" this long, as MAAS does.
+        self.release_seconds = release_seconds
+        self.calls: list[str] = []
 
     def activities(self) -> list[Any]:
         return [
@@ -153,6 +166,7 @@ class FakeMaas:
             self.deploy_machine,
             self.wait_deployed,
             self.release_machines,
+            self.wait_released,
             self.find_owned,
             self.check_account,
             self.ensure_endpoint,
@@ -165,6 +179,7 @@ class FakeMaas:
     @activity.defn(name=ACQUIRE_MACHINES)
     async def acquire_machines(self, inp: AcquireMachinesInput) -> AcquireMachinesResult:
         self.acquire_requests.append(inp.request_id)
+        self.calls.append(ACQUIRE_MACHINES)
         held = [
             m
             for m in self.machines.values()
@@ -204,6 +219,7 @@ class FakeMaas:
                     pool.name,
                     "Allocated",
                 )
+                m.installation = inp.installation_id
                 result.append(m.machine())
         return AcquireMachinesResult(machines=result)
 
@@ -267,21 +283,45 @@ class FakeMaas:
     @activity.defn(name=RELEASE_MACHINES)
     async def release_machines(self, inp: ReleaseMachinesInput) -> ReleaseMachinesResult:
         self.call_log.append("release " + " ".join(inp.system_ids))
+        self.calls.append(RELEASE_MACHINES)
         result = ReleaseMachinesResult()
         for system_id in inp.system_ids:
             machine = self.machines[system_id]
-            if machine.owner is None:
+            if machine.owner is None or machine.status == "Disk erasing":
                 result.already_free.append(system_id)
                 continue
-            machine.owner, machine.request, machine.pool, machine.status = None, None, "", "Ready"
             result.released.append(system_id)
+            if self.release_seconds:
+                machine.status = "Disk erasing"
+                result.in_progress.append(system_id)
+                asyncio.get_running_loop().call_later(self.release_seconds, self._free, machine)
+            else:
+                self._free(machine)
         return result
+
+    @staticmethod
+    def _free(machine: FakeMachine) -> None:
+        machine.owner, machine.request, machine.pool, machine.status = None, None, "", "Ready"
+        machine.installation = ""
+
+    @activity.defn(name=WAIT_RELEASED)
+    async def wait_released(self, inp: WaitReleasedInput) -> WaitReleasedResult:
+        self.calls.append(WAIT_RELEASED)
+        while any(m.status == "Disk erasing" for m in self.owned(inp.cluster_id)):
+            activity.heartbeat()
+            await asyncio.sleep(0.1)
+        return WaitReleasedResult(stuck=[m.system_id for m in self.owned(inp.cluster_id)])
 
     @activity.defn(name=FIND_OWNED)
     async def find_owned(self, inp: FindOwnedInput) -> FindOwnedResult:
+        self.calls.append(FIND_OWNED)
         return FindOwnedResult(
             machines=[
-                OwnedMachine(cluster_id=m.owner or "", **m.machine().model_dump())
+                OwnedMachine(
+                    cluster_id=m.owner or "",
+                    installation_id=m.installation,
+                    **m.machine().model_dump(),
+                )
                 for m in self.machines.values()
                 if m.owner is not None and (inp.cluster_id in (None, m.owner))
             ]
