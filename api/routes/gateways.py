@@ -217,11 +217,19 @@ async def register_gateway(
         task_queue=gateway_queue(gateway.id),
         api_url=settings.api_url,
         gateway_secret=secret,
-        temporal_address=settings.temporal_address,
+        frontdoor_address=settings.frontdoor_address,
+        frontdoor_ca_pem=frontdoor_ca_pem(settings),
         temporal_namespace=settings.temporal_namespace,
-        codec_keys=codec_key_specs(settings),
+        # The active key only: it decodes the tasks this gateway is handed from now on.
+        codec_keys=codec_key_specs(settings)[:1],
         proxy=ProxySettings.model_validate(gateway.proxy),
     )
+
+
+def frontdoor_ca_pem(settings: Settings) -> str | None:
+    """What gateways trust for the front door: its CA, else its (self-signed) certificate."""
+    path = settings.frontdoor_ca_file or settings.frontdoor_tls_cert_file
+    return path.read_text() if path else None
 
 
 @router.post("/{gateway_id}/heartbeat", status_code=204, responses=responses())
