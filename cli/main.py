@@ -10,6 +10,7 @@ from cli import (
     clusters,
     demo,
     emulator,
+    frontdoor,
     gateway_node,
     gateways,
     login,
@@ -47,4 +48,5 @@ gateways.register(gateway_app)
 gateway_node.register(gateway_app)
 workers.register(worker_app)
 server.register(server_app)
+frontdoor.register(server_app)
 agent.register(agent_app)

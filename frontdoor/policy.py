@@ -40,7 +40,6 @@ class Policy:
         self.sealer = sealer
         self.rules: dict[str, Rule] = {
             "GetSystemInfo": self._rule("GetSystemInfo", _anyone),
-            "GetClusterInfo": self._rule("GetClusterInfo", _anyone),
             "DescribeNamespace": self._rule("DescribeNamespace", self._describe_namespace),
             "PollActivityTaskQueue": self._rule(
                 "PollActivityTaskQueue", self._own_queue_poll, answer=self._wrap_token

@@ -132,6 +132,7 @@ class FrontDoorHandler(grpc.GenericRpcHandler):
 
         async def forward(request: Any, context: grpc.aio.ServicerContext) -> Any:
             caller = await self._caller(context, method)
+            log.debug("front door: %s for gateway %s", method, caller.gateway_id)
             try:
                 rule.check(caller, request)
             except Refused as refused:

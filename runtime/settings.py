@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     frontdoor_tls_key_file: Path | None = None
     frontdoor_ca_file: Path | None = Field(
         default=None,
-        description="PEM handed to gateways to trust the front door (default: its own cert)",
+        description="CA handed to gateways to trust the front door (default: system roots)",
     )
     frontdoor_token_key: SecretStr | None = Field(
         default=None, description="HMAC key binding task tokens to gateways; same on every replica"

@@ -227,9 +227,8 @@ async def register_gateway(
 
 
 def frontdoor_ca_pem(settings: Settings) -> str | None:
-    """What gateways trust for the front door: its CA, else its (self-signed) certificate."""
-    path = settings.frontdoor_ca_file or settings.frontdoor_tls_cert_file
-    return path.read_text() if path else None
+    """The CA gateways trust for the front door; None: the system's roots."""
+    return settings.frontdoor_ca_file.read_text() if settings.frontdoor_ca_file else None
 
 
 @router.post("/{gateway_id}/heartbeat", status_code=204, responses=responses())
