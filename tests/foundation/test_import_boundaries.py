@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = {
-    "domain", "runtime", "store", "embedded", "workflows", "activities", "workers",
+    "domain", "frontdoor", "runtime", "store", "embedded", "workflows", "activities", "workers",
     "api", "cli", "maas_emulator", "agent", "bench",
 }  # fmt: skip
 
