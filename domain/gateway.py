@@ -11,6 +11,7 @@ class GatewayStatus(StrEnum):
     PENDING = "pending"
     ONLINE = "online"
     OFFLINE = "offline"
+    REVOKED = "revoked"
 
 
 class ProxySettings(BaseModel):
