@@ -80,7 +80,7 @@ async def get_principal(credentials: BearerDep, session: SessionDep) -> Principa
     if key is None:
         raise HTTPException(
             401,
-            "invalid or revoked API key: check METALGATE_API_KEY or run `metalgate login`",
+            "invalid API key (unknown or revoked): check METALGATE_API_KEY or run `metalgate login`",
             UNAUTHORIZED,
         )
     now = utcnow()

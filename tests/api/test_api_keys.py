@@ -50,9 +50,7 @@ async def test_viewers_and_other_projects_cannot_see_keys(
     assert (await api.http.get(path, headers=other_project.admin)).status_code == 404
 
 
-async def test_revoke_is_immediate_on_every_replica(
-    api: Api, project: ProjectKeys, tmp_path: object
-) -> None:
+async def test_revoke_is_immediate_on_every_replica(api: Api, project: ProjectKeys) -> None:
     made = await make_key(api, project)
     headers = {"Authorization": f"Bearer {made['key']}"}
     # A second API replica on the same store.
@@ -69,7 +67,7 @@ async def test_revoke_is_immediate_on_every_replica(
         for http in (api.http, replica):
             answer = await http.get("/v1/gateways", headers=headers)
             assert answer.status_code == 401, "revoked keys stop at once, on every replica"
-            assert "revoked" in answer.json()["detail"]
+            assert "invalid API key (unknown or revoked)" in answer.json()["detail"]
     listed = await api.http.get(
         f"/v1/projects/{project.project_id}/api-keys", headers=project.admin
     )
