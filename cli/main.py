@@ -11,8 +11,10 @@ from cli import (
     demo,
     emulator,
     frontdoor,
+    gateway_lifecycle,
     gateway_node,
     gateways,
+    keys,
     login,
     projects,
     server,
@@ -42,10 +44,12 @@ emulator.register(app)
 demo.register(app)
 login.register(app)
 projects.register(app)
+keys.register(app)
 accounts.register(app)
 clusters.register(app)
 gateways.register(gateway_app)
 gateway_node.register(gateway_app)
+gateway_lifecycle.register(gateway_app)
 workers.register(worker_app)
 server.register(server_app)
 frontdoor.register(server_app)
