@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
+from api.audit import Actor, set_actor
 from api.auth import Principal
 from api.heartbeats import HeartbeatRecorder
 from api.schemas.projects import Role
@@ -72,7 +73,7 @@ def _token(credentials: HTTPAuthorizationCredentials | None, what: str) -> str:
     return credentials.credentials
 
 
-async def get_principal(credentials: BearerDep, session: SessionDep) -> Principal:
+async def get_principal(request: Request, credentials: BearerDep, session: SessionDep) -> Principal:
     token = _token(credentials, "API key")
     key = await session.scalar(
         select(ApiKey).where(ApiKey.key_hash == hash_token(token), ApiKey.revoked_at.is_(None))
@@ -83,6 +84,7 @@ async def get_principal(credentials: BearerDep, session: SessionDep) -> Principa
             "invalid API key (unknown or revoked): check METALGATE_API_KEY or run `metalgate login`",
             UNAUTHORIZED,
         )
+    set_actor(request, Actor("api_key", key.id, key.name, key.project_id))
     now = utcnow()
     if key.expires_at is not None and key.expires_at <= now:
         raise HTTPException(

@@ -7,6 +7,7 @@ import typer
 from cli import (
     accounts,
     agent,
+    audit,
     clusters,
     demo,
     emulator,
@@ -45,6 +46,7 @@ demo.register(app)
 login.register(app)
 projects.register(app)
 keys.register(app)
+audit.register(app)
 accounts.register(app)
 clusters.register(app)
 gateways.register(gateway_app)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,8 @@ from frontdoor.policy import Policy, Refused, Rule
 from frontdoor.tokens import TaskTokenSealer
 from runtime.settings import Settings, development_secret
 from store.db import SessionFactory
+from store.models import AuditEntry
+from store.types import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +72,36 @@ class FrontDoorHandler(grpc.GenericRpcHandler):
     """Every method of every service lands here; only the policy's rules are forwarded."""
 
     def __init__(
-        self, upstream: grpc.aio.Channel, auth: GatewayAuthenticator, policy: Policy
+        self,
+        upstream: grpc.aio.Channel,
+        auth: GatewayAuthenticator,
+        policy: Policy,
+        sessions: SessionFactory,
     ) -> None:
         self._upstream = upstream
         self._auth = auth
         self._policy = policy
+        self._sessions = sessions
+
+    async def _audit(self, caller: GatewayCaller | None, method: str, status: int) -> None:
+        """Refusals go to the audit log like the API's; a failed write is only logged."""
+        try:
+            async with self._sessions.begin() as session:
+                session.add(
+                    AuditEntry(
+                        at=utcnow(),
+                        actor_kind="gateway" if caller else "anonymous",
+                        actor_id=caller.gateway_id if caller else None,
+                        project_id=caller.project_id if caller else None,
+                        action=f"grpc {method}"[:120],
+                        target="",
+                        outcome="refused",
+                        status_code=status,
+                        request_id=uuid.uuid4().hex,
+                    )
+                )
+        except Exception:
+            log.exception("front door: could not audit the refusal of %s", method)
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
         path: str = handler_call_details.method
@@ -92,6 +120,7 @@ class FrontDoorHandler(grpc.GenericRpcHandler):
             return await self._auth.authenticate(bearer_secret(context.invocation_metadata()))
         except Unauthenticated as error:
             log.warning("front door: %s refused, unauthenticated: %s", method, error)
+            await self._audit(None, method, 401)
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(error))
             raise  # abort raises; this line is for the type checker
 
@@ -105,6 +134,7 @@ class FrontDoorHandler(grpc.GenericRpcHandler):
             caller.project_id,
             why,
         )
+        await self._audit(caller, method, 403)
         await context.abort(
             grpc.StatusCode.PERMISSION_DENIED,
             f"metalgate front door: gateway {caller.gateway_id} may not call {method}: {why}",
@@ -188,6 +218,7 @@ async def start_frontdoor(
         upstream,
         GatewayAuthenticator(sessions, settings.frontdoor_auth_cache_seconds),
         Policy(settings.temporal_namespace, TaskTokenSealer(token_key(settings))),
+        sessions,
     )
     server = grpc.aio.server(options=CHANNEL_OPTIONS)
     server.add_generic_rpc_handlers((handler,))

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
         default=30.0, description="after this long with no gateway polling, show WaitingForGateway"
     )
     gateway_heartbeat_interval: float = 15.0
+    audit_retention_days: float = Field(
+        default=400.0, gt=0, description="audit log rows older than this are deleted"
+    )
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from temporalio.service import RPCError
 
+from api.audit import Actor, set_actor
 from api.deps import UNAUTHORIZED, Editor, SessionDep, SettingsDep, Viewer
 from api.errors import responses
 from api.gateway_status import Pollers, activity_pollers, gateway_status
@@ -300,6 +301,7 @@ async def register_gateway(
     await session.commit()
     gateway = await session.get(Gateway, gateway_id)
     assert gateway is not None
+    set_actor(request, Actor("gateway", gateway.id, gateway.name, gateway.project_id))
     await schedule_orphan_sweep(request.app.state.temporal, gateway)
     return GatewayIdentity(
         gateway_id=gateway.id,
@@ -323,7 +325,11 @@ def frontdoor_ca_pem(settings: Settings) -> str | None:
 
 @router.post("/{gateway_id}/heartbeat", status_code=204, responses=responses())
 async def gateway_heartbeat(
-    gateway_id: str, body: GatewayHeartbeat, credentials: GatewayBearer, session: SessionDep
+    gateway_id: str,
+    body: GatewayHeartbeat,
+    credentials: GatewayBearer,
+    session: SessionDep,
+    request: Request,
 ) -> Response:
     """Authenticated by the gateway secret from registration (Bearer)."""
     if credentials is None:
@@ -337,6 +343,7 @@ async def gateway_heartbeat(
         raise HTTPException(
             401, "invalid gateway secret for this gateway; register again", UNAUTHORIZED
         )
+    set_actor(request, Actor("gateway", gateway.id, gateway.name, gateway.project_id))
     now = utcnow()
     gateway.version = body.version
     gateway.last_heartbeat_at = now

@@ -30,3 +30,13 @@ def test_gateway_reissue_token_and_revoke(project_cli: Cli) -> None:
     revoked = project_cli.json("gateway", "revoke", gateway["id"])
     assert revoked["status"] == "revoked" and revoked["revoked_at"]
     project_cli.error("gateway", "reissue-token", gateway["id"], code=ExitCode.USAGE)
+
+
+def test_audit_lists_what_the_project_did(project_cli: Cli) -> None:
+    gateway = project_cli.json("gateway", "create", "--name", "edge-audit")["gateway"]
+    entries = project_cli.json("audit", "--action", "POST /v1/gateways", "--limit", "10")
+    assert entries and entries[0]["outcome"] == "ok"
+    assert any(e["action"] == "POST /v1/gateways" for e in entries)
+    table = project_cli.run("audit", "--limit", "5").stdout
+    assert "POST /v1/gateways" in table
+    assert gateway["id"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -28,7 +27,6 @@ from temporalio.api.workflowservice.v1 import (
     UpdateNamespaceRequest,
 )
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
@@ -37,6 +35,7 @@ from tests.frontdoor.conftest import Stack, Tenant, gateway_client
 from tests.gateway.activity_runner import run_activity
 from tests.gateway.conftest import Maas
 from tests.gateway.harness import RunActivity, RunActivityInput
+from tests.support.api_server import ADMIN_KEY
 from tests.support.temporal import assert_eventually, new_worker
 from workers.gateway import run_gateway
 
@@ -167,6 +166,18 @@ async def test_gateway_b_reaches_nothing_of_gateway_a(
         release.set()
         outcome = await handle.result()
     assert outcome.result == {"ran_on": "a"}
+    logged = await stack.http.get(
+        "/v1/audit",
+        params={"actor_id": b.gateway_id, "outcome": "refused", "limit": 500},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    )
+    actions = {e["action"] for e in logged.json()["items"]}
+    assert {
+        "grpc PollActivityTaskQueue",
+        "grpc PollWorkflowTaskQueue",
+        "grpc TerminateWorkflowExecution",
+        "grpc RespondActivityTaskCompleted",
+    } <= actions, "every refusal is in the audit log"
 
 
 async def test_no_credential_or_a_wrong_one_is_unauthenticated(
@@ -213,6 +224,3 @@ async def test_a_real_gateway_worker_runs_its_activities_through_the_front_door(
         stop.set()
         await running
     assert not running.exception()
-
-
-_ = (timedelta, WorkflowIDConflictPolicy)
