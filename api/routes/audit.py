@@ -30,7 +30,9 @@ async def list_audit(
     outcome: Literal["ok", "refused", "rejected", "error"] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    before: Annotated[int | None, Query(ge=1, description="`next_before` of the last page")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="`next_before` of the last page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditPage:
     if not principal.operator:
