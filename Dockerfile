@@ -4,6 +4,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY domain domain
+COPY frontdoor frontdoor
 COPY runtime runtime
 COPY store store
 COPY embedded embedded

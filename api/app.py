@@ -12,9 +12,10 @@ from temporalio.client import Client
 
 from api import errors
 from api.agent_cache import DEFAULT_TTL, AgentCache
+from api.audit import AuditLog
 from api.auth import ensure_bootstrap
 from api.heartbeats import HeartbeatRecorder
-from api.routes import accounts, agent, clusters, codec, gateways, health, projects
+from api.routes import accounts, agent, api_keys, audit, clusters, codec, gateways, health, projects
 from api.temporal_gate import TemporalGate
 from runtime.codec import EncryptionCodec
 from runtime.settings import Settings
@@ -73,6 +74,7 @@ def create_app(
         allow_headers=["Authorization", "Content-Type", "X-Namespace"],
     )
     app.add_middleware(errors.BodyLimit)
-    for module in (health, projects, gateways, accounts, clusters, agent, codec):
+    app.add_middleware(AuditLog)
+    for module in (health, projects, api_keys, gateways, accounts, clusters, agent, codec, audit):
         app.include_router(module.router)
     return app

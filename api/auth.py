@@ -29,6 +29,7 @@ class Principal:
     project_id: str
     role: Role
     operator: bool
+    name: str = ""
 
     def can(self, needed: Role) -> bool:
         return _RANK[self.role] >= _RANK[needed]

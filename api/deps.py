@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
+from api.audit import Actor, set_actor
 from api.auth import Principal
 from api.heartbeats import HeartbeatRecorder
 from api.schemas.projects import Role
@@ -18,6 +20,7 @@ from api.temporal_gate import TemporalGate
 from runtime.settings import Settings
 from store.models import ApiKey, Cluster
 from store.secrets import SecretBox, hash_token
+from store.types import utcnow
 
 bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer mgk_...`")
 agent_bearer = HTTPBearer(
@@ -27,6 +30,7 @@ BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 AgentBearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(agent_bearer)]
 
 UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def get_settings(request: Request) -> Settings:
@@ -69,15 +73,36 @@ def _token(credentials: HTTPAuthorizationCredentials | None, what: str) -> str:
     return credentials.credentials
 
 
-async def get_principal(credentials: BearerDep, session: SessionDep) -> Principal:
+async def get_principal(request: Request, credentials: BearerDep, session: SessionDep) -> Principal:
     token = _token(credentials, "API key")
-    key = await session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_token(token)))
+    key = await session.scalar(
+        select(ApiKey).where(ApiKey.key_hash == hash_token(token), ApiKey.revoked_at.is_(None))
+    )
     if key is None:
         raise HTTPException(
-            401, "invalid API key: check METALGATE_API_KEY or run `metalgate login`", UNAUTHORIZED
+            401,
+            "invalid API key (unknown or revoked): check METALGATE_API_KEY or run `metalgate login`",
+            UNAUTHORIZED,
         )
+    set_actor(request, Actor("api_key", key.id, key.name, key.project_id))
+    now = utcnow()
+    if key.expires_at is not None and key.expires_at <= now:
+        raise HTTPException(
+            401,
+            f"API key {key.name} expired at {key.expires_at.isoformat()}; ask a project admin "
+            "for a new one (POST /v1/projects/{id}/api-keys)",
+            UNAUTHORIZED,
+        )
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        # At most one write a minute per key: a busy key must not turn reads into writes.
+        await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+        await session.commit()
     return Principal(
-        key_id=key.id, project_id=key.project_id, role=Role(key.role), operator=key.operator
+        key_id=key.id,
+        project_id=key.project_id,
+        role=Role(key.role),
+        operator=key.operator,
+        name=key.name,
     )
 
 

@@ -7,11 +7,15 @@ import typer
 from cli import (
     accounts,
     agent,
+    audit,
     clusters,
     demo,
     emulator,
+    frontdoor,
+    gateway_lifecycle,
     gateway_node,
     gateways,
+    keys,
     login,
     projects,
     server,
@@ -41,10 +45,14 @@ emulator.register(app)
 demo.register(app)
 login.register(app)
 projects.register(app)
+keys.register(app)
+audit.register(app)
 accounts.register(app)
 clusters.register(app)
 gateways.register(gateway_app)
 gateway_node.register(gateway_app)
+gateway_lifecycle.register(gateway_app)
 workers.register(worker_app)
 server.register(server_app)
+frontdoor.register(server_app)
 agent.register(agent_app)

@@ -66,6 +66,7 @@ class GatewayStatus(StrEnum):
     PENDING = "pending"
     ONLINE = "online"
     OFFLINE = "offline"
+    REVOKED = "revoked"
 
 
 class ProxySettings(BaseModel):
@@ -92,16 +93,25 @@ class GatewayRegistration(BaseModel):
 
 
 class GatewayIdentity(BaseModel):
-    """What the control plane hands a gateway at registration; kept in its config file."""
+    """What the control plane hands a gateway at registration; kept in its config file.
+
+    Only what a worker of its own queue needs: the front door (never Temporal itself), the
+    secret that authenticates it there and to the API, and the active payload codec key.
+    """
 
     gateway_id: str
     name: str
     task_queue: str
     api_url: str
-    gateway_secret: str = Field(repr=False, description="authenticates heartbeats")
-    temporal_address: str
+    gateway_secret: str = Field(
+        repr=False, description="authenticates heartbeats and front-door calls"
+    )
+    frontdoor_address: str = Field(description="host:port of the front door (gRPC over TLS)")
+    frontdoor_ca_pem: str | None = Field(
+        default=None, description="certificate to trust for the front door; None: system roots"
+    )
     temporal_namespace: str
-    codec_keys: list[str] = Field(repr=False)
+    codec_keys: list[str] = Field(repr=False, description="the active codec key only")
     proxy: ProxySettings = Field(default_factory=ProxySettings)
 
 

@@ -61,11 +61,14 @@ class Reason(StrEnum):
     WAITING_FOR_DISK_ERASE = "WaitingForDiskErase"
     WORKFLOW_TERMINATED = "WorkflowTerminated"
     RECONCILED = "Reconciled"
+    GATEWAY_REVOKED = "GatewayRevoked"
 
 
 # Human guidance shown next to a failure reason.
 REASON_HINTS: dict[Reason, str] = {
     Reason.WAITING_FOR_GATEWAY: "start the gateway (metalgate gateway run) or check its network",
+    Reason.GATEWAY_REVOKED: "the cluster's gateway was revoked; move its cloud account to "
+    "another gateway (or delete the cluster) to manage its machines again",
     Reason.INSUFFICIENT_CAPACITY: "add or commission machines in MAAS, or relax the pool constraints",
     Reason.INVALID_CONSTRAINTS: "fix the tag, zone or resource pool names to ones MAAS knows",
     Reason.MACHINE_DEPLOY_FAILED: "check the machines' events in MAAS; failed ones are quarantined",

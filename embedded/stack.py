@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import secrets
+import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from temporalio.client import Client
 
 from domain.naming import CONTROL_PLANE_QUEUE, SEARCH_ATTRIBUTES, gateway_queue
 from embedded.supervisor import ChildSpec, ReadyCheck, Supervisor
+from frontdoor.tls import development_tls
 from runtime.settings import Settings, development_secret
 from runtime.temporal import codec_key_specs, connect, temporal_binary
 
@@ -39,6 +41,7 @@ class StackPorts(BaseModel):
     api: int = 8080
     maas: int = 5240
     agent_runtime: int = 8090
+    frontdoor: int | None = None  # None: a free port, kept in the data dir across restarts
 
 
 class StackConfig(BaseModel):
@@ -118,6 +121,29 @@ def _polled(client_ref: list[Client], queue: str) -> ReadyCheck:
     return check
 
 
+def _port_open(host: str, port: int) -> ReadyCheck:
+    async def check() -> bool:
+        _, writer = await asyncio.open_connection(host, port)
+        writer.close()
+        return True
+
+    return check
+
+
+def frontdoor_port(data_dir: Path, wanted: int | None) -> int:
+    """Registered gateways keep the front door's address, so it must survive a restart."""
+    path = data_dir / "secrets" / "frontdoor-port"
+    if wanted is None and path.exists():
+        return int(path.read_text())
+    if wanted is None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            wanted = int(probe.getsockname()[1])
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.write_text(str(wanted))
+    return wanted
+
+
 def _temporal_up(settings: Settings) -> ReadyCheck:
     async def check() -> bool:
         await connect(settings)
@@ -145,6 +171,8 @@ async def start_stack(config: StackConfig) -> Stack:
     # The dev server's Web UI sends no credentials; its codec URL carries this token instead.
     ui_codec_token = development_secret(settings, "ui-codec-token")
     codec_key_specs(settings)  # create the development codec key before children race for it
+    door_port = frontdoor_port(data_dir, ports.frontdoor)
+    door_tls = development_tls(data_dir / "secrets" / "frontdoor-tls", [host, "localhost"])
     env = {
         "METALGATE_DATA_DIR": str(data_dir),
         "METALGATE_TEMPORAL_ADDRESS": settings.temporal_address,
@@ -156,6 +184,10 @@ async def start_stack(config: StackConfig) -> Stack:
         "METALGATE_CODEC_CORS_ORIGINS": json.dumps(
             [settings.temporal_ui_url, f"http://localhost:{ports.ui}"]
         ),
+        "METALGATE_FRONTDOOR_ADDRESS": f"{host}:{door_port}",
+        "METALGATE_FRONTDOOR_TLS_CERT_FILE": str(door_tls.cert),
+        "METALGATE_FRONTDOOR_TLS_KEY_FILE": str(door_tls.key),
+        "METALGATE_FRONTDOOR_CA_FILE": str(door_tls.ca),
         **config.extra_env,
     }
     sup = Supervisor(data_dir / "logs")
@@ -266,6 +298,14 @@ async def start_stack(config: StackConfig) -> Stack:
                     ready=_http_ok(f"http://{host}:{ports.agent_runtime}/healthz"),
                 )
             )
+        await sup.start(
+            ChildSpec(
+                "frontdoor",
+                _metalgate("server", "frontdoor", "--host", host, "--port", str(door_port)),
+                env,
+                ready=_port_open(host, door_port),
+            )
+        )
         stack = Stack(config, sup, info, client_ref[0], admin_key, maas_key, admin_key_was_new)
         if config.pcg_replicas:
             await _start_pcg(stack, env)

@@ -35,6 +35,28 @@ class Settings(BaseSettings):
     temporal_tls_cert_file: Path | None = None
     temporal_tls_key_file: Path | None = None
     temporal_ui_url: str = "http://127.0.0.1:8233"
+    # Set on a gateway only: its secret (sent as `authorization: Bearer`) and the PEM of the
+    # front door's certificate authority, both from its registration answer.
+    temporal_api_key: SecretStr | None = None
+    temporal_tls_ca_pem: str | None = None
+
+    # Front door: the only Temporal endpoint gateways reach (frontdoor/).
+    frontdoor_address: str = Field(
+        default="127.0.0.1:7243", description="host:port handed to gateways at registration"
+    )
+    frontdoor_port: int = 7243
+    frontdoor_tls_cert_file: Path | None = None
+    frontdoor_tls_key_file: Path | None = None
+    frontdoor_ca_file: Path | None = Field(
+        default=None,
+        description="CA handed to gateways to trust the front door (default: system roots)",
+    )
+    frontdoor_token_key: SecretStr | None = Field(
+        default=None, description="HMAC key binding task tokens to gateways; same on every replica"
+    )
+    frontdoor_auth_cache_seconds: float = Field(
+        default=5.0, ge=0, description="bound on how long a revoked gateway keeps working"
+    )
 
     # Embedded default ports (metalgate up)
     temporal_port: int = 7233
@@ -132,6 +154,9 @@ class Settings(BaseSettings):
     )
     idempotency_key_ttl_seconds: float = Field(
         default=86400.0, gt=0, description="how long an Idempotency-Key's answer is replayed"
+    )
+    audit_retention_days: float = Field(
+        default=400.0, gt=0, description="audit log rows older than this are deleted"
     )
 
     @model_validator(mode="after")

@@ -43,8 +43,9 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
     def read(path: Path | None) -> bytes | None:
         return path.read_bytes() if path else None
 
+    ca = settings.temporal_tls_ca_pem.encode() if settings.temporal_tls_ca_pem else None
     return TLSConfig(
-        server_root_ca_cert=read(settings.temporal_tls_ca_file),
+        server_root_ca_cert=ca or read(settings.temporal_tls_ca_file),
         client_cert=read(settings.temporal_tls_cert_file),
         client_private_key=read(settings.temporal_tls_key_file),
     )
@@ -62,6 +63,7 @@ async def connect(
         namespace=settings.temporal_namespace,
         data_converter=data_converter(key_specs or codec_key_specs(settings)),
         tls=tls_config(settings),
+        api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
         http_connect_proxy_config=(
             HttpConnectProxyConfig(target_host=http_connect_proxy) if http_connect_proxy else None
         ),

@@ -44,10 +44,30 @@ def _idempotency_keys(conn: Connection) -> None:
     IdempotencyRecord.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
 
 
+def _add_columns(conn: Connection, table: str, columns: dict[str, str]) -> None:
+    """ALTER TABLE ADD for each column a database made by an older step 1 lacks."""
+    present = {c["name"] for c in inspect(conn).get_columns(table)}
+    for name, sql_type in columns.items():
+        if name not in present:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}"))
+
+
+def _lifecycle_and_audit(conn: Connection) -> None:
+    stamp = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    _add_columns(
+        conn,
+        "api_keys",
+        {"expires_at": stamp, "last_used_at": stamp, "revoked_at": stamp},
+    )
+    _add_columns(conn, "gateways", {"revoked_at": stamp})
+    Base.metadata.tables["audit_log"].create(conn, checkfirst=True)
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "initial schema", _initial_schema),
     Step(2, "cluster bootstrap material", _cluster_bootstrap),
     Step(3, "idempotency keys", _idempotency_keys),
+    Step(4, "key and gateway lifecycle, audit log", _lifecycle_and_audit),
 )
 
 

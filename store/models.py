@@ -43,6 +43,9 @@ class ApiKey(Base):
     operator: Mapped[bool] = mapped_column(Boolean, default=False)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
 
 
 class Gateway(Base):
@@ -60,6 +63,7 @@ class Gateway(Base):
     version: Mapped[str | None] = mapped_column(String(64))
     registered_at: Mapped[datetime | None]
     last_heartbeat_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -202,3 +206,23 @@ class IdempotencyRecord(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     response: Mapped[dict[str, Any]]
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class AuditEntry(Base):
+    """One mutating or refused call: who, on what, with which outcome. Never a secret."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_project_at", "project_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str | None] = mapped_column(String(40))
+    actor_name: Mapped[str | None] = mapped_column(String(63))
+    project_id: Mapped[str | None] = mapped_column(String(40))
+    action: Mapped[str] = mapped_column(String(120))
+    target: Mapped[str] = mapped_column(String(255), default="")
+    outcome: Mapped[str] = mapped_column(String(16))
+    status_code: Mapped[int] = mapped_column(Integer)
+    request_id: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text, default="")

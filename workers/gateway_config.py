@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from domain.gateway import GatewayIdentity
 from runtime.settings import Settings
@@ -25,25 +25,23 @@ class GatewayConfig(GatewayIdentity):
     temporal_proxy: str | None = Field(
         default=None, description="host:port of an HTTP CONNECT proxy for the Temporal gRPC link"
     )
-    temporal_tls: bool = False
-    temporal_tls_ca_file: Path | None = None
-    temporal_tls_cert_file: Path | None = None
-    temporal_tls_key_file: Path | None = None
     heartbeat_interval: float = Field(default=15.0, gt=0)
 
     def temporal_settings(self) -> Settings:
-        """Settings for runtime.temporal.connect(), built from this file alone.
+        """Settings for runtime.temporal.connect(): the front door, TLS, the gateway secret.
 
         `model_construct` on purpose: a gateway has none of the control plane's secrets, so
         the control plane's production checks (store key, ...) must not run here.
         """
         return Settings.model_construct(
-            temporal_address=self.temporal_address,
+            temporal_address=self.frontdoor_address,
             temporal_namespace=self.temporal_namespace,
-            temporal_tls=self.temporal_tls,
-            temporal_tls_ca_file=self.temporal_tls_ca_file,
-            temporal_tls_cert_file=self.temporal_tls_cert_file,
-            temporal_tls_key_file=self.temporal_tls_key_file,
+            temporal_tls=True,
+            temporal_tls_ca_file=None,
+            temporal_tls_cert_file=None,
+            temporal_tls_key_file=None,
+            temporal_tls_ca_pem=self.frontdoor_ca_pem,
+            temporal_api_key=SecretStr(self.gateway_secret),
         )
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from temporalio.service import RPCError
 
+from api.audit import Actor, set_actor
 from api.deps import UNAUTHORIZED, Editor, SessionDep, SettingsDep, Viewer
 from api.errors import responses
 from api.gateway_status import Pollers, activity_pollers, gateway_status
@@ -23,15 +24,22 @@ from api.schemas.gateways import (
     GatewayList,
     GatewayPublic,
     GatewayReplicaPublic,
+    RegistrationTokenCreate,
 )
 from api.temporal_gate import TemporalGate, TemporalUnavailable, bounded
-from domain.gateway import GatewayHeartbeat, GatewayIdentity, GatewayRegistration, ProxySettings
+from domain.gateway import (
+    GatewayHeartbeat,
+    GatewayIdentity,
+    GatewayRegistration,
+    GatewayStatus,
+    ProxySettings,
+)
 from domain.naming import SYSTEM_GATEWAY_ID, SYSTEM_GATEWAY_NAME, gateway_queue
-from domain.phases import Phase
+from domain.phases import REASON_HINTS, Phase, Reason
 from runtime.settings import Settings
 from runtime.temporal import codec_key_specs
 from store.db import upsert
-from store.models import CloudAccount, Cluster, Gateway, GatewayReplica
+from store.models import CloudAccount, Cluster, ClusterEvent, Gateway, GatewayReplica
 from store.secrets import hash_token, new_id, new_token
 from store.types import utcnow
 from workflows.contracts import GatewayRef
@@ -100,6 +108,8 @@ async def gateway_public(
         ),
         default=None,
     )
+    if gateway is not None and gateway.revoked_at is not None:
+        status, detail = GatewayStatus.REVOKED, "revoked: its credential no longer works"
     return GatewayPublic(
         id=gateway_id,
         name=gateway.name if gateway else SYSTEM_GATEWAY_NAME,
@@ -115,6 +125,7 @@ async def gateway_public(
         proxy=ProxySettings.model_validate(gateway.proxy) if gateway else ProxySettings(),
         created_at=gateway.created_at if gateway else None,
         registered_at=gateway.registered_at if gateway else None,
+        revoked_at=gateway.revoked_at if gateway else None,
     )
 
 
@@ -156,15 +167,91 @@ async def create_gateway(
         raise HTTPException(
             409, f"name: a gateway named {body.name!r} exists in this project; pick another name"
         ) from exc
-    command = shlex.join(
-        ["metalgate", "gateway", "register", "--api-url", settings.api_url, "--token", token]
-    )
     return GatewayCreated(
         gateway=await gateway_public(request, session, gateway),
         registration_token=token,
         expires_at=expires_at,
-        register_command=command,
+        register_command=register_command(settings, token),
     )
+
+
+def register_command(settings: Settings, token: str) -> str:
+    return shlex.join(
+        ["metalgate", "gateway", "register", "--api-url", settings.api_url, "--token", token]
+    )
+
+
+@router.post(
+    "/{gateway_id}/registration-token",
+    status_code=201,
+    response_model=GatewayCreated,
+    responses=responses(409),
+)
+async def reissue_registration_token(
+    gateway_id: str,
+    body: RegistrationTokenCreate,
+    principal: Editor,
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
+) -> GatewayCreated:
+    """A new one-time token; registering with it replaces the gateway's secret."""
+    gateway = await project_gateway(session, principal.project_id, gateway_id)
+    if gateway.revoked_at is not None:
+        raise HTTPException(
+            409, f"gateway {gateway.name} is revoked; create a new gateway (POST /v1/gateways)"
+        )
+    token = new_token("mgr")
+    gateway.token_hash = hash_token(token)
+    gateway.token_expires_at = utcnow() + timedelta(seconds=body.token_ttl_seconds)
+    await session.commit()
+    return GatewayCreated(
+        gateway=await gateway_public(request, session, gateway),
+        registration_token=token,
+        expires_at=gateway.token_expires_at,
+        register_command=register_command(settings, token),
+    )
+
+
+@router.post("/{gateway_id}/revoke", response_model=GatewayPublic, responses=responses(409))
+async def revoke_gateway(
+    gateway_id: str, principal: Editor, session: SessionDep, request: Request
+) -> GatewayPublic:
+    """Its secret stops working at once for the API and, within the front door's cache
+    bound (METALGATE_FRONTDOOR_AUTH_CACHE_SECONDS), for Temporal; its clusters show
+    GatewayRevoked."""
+    if gateway_id == SYSTEM_GATEWAY_ID:
+        raise HTTPException(409, "the system gateway is part of the control plane")
+    gateway = await project_gateway(session, principal.project_id, gateway_id)
+    if gateway.revoked_at is None:
+        now = utcnow()
+        gateway.revoked_at = now
+        gateway.secret_hash = None
+        gateway.token_hash = None
+        gateway.token_expires_at = None
+        live = (
+            await session.scalars(
+                select(Cluster).where(
+                    Cluster.gateway_id == gateway_id, Cluster.phase != Phase.DELETED.value
+                )
+            )
+        ).all()
+        message = f"gateway {gateway.name} was revoked; {REASON_HINTS[Reason.GATEWAY_REVOKED]}"
+        for cluster in live:
+            cluster.reason = Reason.GATEWAY_REVOKED.value
+            cluster.message = message
+            cluster.updated_at = now
+            session.add(
+                ClusterEvent(
+                    cluster_id=cluster.id,
+                    at=now,
+                    phase=cluster.phase,
+                    reason=Reason.GATEWAY_REVOKED.value,
+                    message=message,
+                )
+            )
+        await session.commit()
+    return await gateway_public(request, session, gateway)
 
 
 async def schedule_orphan_sweep(gate: TemporalGate, gateway: Gateway) -> None:
@@ -190,7 +277,11 @@ async def register_gateway(
     # One conditional UPDATE spends the token, so two racing registrations cannot both win.
     gateway_id = await session.scalar(
         update(Gateway)
-        .where(Gateway.token_hash == hash_token(body.token), Gateway.token_expires_at > now)
+        .where(
+            Gateway.token_hash == hash_token(body.token),
+            Gateway.token_expires_at > now,
+            Gateway.revoked_at.is_(None),
+        )
         .values(
             token_hash=None,
             token_expires_at=None,
@@ -210,6 +301,7 @@ async def register_gateway(
     await session.commit()
     gateway = await session.get(Gateway, gateway_id)
     assert gateway is not None
+    set_actor(request, Actor("gateway", gateway.id, gateway.name, gateway.project_id))
     await schedule_orphan_sweep(request.app.state.temporal, gateway)
     return GatewayIdentity(
         gateway_id=gateway.id,
@@ -217,16 +309,27 @@ async def register_gateway(
         task_queue=gateway_queue(gateway.id),
         api_url=settings.api_url,
         gateway_secret=secret,
-        temporal_address=settings.temporal_address,
+        frontdoor_address=settings.frontdoor_address,
+        frontdoor_ca_pem=frontdoor_ca_pem(settings),
         temporal_namespace=settings.temporal_namespace,
-        codec_keys=codec_key_specs(settings),
+        # The active key only: it decodes the tasks this gateway is handed from now on.
+        codec_keys=codec_key_specs(settings)[:1],
         proxy=ProxySettings.model_validate(gateway.proxy),
     )
 
 
+def frontdoor_ca_pem(settings: Settings) -> str | None:
+    """The CA gateways trust for the front door; None: the system's roots."""
+    return settings.frontdoor_ca_file.read_text() if settings.frontdoor_ca_file else None
+
+
 @router.post("/{gateway_id}/heartbeat", status_code=204, responses=responses())
 async def gateway_heartbeat(
-    gateway_id: str, body: GatewayHeartbeat, credentials: GatewayBearer, session: SessionDep
+    gateway_id: str,
+    body: GatewayHeartbeat,
+    credentials: GatewayBearer,
+    session: SessionDep,
+    request: Request,
 ) -> Response:
     """Authenticated by the gateway secret from registration (Bearer)."""
     if credentials is None:
@@ -240,6 +343,7 @@ async def gateway_heartbeat(
         raise HTTPException(
             401, "invalid gateway secret for this gateway; register again", UNAUTHORIZED
         )
+    set_actor(request, Actor("gateway", gateway.id, gateway.name, gateway.project_id))
     now = utcnow()
     gateway.version = body.version
     gateway.last_heartbeat_at = now

@@ -44,6 +44,9 @@ class GatewayPublic(BaseModel):
     proxy: ProxySettings = Field(default_factory=ProxySettings)
     created_at: datetime | None = None
     registered_at: datetime | None = None
+    revoked_at: datetime | None = Field(
+        default=None, description="its credential no longer works (front door, heartbeats)"
+    )
 
 
 class GatewayCreated(BaseModel):
@@ -53,6 +56,14 @@ class GatewayCreated(BaseModel):
     registration_token: str
     expires_at: datetime
     register_command: str = Field(description="run this on the gateway host")
+
+
+class RegistrationTokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token_ttl_seconds: int = Field(
+        default=3600, ge=60, le=7 * 86400, description="how long the registration token works"
+    )
 
 
 class GatewayList(BaseModel):

@@ -35,6 +35,9 @@ class ApiKeyCreate(BaseModel):
 
     name: str = Field(pattern=DNS_LABEL, min_length=1, max_length=63)
     role: Role = Role.VIEWER
+    expires_in_days: int | None = Field(
+        default=None, ge=1, le=3650, description="the key stops working after this; None: never"
+    )
 
 
 class ApiKeyPublic(BaseModel):
@@ -43,6 +46,10 @@ class ApiKeyPublic(BaseModel):
     name: str
     role: Role
     created_at: datetime
+    last_used_at: datetime | None = Field(
+        default=None, description="to the minute: uses are recorded at most once a minute"
+    )
+    expires_at: datetime | None = None
 
 
 class ApiKeyCreated(ApiKeyPublic):

@@ -58,7 +58,7 @@ FAULTS = {
 # Per-phase bound for one cluster, and for the whole run: it always stops by itself.
 PHASE_TIMEOUT = 240.0
 RUN_BUDGET = 240.0 + 4.0 * CLUSTERS
-KILL_TARGETS_FIXED = ["control-plane-worker", "api", "temporal"]
+KILL_TARGETS_FIXED = ["control-plane-worker", "api", "temporal", "frontdoor"]
 TERMINAL_FOR_SWEEP = {Phase.FAILED.value, Phase.DELETED.value}
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(RUN_BUDGET + 240)]

@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = {
-    "bootstrap", "domain", "runtime", "store", "embedded", "workflows", "activities", "workers",
+    "bootstrap", "domain", "frontdoor", "runtime", "store", "embedded", "workflows", "activities", "workers",
     "api", "cli", "maas_emulator", "agent", "bench",
 }  # fmt: skip
 

@@ -11,11 +11,13 @@ import httpx
 import pytest
 from aiohttp import web
 from maas.client.bones import SessionAPI
+from temporalio.testing import WorkflowEnvironment
 
 from domain.maas import MaasAccount
 from maas_emulator.config import EmulatorConfig
 from maas_emulator.inventory import Inventory, MachineSpec
 from maas_emulator.server import admin_api_key, build_app
+from tests.support.frontdoor import FrontDoorForGateways, frontdoor_for_gateways
 from tests.support.ports import free_port
 
 # Six plain machines, two big GPU ones in zone-a / pool gpu.
@@ -108,3 +110,16 @@ async def start_maas(tmp_path: Path) -> AsyncIterator[StartMaas]:
 @pytest.fixture
 async def maas(start_maas: StartMaas) -> Maas:
     return await start_maas()
+
+
+@pytest.fixture(scope="session")
+async def frontdoor(
+    env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[FrontDoorForGateways]:
+    """Gateways under test connect through a real front door, as in production."""
+    async with frontdoor_for_gateways(
+        tmp_path_factory.mktemp("frontdoor"),
+        env.client.service_client.config.target_host,
+        env.client.namespace,
+    ) as door:
+        yield door

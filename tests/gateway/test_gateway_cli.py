@@ -28,6 +28,7 @@ from tests.gateway.conftest import Maas, StartMaas
 from tests.gateway.fake_api import FakeApi
 from tests.gateway.harness import RunActivity, RunActivityInput
 from tests.gateway.test_gateway_worker import gateway, identity_for, workflows
+from tests.support.frontdoor import FrontDoorForGateways
 from tests.support.ports import free_port
 from tests.support.temporal import assert_eventually
 from workers.gateway import run_system_gateway
@@ -50,10 +51,10 @@ async def metalgate(*args: str) -> asyncio.subprocess.Process:
 
 
 async def test_register_writes_private_config(
-    env: WorkflowEnvironment, codec_keys: list[str], tmp_path: Path
+    frontdoor: FrontDoorForGateways, codec_keys: list[str], tmp_path: Path
 ) -> None:
     port = free_port()
-    identity = identity_for(env, codec_keys, f"http://127.0.0.1:{port}")
+    identity = await identity_for(frontdoor, codec_keys, f"http://127.0.0.1:{port}")
     config_path = tmp_path / "etc" / "gateway.json"
     async with FakeApi(identity, "one-time", port) as api:
         args = ["gateway", "register", "--api-url", api.url, "--config", str(config_path)]
@@ -77,9 +78,13 @@ async def test_register_writes_private_config(
 
 
 async def test_run_serves_its_queue_and_stops_on_sigterm(
-    env: WorkflowEnvironment, client: Client, codec_keys: list[str], maas: Maas, tmp_path: Path
+    frontdoor: FrontDoorForGateways,
+    client: Client,
+    codec_keys: list[str],
+    maas: Maas,
+    tmp_path: Path,
 ) -> None:
-    identity = identity_for(env, codec_keys, f"http://127.0.0.1:{free_port()}")
+    identity = await identity_for(frontdoor, codec_keys, f"http://127.0.0.1:{free_port()}")
     config_path = tmp_path / "gateway.json"
     write_config(config_path, GatewayConfig(**identity.model_dump()))
     process = await metalgate(
@@ -141,7 +146,7 @@ async def test_system_gateway_serves_gateway_system(
 
 
 async def test_killed_replica_loses_nothing(
-    env: WorkflowEnvironment,
+    frontdoor: FrontDoorForGateways,
     client: Client,
     codec_keys: list[str],
     start_maas: StartMaas,
@@ -153,7 +158,7 @@ async def test_killed_replica_loses_nothing(
     session = await maas.bones()
     machine = await session.Machines.allocate(agent_name=owner_agent_name("ha"), cpu_count="2")
     await session.Machine.deploy(system_id=machine["system_id"], distro_series="jammy")
-    identity = identity_for(env, codec_keys, f"http://127.0.0.1:{free_port()}")
+    identity = await identity_for(frontdoor, codec_keys, f"http://127.0.0.1:{free_port()}")
     config_path = tmp_path / "gateway.json"
     write_config(config_path, GatewayConfig(**identity.model_dump()))
     doomed = await metalgate("gateway", "run", "--config", str(config_path), "--replica-id", "x")

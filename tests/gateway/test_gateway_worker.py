@@ -12,7 +12,6 @@ from temporalio.api.enums.v1 import PendingActivityState, TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 
 from activities.maas import MaasActivities
 from activities.models import CHECK_ACCOUNT, CheckAccountInput, CheckAccountResult
@@ -23,24 +22,18 @@ from tests.gateway.conftest import Maas, StartMaas
 from tests.gateway.fake_api import FakeApi
 from tests.gateway.harness import RunActivity, RunActivityInput
 from tests.support.connect_proxy import ConnectProxy
+from tests.support.frontdoor import FrontDoorForGateways
 from tests.support.ports import free_port
 from tests.support.temporal import assert_eventually, new_worker
 from workers.gateway import run_gateway, run_gateway_from_config
 from workers.gateway_config import GatewayConfig, write_config
 
 
-def identity_for(env: WorkflowEnvironment, codec_keys: list[str], api_url: str) -> GatewayIdentity:
-    gateway_id = f"gw-{uuid.uuid4().hex[:8]}"
-    return GatewayIdentity(
-        gateway_id=gateway_id,
-        name=f"test {gateway_id}",
-        task_queue=gateway_queue(gateway_id),
-        api_url=api_url,
-        gateway_secret=f"secret-{uuid.uuid4()}",
-        temporal_address=env.client.service_client.config.target_host,
-        temporal_namespace=env.client.namespace,
-        codec_keys=codec_keys,
-    )
+async def identity_for(
+    frontdoor: FrontDoorForGateways, codec_keys: list[str], api_url: str
+) -> GatewayIdentity:
+    """A registered gateway whose Temporal connection goes through the test front door."""
+    return await frontdoor.identity(api_url, codec_keys)
 
 
 @asynccontextmanager
@@ -91,10 +84,14 @@ async def poller_identities(client: Client, task_queue: str) -> set[str]:
 
 
 async def test_gateway_through_connect_proxy_works_and_heartbeats(
-    env: WorkflowEnvironment, client: Client, codec_keys: list[str], maas: Maas, tmp_path: Path
+    frontdoor: FrontDoorForGateways,
+    client: Client,
+    codec_keys: list[str],
+    maas: Maas,
+    tmp_path: Path,
 ) -> None:
     port = free_port()
-    identity = identity_for(env, codec_keys, f"http://127.0.0.1:{port}")
+    identity = await identity_for(frontdoor, codec_keys, f"http://127.0.0.1:{port}")
     config_path = tmp_path / "gateway.json"
     async with FakeApi(identity, "token", port) as api, ConnectProxy() as proxy:
         api.fail_heartbeats = True  # an API outage must not stop the gateway
@@ -110,7 +107,7 @@ async def test_gateway_through_connect_proxy_works_and_heartbeats(
             async with workflows(client) as wf_queue:
                 await check(client, wf_queue, maas, identity.task_queue)
             assert proxy.tunnels, "the gateway's Temporal connection went through the proxy"
-            assert set(proxy.tunnels) == {identity.temporal_address}
+            assert set(proxy.tunnels) == {identity.frontdoor_address}
             assert api.heartbeats == []
 
             api.fail_heartbeats = False
