@@ -143,5 +143,15 @@ class AgentApi:
         return answer
 
 
+def result_key(command_id: str, result: AgentCommandResult) -> str:
+    """Stable across retries and agent restarts, so the API applies each result once."""
+    return f"command:{command_id}:{result.state}:{result.progress}"
+
+
 def result_report(command_id: str, result: AgentCommandResult) -> Report:
-    return Report(ReportKind.COMMAND_RESULT, result_path(command_id), result)
+    return Report(
+        ReportKind.COMMAND_RESULT,
+        result_path(command_id),
+        result,
+        key=result_key(command_id, result),
+    )
