@@ -25,6 +25,9 @@ RUNNING = "running"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 
+# Per node, in kubeadm's order; each is saved once done.
+UPGRADE_STEPS = ("kubeadm", "drain", "kubelet", "uncordon")
+
 Post = Callable[[AgentCommandResult], None]
 
 
@@ -44,6 +47,9 @@ class _Steps:
         await action()
         self._record.done_steps.append(step)
         await self._store.save()
+
+    def finished(self, names: list[str]) -> bool:
+        return all(name in self._record.done_steps for name in names)
 
     def started(self, node: str) -> bool:
         return any(step.startswith(f"{node}:") for step in self._record.done_steps)
@@ -97,8 +103,11 @@ async def _upgrade(
     except ValueError as error:
         return AgentCommandResult(state=FAILED, message=str(error))
     for index, node in enumerate(nodes, start=1):
+        node_steps = [f"{node.name}:{step}" for step in UPGRADE_STEPS]
+        if steps.finished(node_steps):
+            continue  # upgraded by this command before the agent restarted
         if _upgraded(node, version) and not steps.started(node.name):
-            continue  # already there: a step list lost with an older agent, or a rerun
+            continue  # already there: a lost state file, or an upgrade to the same version
         post(
             AgentCommandResult(
                 state=RUNNING,

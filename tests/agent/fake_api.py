@@ -30,6 +30,7 @@ class Received:
     heartbeats: list[AgentHeartbeat] = field(default_factory=list)
     statuses: list[AgentStatusReport] = field(default_factory=list)
     results: list[tuple[str, AgentCommandResult]] = field(default_factory=list)
+    result_keys: list[str] = field(default_factory=list)  # the Idempotency-Key of each result
     idempotency_keys: list[str] = field(default_factory=list)
     command_polls: int = 0
     hosts: list[str] = field(default_factory=list)
@@ -42,6 +43,8 @@ class FakeAgentApi:
         self.received = Received()
         self.commands: dict[str, AgentCommand] = {}
         self.fail_with: int | None = None
+        # Drop results on the floor (an answer lost on the way): commands stay listed.
+        self.lose_results = False
         self._runner: web.AppRunner | None = None
 
     @property
@@ -100,7 +103,10 @@ class FakeAgentApi:
     async def _result(self, request: web.Request) -> web.Response:
         command_id = request.match_info["id"]
         result = AgentCommandResult.model_validate(await request.json())
+        if self.lose_results:
+            return _ack()
         self.received.results.append((command_id, result))
+        self.received.result_keys.append(request.headers.get("Idempotency-Key", ""))
         if result.state in FINAL_STATES:
             self.commands.pop(command_id, None)
         return _ack()
