@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from functools import partial
 
@@ -24,6 +25,10 @@ REPAVE = "repave"
 RUNNING = "running"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
+
+# The API's bound on a result message; longer tool output is cut (its end says why).
+MAX_MESSAGE = 1500
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 # Per node, in kubeadm's order; each is saved once done.
 UPGRADE_STEPS = ("kubeadm", "drain", "kubelet", "uncordon")
@@ -81,7 +86,7 @@ async def execute(
         raise
     except Exception as error:
         log.exception("command %s (%s) failed", command.id, command.kind)
-        final = AgentCommandResult(state=FAILED, message=f"agent error: {error}")
+        final = AgentCommandResult(state=FAILED, message=one_line(f"agent error: {error}"))
     record.status = "finished"
     record.final = final
     await store.save()
@@ -101,7 +106,7 @@ async def _upgrade(
                 state=FAILED, message=f"kubeadm cannot downgrade from {current} to {version}"
             )
     except ValueError as error:
-        return AgentCommandResult(state=FAILED, message=str(error))
+        return AgentCommandResult(state=FAILED, message=one_line(str(error)))
     for index, node in enumerate(nodes, start=1):
         node_steps = [f"{node.name}:{step}" for step in UPGRADE_STEPS]
         if steps.finished(node_steps):
@@ -142,6 +147,16 @@ async def _repave(
     return AgentCommandResult(
         state=SUCCEEDED, node=node.name, progress="1/1", message="node repaved"
     )
+
+
+def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
+    """A tool's output as the API takes a message: no control characters, bounded, keeping
+    the start (which step) and the end (why it failed)."""
+    flat = " ".join(_CONTROL.sub(" ", text).split())
+    if len(flat) <= limit:
+        return flat
+    half = (limit - 5) // 2
+    return f"{flat[:half]} ... {flat[-half:]}"
 
 
 def _version_key(version: str) -> tuple[int, int, int]:

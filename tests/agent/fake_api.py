@@ -6,6 +6,7 @@ again on the same port and check that every report arrived once and in order.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ from tests.support.ports import free_port
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FINAL_STATES = frozenset({"succeeded", "failed"})
+API_KEY_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 @dataclass
@@ -84,6 +86,8 @@ class FakeAgentApi:
         self.received.hosts.append(request.host)
         key = request.headers.get("Idempotency-Key")
         if key:
+            if API_KEY_PATTERN.fullmatch(key) is None:  # what the real API refuses
+                return web.json_response({"detail": "bad Idempotency-Key"}, status=422)
             self.received.idempotency_keys.append(key)
         return await handler(request)
 

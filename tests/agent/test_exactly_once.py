@@ -15,9 +15,10 @@ from agent.agent import Agent
 from agent.api_client import result_key
 from agent.backends.simulated.backend import SimulatedBackend
 from agent.backends.simulated.cluster import ClusterRegistry
+from agent.commands import MAX_MESSAGE, one_line
 from agent.state import STATE_FILE
 from domain.agent_wire import AgentCommand, AgentCommandResult
-from tests.agent.fake_api import FakeAgentApi
+from tests.agent.fake_api import API_KEY_PATTERN, FakeAgentApi
 from tests.agent.helpers import FAST, TOKEN, bootstrap, eventually, simulated_agent
 
 SLOW_UPGRADE = FAST.model_copy(update={"upgrade_per_node": 0.4})
@@ -169,6 +170,18 @@ async def test_a_finished_command_whose_answer_was_lost_is_reported_again_not_re
 
 def test_result_keys_name_the_command_and_its_state() -> None:
     running = AgentCommandResult(state="running", node="w-1", progress="2/3", message="x")
-    assert result_key("up-1", running) == "command:up-1:running:2/3"
+    assert result_key("up-1", running) == "command:up-1:running:2-3"
     assert result_key("up-1", running) == result_key("up-1", running.model_copy())
     assert result_key("up-1", running) != result_key("up-2", running)
+    long = result_key("x" * 200, running)
+    assert API_KEY_PATTERN.fullmatch(long) and long == result_key("x" * 200, running)
+
+
+def test_tool_output_becomes_one_bounded_line_keeping_its_end() -> None:
+    output = (
+        "apt-get install exited 100:\n" + "Reading lists\r\n" * 500 + "E: Version not found\x1b[0m"
+    )
+    message = one_line(output)
+    assert len(message) <= MAX_MESSAGE and message.startswith("apt-get install exited 100:")
+    assert message.endswith("E: Version not found [0m")
+    assert not any(ord(c) < 32 for c in message)
