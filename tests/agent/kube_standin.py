@@ -11,7 +11,9 @@ Every request is logged so tests can check order.
 
 from __future__ import annotations
 
+import base64
 import json
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from tests.agent.kube_pki import ClusterPki
 from tests.support.ports import free_port
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -44,19 +47,32 @@ class KubeStandIn:
     pods: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     budgets: list[Budget] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
+    # With `pki`, HTTPS that requires the cluster CA's client certificates, as kubeadm's
+    # admin.conf uses; without, plain HTTP with the bearer `token`.
+    pki: ClusterPki | None = None
     _runner: web.AppRunner | None = None
+    _tls: ssl.SSLContext | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.pki else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def kubeconfig(self, path: Path, user: str = "kubernetes-admin") -> Path:
-        """A kubeconfig for this server, as kubeadm writes them (a token instead of certs)."""
+        """A kubeconfig for this server, shaped like kubeadm's admin.conf."""
+        cluster: dict[str, str] = {"server": self.url}
+        credentials: dict[str, str] = {"token": self.token}
+        if self.pki is not None:
+            cluster["certificate-authority-data"] = _b64(self.pki.ca.cert)
+            credentials = {
+                "client-certificate-data": _b64(self.pki.admin.cert),
+                "client-key-data": _b64(self.pki.admin.key),
+            }
         document = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "standin", "cluster": {"server": self.url}}],
-            "users": [{"name": user, "user": {"token": self.token}}],
+            "clusters": [{"name": "standin", "cluster": cluster}],
+            "users": [{"name": user, "user": credentials}],
             "contexts": [{"name": "ctx", "context": {"cluster": "standin", "user": user}}],
             "current-context": "ctx",
         }
@@ -130,7 +146,11 @@ class KubeStandIn:
             "status": {"phase": "Running"},
         }
 
-    async def start(self) -> None:
+    async def start(self, tls_dir: Path | None = None) -> None:
+        """`tls_dir` (with `pki`): where the server's certificate files are written."""
+        if self.pki is not None:
+            assert tls_dir is not None, "a TLS stand-in needs a directory for its certificates"
+            self._tls = self.pki.server_context(tls_dir)
         app = web.Application(middlewares=[self._auth])
         app.router.add_get("/api/v1/nodes", self._list_nodes)
         app.router.add_get("/api/v1/nodes/{name}", self._read_node)
@@ -140,7 +160,7 @@ class KubeStandIn:
         app.router.add_post("/api/v1/namespaces/{namespace}/pods/{name}/eviction", self._evict)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=self._tls).start()
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -149,7 +169,12 @@ class KubeStandIn:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.headers.get("Authorization") != f"Bearer {self.token}":
+        if self.pki is not None:
+            # The TLS handshake already required a certificate of the cluster CA.
+            peer = request.transport.get_extra_info("peercert") if request.transport else None
+            if not peer:
+                return _status(401, "Unauthorized", "Unauthorized")
+        elif request.headers.get("Authorization") != f"Bearer {self.token}":
             return _status(401, "Unauthorized", "Unauthorized")
         return await handler(request)
 
@@ -225,6 +250,10 @@ class KubeStandIn:
             },
             status=201,
         )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
 def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:

@@ -12,16 +12,18 @@ from pathlib import Path
 from agent.state import STATE_FILE
 from tests.agent.fake_api import FakeAgentApi
 from tests.agent.helpers import TOKEN, bootstrap, eventually
+from tests.agent.kube_pki import ClusterPki
 from tests.agent.kube_standin import KubeStandIn
 
 METALGATE = str(Path(sys.executable).with_name("metalgate"))
 
 
 async def test_agent_run_uses_the_real_backend_by_default(tmp_path: Path) -> None:
-    kube = KubeStandIn("kube-token")
+    # TLS with the cluster CA and an admin client certificate, as in kubeadm's admin.conf.
+    kube = KubeStandIn("unused", pki=ClusterPki.make())
     kube.add_node("cp-1", control_plane=True)
     api = FakeAgentApi(TOKEN)
-    await kube.start()
+    await kube.start(tls_dir=tmp_path)
     await api.start()
     config = tmp_path / "bootstrap.json"
     config.write_text(
