@@ -14,7 +14,8 @@ from api import errors
 from api.agent_cache import DEFAULT_TTL, AgentCache
 from api.auth import ensure_bootstrap
 from api.heartbeats import HeartbeatRecorder
-from api.routes import accounts, agent, agent_package, clusters, codec, gateways, health, projects
+from api.routes import accounts, agent, clusters, codec, gateways, health, projects
+from api.routes.agent_package import router as agent_package_router
 from api.temporal_gate import TemporalGate
 from runtime.codec import EncryptionCodec
 from runtime.settings import Settings
@@ -73,6 +74,7 @@ def create_app(
         allow_headers=["Authorization", "Content-Type", "X-Namespace"],
     )
     app.add_middleware(errors.BodyLimit)
-    for module in (health, projects, gateways, accounts, clusters, agent, agent_package, codec):
+    for module in (health, projects, gateways, accounts, clusters, agent, codec):
         app.include_router(module.router)
+    app.include_router(agent_package_router)
     return app
