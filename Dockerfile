@@ -16,7 +16,11 @@ COPY cli cli
 COPY maas_emulator maas_emulator
 COPY agent agent
 COPY bench bench
-RUN pip install . && useradd --create-home --uid 10001 metalgate
+RUN pip install . \
+ && pip wheel --no-deps --no-build-isolation --wheel-dir /app/agent-package . \
+ && useradd --create-home --uid 10001 metalgate
+# Nodes install their agent from the API: GET /v1/agent/package/<this wheel>.
+ENV METALGATE_AGENT_PACKAGE_DIR=/app/agent-package
 USER metalgate
 ENV METALGATE_DATA_DIR=/home/metalgate/data
 ENTRYPOINT ["metalgate"]

@@ -6,10 +6,11 @@ import asyncio
 import logging
 import random
 from collections import Counter
+from pathlib import Path
 
 import httpx
 
-from agent import commands, kubeadm
+from agent import commands
 from agent.api_client import (
     AgentApi,
     ApiRejected,
@@ -17,9 +18,10 @@ from agent.api_client import (
     httpx_transport,
     result_report,
 )
-from agent.cluster import ClusterRegistry, SimulatedCluster, SimulatedNode
+from agent.node_backend import NodeBackend, NodeState
 from agent.outbox import Backoff, Outbox, Report, ReportKind
-from agent.reports import NodeReporter
+from agent.reports import LocalNode, NodeReporter
+from agent.state import StateStore
 from agent.timings import AgentTimings
 from domain.agent_wire import (
     AgentBootstrap,
@@ -37,29 +39,26 @@ class Agent:
         self,
         bootstrap: AgentBootstrap,
         client: httpx.AsyncClient,
+        backend: NodeBackend,
         *,
+        state_dir: Path | None,
         timings: AgentTimings | None = None,
-        node_ip: str = "127.0.0.1",
-        registry: ClusterRegistry | None = None,
-        wait_for_control_plane: bool = True,
         rng: random.Random | None = None,
     ) -> None:
-        """`wait_for_control_plane`: joining nodes wait for the first control plane in
-        `registry`; a lone agent (one process per node) cannot see it and joins after
-        the join delay instead."""
+        """`state_dir`: where the agent keeps what it ran (None: memory, lost on restart)."""
         self.bootstrap = bootstrap
+        self.backend = backend
         self.timings = timings or AgentTimings()
-        self.node_ip = node_ip
         self.delivered: Counter[ReportKind] = Counter()
         self._api = AgentApi(httpx_transport(client), bootstrap.api_url, bootstrap.agent_token)
-        self._registry = registry or ClusterRegistry()
-        self.node = SimulatedNode(bootstrap.hostname, bootstrap.system_id, bootstrap.role)
+        self.node = LocalNode.of(bootstrap)
         self._reporter = NodeReporter(self.node)
+        self._store = StateStore(state_dir)
         self._outbox = Outbox()
         self._wakeup = asyncio.Event()
         self._backoff = Backoff(self.timings.backoff_initial, self.timings.backoff_max, rng)
-        self._seen_commands: set[str] = set()
-        self._wait_for_control_plane = wait_for_control_plane
+        # Commands taken up by this process; the state file covers earlier processes.
+        self._taken: set[str] = set()
 
     @property
     def name(self) -> str:
@@ -71,53 +70,34 @@ class Agent:
 
     async def run(self) -> None:
         log.info("agent %s starting (%s)", self.name, self.bootstrap.role)
-        cluster = self._registry.attach(
-            self.bootstrap.cluster_id, self.bootstrap.kubernetes_version
-        )
+        state = await self._store.load()
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._deliver_forever())
                 tasks.create_task(self._heartbeat_forever())
-                await self._bring_up(cluster)
+                await self.backend.bring_up(self._on_phase)
+                if self.bootstrap.first_control_plane and not state.kubeconfig_reported:
+                    self._reporter.kubeconfig = await self.backend.admin_kubeconfig()
+                    state.kubeconfig_reported = True
+                    await self._store.save()
+                # A finished init or join means the API server answers, seen from this node.
+                self._reporter.control_plane_ready = True
+                tasks.create_task(self.backend.watch_self(self._on_node_change))
                 if self.bootstrap.first_control_plane:
-                    tasks.create_task(self._poll_commands_forever(cluster))
+                    tasks.create_task(self._poll_commands_forever())
         finally:
-            cluster.leave(self.node.hostname)
-            if self.bootstrap.first_control_plane:
-                cluster.control_plane_ready.clear()
-            self._registry.detach(cluster)
+            await self.backend.close()
             log.info("agent %s stopped with %d reports pending", self.name, self.pending)
 
-    async def _bring_up(self, cluster: SimulatedCluster) -> None:
-        if self.bootstrap.first_control_plane:
-            await kubeadm.run_phases(
-                kubeadm.INIT_PHASES, self.timings.kubeadm_init, self._on_phase("kubeadm init")
-            )
-            self._reporter.kubeconfig = kubeadm.admin_kubeconfig(
-                self.bootstrap.cluster_name, self.node_ip
-            )
-        else:
-            await kubeadm.run_phases(
-                kubeadm.JOIN_PHASES, self.timings.kubeadm_join, self._on_phase("kubeadm join")
-            )
-            if self._wait_for_control_plane:
-                # kubeadm join retries until the API server answers; so do we.
-                await cluster.control_plane_ready.wait()
-        # A finished init or join means the API server answers, seen from this node.
-        self._reporter.control_plane_ready = True
-        self.node.ready = True
-        self.node.kubelet_version = cluster.kubernetes_version
-        self.node.message = ""
-        cluster.join(self.node, self._report_if_changed)
-        if self.bootstrap.first_control_plane:
-            cluster.control_plane_ready.set()
-        log.info("agent %s: node ready at %s", self.name, self.node.kubelet_version)
+    def _on_phase(self, message: str) -> None:
+        self.node.message = message
 
-    def _on_phase(self, step: str) -> kubeadm.PhaseCallback:
-        def record(phase: str) -> None:
-            self.node.message = f"{step}: {phase}"
-
-        return record
+    def _on_node_change(self, state: NodeState) -> None:
+        was_ready = self.node.ready
+        self.node.update(state)
+        if self.node.ready and not was_ready:
+            log.info("agent %s: node ready at %s", self.name, self.node.kubelet_version)
+        self._report_if_changed()
 
     def _report_if_changed(self) -> None:
         report = self._reporter.status_if_changed()
@@ -129,7 +109,7 @@ class Agent:
             self._queue(self._reporter.heartbeat())
             await asyncio.sleep(self.timings.heartbeat_interval)
 
-    async def _poll_commands_forever(self, cluster: SimulatedCluster) -> None:
+    async def _poll_commands_forever(self) -> None:
         while True:
             try:
                 listing = await self._api.commands()
@@ -137,18 +117,18 @@ class Agent:
                 log.info("agent %s: command poll failed: %s", self.name, error)
                 listing = None
             for command in listing.commands if listing else []:
-                if command.id not in self._seen_commands:
-                    self._seen_commands.add(command.id)
-                    await self._execute(command, cluster)
+                if command.id not in self._taken:
+                    self._taken.add(command.id)
+                    await self._execute(command)
             await asyncio.sleep(self.timings.command_poll_interval)
 
-    async def _execute(self, command: AgentCommand, cluster: SimulatedCluster) -> None:
+    async def _execute(self, command: AgentCommand) -> None:
         log.info("agent %s: running %s command %s", self.name, command.kind, command.id)
 
         def post(result: AgentCommandResult) -> None:
             self._queue(result_report(command.id, result))
 
-        await commands.execute(command, cluster, self.timings, post)
+        await commands.execute(command, self.backend, self._store, post)
 
     def _queue(self, report: Report) -> None:
         self._outbox.put(report)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 from urllib.parse import urlsplit
@@ -21,6 +23,9 @@ HEARTBEAT_PATH = "/v1/agent/heartbeat"
 STATUS_PATH = "/v1/agent/status"
 COMMANDS_PATH = "/v1/agent/commands"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+MAX_KEY = 128
+_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9._:-]")
 
 # The API answers these when it is overloaded or restarting: worth retrying.
 RETRYABLE_STATUS = frozenset({408, 425, 429})
@@ -143,5 +148,22 @@ class AgentApi:
         return answer
 
 
+def result_key(command_id: str, result: AgentCommandResult) -> str:
+    """Stable across retries and agent restarts, so the API applies each result once.
+
+    Of the characters the API accepts in a key (letters, digits, `._:-`, at most 128).
+    """
+    raw = f"{command_id}:{result.state}:{result.progress}"
+    key = "command:" + _KEY_UNSAFE.sub("-", raw)
+    if len(key) > MAX_KEY:
+        key = "command:" + hashlib.sha256(raw.encode()).hexdigest()
+    return key
+
+
 def result_report(command_id: str, result: AgentCommandResult) -> Report:
-    return Report(ReportKind.COMMAND_RESULT, result_path(command_id), result)
+    return Report(
+        ReportKind.COMMAND_RESULT,
+        result_path(command_id),
+        result,
+        key=result_key(command_id, result),
+    )

@@ -1,14 +1,21 @@
-"""What the first control-plane node does with a command: upgrade and repave, with progress."""
+"""What the first control-plane node does with a command: upgrade and repave, with progress.
+
+Exactly once across restarts: each finished step is saved in the agent's state before the
+next starts, so a restarted agent resumes after the last finished step, and a finished
+command is only reported again (with the same Idempotency-Key), never run again.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Awaitable, Callable
+from functools import partial
 
-from agent.cluster import SimulatedCluster
-from agent.kubeadm import parse_version
-from agent.timings import AgentTimings
+from agent.node_backend import NodeBackend, NodeState
+from agent.state import CommandRecord, StateStore
+from agent.versions import parse_version
 from domain.agent_wire import AgentCommand, AgentCommandResult
 
 log = logging.getLogger(__name__)
@@ -19,84 +26,145 @@ RUNNING = "running"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 
+# The API's bound on a result message; longer tool output is cut (its end says why).
+MAX_MESSAGE = 1500
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+# Per node, in kubeadm's order; each is saved once done.
+UPGRADE_STEPS = ("kubeadm", "drain", "kubelet", "uncordon")
+
 Post = Callable[[AgentCommandResult], None]
 
 
+class _Steps:
+    """The persisted progress of one command."""
+
+    def __init__(self, store: StateStore, command_id: str, record: CommandRecord) -> None:
+        self._store = store
+        self._command_id = command_id
+        self._record = record
+
+    async def once(self, step: str, action: Callable[[], Awaitable[None]]) -> None:
+        """Run `action` unless an earlier run of this agent finished it, then record it."""
+        if step in self._record.done_steps:
+            log.info("command %s: step %s already done", self._command_id, step)
+            return
+        await action()
+        self._record.done_steps.append(step)
+        await self._store.save()
+
+    def finished(self, names: list[str]) -> bool:
+        return all(name in self._record.done_steps for name in names)
+
+    def started(self, node: str) -> bool:
+        return any(step.startswith(f"{node}:") for step in self._record.done_steps)
+
+
 async def execute(
-    command: AgentCommand, cluster: SimulatedCluster, timings: AgentTimings, post: Post
+    command: AgentCommand, backend: NodeBackend, store: StateStore, post: Post
 ) -> None:
-    """Run one command to its end; every outcome, including a bug, is posted as a result."""
+    """Run one command to its end (or report its earlier end); every outcome is posted."""
+    record = store.state.commands.get(command.id)
+    if record is not None and record.final is not None:
+        log.info("command %s finished before a restart; reporting it again", command.id)
+        post(record.final)
+        return
+    if record is None:
+        record = store.state.commands[command.id] = CommandRecord(kind=command.kind)
+        await store.save()
+    steps = _Steps(store, command.id, record)
     try:
         if command.kind == UPGRADE:
-            await _upgrade(command, cluster, timings, post)
+            final = await _upgrade(command, backend, steps, post)
         elif command.kind == REPAVE:
-            await _repave(command, cluster, timings, post)
+            final = await _repave(command, backend, steps, post)
         else:
-            post(AgentCommandResult(state=FAILED, message=f"unknown command kind {command.kind!r}"))
+            final = AgentCommandResult(
+                state=FAILED, message=f"unknown command kind {command.kind!r}"
+            )
     except asyncio.CancelledError:
         raise
     except Exception as error:
         log.exception("command %s (%s) failed", command.id, command.kind)
-        post(AgentCommandResult(state=FAILED, message=f"agent error: {error}"))
+        final = AgentCommandResult(state=FAILED, message=one_line(f"agent error: {error}"))
+    record.status = "finished"
+    record.final = final
+    await store.save()
+    post(final)
 
 
 async def _upgrade(
-    command: AgentCommand, cluster: SimulatedCluster, timings: AgentTimings, post: Post
-) -> None:
+    command: AgentCommand, backend: NodeBackend, steps: _Steps, post: Post
+) -> AgentCommandResult:
     version = command.args.get("kubernetes_version", "")
+    nodes = await backend.nodes()
+    current = max((n.kubelet_version for n in nodes), key=_version_key, default="")
     try:
         target = parse_version(version)
-        current = parse_version(cluster.kubernetes_version)
-    except ValueError as error:
-        post(AgentCommandResult(state=FAILED, message=str(error)))
-        return
-    if target < current:
-        post(
-            AgentCommandResult(
-                state=FAILED,
-                message=f"kubeadm cannot downgrade from {cluster.kubernetes_version} to {version}",
+        if current and target < parse_version(current):
+            return AgentCommandResult(
+                state=FAILED, message=f"kubeadm cannot downgrade from {current} to {version}"
             )
-        )
-        return
-    nodes = cluster.upgrade_order()
+    except ValueError as error:
+        return AgentCommandResult(state=FAILED, message=one_line(str(error)))
     for index, node in enumerate(nodes, start=1):
+        node_steps = [f"{node.name}:{step}" for step in UPGRADE_STEPS]
+        if steps.finished(node_steps):
+            continue  # upgraded by this command before the agent restarted
+        if _upgraded(node, version) and not steps.started(node.name):
+            continue  # already there: a lost state file, or an upgrade to the same version
         post(
             AgentCommandResult(
                 state=RUNNING,
-                node=node.hostname,
+                node=node.name,
                 progress=f"{index}/{len(nodes)}",
-                message=f"upgrading {node.hostname} to {version}",
+                message=f"upgrading {node.name} to {version}",
             )
         )
-        cluster.update(node, ready=False, message=f"draining for upgrade to {version}")
-        if timings.upgrade_per_node:
-            await asyncio.sleep(timings.upgrade_per_node)
-        cluster.update(node, ready=True, kubelet_version=version, message="")
-    cluster.kubernetes_version = version
-    post(
-        AgentCommandResult(
-            state=SUCCEEDED,
-            progress=f"{len(nodes)}/{len(nodes)}",
-            message=f"{len(nodes)} nodes at {version}",
+        kubeadm = partial(backend.upgrade_kubeadm, node.name, version, first=index == 1)
+        await steps.once(f"{node.name}:kubeadm", kubeadm)
+        await steps.once(f"{node.name}:drain", partial(backend.drain, node.name))
+        await steps.once(
+            f"{node.name}:kubelet", partial(backend.upgrade_kubelet, node.name, version)
         )
+        await steps.once(f"{node.name}:uncordon", partial(backend.uncordon, node.name))
+    return AgentCommandResult(
+        state=SUCCEEDED,
+        progress=f"{len(nodes)}/{len(nodes)}",
+        message=f"{len(nodes)} nodes at {version}",
     )
 
 
 async def _repave(
-    command: AgentCommand, cluster: SimulatedCluster, timings: AgentTimings, post: Post
-) -> None:
+    command: AgentCommand, backend: NodeBackend, steps: _Steps, post: Post
+) -> AgentCommandResult:
     name = command.args.get("node", "")
-    node = cluster.find(name)
+    node = await backend.find_node(name)
     if node is None:
-        post(AgentCommandResult(state=FAILED, node=name, message=f"no node {name!r} in cluster"))
-        return
-    post(AgentCommandResult(state=RUNNING, node=node.hostname, progress="0/1", message="repaving"))
-    cluster.update(node, ready=False, message="repaving")
-    if timings.repave:
-        await asyncio.sleep(timings.repave)
-    cluster.update(node, ready=True, kubelet_version=cluster.kubernetes_version, message="")
-    post(
-        AgentCommandResult(
-            state=SUCCEEDED, node=node.hostname, progress="1/1", message="node repaved"
-        )
+        return AgentCommandResult(state=FAILED, node=name, message=f"no node {name!r} in cluster")
+    post(AgentCommandResult(state=RUNNING, node=node.name, progress="0/1", message="repaving"))
+    await steps.once(f"{node.name}:repave", partial(backend.repave, node.name))
+    return AgentCommandResult(
+        state=SUCCEEDED, node=node.name, progress="1/1", message="node repaved"
     )
+
+
+def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
+    """A tool's output as the API takes a message: no control characters, bounded, keeping
+    the start (which step) and the end (why it failed)."""
+    flat = " ".join(_CONTROL.sub(" ", text).split())
+    if len(flat) <= limit:
+        return flat
+    half = (limit - 5) // 2
+    return f"{flat[:half]} ... {flat[-half:]}"
+
+
+def _version_key(version: str) -> tuple[int, int, int]:
+    try:
+        return parse_version(version)
+    except ValueError:
+        return (0, 0, 0)
+
+
+def _upgraded(node: NodeState, version: str) -> bool:
+    return node.kubelet_version == version and node.ready and node.schedulable

@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from agent import commands, kubeadm
+from agent import commands
 from agent.api_client import (
     AgentApi,
     ApiRejected,
@@ -31,10 +31,13 @@ from agent.api_client import (
     aiohttp_transport,
     result_report,
 )
-from agent.cluster import ClusterRegistry, SimulatedCluster, SimulatedNode
+from agent.backends.simulated import kubeadm
+from agent.backends.simulated.backend import SimulatedBackend
+from agent.backends.simulated.cluster import ClusterRegistry, SimulatedCluster, SimulatedNode
 from agent.outbox import Backoff, Outbox, Report, ReportKind
-from agent.reports import NodeReporter
+from agent.reports import LocalNode, NodeReporter
 from agent.runtime import RunningAgentPublic
+from agent.state import StateStore
 from agent.stats import FleetStats, LatencyHistogram
 from agent.timings import AgentTimings
 from domain.agent_wire import AgentBootstrap, AgentCommand, AgentCommandResult
@@ -54,6 +57,8 @@ class _Node:
     bootstrap: AgentBootstrap
     api: AgentApi
     cluster: SimulatedCluster
+    simulated: SimulatedNode
+    backend: SimulatedBackend
     reporter: NodeReporter
     backoff: Backoff
     node_ip: str
@@ -61,6 +66,8 @@ class _Node:
     sending: bool = False
     flush_due: bool = False
     seen_commands: set[str] = field(default_factory=set)
+    # Fleet nodes live and die with the process, so their command state stays in memory.
+    store: StateStore = field(default_factory=lambda: StateStore(None))
     # Commands of one cluster run one after another, as on a real agent.
     command_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -126,7 +133,11 @@ class Fleet:
             bootstrap=bootstrap,
             api=AgentApi(self._transport(), api_url, bootstrap.agent_token),
             cluster=cluster,
-            reporter=NodeReporter(node),
+            simulated=node,
+            backend=SimulatedBackend(
+                bootstrap, cluster, node, timings=self.timings, node_ip=node_ip
+            ),
+            reporter=NodeReporter(LocalNode.of(bootstrap)),
             backoff=Backoff(self.timings.backoff_initial, self.timings.backoff_max, self._rng),
             node_ip=node_ip,
         )
@@ -142,7 +153,7 @@ class Fleet:
         node = self._nodes.pop(system_id, None)
         if node is None:
             return False
-        node.cluster.leave(node.reporter.node.hostname)
+        node.cluster.leave(node.simulated.hostname)
         if node.leader:
             self._leaders.discard(node.bootstrap.cluster_id)
             node.cluster.control_plane_ready.clear()
@@ -335,14 +346,13 @@ class Fleet:
         if waiting and not cluster.control_plane_ready.is_set():
             self._schedule(0.05, Action.BRING_UP, system_id)  # kubeadm join retries
             return
-        simulated = node.reporter.node
+        simulated = node.simulated
         if node.leader:
             node.reporter.kubeconfig = kubeadm.admin_kubeconfig(
                 node.bootstrap.cluster_name, node.node_ip
             )
         node.reporter.control_plane_ready = True
         simulated.ready = True
-        simulated.kubelet_version = cluster.kubernetes_version
         cluster.join(simulated, lambda: self._report_if_changed(system_id))
         if node.leader:
             cluster.control_plane_ready.set()
@@ -352,7 +362,10 @@ class Fleet:
 
     def _report_if_changed(self, system_id: str) -> None:
         node = self._nodes.get(system_id)
-        if node is not None and (report := node.reporter.status_if_changed()) is not None:
+        if node is None:
+            return
+        node.reporter.node.update(node.simulated.state())
+        if (report := node.reporter.status_if_changed()) is not None:
             self._queue(system_id, node, report)
 
     def _queue(self, system_id: str, node: _Node, report: Report) -> None:
@@ -412,4 +425,4 @@ class Fleet:
                 self._queue(system_id, node, result_report(command.id, result))
 
         async with node.command_lock:
-            await commands.execute(command, node.cluster, self.timings, post)
+            await commands.execute(command, node.backend, node.store, post)

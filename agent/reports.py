@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from agent.api_client import HEARTBEAT_PATH, STATUS_PATH
-from agent.cluster import SimulatedNode
+from agent.node_backend import NodeState
 from agent.outbox import Report, ReportKind
-from domain.agent_wire import AgentHeartbeat, AgentStatusReport, NodeReport
+from domain.agent_wire import AgentBootstrap, AgentHeartbeat, AgentStatusReport, NodeReport
+
+
+@dataclass
+class LocalNode:
+    """The node this agent runs on, as last seen through its backend."""
+
+    hostname: str
+    system_id: str
+    role: str
+    ready: bool = False
+    kubelet_version: str = ""
+    message: str = ""
+
+    @classmethod
+    def of(cls, bootstrap: AgentBootstrap) -> LocalNode:
+        return cls(bootstrap.hostname, bootstrap.system_id, bootstrap.role)
+
+    def update(self, state: NodeState) -> None:
+        self.ready = state.ready
+        self.kubelet_version = state.kubelet_version
+        self.message = state.message
 
 
 class NodeReporter:
-    def __init__(self, node: SimulatedNode) -> None:
+    def __init__(self, node: LocalNode) -> None:
         self.node = node
         self.control_plane_ready = False
         self.kubeconfig: str | None = None

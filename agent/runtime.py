@@ -1,7 +1,9 @@
 """The agent runtime: one process hosting an agent per deployed machine, driven by boot hooks.
 
 The MAAS emulator POSTs a boot-hook event when a machine reaches Deployed (start the agent
-its cloud-init would start) or is released (the machine is gone: stop its agent).
+its cloud-init would start) or is released (the machine is gone: stop its agent). The
+emulator's machines run nothing, so these agents use the simulated backend; each keeps its
+state in `<state root>/<system id>`, wiped when the machine is deployed again (a new disk).
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import asyncio
 import base64
 import binascii
 import logging
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Protocol
 
 import httpx
@@ -19,8 +23,9 @@ from pydantic import BaseModel, Field, ValidationError
 
 from agent.agent import Agent
 from agent.api_client import build_http_client
+from agent.backends.simulated.backend import SimulatedBackend
+from agent.backends.simulated.cluster import ClusterRegistry
 from agent.cloudinit import NoBootstrap, bootstrap_from_user_data
-from agent.cluster import ClusterRegistry
 from agent.timings import AgentTimings
 from domain.agent_wire import AgentBootstrap
 
@@ -74,8 +79,10 @@ class _Running:
 class AgentRuntime:
     """Runs one Agent task per machine; agents with the same API and proxy share a client."""
 
-    def __init__(self, timings: AgentTimings | None = None) -> None:
+    def __init__(self, timings: AgentTimings | None = None, state_root: Path | None = None) -> None:
+        """`state_root`: a directory per machine for its agent's state (None: in memory)."""
         self.timings = timings or AgentTimings()
+        self.state_root = state_root
         self.registry = ClusterRegistry()
         self._running: dict[str, _Running] = {}
         self._clients: dict[str, httpx.AsyncClient] = {}
@@ -90,12 +97,19 @@ class AgentRuntime:
     async def deployed(self, bootstrap: AgentBootstrap, node_ip: str) -> Agent:
         """Start the machine's agent, replacing one left from an earlier deployment."""
         await self.released(bootstrap.system_id)
+        state_dir = None
+        if self.state_root is not None:
+            state_dir = self.state_root / bootstrap.system_id
+            await asyncio.to_thread(shutil.rmtree, state_dir, True)
+        backend = SimulatedBackend.attach(
+            bootstrap, self.registry, timings=self.timings, node_ip=node_ip
+        )
         agent = Agent(
             bootstrap,
             self._client_for(bootstrap),
+            backend,
+            state_dir=state_dir,
             timings=self.timings,
-            node_ip=node_ip,
-            registry=self.registry,
         )
         task = asyncio.create_task(agent.run(), name=f"agent {bootstrap.system_id}")
         task.add_done_callback(self._log_crash)

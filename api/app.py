@@ -16,6 +16,7 @@ from api.audit import AuditLog
 from api.auth import ensure_bootstrap
 from api.heartbeats import HeartbeatRecorder
 from api.routes import accounts, agent, api_keys, audit, clusters, codec, gateways, health, projects
+from api.routes.agent_package import router as agent_package_router
 from api.temporal_gate import TemporalGate
 from runtime.codec import EncryptionCodec
 from runtime.settings import Settings
@@ -77,4 +78,5 @@ def create_app(
     app.add_middleware(AuditLog)
     for module in (health, projects, api_keys, gateways, accounts, clusters, agent, codec, audit):
         app.include_router(module.router)
+    app.include_router(agent_package_router)
     return app

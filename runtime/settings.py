@@ -73,6 +73,9 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy async URL; default is a SQLite file in the data dir"
     )
     codec_cors_origins: list[str] = ["http://127.0.0.1:8233", "http://localhost:8233"]
+    agent_package_dir: Path | None = Field(
+        default=None, description="holds a prebuilt agent wheel (see api/routes/agent_package.py)"
+    )
 
     # Secrets: payload codec keys ("key-id:base64-32-bytes", first one encrypts) and the
     # key that encrypts secrets at rest in the store.

@@ -6,6 +6,7 @@ again on the same port and check that every report arrived once and in order.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ from tests.support.ports import free_port
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FINAL_STATES = frozenset({"succeeded", "failed"})
+API_KEY_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 @dataclass
@@ -30,6 +32,7 @@ class Received:
     heartbeats: list[AgentHeartbeat] = field(default_factory=list)
     statuses: list[AgentStatusReport] = field(default_factory=list)
     results: list[tuple[str, AgentCommandResult]] = field(default_factory=list)
+    result_keys: list[str] = field(default_factory=list)  # the Idempotency-Key of each result
     idempotency_keys: list[str] = field(default_factory=list)
     command_polls: int = 0
     hosts: list[str] = field(default_factory=list)
@@ -42,6 +45,8 @@ class FakeAgentApi:
         self.received = Received()
         self.commands: dict[str, AgentCommand] = {}
         self.fail_with: int | None = None
+        # Drop results on the floor (an answer lost on the way): commands stay listed.
+        self.lose_results = False
         self._runner: web.AppRunner | None = None
 
     @property
@@ -81,6 +86,8 @@ class FakeAgentApi:
         self.received.hosts.append(request.host)
         key = request.headers.get("Idempotency-Key")
         if key:
+            if API_KEY_PATTERN.fullmatch(key) is None:  # what the real API refuses
+                return web.json_response({"detail": "bad Idempotency-Key"}, status=422)
             self.received.idempotency_keys.append(key)
         return await handler(request)
 
@@ -100,7 +107,10 @@ class FakeAgentApi:
     async def _result(self, request: web.Request) -> web.Response:
         command_id = request.match_info["id"]
         result = AgentCommandResult.model_validate(await request.json())
+        if self.lose_results:
+            return _ack()
         self.received.results.append((command_id, result))
+        self.received.result_keys.append(request.headers.get("Idempotency-Key", ""))
         if result.state in FINAL_STATES:
             self.commands.pop(command_id, None)
         return _ack()

@@ -5,7 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+import httpx
+
+from agent.agent import Agent
+from agent.backends.simulated.backend import SimulatedBackend
+from agent.backends.simulated.cluster import ClusterRegistry
 from agent.timings import AgentTimings
 from domain.agent_wire import AgentBootstrap
 from domain.gateway import ProxySettings
@@ -54,3 +60,19 @@ async def eventually(check: Callable[[], bool], within: float = 5.0, what: str =
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or check}")
         await asyncio.sleep(0.02)
+
+
+def simulated_agent(
+    config: AgentBootstrap,
+    client: httpx.AsyncClient,
+    *,
+    registry: ClusterRegistry | None = None,
+    node_ip: str = "127.0.0.1",
+    state_dir: Path | None = None,
+    timings: AgentTimings = FAST,
+) -> Agent:
+    """An agent on a simulated node of `registry`'s cluster, as the agent runtime makes them."""
+    backend = SimulatedBackend.attach(
+        config, registry or ClusterRegistry(), timings=timings, node_ip=node_ip
+    )
+    return Agent(config, client, backend, state_dir=state_dir, timings=timings)

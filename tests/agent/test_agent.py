@@ -10,11 +10,11 @@ import pytest
 import yaml
 
 from agent.agent import Agent
-from agent.cluster import ClusterRegistry
+from agent.backends.simulated.cluster import ClusterRegistry
 from agent.outbox import ReportKind
 from domain.agent_wire import AgentCommand
 from tests.agent.fake_api import FakeAgentApi
-from tests.agent.helpers import FAST, TOKEN, bootstrap, eventually
+from tests.agent.helpers import TOKEN, bootstrap, eventually, simulated_agent
 
 
 @pytest.fixture
@@ -44,10 +44,9 @@ class Nodes:
         self.agents: dict[str, Agent] = {}
 
     def start(self, hostname: str, **kwargs: object) -> Agent:
-        agent = Agent(
+        agent = simulated_agent(
             bootstrap(self.api.url, hostname, **kwargs),  # type: ignore[arg-type]
             self.client,
-            timings=FAST,
             node_ip="10.20.0.5",
             registry=self.registry,
         )

@@ -12,7 +12,6 @@ import pytest
 import yaml
 from aiohttp import web
 
-from agent.agent import Agent
 from agent.api_client import build_http_client, proxy_for
 from agent.cloudinit import BOOTSTRAP_PATH, NoBootstrap, bootstrap_from_user_data
 from agent.runtime import BOOT_HOOK_PATH, AgentRuntime, build_runtime_app
@@ -20,7 +19,7 @@ from domain.agent_wire import AgentBootstrap
 from domain.gateway import ProxySettings
 from tests.agent.fake_api import FakeAgentApi
 from tests.agent.forward_proxy import ForwardProxy
-from tests.agent.helpers import FAST, TOKEN, bootstrap, eventually
+from tests.agent.helpers import FAST, TOKEN, bootstrap, eventually, simulated_agent
 from tests.support.ports import free_port
 
 
@@ -93,7 +92,7 @@ async def test_agent_traffic_goes_through_the_proxy(api: FakeAgentApi) -> None:
         api.url, "cp-1", role="control-plane", first=True, proxy=ProxySettings(http_proxy=proxy.url)
     )
     client = build_http_client(config.api_url, config.proxy)
-    task = asyncio.create_task(Agent(config, client, timings=FAST).run())
+    task = asyncio.create_task(simulated_agent(config, client).run())
     try:
         await eventually(lambda: bool(api.statuses_for("cp-1")), what="status via the proxy")
         await eventually(lambda: api.received.command_polls > 0, what="command poll via proxy")

@@ -26,6 +26,10 @@ RULES = [
      "the API starts and signals workflows, it never runs activity code"),
     ("maas_emulator", tuple(PROJECT - {"maas_emulator"}), "the emulator stands in for MAAS"),
     ("agent", tuple(PROJECT - {"agent", "domain"}), "the agent talks to the control plane over HTTP"),
+    ("agent/backends/real", ("agent.backends.simulated",),
+     "the real node backend never imports the simulation"),
+    ("agent/node_backend.py", ("agent.backends",),
+     "the backend interface knows neither backend"),
 ]  # fmt: skip
 
 
@@ -60,3 +64,4 @@ def test_imports_respect_the_boundaries(pattern: str, forbidden: tuple[str, ...]
 
 def test_the_rules_see_real_files() -> None:
     assert files_for("workflows"), "the workflows folder moved; update the boundary rules"
+    assert files_for("agent/backends/real"), "the real backend moved; update the boundary rules"

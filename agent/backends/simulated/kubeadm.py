@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import re
 import secrets
-from collections.abc import Awaitable, Callable
 
 import yaml
+
+from agent.node_backend import PhaseCallback
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,6 @@ INIT_PHASES = (
 )
 JOIN_PHASES = ("preflight", "kubelet-start")
 API_SERVER_PORT = 6443
-VERSION_PATTERN = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
-
-PhaseCallback = Callable[[str], Awaitable[None] | None]
 
 
 async def run_phases(
@@ -51,15 +48,6 @@ async def run_phases(
                 await outcome
         if share:
             await asyncio.sleep(share)
-
-
-def parse_version(version: str) -> tuple[int, int, int]:
-    """`v1.30.2` -> (1, 30, 2); ValueError names the expected form."""
-    match = VERSION_PATTERN.match(version)
-    if match is None:
-        raise ValueError(f"kubernetes version {version!r} is not of the form v1.30.2")
-    major, minor, patch = (int(part) for part in match.groups())
-    return major, minor, patch
 
 
 def _placeholder_pem(label: str) -> str:

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
-CONTROL_PLANE_ROLE = "control-plane"
+from agent.node_backend import CONTROL_PLANE_ROLE, NodeState
 
 
 @dataclass
@@ -24,6 +24,15 @@ class SimulatedNode:
     kubelet_version: str = ""
     message: str = ""
 
+    def state(self) -> NodeState:
+        return NodeState(
+            name=self.hostname,
+            control_plane=self.role == CONTROL_PLANE_ROLE,
+            ready=self.ready,
+            kubelet_version=self.kubelet_version,
+            message=self.message,
+        )
+
 
 class SimulatedCluster:
     def __init__(self, cluster_id: str, kubernetes_version: str) -> None:
@@ -33,8 +42,12 @@ class SimulatedCluster:
         self.agents = 0  # agents of this process attached, joined or not yet
         self._nodes: dict[str, SimulatedNode] = {}
         self._listeners: dict[str, Callable[[], None]] = {}
+        # The API server keeps a Node's kubelet version while its agent restarts.
+        self._known_versions: dict[str, str] = {}
+        self.upgrades: dict[str, int] = {}  # kubelet upgrades per node, for tests
 
     def join(self, node: SimulatedNode, on_change: Callable[[], None]) -> None:
+        node.kubelet_version = self._known_versions.get(node.hostname, self.kubernetes_version)
         self._nodes[node.hostname] = node
         self._listeners[node.hostname] = on_change
         on_change()
@@ -52,10 +65,11 @@ class SimulatedCluster:
             return self._nodes[name]
         return next((n for n in self._nodes.values() if n.system_id == name), None)
 
-    def upgrade_order(self) -> list[SimulatedNode]:
-        """Control planes before workers, as kubeadm requires."""
+    def upgrade_order(self, first: str) -> list[SimulatedNode]:
+        """`first`, then the other control planes, then workers, as kubeadm requires."""
         return sorted(
-            self._nodes.values(), key=lambda n: (n.role != CONTROL_PLANE_ROLE, n.hostname)
+            self._nodes.values(),
+            key=lambda n: (n.hostname != first, n.role != CONTROL_PLANE_ROLE, n.hostname),
         )
 
     def update(
@@ -69,8 +83,10 @@ class SimulatedCluster:
         """Change a node and tell its agent, which reports the change."""
         if ready is not None:
             node.ready = ready
-        if kubelet_version is not None:
+        if kubelet_version is not None and kubelet_version != node.kubelet_version:
             node.kubelet_version = kubelet_version
+            self._known_versions[node.hostname] = kubelet_version
+            self.upgrades[node.hostname] = self.upgrades.get(node.hostname, 0) + 1
         if message is not None:
             node.message = message
         listener = self._listeners.get(node.hostname)

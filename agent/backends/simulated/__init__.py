@@ -1,0 +1,1 @@
+"""The simulated node: for the emulator's machines, the fleet simulator, the demo and bench."""
