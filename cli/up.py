@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from embedded.ports import PortTakenError
 from embedded.stack import StackConfig, StackPorts, start_stack
 from embedded.supervisor import ChildFailedError, Supervisor, log_tail
 from runtime.logs import configure_logging
@@ -51,9 +52,12 @@ def up(
     configure_logging()
     try:
         asyncio.run(_serve(config))
+    except PortTakenError as exc:
+        console.print(f"[red]metalgate up:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
     except ChildFailedError as exc:
         console.print(f"[red]metalgate up failed:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        raise typer.Exit(1) from None
 
 
 async def _serve(config: StackConfig) -> None:
@@ -62,7 +66,18 @@ async def _serve(config: StackConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     console.print(f"starting metalgate in {config.data_dir.resolve()} ...")
-    stack = await start_stack(config)
+    starting = asyncio.create_task(start_stack(config))
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        # Ctrl-C while starting: start_stack stops what it started when cancelled.
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        console.print("stopped before it was up.")
+        return
+    stopped.cancel()
+    stack = starting.result()
     try:
         info = stack.info
         console.print("[bold green]metalgate is up[/bold green]")

@@ -23,7 +23,8 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from domain.naming import CONTROL_PLANE_QUEUE, SEARCH_ATTRIBUTES, gateway_queue
-from embedded.supervisor import ChildSpec, ReadyCheck, Supervisor
+from embedded.ports import PortUse, check_ports
+from embedded.supervisor import Child, ChildSpec, ReadyCheck, Supervisor
 from runtime.settings import Settings, development_secret
 from runtime.temporal import codec_key_specs, connect, temporal_binary
 
@@ -79,7 +80,7 @@ class Stack:
     pcg_replicas: list[str] = field(default_factory=list)
 
     async def stop(self) -> None:
-        await self.supervisor.stop_all()
+        await self.supervisor.stop_all(last=("temporal",))
 
 
 def maas_api_key(data_dir: Path) -> str:
@@ -96,16 +97,28 @@ def _metalgate(*args: str) -> list[str]:
     return [sys.executable, "-m", "cli", *args]
 
 
-def _http_ok(url: str) -> ReadyCheck:
-    async def check() -> bool:
+def _answers_as(url: str, port: int, instance_key: str | None = None) -> ReadyCheck:
+    """Ready when the child itself listens on `port` and its health answer is its own."""
+
+    async def check(child: Child) -> bool:
+        if not child.listens_on(port):
+            return False
         async with httpx.AsyncClient(timeout=2.0) as http:
-            return (await http.get(url)).status_code < 500
+            response = await http.get(url)
+        if response.status_code >= 500:
+            return False
+        return instance_key is None or response.json().get(instance_key) == child.instance_id
 
     return check
 
 
-def _polled(client_ref: list[Client], queue: str) -> ReadyCheck:
-    async def check() -> bool:
+def _polled(client_ref: list[Client], queue: str, temporal_port: int) -> ReadyCheck:
+    """Ready when a poller that started after the child polls `queue` and the child holds a
+    connection to Temporal: an old worker still polling the queue is not this child."""
+
+    async def check(child: Child) -> bool:
+        if not _connected_to(child, temporal_port):
+            return False
         response = await client_ref[0].workflow_service.describe_task_queue(
             DescribeTaskQueueRequest(
                 namespace=client_ref[0].namespace,
@@ -113,24 +126,55 @@ def _polled(client_ref: list[Client], queue: str) -> ReadyCheck:
                 task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
             )
         )
-        return len(response.pollers) > 0
+        return any(
+            p.identity.startswith(f"{child.pid}@")
+            or p.last_access_time.ToSeconds() >= int(child.started_at)
+            for p in response.pollers
+        )
 
     return check
 
 
-def _temporal_up(settings: Settings) -> ReadyCheck:
-    async def check() -> bool:
+def _connected_to(child: Child, port: int) -> bool:
+    import psutil
+
+    try:
+        conns = psutil.Process(child.pid).net_connections(kind="inet")
+    except psutil.Error:
+        return False
+    return any(c.raddr and c.raddr.port == port for c in conns)
+
+
+def _temporal_up(settings: Settings, port: int) -> ReadyCheck:
+    async def check(child: Child) -> bool:
+        if not child.listens_on(port):
+            return False
         await connect(settings)
         return True
 
     return check
 
 
+def port_uses(config: StackConfig) -> list[PortUse]:
+    """Every port `start_stack` will listen on, with the `metalgate up` flag that moves it."""
+    ports = config.ports
+    uses = [
+        PortUse(ports.temporal, "Temporal gRPC", "--temporal-port"),
+        PortUse(ports.ui, "Temporal Web UI", "--ui-port"),
+        PortUse(ports.maas, "MAAS emulator", "--maas-port"),
+        PortUse(ports.api, "metalgate API", "--api-port"),
+    ]
+    if config.agent_runtime:
+        uses.append(PortUse(ports.agent_runtime, "agent runtime", "--agent-port"))
+    return uses
+
+
 async def start_stack(config: StackConfig) -> Stack:
     """Start every process of the embedded default; on failure, stop what was started."""
+    host, ports = config.host, config.ports
+    check_ports(host, port_uses(config))
     data_dir = config.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    host, ports = config.host, config.ports
     api_url = f"http://{host}:{ports.api}"
     settings = Settings(
         data_dir=data_dir,
@@ -198,7 +242,10 @@ async def start_stack(config: StackConfig) -> Stack:
                     *sa_args,
                 ],
                 env,
-                ready=_temporal_up(settings),
+                ready=_temporal_up(settings, ports.temporal),
+                # Its SQLite file is in WAL mode: a kill after this loses nothing committed,
+                # and Ctrl-C must be done in under 5 s in all.
+                stop_timeout=1.5,
             )
         )
         client_ref.append(await connect(settings))
@@ -208,8 +255,6 @@ async def start_stack(config: StackConfig) -> Stack:
             host,
             "--port",
             str(ports.maas),
-            "--api-key",
-            maas_key,
             "--machines",
             str(config.maas_machines),
             "--deploy-seconds",
@@ -226,8 +271,11 @@ async def start_stack(config: StackConfig) -> Stack:
             ChildSpec(
                 "maas-emulator",
                 _metalgate(*emulator_args),
-                env,
-                ready=_http_ok(f"{maas_url}api/2.0/version/"),
+                # The key reaches the emulator through its environment: argv is public in ps.
+                {**env, "MAAS_EMULATOR_API_KEY": maas_key},
+                ready=_answers_as(
+                    f"http://{host}:{ports.maas}/_emulator/health", ports.maas, "instance"
+                ),
             )
         )
         await sup.start(
@@ -235,7 +283,7 @@ async def start_stack(config: StackConfig) -> Stack:
                 "api",
                 _metalgate("server", "api", "--host", host, "--port", str(ports.api)),
                 env,
-                ready=_http_ok(f"{api_url}/healthz"),
+                ready=_answers_as(f"{api_url}/healthz", ports.api, "instance"),
             )
         )
         await sup.start(
@@ -243,7 +291,7 @@ async def start_stack(config: StackConfig) -> Stack:
                 "control-plane-worker",
                 _metalgate("worker", "control-plane"),
                 env,
-                ready=_polled(client_ref, CONTROL_PLANE_QUEUE),
+                ready=_polled(client_ref, CONTROL_PLANE_QUEUE, ports.temporal),
             )
         )
         if config.system_gateway:
@@ -252,7 +300,7 @@ async def start_stack(config: StackConfig) -> Stack:
                     "system-gateway",
                     _metalgate("worker", "system-gateway"),
                     env,
-                    ready=_polled(client_ref, gateway_queue("system")),
+                    ready=_polled(client_ref, gateway_queue("system"), ports.temporal),
                 )
             )
         if config.agent_runtime:
@@ -263,7 +311,9 @@ async def start_stack(config: StackConfig) -> Stack:
                         "agent", "runtime", "--host", host, "--port", str(ports.agent_runtime)
                     ),
                     env,
-                    ready=_http_ok(f"http://{host}:{ports.agent_runtime}/healthz"),
+                    ready=_answers_as(
+                        f"http://{host}:{ports.agent_runtime}/healthz", ports.agent_runtime
+                    ),
                 )
             )
         stack = Stack(config, sup, info, client_ref[0], admin_key, maas_key, admin_key_was_new)
@@ -272,7 +322,7 @@ async def start_stack(config: StackConfig) -> Stack:
         (data_dir / STACK_FILE).write_text(info.model_dump_json(indent=2))
         return stack
     except BaseException:
-        await sup.stop_all()
+        await sup.stop_all(last=("temporal",))
         raise
 
 
@@ -312,7 +362,9 @@ async def _start_pcg(stack: Stack, env: dict[str, str]) -> None:
                 name,
                 _metalgate("gateway", "run", "--config", str(config_file), "--replica-id", name),
                 env,
-                ready=_polled([stack.client], gateway_queue(gateway_id)),
+                ready=_polled(
+                    [stack.client], gateway_queue(gateway_id), stack.config.ports.temporal
+                ),
             )
         )
         stack.pcg_replicas.append(name)

@@ -13,6 +13,8 @@ signed with an admin's key:
 
 from __future__ import annotations
 
+import os
+
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
@@ -37,7 +39,14 @@ class UserCreated(BaseModel):
 
 async def health(request: web.Request) -> web.Response:
     state = request.app[EMULATOR].state
-    return web.json_response({"status": "ok", "machines": len(state.machines)})
+    # The instance id lets a supervisor tell its own emulator from another on the same port.
+    return web.json_response(
+        {
+            "status": "ok",
+            "machines": len(state.machines),
+            "instance": os.environ.get("METALGATE_INSTANCE_ID"),
+        }
+    )
 
 
 async def read_faults(request: web.Request) -> web.Response:

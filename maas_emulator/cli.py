@@ -16,7 +16,12 @@ def maas_emulator(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 5240,
     api_key: Annotated[
-        str | None, typer.Option(help="Admin API key; generated and printed when absent.")
+        str | None,
+        typer.Option(
+            envvar="MAAS_EMULATOR_API_KEY",
+            help="Admin API key; generated and printed when absent. Prefer the environment "
+            "variable: command lines are visible to every user in ps.",
+        ),
     ] = None,
     machines: Annotated[int, typer.Option(help="Machines generated on first start.")] = 10,
     deploy_seconds: Annotated[float, typer.Option(help="Deploying duration; 0 = instant.")] = 5.0,
