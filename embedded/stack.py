@@ -12,6 +12,7 @@ import logging
 import os
 import secrets
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,6 +154,26 @@ def _temporal_up(settings: Settings, port: int) -> ReadyCheck:
         return True
 
     return check
+
+
+def _boot_deployed(maas_root: str, maas_key: str) -> Callable[[], Awaitable[None]]:
+    """After the agent runtime (re)starts, the emulator powers its Deployed machines on again,
+    so every emulated node's agent comes back and resumes its heartbeats."""
+
+    async def boot() -> None:
+        try:
+            async with httpx.AsyncClient(timeout=10.0) as http:
+                response = await http.post(
+                    f"{maas_root}/_emulator/boot-deployed",
+                    headers={"Authorization": f"Bearer {maas_key}"},
+                )
+                response.raise_for_status()
+        except httpx.HTTPError as error:
+            log.warning("could not boot the emulator's deployed machines again: %s", error)
+            return
+        log.info("booted %d deployed machines again", response.json()["booted"])
+
+    return boot
 
 
 def port_uses(config: StackConfig) -> list[PortUse]:
@@ -314,6 +335,7 @@ async def start_stack(config: StackConfig) -> Stack:
                     ready=_answers_as(
                         f"http://{host}:{ports.agent_runtime}/healthz", ports.agent_runtime
                     ),
+                    on_ready=_boot_deployed(f"http://{host}:{ports.maas}", maas_key),
                 )
             )
         stack = Stack(config, sup, info, client_ref[0], admin_key, maas_key, admin_key_was_new)

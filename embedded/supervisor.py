@@ -50,6 +50,8 @@ class ChildSpec:
     ready: ReadyCheck | None = None
     ready_timeout: float = 60.0
     stop_timeout: float = 2.5
+    # Run after every start once ready, a restart by the watcher included.
+    on_ready: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass
@@ -142,6 +144,8 @@ class Supervisor:
         self.children[spec.name] = child
         await self._wait_ready(child)
         log.info("%s ready (pid %d)", spec.name, process.pid)
+        if spec.on_ready is not None:
+            await spec.on_ready()
         return child
 
     async def _wait_ready(self, child: Child) -> None:

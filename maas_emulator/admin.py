@@ -7,6 +7,8 @@ signed with an admin's key:
 - `GET /_emulator/faults`: the current faults.
 - `PUT|POST /_emulator/faults`: JSON with any of `deploy_failure_rate`, `fail_machines`,
   `http_503_rate`, `latency_ms`; answers the faults now in force.
+- `POST /_emulator/boot-deployed`: re-run every Deployed machine's boot hook (a power-on);
+  answers `{"booted": N}`.
 - `POST /_emulator/users`: JSON `{"username": ..., "is_admin": false}`; answers 201 with
   `{"username", "is_admin", "api_key"}`, 409 if the user exists.
 """
@@ -87,9 +89,21 @@ async def create_user(request: web.Request) -> web.Response:
     return web.json_response(created.model_dump(), status=201)
 
 
+async def boot_deployed(request: web.Request) -> web.Response:
+    """Re-run the boot hook of every Deployed machine, as if each was powered on again: the
+    hook's receiver (the agent runtime) starts their agents after it restarted."""
+    emulator = request.app[EMULATOR]
+    try:
+        authenticate_admin(request, emulator.state)
+    except MaasError as error:
+        return error_response(error)
+    return web.json_response({"booted": emulator.lifecycle.boot_deployed()})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get(ADMIN_ROOT + "health", health)
     app.router.add_get(ADMIN_ROOT + "faults", read_faults)
     app.router.add_put(ADMIN_ROOT + "faults", update_faults)
     app.router.add_post(ADMIN_ROOT + "faults", update_faults)
     app.router.add_post(ADMIN_ROOT + "users", create_user)
+    app.router.add_post(ADMIN_ROOT + "boot-deployed", boot_deployed)
