@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
-from api import errors
+from api import docs, errors
 from api.agent_cache import DEFAULT_TTL, AgentCache
 from api.auth import ensure_bootstrap
 from api.heartbeats import HeartbeatRecorder
@@ -57,6 +57,8 @@ def create_app(
         description="Kubernetes clusters on MAAS bare metal, driven by Temporal.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.box = SecretBox.from_settings(settings)
@@ -75,4 +77,5 @@ def create_app(
     app.add_middleware(errors.BodyLimit)
     for module in (health, projects, gateways, accounts, clusters, agent, codec):
         app.include_router(module.router)
+    docs.install(app)
     return app
