@@ -6,15 +6,17 @@ import asyncio
 import contextlib
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
-from embedded.ports import PortTakenError
-from embedded.stack import StackConfig, StackPorts, start_stack
 from embedded.supervisor import ChildFailedError, Supervisor, log_tail
 from runtime.logs import configure_logging
 from runtime.settings import get_settings
+
+if TYPE_CHECKING:
+    from embedded.stack import StackConfig
 
 console = Console(soft_wrap=True)
 
@@ -34,6 +36,10 @@ def up(
     deploy_seconds: float = typer.Option(3.0, help="Emulated MAAS deploy time"),
 ) -> None:
     """Start Temporal, the MAAS emulator, the API, workers, a PCG and the agent runtime."""
+    # Imported here: the stack pulls in the Temporal SDK, which other commands do not need.
+    from embedded.ports import PortTakenError
+    from embedded.stack import StackConfig, StackPorts
+
     settings = get_settings()
     ports = StackPorts(
         temporal=temporal_port or settings.temporal_port,
@@ -61,6 +67,8 @@ def up(
 
 
 async def _serve(config: StackConfig) -> None:
+    from embedded.stack import start_stack
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -25,6 +25,7 @@ from temporalio.client import Client
 
 from domain.naming import CONTROL_PLANE_QUEUE, SEARCH_ATTRIBUTES, gateway_queue
 from embedded.ports import PortUse, check_ports
+from embedded.stack_info import STACK_FILE, StackInfo
 from embedded.supervisor import Child, ChildSpec, ReadyCheck, Supervisor
 from runtime.settings import Settings, development_secret
 from runtime.temporal import codec_key_specs, connect, temporal_binary
@@ -32,7 +33,6 @@ from runtime.temporal import codec_key_specs, connect, temporal_binary
 log = logging.getLogger(__name__)
 
 PCG_NAME = "local-pcg"
-STACK_FILE = "stack.json"
 
 
 class StackPorts(BaseModel):
@@ -55,18 +55,6 @@ class StackConfig(BaseModel):
     system_gateway: bool = True
     agent_runtime: bool = True
     extra_env: dict[str, str] = {}
-
-
-class StackInfo(BaseModel):
-    """Written to <data dir>/stack.json so other commands (demo, CLI) find the stack."""
-
-    api_url: str
-    temporal_address: str
-    temporal_ui_url: str
-    maas_url: str
-    maas_api_key_file: str
-    admin_api_key_file: str
-    pcg_gateway_id: str | None = None
 
 
 @dataclass

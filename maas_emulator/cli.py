@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from maas_emulator.config import EmulatorConfig, FaultConfig
-from maas_emulator.server import admin_api_key, build_app, run
 
 
 def maas_emulator(
@@ -47,6 +46,9 @@ def maas_emulator(
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
 ) -> None:
     """Run the MAAS emulator: MAAS 2.0 REST API at http://HOST:PORT/MAAS/."""
+    # Imported here so that `metalgate` commands other than this one skip aiohttp.
+    from maas_emulator.server import admin_api_key, build_app, run
+
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     config = EmulatorConfig(
         host=host,
