@@ -8,10 +8,11 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
 import typer
 from rich.console import Console
 
-from embedded.supervisor import ChildFailedError, Supervisor, log_tail
+from embedded.supervisor import ChildFailedError, RegistrationFailedError, Supervisor, log_tail
 from runtime.logs import configure_logging
 from runtime.settings import get_settings
 
@@ -63,6 +64,10 @@ def up(
         raise typer.Exit(2) from None
     except ChildFailedError as exc:
         console.print(f"[red]metalgate up failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+    except (httpx.HTTPError, RegistrationFailedError) as exc:
+        # Everything it started is stopped already; a traceback would add nothing.
+        console.print(f"[red]metalgate up failed:[/red] {exc} (logs in the data dir's logs/)")
         raise typer.Exit(1) from None
 
 

@@ -26,7 +26,13 @@ from temporalio.client import Client
 from domain.naming import CONTROL_PLANE_QUEUE, SEARCH_ATTRIBUTES, gateway_queue
 from embedded.ports import PortUse, check_ports
 from embedded.stack_info import STACK_FILE, StackInfo
-from embedded.supervisor import Child, ChildSpec, ReadyCheck, Supervisor
+from embedded.supervisor import (
+    Child,
+    ChildSpec,
+    ReadyCheck,
+    RegistrationFailedError,
+    Supervisor,
+)
 from runtime.settings import Settings, development_secret
 from runtime.temporal import codec_key_specs, connect, temporal_binary
 
@@ -362,7 +368,7 @@ async def _start_pcg(stack: Stack, env: dict[str, str]) -> None:
         )
         proc = await _run(register, env)
         if proc != 0:
-            raise RuntimeError(f"registering the local PCG failed (exit {proc})")
+            raise RegistrationFailedError(f"registering the local PCG failed (exit {proc})")
     gateway_id = json.loads(config_file.read_text())["gateway_id"]
     stack.info.pcg_gateway_id = gateway_id
     for n in range(stack.config.pcg_replicas):

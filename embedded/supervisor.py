@@ -42,6 +42,10 @@ class ChildFailedError(RuntimeError):
     """A child exited or never became ready; the message carries the end of its log."""
 
 
+class RegistrationFailedError(RuntimeError):
+    """A one-shot setup step run by the supervisor (e.g. registering the local PCG) failed."""
+
+
 @dataclass
 class ChildSpec:
     name: str
