@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
+# Extra flags reach `metalgate up`: make run ARGS="--api-port 9080"
 run: setup
-	$(BIN)/metalgate up
+	$(BIN)/metalgate up $(ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
-from api import errors
+from api import docs, errors
 from api.agent_cache import DEFAULT_TTL, AgentCache
 from api.audit import AuditLog
 from api.auth import ensure_bootstrap
@@ -59,6 +59,8 @@ def create_app(
         description="Kubernetes clusters on MAAS bare metal, driven by Temporal.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.box = SecretBox.from_settings(settings)
@@ -79,4 +81,5 @@ def create_app(
     for module in (health, projects, api_keys, gateways, accounts, clusters, agent, codec, audit):
         app.include_router(module.router)
     app.include_router(agent_package_router)
+    docs.install(app)
     return app

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 # An idle live poller's last access cycles within ~60 s; a dead one stays listed for minutes.
 POLLER_LIVE_SECONDS = 70.0
 DESCRIBE_TIMEOUT = timedelta(seconds=2)
+# Two missed heartbeats (15 s each by default): offline within 30 s of the last replica leaving.
+HEARTBEATS_MISSED_OFFLINE = 2
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,18 @@ def gateway_status(
     queue = gateway_queue(gateway_id)
     if not registered:
         return GatewayStatus.PENDING, "not registered yet: run the register command on its host"
+    silent = last_heartbeat is not None and (utcnow() - last_heartbeat).total_seconds() > (
+        HEARTBEATS_MISSED_OFFLINE * heartbeat_interval
+    )
     if pollers is not None:
+        # Temporal lists a stopped poller for about a minute; a replica's heartbeats stop with
+        # it, so a heartbeating gateway that went quiet is offline even while still listed.
+        if pollers.live and silent:
+            return (
+                GatewayStatus.OFFLINE,
+                f"no heartbeat for over {HEARTBEATS_MISSED_OFFLINE * heartbeat_interval:.0f}s: "
+                f"its workers stopped; start one with `metalgate gateway run`",
+            )
         if pollers.live:
             return GatewayStatus.ONLINE, f"{pollers.live} worker(s) polling {queue}"
         return (

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import typer
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rich.live import Live
 
 from cli.api_client import ApiClient, ApiError
@@ -85,10 +86,44 @@ TimeoutOption = Annotated[
 ClusterId = Annotated[str, typer.Argument(help="Cluster ID.")]
 
 
+def _message(error: Any) -> str:
+    """Pydantic's message, plus the nearest known field for a misspelt one."""
+    if error["type"] != "extra_forbidden":
+        return str(error["msg"])
+    *parent, name = error["loc"]
+    known = _fields_at(ClusterSpec, [p for p in parent if isinstance(p, str)])
+    close = difflib.get_close_matches(str(name), known, n=1)
+    hint = f"did you mean `{close[0]}`?" if close else f"known fields: {', '.join(known)}"
+    return f"unknown field; {hint}"
+
+
+def _fields_at(model: type[BaseModel], path: list[str]) -> list[str]:
+    """The field names of the model found by following `path` from `model`."""
+    for name in path:
+        field = model.model_fields.get(name)
+        nested = _model_in(field.annotation) if field else None
+        if nested is None:
+            return []
+        model = nested
+    return list(model.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
 def load_spec(path: Path, fmt: OutputFormat) -> tuple[ClusterSpec, str | None]:
     """The spec in a YAML file and its optional `cloud_account_id`; exits USAGE when invalid."""
     try:
-        document = yaml.safe_load(path.read_text())
+        # Loaded from the stream so that YAML errors name the file, not "<unicode string>".
+        with path.open() as stream:
+            document = yaml.safe_load(stream)
     except (OSError, yaml.YAMLError) as exc:
         fail(ExitCode.USAGE, f"cannot read {path}: {exc}", fmt)
     if not isinstance(document, dict):
@@ -99,7 +134,8 @@ def load_spec(path: Path, fmt: OutputFormat) -> tuple[ClusterSpec, str | None]:
     except ValidationError as exc:
         # Checked here so a typo is reported before anything reaches the API.
         errors = [
-            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
+            {"field": ".".join(str(p) for p in e["loc"]), "message": _message(e)}
+            for e in exc.errors()
         ]
         lines = "; ".join(f"{e['field'] or 'spec'}: {e['message']}" for e in errors)
         fail(ExitCode.USAGE, f"invalid spec in {path}: {lines}", fmt, errors=errors)

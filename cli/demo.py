@@ -23,7 +23,7 @@ from rich.console import Console
 from cli.api_client import ApiClient, ApiError
 from domain.cluster import ClusterSpec, NodePool
 from domain.phases import Phase
-from embedded.stack import STACK_FILE, StackInfo
+from embedded.stack_info import STACK_FILE, StackInfo
 from runtime.settings import Settings, get_settings
 
 console = Console(soft_wrap=True)

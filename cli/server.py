@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import typer
-import uvicorn
-
-from api.app import create_app
-from runtime.logs import configure_logging
-from runtime.settings import get_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -21,6 +16,13 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Serve the control-plane API (OpenAPI docs at /docs)."""
+        # Imported here: every other command would otherwise pay for FastAPI and the store.
+        import uvicorn
+
+        from api.app import create_app
+        from runtime.logs import configure_logging
+        from runtime.settings import get_settings
+
         settings = get_settings()
         configure_logging(log_level)
         uvicorn.run(

@@ -6,14 +6,18 @@ import asyncio
 import contextlib
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import httpx
 import typer
 from rich.console import Console
 
-from embedded.stack import StackConfig, StackPorts, start_stack
-from embedded.supervisor import ChildFailedError, Supervisor, log_tail
+from embedded.supervisor import ChildFailedError, RegistrationFailedError, Supervisor, log_tail
 from runtime.logs import configure_logging
 from runtime.settings import get_settings
+
+if TYPE_CHECKING:
+    from embedded.stack import StackConfig
 
 console = Console(soft_wrap=True)
 
@@ -28,11 +32,18 @@ def up(
     ui_port: int = typer.Option(None, help="Temporal Web UI port [8233]"),
     api_port: int = typer.Option(None, help="metalgate API port [8080]"),
     maas_port: int = typer.Option(None, help="MAAS emulator port [5240]"),
+    frontdoor_port: int = typer.Option(
+        None, help="Gateway front door port [a free one, kept in the data dir]"
+    ),
     agent_port: int = typer.Option(8090, help="Agent runtime (emulator boot hook) port"),
     machines: int = typer.Option(24, help="Machines the emulator seeds on first start"),
     deploy_seconds: float = typer.Option(3.0, help="Emulated MAAS deploy time"),
 ) -> None:
     """Start Temporal, the MAAS emulator, the API, workers, a PCG and the agent runtime."""
+    # Imported here: the stack pulls in the Temporal SDK, which other commands do not need.
+    from embedded.ports import PortTakenError
+    from embedded.stack import StackConfig, StackPorts
+
     settings = get_settings()
     ports = StackPorts(
         temporal=temporal_port or settings.temporal_port,
@@ -40,6 +51,7 @@ def up(
         api=api_port or settings.api_port,
         maas=maas_port or settings.maas_port,
         agent_runtime=agent_port,
+        frontdoor=frontdoor_port,
     )
     config = StackConfig(
         data_dir=data_dir or settings.data_dir,
@@ -51,18 +63,38 @@ def up(
     configure_logging()
     try:
         asyncio.run(_serve(config))
+    except PortTakenError as exc:
+        console.print(f"[red]metalgate up:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
     except ChildFailedError as exc:
         console.print(f"[red]metalgate up failed:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        raise typer.Exit(1) from None
+    except (httpx.HTTPError, RegistrationFailedError) as exc:
+        # Everything it started is stopped already; a traceback would add nothing.
+        console.print(f"[red]metalgate up failed:[/red] {exc} (logs in the data dir's logs/)")
+        raise typer.Exit(1) from None
 
 
 async def _serve(config: StackConfig) -> None:
+    from embedded.stack import start_stack
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     console.print(f"starting metalgate in {config.data_dir.resolve()} ...")
-    stack = await start_stack(config)
+    starting = asyncio.create_task(start_stack(config))
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        # Ctrl-C while starting: start_stack stops what it started when cancelled.
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        console.print("stopped before it was up.")
+        return
+    stopped.cancel()
+    stack = starting.result()
     try:
         info = stack.info
         console.print("[bold green]metalgate is up[/bold green]")

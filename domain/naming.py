@@ -51,7 +51,16 @@ SA_CLUSTER_NAME = SearchAttributeKey.for_keyword("ClusterName")
 SA_PROJECT = SearchAttributeKey.for_keyword("Project")
 SA_CLUSTER_PHASE = SearchAttributeKey.for_keyword("ClusterPhase")
 SA_GATEWAY_ID = SearchAttributeKey.for_keyword("GatewayId")
-SEARCH_ATTRIBUTES = (SA_CLUSTER_ID, SA_CLUSTER_NAME, SA_PROJECT, SA_CLUSTER_PHASE, SA_GATEWAY_ID)
+# Why the cluster waits or failed (a domain.phases.Reason); unset while nothing is wrong.
+SA_CLUSTER_REASON = SearchAttributeKey.for_keyword("ClusterReason")
+SEARCH_ATTRIBUTES = (
+    SA_CLUSTER_ID,
+    SA_CLUSTER_NAME,
+    SA_PROJECT,
+    SA_CLUSTER_PHASE,
+    SA_GATEWAY_ID,
+    SA_CLUSTER_REASON,
+)
 
 # MAAS ownership marks. MAAS filters machines by exact agent_name, so agent_name names the
 # cluster (one lookup finds everything it owns); the request that took a machine goes into

@@ -13,6 +13,7 @@ import os
 import secrets
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,15 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from domain.naming import CONTROL_PLANE_QUEUE, SEARCH_ATTRIBUTES, gateway_queue
-from embedded.supervisor import ChildSpec, ReadyCheck, Supervisor
+from embedded.ports import PortUse, check_ports
+from embedded.stack_info import STACK_FILE, StackInfo
+from embedded.supervisor import (
+    Child,
+    ChildSpec,
+    ReadyCheck,
+    RegistrationFailedError,
+    Supervisor,
+)
 from frontdoor.tls import development_tls
 from runtime.settings import Settings, development_secret
 from runtime.temporal import codec_key_specs, connect, temporal_binary
@@ -32,7 +41,6 @@ from runtime.temporal import codec_key_specs, connect, temporal_binary
 log = logging.getLogger(__name__)
 
 PCG_NAME = "local-pcg"
-STACK_FILE = "stack.json"
 
 
 class StackPorts(BaseModel):
@@ -58,18 +66,6 @@ class StackConfig(BaseModel):
     extra_env: dict[str, str] = {}
 
 
-class StackInfo(BaseModel):
-    """Written to <data dir>/stack.json so other commands (demo, CLI) find the stack."""
-
-    api_url: str
-    temporal_address: str
-    temporal_ui_url: str
-    maas_url: str
-    maas_api_key_file: str
-    admin_api_key_file: str
-    pcg_gateway_id: str | None = None
-
-
 @dataclass
 class Stack:
     config: StackConfig
@@ -82,7 +78,7 @@ class Stack:
     pcg_replicas: list[str] = field(default_factory=list)
 
     async def stop(self) -> None:
-        await self.supervisor.stop_all()
+        await self.supervisor.stop_all(last=("temporal",))
 
 
 def maas_api_key(data_dir: Path) -> str:
@@ -99,16 +95,28 @@ def _metalgate(*args: str) -> list[str]:
     return [sys.executable, "-m", "cli", *args]
 
 
-def _http_ok(url: str) -> ReadyCheck:
-    async def check() -> bool:
+def _answers_as(url: str, port: int, instance_key: str | None = None) -> ReadyCheck:
+    """Ready when the child itself listens on `port` and its health answer is its own."""
+
+    async def check(child: Child) -> bool:
+        if not child.listens_on(port):
+            return False
         async with httpx.AsyncClient(timeout=2.0) as http:
-            return (await http.get(url)).status_code < 500
+            response = await http.get(url)
+        if response.status_code >= 500:
+            return False
+        return instance_key is None or response.json().get(instance_key) == child.instance_id
 
     return check
 
 
-def _polled(client_ref: list[Client], queue: str) -> ReadyCheck:
-    async def check() -> bool:
+def _polled(client_ref: list[Client], queue: str, temporal_port: int) -> ReadyCheck:
+    """Ready when a poller that started after the child polls `queue` and the child holds a
+    connection to Temporal: an old worker still polling the queue is not this child."""
+
+    async def check(child: Child) -> bool:
+        if not _connected_to(child, temporal_port):
+            return False
         response = await client_ref[0].workflow_service.describe_task_queue(
             DescribeTaskQueueRequest(
                 namespace=client_ref[0].namespace,
@@ -116,16 +124,20 @@ def _polled(client_ref: list[Client], queue: str) -> ReadyCheck:
                 task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
             )
         )
-        return len(response.pollers) > 0
+        return any(
+            p.identity.startswith(f"{child.pid}@")
+            or p.last_access_time.ToSeconds() >= int(child.started_at)
+            for p in response.pollers
+        )
 
     return check
 
 
-def _port_open(host: str, port: int) -> ReadyCheck:
-    async def check() -> bool:
-        _, writer = await asyncio.open_connection(host, port)
-        writer.close()
-        return True
+def _listening(port: int) -> ReadyCheck:
+    """Ready when the child itself listens on `port` (a gRPC server with no health route)."""
+
+    async def check(child: Child) -> bool:
+        return child.listens_on(port)
 
     return check
 
@@ -144,19 +156,68 @@ def frontdoor_port(data_dir: Path, wanted: int | None) -> int:
     return wanted
 
 
-def _temporal_up(settings: Settings) -> ReadyCheck:
-    async def check() -> bool:
+def _connected_to(child: Child, port: int) -> bool:
+    import psutil
+
+    try:
+        conns = psutil.Process(child.pid).net_connections(kind="inet")
+    except psutil.Error:
+        return False
+    return any(c.raddr and c.raddr.port == port for c in conns)
+
+
+def _temporal_up(settings: Settings, port: int) -> ReadyCheck:
+    async def check(child: Child) -> bool:
+        if not child.listens_on(port):
+            return False
         await connect(settings)
         return True
 
     return check
 
 
+def _boot_deployed(maas_root: str, maas_key: str) -> Callable[[], Awaitable[None]]:
+    """After the agent runtime (re)starts, the emulator powers its Deployed machines on again,
+    so every emulated node's agent comes back and resumes its heartbeats."""
+
+    async def boot() -> None:
+        try:
+            async with httpx.AsyncClient(timeout=10.0) as http:
+                response = await http.post(
+                    f"{maas_root}/_emulator/boot-deployed",
+                    headers={"Authorization": f"Bearer {maas_key}"},
+                )
+                response.raise_for_status()
+        except httpx.HTTPError as error:
+            log.warning("could not boot the emulator's deployed machines again: %s", error)
+            return
+        log.info("booted %d deployed machines again", response.json()["booted"])
+
+    return boot
+
+
+def port_uses(config: StackConfig, frontdoor: int) -> list[PortUse]:
+    """Every port `start_stack` will listen on, with the `metalgate up` flag that moves it."""
+    ports = config.ports
+    uses = [
+        PortUse(frontdoor, "gateway front door", "--frontdoor-port"),
+        PortUse(ports.temporal, "Temporal gRPC", "--temporal-port"),
+        PortUse(ports.ui, "Temporal Web UI", "--ui-port"),
+        PortUse(ports.maas, "MAAS emulator", "--maas-port"),
+        PortUse(ports.api, "metalgate API", "--api-port"),
+    ]
+    if config.agent_runtime:
+        uses.append(PortUse(ports.agent_runtime, "agent runtime", "--agent-port"))
+    return uses
+
+
 async def start_stack(config: StackConfig) -> Stack:
     """Start every process of the embedded default; on failure, stop what was started."""
+    host, ports = config.host, config.ports
     data_dir = config.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    host, ports = config.host, config.ports
+    door_port = frontdoor_port(data_dir, ports.frontdoor)
+    check_ports(host, port_uses(config, door_port))
     api_url = f"http://{host}:{ports.api}"
     settings = Settings(
         data_dir=data_dir,
@@ -171,7 +232,6 @@ async def start_stack(config: StackConfig) -> Stack:
     # The dev server's Web UI sends no credentials; its codec URL carries this token instead.
     ui_codec_token = development_secret(settings, "ui-codec-token")
     codec_key_specs(settings)  # create the development codec key before children race for it
-    door_port = frontdoor_port(data_dir, ports.frontdoor)
     door_tls = development_tls(data_dir / "secrets" / "frontdoor-tls", [host, "localhost"])
     env = {
         "METALGATE_DATA_DIR": str(data_dir),
@@ -230,7 +290,10 @@ async def start_stack(config: StackConfig) -> Stack:
                     *sa_args,
                 ],
                 env,
-                ready=_temporal_up(settings),
+                ready=_temporal_up(settings, ports.temporal),
+                # Its SQLite file is in WAL mode: a kill after this loses nothing committed,
+                # and Ctrl-C must be done in under 5 s in all.
+                stop_timeout=1.5,
             )
         )
         client_ref.append(await connect(settings))
@@ -240,8 +303,6 @@ async def start_stack(config: StackConfig) -> Stack:
             host,
             "--port",
             str(ports.maas),
-            "--api-key",
-            maas_key,
             "--machines",
             str(config.maas_machines),
             "--deploy-seconds",
@@ -258,8 +319,11 @@ async def start_stack(config: StackConfig) -> Stack:
             ChildSpec(
                 "maas-emulator",
                 _metalgate(*emulator_args),
-                env,
-                ready=_http_ok(f"{maas_url}api/2.0/version/"),
+                # The key reaches the emulator through its environment: argv is public in ps.
+                {**env, "MAAS_EMULATOR_API_KEY": maas_key},
+                ready=_answers_as(
+                    f"http://{host}:{ports.maas}/_emulator/health", ports.maas, "instance"
+                ),
             )
         )
         await sup.start(
@@ -267,7 +331,7 @@ async def start_stack(config: StackConfig) -> Stack:
                 "api",
                 _metalgate("server", "api", "--host", host, "--port", str(ports.api)),
                 env,
-                ready=_http_ok(f"{api_url}/healthz"),
+                ready=_answers_as(f"{api_url}/healthz", ports.api, "instance"),
             )
         )
         await sup.start(
@@ -275,7 +339,7 @@ async def start_stack(config: StackConfig) -> Stack:
                 "control-plane-worker",
                 _metalgate("worker", "control-plane"),
                 env,
-                ready=_polled(client_ref, CONTROL_PLANE_QUEUE),
+                ready=_polled(client_ref, CONTROL_PLANE_QUEUE, ports.temporal),
             )
         )
         if config.system_gateway:
@@ -284,7 +348,7 @@ async def start_stack(config: StackConfig) -> Stack:
                     "system-gateway",
                     _metalgate("worker", "system-gateway"),
                     env,
-                    ready=_polled(client_ref, gateway_queue("system")),
+                    ready=_polled(client_ref, gateway_queue("system"), ports.temporal),
                 )
             )
         if config.agent_runtime:
@@ -295,7 +359,10 @@ async def start_stack(config: StackConfig) -> Stack:
                         "agent", "runtime", "--host", host, "--port", str(ports.agent_runtime)
                     ),
                     env,
-                    ready=_http_ok(f"http://{host}:{ports.agent_runtime}/healthz"),
+                    ready=_answers_as(
+                        f"http://{host}:{ports.agent_runtime}/healthz", ports.agent_runtime
+                    ),
+                    on_ready=_boot_deployed(f"http://{host}:{ports.maas}", maas_key),
                 )
             )
         await sup.start(
@@ -303,7 +370,7 @@ async def start_stack(config: StackConfig) -> Stack:
                 "frontdoor",
                 _metalgate("server", "frontdoor", "--host", host, "--port", str(door_port)),
                 env,
-                ready=_port_open(host, door_port),
+                ready=_listening(door_port),
             )
         )
         stack = Stack(config, sup, info, client_ref[0], admin_key, maas_key, admin_key_was_new)
@@ -312,7 +379,7 @@ async def start_stack(config: StackConfig) -> Stack:
         (data_dir / STACK_FILE).write_text(info.model_dump_json(indent=2))
         return stack
     except BaseException:
-        await sup.stop_all()
+        await sup.stop_all(last=("temporal",))
         raise
 
 
@@ -342,7 +409,7 @@ async def _start_pcg(stack: Stack, env: dict[str, str]) -> None:
         )
         proc = await _run(register, env)
         if proc != 0:
-            raise RuntimeError(f"registering the local PCG failed (exit {proc})")
+            raise RegistrationFailedError(f"registering the local PCG failed (exit {proc})")
     gateway_id = json.loads(config_file.read_text())["gateway_id"]
     stack.info.pcg_gateway_id = gateway_id
     for n in range(stack.config.pcg_replicas):
@@ -352,7 +419,9 @@ async def _start_pcg(stack: Stack, env: dict[str, str]) -> None:
                 name,
                 _metalgate("gateway", "run", "--config", str(config_file), "--replica-id", name),
                 env,
-                ready=_polled([stack.client], gateway_queue(gateway_id)),
+                ready=_polled(
+                    [stack.client], gateway_queue(gateway_id), stack.config.ports.temporal
+                ),
             )
         )
         stack.pcg_replicas.append(name)

@@ -7,11 +7,15 @@ signed with an admin's key:
 - `GET /_emulator/faults`: the current faults.
 - `PUT|POST /_emulator/faults`: JSON with any of `deploy_failure_rate`, `fail_machines`,
   `http_503_rate`, `latency_ms`; answers the faults now in force.
+- `POST /_emulator/boot-deployed`: re-run every Deployed machine's boot hook (a power-on);
+  answers `{"booted": N}`.
 - `POST /_emulator/users`: JSON `{"username": ..., "is_admin": false}`; answers 201 with
   `{"username", "is_admin", "api_key"}`, 409 if the user exists.
 """
 
 from __future__ import annotations
+
+import os
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -37,7 +41,14 @@ class UserCreated(BaseModel):
 
 async def health(request: web.Request) -> web.Response:
     state = request.app[EMULATOR].state
-    return web.json_response({"status": "ok", "machines": len(state.machines)})
+    # The instance id lets a supervisor tell its own emulator from another on the same port.
+    return web.json_response(
+        {
+            "status": "ok",
+            "machines": len(state.machines),
+            "instance": os.environ.get("METALGATE_INSTANCE_ID"),
+        }
+    )
 
 
 async def read_faults(request: web.Request) -> web.Response:
@@ -78,9 +89,21 @@ async def create_user(request: web.Request) -> web.Response:
     return web.json_response(created.model_dump(), status=201)
 
 
+async def boot_deployed(request: web.Request) -> web.Response:
+    """Re-run the boot hook of every Deployed machine, as if each was powered on again: the
+    hook's receiver (the agent runtime) starts their agents after it restarted."""
+    emulator = request.app[EMULATOR]
+    try:
+        authenticate_admin(request, emulator.state)
+    except MaasError as error:
+        return error_response(error)
+    return web.json_response({"booted": emulator.lifecycle.boot_deployed()})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get(ADMIN_ROOT + "health", health)
     app.router.add_get(ADMIN_ROOT + "faults", read_faults)
     app.router.add_put(ADMIN_ROOT + "faults", update_faults)
     app.router.add_post(ADMIN_ROOT + "faults", update_faults)
     app.router.add_post(ADMIN_ROOT + "users", create_user)
+    app.router.add_post(ADMIN_ROOT + "boot-deployed", boot_deployed)

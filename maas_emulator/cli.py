@@ -9,14 +9,18 @@ from typing import Annotated
 import typer
 
 from maas_emulator.config import EmulatorConfig, FaultConfig
-from maas_emulator.server import admin_api_key, build_app, run
 
 
 def maas_emulator(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 5240,
     api_key: Annotated[
-        str | None, typer.Option(help="Admin API key; generated and printed when absent.")
+        str | None,
+        typer.Option(
+            envvar="MAAS_EMULATOR_API_KEY",
+            help="Admin API key; generated and printed when absent. Prefer the environment "
+            "variable: command lines are visible to every user in ps.",
+        ),
     ] = None,
     machines: Annotated[int, typer.Option(help="Machines generated on first start.")] = 10,
     deploy_seconds: Annotated[float, typer.Option(help="Deploying duration; 0 = instant.")] = 5.0,
@@ -45,6 +49,9 @@ def maas_emulator(
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
 ) -> None:
     """Run the MAAS emulator: MAAS 2.0 REST API at http://HOST:PORT/MAAS/."""
+    # Imported here so that `metalgate` commands other than this one skip aiohttp.
+    from maas_emulator.server import admin_api_key, build_app, run
+
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     config = EmulatorConfig(
         host=host,

@@ -67,6 +67,7 @@ def build_app(config: EmulatorConfig, hook: MachineHook | None = None) -> web.Ap
     app[EMULATOR] = Emulator(config, state, faults, hooks, lifecycle, admin_user.api_key)
     app[_DESCRIBE_CACHE] = {}
     app.router.add_get(API_ROOT + "describe/", _describe)
+    app.router.add_get("/MAAS/", _home)
     for resource in RESOURCES:
         path, handler = resource.route()
         app.router.add_route("*", path, handler)
@@ -83,6 +84,11 @@ def build_app(config: EmulatorConfig, hook: MachineHook | None = None) -> web.Ap
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
     return app
+
+
+async def _home(_: web.Request) -> web.Response:
+    # A real MAAS serves its web UI here; the emulator has none, so it says where the API is.
+    return web.Response(text=f"MAAS emulator: the MAAS 2.0 REST API is at {API_ROOT}\n")
 
 
 def admin_api_key(app: web.Application) -> str:

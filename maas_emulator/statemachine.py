@@ -64,6 +64,13 @@ class Lifecycle:
             if machine.transition_at is not None:
                 self._arm(machine, machine.transition_at - time.time())
 
+    def boot_deployed(self) -> int:
+        """Power on every Deployed machine again: its boot hook runs as after a deploy."""
+        booted = [m for m in self._state.machines.values() if m.status == NodeStatus.DEPLOYED]
+        for machine in booted:
+            self._fire("deployed", machine)
+        return len(booted)
+
     def close(self) -> None:
         for timer in self._timers.values():
             timer.cancel()

@@ -8,7 +8,12 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import (
+    RetryPolicy,
+    SearchAttributePair,
+    SearchAttributeUpdate,
+    TypedSearchAttributes,
+)
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
@@ -19,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         SA_CLUSTER_ID,
         SA_CLUSTER_NAME,
         SA_CLUSTER_PHASE,
+        SA_CLUSTER_REASON,
         SA_GATEWAY_ID,
         SA_PROJECT,
     )
@@ -26,6 +32,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contracts import ClusterRef
 
 R = TypeVar("R")
+
+CLUSTER_REASON_PATCH = "cluster-reason-search-attribute"
 
 # Control-plane activities only touch the store and Temporal: a failure is transient (the
 # store restarting, a deploy), so they retry until they succeed, visibly pending in the UI.
@@ -168,7 +176,15 @@ class StatusRecorder:
                     "cluster %s: %s -> %s %s", self.cluster_id, self.phase, phase, reason or ""
                 )
             self.phase, self.reason, self.message = phase, reason, message
-            workflow.upsert_search_attributes([SA_CLUSTER_PHASE.value_set(phase.value)])
+            updates: list[SearchAttributeUpdate[Any]] = [SA_CLUSTER_PHASE.value_set(phase.value)]
+            # One upsert command either way, so histories recorded before keep replaying.
+            if workflow.patched(CLUSTER_REASON_PATCH):
+                updates.append(
+                    SA_CLUSTER_REASON.value_set(reason.value)
+                    if reason
+                    else SA_CLUSTER_REASON.value_unset()
+                )
+            workflow.upsert_search_attributes(updates)
             if event:
                 workflow.logger.info("cluster %s: %s", self.cluster_id, event)
             await control_plane_call(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -12,9 +14,10 @@ from api.temporal_gate import TemporalGate, TemporalUnavailable
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_model=Health)
+@router.get("/healthz", response_model=Health, response_model_exclude_none=True)
 async def healthz() -> Health:
-    return Health()
+    # The supervisor's instance id proves to it that this answer comes from its own child.
+    return Health(instance=os.environ.get("METALGATE_INSTANCE_ID"))
 
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})

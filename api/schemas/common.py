@@ -19,6 +19,9 @@ class ErrorBody(BaseModel):
 
 class Health(BaseModel):
     status: str = "ok"
+    instance: str | None = Field(
+        default=None, description="the id a supervisor gave this process (metalgate up)"
+    )
 
 
 class Readiness(BaseModel):
