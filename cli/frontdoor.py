@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import typer
@@ -43,4 +42,6 @@ def register(app: typer.Typer) -> None:
                 stop_on_signals(),
             )
 
-        asyncio.run(main())
+        from runtime.process import run_service
+
+        run_service(main())

@@ -82,4 +82,6 @@ def run_command(
     except FileNotFoundError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(1) from None
-    asyncio.run(run_gateway_from_config(path, temporal_proxy=temporal_proxy, replica_id=replica_id))
+    from runtime.process import run_service
+
+    run_service(run_gateway_from_config(path, temporal_proxy=temporal_proxy, replica_id=replica_id))

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import typer
 
 from runtime.logs import configure_logging
+from runtime.process import run_service
 from runtime.settings import get_settings
 
 
@@ -20,7 +19,7 @@ def control_plane() -> None:
     from workers.control_plane import run_control_plane_worker
 
     configure_logging()
-    asyncio.run(run_control_plane_worker(get_settings()))
+    run_service(run_control_plane_worker(get_settings()))
 
 
 def system_gateway() -> None:
@@ -32,4 +31,4 @@ def system_gateway() -> None:
         typer.echo("the system gateway runs only in self-hosted mode; use a PCG", err=True)
         raise typer.Exit(2)
     configure_logging()
-    asyncio.run(run_system_gateway(settings))
+    run_service(run_system_gateway(settings))

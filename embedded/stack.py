@@ -110,12 +110,13 @@ def _answers_as(url: str, port: int, instance_key: str | None = None) -> ReadyCh
     return check
 
 
-def _polled(client_ref: list[Client], queue: str, temporal_port: int) -> ReadyCheck:
+def _polled(client_ref: list[Client], queue: str, upstream_port: int) -> ReadyCheck:
     """Ready when a poller that started after the child polls `queue` and the child holds a
-    connection to Temporal: an old worker still polling the queue is not this child."""
+    connection to `upstream_port` (Temporal, or the front door for a PCG): an old worker
+    still polling the queue is not this child."""
 
     async def check(child: Child) -> bool:
-        if not _connected_to(child, temporal_port):
+        if not _connected_to(child, upstream_port):
             return False
         response = await client_ref[0].workflow_service.describe_task_queue(
             DescribeTaskQueueRequest(
@@ -375,7 +376,7 @@ async def start_stack(config: StackConfig) -> Stack:
         )
         stack = Stack(config, sup, info, client_ref[0], admin_key, maas_key, admin_key_was_new)
         if config.pcg_replicas:
-            await _start_pcg(stack, env)
+            await _start_pcg(stack, env, door_port)
         (data_dir / STACK_FILE).write_text(info.model_dump_json(indent=2))
         return stack
     except BaseException:
@@ -383,7 +384,7 @@ async def start_stack(config: StackConfig) -> Stack:
         raise
 
 
-async def _start_pcg(stack: Stack, env: dict[str, str]) -> None:
+async def _start_pcg(stack: Stack, env: dict[str, str], door_port: int) -> None:
     """Register the local PCG once (its identity persists in the data dir), then run it."""
     data_dir = stack.config.data_dir.resolve()
     config_file = data_dir / "pcg" / "gateway.json"
@@ -419,9 +420,7 @@ async def _start_pcg(stack: Stack, env: dict[str, str]) -> None:
                 name,
                 _metalgate("gateway", "run", "--config", str(config_file), "--replica-id", name),
                 env,
-                ready=_polled(
-                    [stack.client], gateway_queue(gateway_id), stack.config.ports.temporal
-                ),
+                ready=_polled([stack.client], gateway_queue(gateway_id), door_port),
             )
         )
         stack.pcg_replicas.append(name)
