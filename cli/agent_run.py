@@ -1,7 +1,7 @@
 """`metalgate agent run`: one node's agent until SIGTERM.
 
 Apart from `cli.agent` (the full CLI), the agent-only distribution a node installs
-(`api/agent_distribution.py`) ships this module, so it imports only the agent, `domain`
+(`bootstrap/agent_distribution.py`) ships this module, so it imports only the agent, `domain`
 and `runtime.logs`.
 """
 
