@@ -3,6 +3,7 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY bootstrap bootstrap
 COPY domain domain
 COPY frontdoor frontdoor
 COPY runtime runtime
@@ -17,7 +18,7 @@ COPY maas_emulator maas_emulator
 COPY agent agent
 COPY bench bench
 RUN pip install . \
- && pip wheel --no-deps --no-build-isolation --wheel-dir /app/agent-package . \
+ && python -m bootstrap.agent_distribution /app /app/agent-package \
  && useradd --create-home --uid 10001 metalgate
 # Nodes install their agent from the API: GET /v1/agent/package/<this wheel>.
 ENV METALGATE_AGENT_PACKAGE_DIR=/app/agent-package

@@ -14,6 +14,8 @@ from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 
 from activities.models import ERR_CONTROL_PLANE_ENDPOINT_MISSING, RenderCloudInitInput
+from bootstrap.agent_distribution import DISTRIBUTION as AGENT_DISTRIBUTION
+from bootstrap.agent_distribution import wheel_name as agent_wheel_name
 from bootstrap.cloud_config import NodeRole, NodeUserData, PackageSources, render_cloud_config
 from bootstrap.material import ClusterBootstrap
 from domain.agent_wire import AgentBootstrap
@@ -136,10 +138,10 @@ class NodeBootstrapRenderer:
         agent_version = package_version("metalgate")
         index = self._settings.agent_package_index
         if index:
-            pip_args = ["--index-url", index, f"metalgate=={agent_version}"]
+            pip_args = ["--index-url", index, f"{AGENT_DISTRIBUTION}=={agent_version}"]
         else:
             api = self._settings.api_url.rstrip("/")
-            pip_args = [f"{api}/v1/agent/package/metalgate-{agent_version}-py3-none-any.whl"]
+            pip_args = [f"{api}/v1/agent/package/{agent_wheel_name(agent_version)}"]
         settings = self._settings
         return PackageSources(
             kubernetes_repository=settings.kubernetes_package_repository.replace("{minor}", minor),

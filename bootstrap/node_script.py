@@ -60,7 +60,7 @@ kubernetes_packages() {
     return
   fi
   apt-get update -q
-  apt-get install -y -q apt-transport-https ca-certificates curl gpg containerd python3-venv
+  apt-get install -y -q apt-transport-https ca-certificates curl gpg containerd
   install -d -m 0755 /etc/apt/keyrings
   curl -fsSL "$KUBERNETES_KEY_URL" | gpg --dearmor --yes -o /etc/apt/keyrings/kubernetes.gpg
   echo "deb [signed-by=/etc/apt/keyrings/kubernetes.gpg] $KUBERNETES_REPOSITORY /" \
@@ -151,9 +151,23 @@ apply_cni() {
   die "could not apply the CNI manifest $CNI_MANIFEST_URL"
 }
 
+agent_python() {
+  # The agent needs Python 3.11 or newer: noble's python3 is 3.12; jammy's is 3.10, with
+  # python3.11 in its archive. A custom image brings its own venv support.
+  local python=python3 packages="python3-venv"
+  if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    python=python3.11 packages="python3.11 python3.11-venv"
+  fi
+  if [ "$IMAGE_KIND" != custom ]; then
+    # shellcheck disable=SC2086  # two package names
+    apt-get install -y -q $packages >&2
+  fi
+  echo "$python"
+}
+
 install_agent() {
   if [ ! -x __VENV__/bin/python ]; then
-    python3 -m venv __VENV__
+    "$(agent_python)" -m venv __VENV__
   fi
   __VENV__/bin/pip install --quiet "${AGENT_PIP_ARGS[@]}"
   systemctl daemon-reload

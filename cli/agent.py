@@ -2,84 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import signal
-import socket
-from collections.abc import Coroutine
-from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 import typer
 
-from agent.agent import Agent
-from agent.api_client import build_http_client
-from agent.backends.real.backend import ADMIN_KUBECONFIG, KUBELET_KUBECONFIG, RealBackend
-from agent.backends.simulated.backend import SimulatedBackend
-from agent.backends.simulated.cluster import ClusterRegistry
-from agent.node_backend import NodeBackend
 from agent.runtime import AgentRuntime, serve
-from agent.state import REAL_NODE_STATE_DIR
-from agent.timings import AgentTimings
-from domain.agent_wire import AgentBootstrap
+from cli.agent_run import run, run_until_signalled, timings_for
 from runtime.logs import configure_logging
 from runtime.settings import Settings
-
-log = logging.getLogger(__name__)
-
-# How long a stopping agent may spend delivering what it still holds.
-DRAIN_SECONDS = 5.0
 
 
 def register(app: typer.Typer) -> None:
     app.command("run")(run)
     app.command("runtime")(runtime)
-
-
-def _timings(init_seconds: float, heartbeat_interval: float) -> AgentTimings:
-    return AgentTimings(kubeadm_init=init_seconds, heartbeat_interval=heartbeat_interval)
-
-
-class Backend(StrEnum):
-    REAL = "real"
-    SIMULATED = "simulated"
-
-
-def run(
-    bootstrap: Path = typer.Option(..., exists=True, dir_okay=False, help="bootstrap.json"),
-    backend: Backend = typer.Option(
-        Backend.REAL, help="real: this node's kubeadm and API server; simulated: sleeps"
-    ),
-    kubeconfig: Path = typer.Option(
-        None,
-        help=f"Kubeconfig for the API server [{ADMIN_KUBECONFIG} on the first control-plane "
-        f"node, {KUBELET_KUBECONFIG} elsewhere]",
-    ),
-    state_dir: Path = typer.Option(REAL_NODE_STATE_DIR, help="Where the agent keeps what it ran"),
-    node_ip: str = typer.Option(None, help="Simulated: address the API server advertises"),
-    init_seconds: float = typer.Option(2.0, help="Simulated: kubeadm init duration"),
-    heartbeat_interval: float = typer.Option(5.0, help="Seconds between heartbeats"),
-) -> None:
-    """Run this node's agent until SIGTERM."""
-    configure_logging()
-    config = AgentBootstrap.model_validate_json(bootstrap.read_text())
-    timings = _timings(init_seconds, heartbeat_interval)
-    node: NodeBackend
-    if backend is Backend.REAL:
-        default = ADMIN_KUBECONFIG if config.first_control_plane else KUBELET_KUBECONFIG
-        node = RealBackend(config.hostname, kubeconfig or default)
-    else:
-        # A lone simulated node cannot see its cluster's first control plane: it just joins.
-        node = SimulatedBackend.attach(
-            config,
-            ClusterRegistry(),
-            timings=timings,
-            node_ip=node_ip or _host_address(),
-            wait_for_control_plane=False,
-        )
-    _run_until_signalled(_run_agent(config, node, timings, state_dir))
 
 
 def runtime(
@@ -93,38 +28,6 @@ def runtime(
 ) -> None:
     """Host one simulated agent per deployed emulator machine, driven by its boot hook."""
     configure_logging()
-    timings = _timings(init_seconds, heartbeat_interval)
+    timings = timings_for(init_seconds, heartbeat_interval)
     root = state_dir or Settings().resolved_data_dir() / "agents"
-    _run_until_signalled(serve(host, port, AgentRuntime(timings, state_root=root)))
-
-
-async def _run_agent(
-    config: AgentBootstrap, backend: NodeBackend, timings: AgentTimings, state_dir: Path
-) -> None:
-    async with build_http_client(config.api_url, config.proxy, timings.request_timeout) as client:
-        agent = Agent(config, client, backend, state_dir=state_dir, timings=timings)
-        try:
-            await agent.run()
-        finally:
-            # Deliver what is queued (a command result, the last status) before exiting.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(agent.flush(), DRAIN_SECONDS)
-
-
-def _run_until_signalled(main: Coroutine[Any, Any, None]) -> None:
-    async def supervise() -> None:
-        task = asyncio.create_task(main)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    asyncio.run(supervise())
-
-
-def _host_address() -> str:
-    try:
-        return socket.gethostbyname(socket.gethostname())
-    except OSError:
-        return "127.0.0.1"
+    run_until_signalled(serve(host, port, AgentRuntime(timings, state_root=root)))

@@ -124,7 +124,7 @@ class Settings(BaseSettings):
     agent_package_index: str | None = Field(
         default=None,
         pattern=r"^https?://\S+$",
-        description="a pip index serving metalgate; default: nodes fetch the agent from api_url",
+        description="a pip index serving metalgate-agent; default: nodes fetch it from api_url",
     )
     kube_vip_image: str = Field(
         default="ghcr.io/kube-vip/kube-vip:v0.8.9",

@@ -1,16 +1,16 @@
-"""`GET /v1/agent/package/metalgate-<version>-py3-none-any.whl`: the agent a node installs.
+"""`GET /v1/agent/package/metalgate_agent-<version>-py3-none-any.whl`: the agent a node installs.
 
 A node's user data runs `pip install <api>/v1/agent/package/<wheel>` so its agent is exactly
-the control plane's version, fetched over the one path every agent already reaches. The
-route is unauthenticated on purpose: the wheel is this open-source package, with no secret in
-it, and a node has no credential before it is installed (its agent token is in its own
-bootstrap file).
+the control plane's version, fetched over the one path every agent already reaches. The wheel
+is the agent-only distribution `metalgate-agent` (`bootstrap/agent_distribution.py`): stock Ubuntu's
+python3 and none of the control plane's dependencies. The route is unauthenticated on purpose:
+the wheel is open-source code with no secret in it, and a node has no credential before it is
+installed (its agent token is in its own bootstrap file).
 
 Where the wheel comes from, first match wins:
 1. `METALGATE_AGENT_PACKAGE_DIR` (the Docker image builds it there at image build time);
 2. `<data dir>/agent-package/`, a cache of 3.;
-3. built once from the installed source tree (an editable or source checkout) with
-   `pip wheel --no-deps --no-build-isolation`, into that cache.
+3. built once from the installed source tree (an editable or source checkout) into that cache.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import asyncio
 import importlib.metadata
 import logging
 import shutil
-import sys
+import subprocess
 import tempfile
 import tomllib
 from pathlib import Path
@@ -27,21 +27,22 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse
 
+from bootstrap import agent_distribution
 from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# The control plane, whose source tree and version the agent wheel is built from.
 DISTRIBUTION = "metalgate"
 PACKAGE_PATH = "/v1/agent/package/{filename}"
 WHEEL_MEDIA_TYPE = "application/octet-stream"
-BUILD_SECONDS = 300.0
 
 router = APIRouter(tags=["agent"])
 _build_lock = asyncio.Lock()
 
 
 def wheel_name(version: str | None = None) -> str:
-    return f"{DISTRIBUTION}-{version or importlib.metadata.version(DISTRIBUTION)}-py3-none-any.whl"
+    return agent_distribution.wheel_name(version or importlib.metadata.version(DISTRIBUTION))
 
 
 @router.get(
@@ -78,7 +79,7 @@ async def find_or_build_wheel(settings: Settings, name: str) -> Path:
             raise HTTPException(
                 503,
                 f"no agent package {name}: this installation has no source tree to build it "
-                "from; build it with `pip wheel --no-deps <source>` and set "
+                "from; build it with `python -m bootstrap.agent_distribution <source> <dir>` and set "
                 "METALGATE_AGENT_PACKAGE_DIR to its directory",
             )
         await _build(source, cache, name)
@@ -96,22 +97,21 @@ def source_tree() -> Path | None:
 
 
 async def _build(source: Path, cache: Path, name: str) -> None:
-    """Build from a copy of the packaging files, so the source tree gets no build/ folder."""
-    with tempfile.TemporaryDirectory(prefix="metalgate-wheel-") as scratch:
-        tree = Path(scratch) / "src"
-        out = Path(scratch) / "out"
-        await asyncio.to_thread(_copy_packaging_files, source, tree)
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-            "--quiet", "--wheel-dir", str(out), str(tree),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        output, _ = await asyncio.wait_for(process.communicate(), BUILD_SECONDS)
-        if process.returncode != 0 or not await asyncio.to_thread((out / name).is_file):
-            log.error("building %s failed: %s", name, output.decode(errors="replace")[-2000:])
-            raise HTTPException(503, f"building the agent package {name} failed; see the API log")
-        await asyncio.to_thread(_publish, out / name, cache)
+    """Build in a scratch directory, so the source tree gets no build/ folder."""
+    with tempfile.TemporaryDirectory(prefix="metalgate-agent-wheel-") as scratch:
+        root = Path(scratch)
+        try:
+            built = await asyncio.to_thread(agent_distribution.build, source, root, root / "out")
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as err:
+            output = getattr(err, "stdout", None) or b""
+            log.error(
+                "building %s failed: %s %s", name, err, output.decode(errors="replace")[-2000:]
+            )
+            detail = f"building the agent package {name} failed; see the API log"
+            raise HTTPException(503, detail) from err
+        if built.name != name or not await asyncio.to_thread(built.is_file):
+            raise HTTPException(503, f"building the agent package {name} wrote {built.name}")
+        await asyncio.to_thread(_publish, built, cache)
         log.info("built the agent package %s from %s", name, source)
 
 
@@ -121,12 +121,3 @@ def _publish(built: Path, cache: Path) -> None:
     partial = cache / f".{built.name}.partial"
     shutil.copyfile(built, partial)
     partial.replace(cache / built.name)
-
-
-def _copy_packaging_files(source: Path, tree: Path) -> None:
-    tree.mkdir(parents=True)
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(source / name, tree / name)
-    for child in source.iterdir():
-        if child.is_dir() and (child / "__init__.py").is_file():
-            shutil.copytree(child, tree / child.name, ignore=shutil.ignore_patterns("__pycache__"))

@@ -1,4 +1,4 @@
-"""The API serves the agent wheel a node's user data installs: a valid wheel of this version."""
+"""The API serves the agent-only wheel a node's user data installs, and it installs and runs."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ import base64
 import hashlib
 import importlib.metadata
 import io
+import os
+import subprocess
+import sys
+import sysconfig
 import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +22,8 @@ from api.routes.agent_package import wheel_name
 from runtime.settings import Settings
 
 VERSION = importlib.metadata.version("metalgate")
+DIST_INFO = f"metalgate_agent-{VERSION}.dist-info"
+CONTROL_PLANE_ONLY = ("temporalio", "python-libmaas", "fastapi", "sqlalchemy", "asyncpg", "grpcio")
 
 
 async def get(settings: Settings, path: str) -> httpx.Response:
@@ -35,9 +41,9 @@ async def settings(tmp_path: Path) -> AsyncIterator[Settings]:
 def check_wheel(content: bytes) -> zipfile.ZipFile:
     """What pip checks: the dist-info names this version and RECORD's hashes match."""
     wheel = zipfile.ZipFile(io.BytesIO(content))
-    dist_info = f"metalgate-{VERSION}.dist-info"
+    dist_info = DIST_INFO
     metadata = wheel.read(f"{dist_info}/METADATA").decode()
-    assert "Name: metalgate\n" in metadata and f"Version: {VERSION}\n" in metadata
+    assert "Name: metalgate-agent\n" in metadata and f"Version: {VERSION}\n" in metadata
     assert "Root-Is-Purelib: true" in wheel.read(f"{dist_info}/WHEEL").decode()
     record = wheel.read(f"{dist_info}/RECORD").decode().splitlines()
     listed = {}
@@ -53,24 +59,67 @@ def check_wheel(content: bytes) -> zipfile.ZipFile:
     return wheel
 
 
-async def test_the_wheel_of_this_version_is_built_once_and_carries_the_agent(
-    settings: Settings,
+async def test_the_agent_only_wheel_of_this_version_is_built_once(
+    settings: Settings, tmp_path: Path
 ) -> None:
     name = wheel_name()
-    assert name == f"metalgate-{VERSION}-py3-none-any.whl"
+    assert name == f"metalgate_agent-{VERSION}-py3-none-any.whl"
     answer = await get(settings, f"/v1/agent/package/{name}")
     assert answer.status_code == 200, answer.text
     wheel = check_wheel(answer.content)
+    metadata = wheel.read(f"{DIST_INFO}/METADATA").decode().split("\n\n")[0].splitlines()
+    # Stock Ubuntu's python3 (noble's 3.12) must be allowed: no upper bound.
+    assert "Requires-Python: >=3.11" in metadata
+    requires = [
+        line.split(": ", 1)[1].lower() for line in metadata if line.startswith("Requires-Dist")
+    ]
+    assert requires and not [r for r in requires if r.startswith(CONTROL_PLANE_ONLY)], requires
     files = set(wheel.namelist())
-    assert {"agent/agent.py", "agent/node_backend.py", "agent/backends/real/backend.py"} <= files
-    assert "cli/main.py" in files  # the `metalgate agent run` entry point
-    entry_points = wheel.read(f"metalgate-{VERSION}.dist-info/entry_points.txt").decode()
-    assert "metalgate = cli.main:app" in entry_points
+    assert {"agent/agent.py", "agent/backends/real/backend.py", "domain/agent_wire.py",
+            "domain/gateway.py", "domain/text.py", "cli/agent_main.py"} <= files  # fmt: skip
+    tops = {f.split("/")[0] for f in files}
+    assert not tops & {"api", "workflows", "activities", "store", "maas_emulator", "bench"}
+    assert "cli/main.py" not in files and "runtime/settings.py" not in files
+    entry_points = wheel.read(f"{DIST_INFO}/entry_points.txt").decode()
+    assert "metalgate = cli.agent_main:app" in entry_points
 
     cached = settings.resolved_data_dir() / "agent-package" / name
     assert cached.read_bytes() == answer.content
     again = await get(settings, f"/v1/agent/package/{name}")
     assert again.content == answer.content
+
+    (tmp_path / name).write_bytes(answer.content)
+    check_it_installs_and_runs_alone(tmp_path / name, tmp_path / "node-venv")
+
+
+def check_it_installs_and_runs_alone(wheel: Path, venv: Path) -> None:
+    """The real proof: installed alone into a venv of its own, the agent imports and runs.
+
+    Third-party dependencies come from this venv's site-packages (on PYTHONPATH, whose .pth
+    files are not read, so the editable control plane stays out of reach).
+    """
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
+         "--no-index", "--no-deps", str(wheel)],
+        check=True,
+    )  # fmt: skip
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": sysconfig.get_paths()["purelib"]}
+    own = subprocess.run(
+        [python, "-c", "import agent.backends.real.backend, cli.agent_main as m; print(m.__file__)"],
+        env=env, cwd=venv, capture_output=True, text=True,
+    )  # fmt: skip
+    assert own.returncode == 0, own.stderr
+    assert own.stdout.startswith(str(venv))
+    control_plane = subprocess.run([python, "-c", "import api"], env=env, cwd=venv)
+    assert control_plane.returncode != 0, "the control plane leaked into the node's venv"
+    help_ = subprocess.run(
+        [venv / "bin" / "metalgate", "agent", "run", "--help"],
+        env=env, cwd=venv, capture_output=True, text=True,
+    )  # fmt: skip
+    assert help_.returncode == 0, help_.stderr
+    assert "--bootstrap" in help_.stdout and "--heartbeat-interval" in help_.stdout
 
 
 async def test_another_version_is_a_404_naming_the_one_served(settings: Settings) -> None:

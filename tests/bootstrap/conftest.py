@@ -73,7 +73,7 @@ def make_node(
             kubernetes_repository="https://pkgs.k8s.io/core:/stable:/v1.30/deb/",
             kubernetes_key_url="https://pkgs.k8s.io/core:/stable:/v1.30/deb/Release.key",
             agent_pip_args=[
-                "https://api.example:8443/v1/agent/package/metalgate-0.1.0-py3-none-any.whl"
+                "https://api.example:8443/v1/agent/package/metalgate_agent-0.1.0-py3-none-any.whl"
             ],
             kube_vip_image="ghcr.io/kube-vip/kube-vip:v0.8.9",
         ),

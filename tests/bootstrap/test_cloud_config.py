@@ -278,7 +278,7 @@ def test_a_failed_step_is_recorded_and_the_agent_still_starts(
     assert result.returncode == 1
     assert (tmp_path / "status").read_text().startswith("failed: prepare_node")
     calls = (tmp_path / "calls").read_text()
-    assert "pip install --quiet https://api.example:8443/v1/agent/package/metalgate-" in calls
+    assert "pip install --quiet https://api.example:8443/v1/agent/package/metalgate_agent-" in calls
     assert "step kubeadm_bootstrap" not in result.stdout
 
 
@@ -331,3 +331,45 @@ def test_upkeep_reuploads_certificates_and_keeps_the_rendered_token(
     applied = json.loads((tmp_path / "applied").read_text())["items"]
     kept = {f"{i['stringData']['token-id']}.{i['stringData']['token-secret']}" for i in applied}
     assert cluster_bootstrap.token.value in kept
+
+
+@pytest.mark.parametrize(
+    ("python3_minor", "venv_python", "packages"),
+    [(10, "python3.11", "python3.11 python3.11-venv"), (12, "python3", "python3-venv")],
+    ids=["jammy", "noble"],
+)
+def test_the_agent_venv_gets_a_python_of_at_least_3_11(
+    cluster_bootstrap: ClusterBootstrap,
+    sandboxed_script: Path,
+    tmp_path: Path,
+    python3_minor: int,
+    venv_python: str,
+    packages: str,
+) -> None:
+    """Jammy's python3 is 3.10, too old for the agent: its archive's python3.11 makes the venv."""
+    require_tool("bash")
+    user_data = render_cloud_config(make_node(cluster_bootstrap, role=NodeRole.WORKER))
+    (tmp_path / "node.env").write_text(files(user_data)[node_script.NODE_ENV]["content"])
+    calls = tmp_path / "calls"
+    venv_bin = tmp_path / "venv" / "bin"
+    for name, minor in (("python3", python3_minor), ("python3.11", 11)):
+        # A stand-in answering the version check, and `-m venv DIR` making a venv with a pip.
+        (tmp_path / "bin" / name).write_text(
+            f'#!/bin/sh\nif [ "$1" = -c ]; then exit $(( {minor} < 11 )); fi\n'
+            f'echo "{name} $*" >> {calls}\nmkdir -p {venv_bin}\n'
+            f"printf '#!/bin/sh\\necho \"pip $*\" >> {calls}\\n' > {venv_bin}/pip\n"
+            f"chmod +x {venv_bin}/pip\n"
+        )
+        (tmp_path / "bin" / name).chmod(0o755)
+    (tmp_path / "bin" / "apt-get").write_text(f'#!/bin/sh\necho "apt-get $*" >> {calls}\n')
+    (tmp_path / "bin" / "apt-get").chmod(0o755)
+    failing = tmp_path / "bin" / "swapoff"  # stop at the first step: only install_agent runs
+    failing.write_text("#!/bin/sh\nexit 1\n")
+    failing.chmod(0o755)
+    fake(tmp_path, "systemctl", "")
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"}
+    subprocess.run([str(sandboxed_script)], env=env, capture_output=True, text=True)
+    lines = calls.read_text().splitlines()
+    assert f"apt-get install -y -q {packages}" in lines
+    assert f"{venv_python} -m venv {tmp_path / 'venv'}" in lines
+    assert any(line.startswith("pip install --quiet https://") for line in lines)

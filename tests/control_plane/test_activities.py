@@ -237,7 +237,9 @@ async def test_render_cloud_init(cp: ControlPlaneActivities, database: Database)
     env = written(worker.user_data)["/etc/metalgate/node.env"]
     assert "IMAGE_KIND=custom" in env and "IMAGE=custom/k8s-gpu" in env
     assert "KUBERNETES_REPOSITORY=https://pkgs.k8s.io/core:/stable:/v1.31/deb/" in env
-    assert f"/v1/agent/package/metalgate-{package_version('metalgate')}-py3-none-any.whl" in env
+    assert (
+        f"/v1/agent/package/metalgate_agent-{package_version('metalgate')}-py3-none-any.whl" in env
+    )
     assert "/etc/metalgate/kube-vip.yaml" in written(other.user_data)
 
     # Delete drops the material with the agent token: a recreated name gets a new CA.
@@ -484,4 +486,6 @@ async def test_agent_from_an_operator_package_index(
     rendered = await run(cp.render_cloud_init, render_input(cluster_id, CP1, first=True, host="h"))
     env = written(rendered.user_data)["/etc/metalgate/node.env"]
     version = package_version("metalgate")
-    assert f"AGENT_PIP_ARGS=(--index-url https://pypi.corp/simple metalgate=={version})" in env
+    assert (
+        f"AGENT_PIP_ARGS=(--index-url https://pypi.corp/simple metalgate-agent=={version})" in env
+    )
