@@ -83,7 +83,7 @@ WaitOption = Annotated[bool, typer.Option(help="Watch until the cluster reaches 
 TimeoutOption = Annotated[
     float, typer.Option(help="Seconds --wait watches before giving up (exit code 6).")
 ]
-ClusterId = Annotated[str, typer.Argument(help="Cluster ID.")]
+ClusterId = Annotated[str, typer.Argument(help="Cluster ID or name.")]
 
 
 def _message(error: Any) -> str:
@@ -256,6 +256,14 @@ def wait_action(
     fail(ExitCode.FAILED, line, fmt)
 
 
+def resolve_cluster(api: ApiClient, ref: str) -> str:
+    """The id of the cluster named or identified by `ref`; unknown refs go on to the API's 404."""
+    for cluster in api.list_clusters():
+        if ref in (cluster["id"], cluster["name"]):
+            return str(cluster["id"])
+    return ref
+
+
 def register(app: typer.Typer) -> None:
     cluster_app = typer.Typer(help="Kubernetes clusters on MAAS machines.", no_args_is_help=True)
     app.add_typer(cluster_app, name="cluster")
@@ -306,6 +314,7 @@ def register(app: typer.Typer) -> None:
     def get(cluster_id: ClusterId, output: OutputOption = OutputFormat.TABLE) -> None:
         """Show a cluster: phase, reason, machines and conditions."""
         with client(output) as api:
+            cluster_id = resolve_cluster(api, cluster_id)
             cluster = api.get_cluster(cluster_id)
         emit_object(cluster, output, CLUSTER_FIELDS)
         if output is OutputFormat.TABLE:
@@ -327,6 +336,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Delete a cluster and release its machines (also stops a create in progress)."""
         with client(output) as api:
+            cluster_id = resolve_cluster(api, cluster_id)
             cluster = api.delete_cluster(cluster_id)
             if not wait:
                 emit_message(f"Deleting cluster {cluster_id}", output, cluster)
@@ -356,6 +366,7 @@ def register(app: typer.Typer) -> None:
         """Print or save the cluster's admin kubeconfig."""
         fmt = OutputFormat.JSON if output == OutputFormat.JSON else OutputFormat.TABLE
         with client(fmt) as api:
+            cluster_id = resolve_cluster(api, cluster_id)
             config = api.kubeconfig(cluster_id)
         if output == "-":
             typer.echo(config, nl=not config.endswith("\n"))
@@ -376,6 +387,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Upgrade Kubernetes node by node (works with the gateway down)."""
         with client(output) as api:
+            cluster_id = resolve_cluster(api, cluster_id)
             answer = api.upgrade_cluster(cluster_id, kubernetes_version=version)
             if wait:
                 wait_action(
@@ -400,6 +412,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Resize a node pool (needs the gateway: it acquires or releases machines)."""
         with client(output) as api:
+            cluster_id = resolve_cluster(api, cluster_id)
             answer = api.scale_cluster(cluster_id, pool=pool, count=count)
             if wait:
                 wait_action(
@@ -423,6 +436,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Reinstall one node in place."""
         with client(output) as api:
+            cluster_id = resolve_cluster(api, cluster_id)
             answer = api.repave_cluster(cluster_id, node=node)
             if wait:
                 wait_action(
@@ -440,6 +454,7 @@ def register(app: typer.Typer) -> None:
     def events(cluster_id: ClusterId, output: OutputOption = OutputFormat.TABLE) -> None:
         """The cluster's event log, oldest first."""
         with client(output) as api:
+            cluster_id = resolve_cluster(api, cluster_id)
             emit_list(api.cluster_events(cluster_id), output, EVENT_COLUMNS)
 
 

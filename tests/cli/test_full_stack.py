@@ -71,6 +71,7 @@ def test_cluster_lifecycle_through_the_cli(stack: Stack, tmp_path: Path) -> None
     (cluster,) = [c for c in cli.json("cluster", "list", "--phase", "Running") if c["name"] == name]
     assert len(cluster["machines"]) == 3
     assert cli.json("cluster", "get", cluster["id"])["phase"] == "Running"
+    assert cli.json("cluster", "get", name)["id"] == cluster["id"]  # a name is as good as an id
     assert cluster["id"] in cli.run("cluster", "get", cluster["id"]).stdout
 
     kubeconfig = tmp_path / "kubeconfig"
