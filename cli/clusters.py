@@ -83,7 +83,7 @@ WaitOption = Annotated[bool, typer.Option(help="Watch until the cluster reaches 
 TimeoutOption = Annotated[
     float, typer.Option(help="Seconds --wait watches before giving up (exit code 6).")
 ]
-ClusterId = Annotated[str, typer.Argument(help="Cluster ID.")]
+ClusterId = Annotated[str, typer.Argument(help="Cluster ID or name.")]
 
 
 def _message(error: Any) -> str:
@@ -158,6 +158,7 @@ def watch(
     timeout: float,
     fmt: OutputFormat,
     view: ClusterView | None = None,
+    follow: str | None = None,
 ) -> dict[str, Any] | None:
     """Poll a cluster until `done` says so; None if it disappeared (deleted), exits on timeout."""
     deadline = time.monotonic() + timeout
@@ -182,8 +183,9 @@ def watch(
             if time.monotonic() > deadline:
                 fail(
                     ExitCode.WAIT_TIMEOUT,
-                    f"cluster {cluster_id} is still {cluster.get('phase')} after {timeout:.0f}s; "
-                    "it keeps going (see `metalgate cluster get`)",
+                    f"gave up waiting after {timeout:.0f}s: cluster {cluster_id} is still "
+                    f"{cluster.get('phase')} and keeps going; follow it with "
+                    f"`{follow or f'metalgate cluster get {cluster_id}'}`",
                     fmt,
                 )
             time.sleep(POLL_INTERVAL)
@@ -202,6 +204,64 @@ def finish(cluster: dict[str, Any], fmt: OutputFormat, *, goal: Phase) -> None:
             console.print(f"[green]Cluster {cluster['name']} is {phase}.[/green]")
         return
     fail(ExitCode.FAILED, f"cluster {cluster['name']} is {phase}: {reason_line(cluster)}", fmt)
+
+
+# How the manage workflow's event line for an action's end begins, after the action id.
+ACTION_ENDS = ("succeeded", "failed", "stopped")
+
+
+def wait_action(
+    api: ApiClient,
+    cluster_id: str,
+    answer: dict[str, Any],
+    *,
+    working: Phase,
+    timeout: float,
+    fmt: OutputFormat,
+) -> None:
+    """Watch the cluster until the event that ends the accepted action; exit with its outcome."""
+    action_id = str(answer["action_id"])
+    outcome: list[str] = []
+    seen = 0
+
+    def ended(cluster: dict[str, Any]) -> bool:
+        nonlocal seen
+        for event in api.cluster_events(cluster_id, after=seen):
+            seen = max(seen, int(event["id"]))
+            message = str(event["message"])
+            rest = message.removeprefix(f"{action_id} ")
+            if rest != message and rest.split(" ", 1)[0].rstrip(":") in ACTION_ENDS:
+                outcome.append(message)
+        return bool(outcome)
+
+    view = ClusterView(phases=(working, Phase.RUNNING))
+    final = watch(
+        api,
+        cluster_id,
+        done=ended,
+        timeout=timeout,
+        fmt=fmt,
+        view=view,
+        follow=f"metalgate cluster events {cluster_id}",
+    )
+    if final is None:
+        fail(ExitCode.FAILED, f"cluster {cluster_id} was deleted during {action_id}", fmt)
+    line = outcome[0]
+    if fmt is OutputFormat.JSON:
+        print_json({**answer, "outcome": line, "cluster": final})
+    if line.startswith(f"{action_id} succeeded"):
+        if fmt is OutputFormat.TABLE:
+            console.print(line, style="green", markup=False)
+        return
+    fail(ExitCode.FAILED, line, fmt)
+
+
+def resolve_cluster(api: ApiClient, ref: str) -> str:
+    """The id of the cluster named or identified by `ref`; unknown refs go on to the API's 404."""
+    for cluster in api.list_clusters():
+        if ref in (cluster["id"], cluster["name"]):
+            return str(cluster["id"])
+    return ref
 
 
 def register(app: typer.Typer) -> None:
@@ -254,6 +314,7 @@ def register(app: typer.Typer) -> None:
     def get(cluster_id: ClusterId, output: OutputOption = OutputFormat.TABLE) -> None:
         """Show a cluster: phase, reason, machines and conditions."""
         with client(output) as api:
+            cluster_id = resolve_cluster(api, cluster_id)
             cluster = api.get_cluster(cluster_id)
         emit_object(cluster, output, CLUSTER_FIELDS)
         if output is OutputFormat.TABLE:
@@ -275,6 +336,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Delete a cluster and release its machines (also stops a create in progress)."""
         with client(output) as api:
+            cluster_id = resolve_cluster(api, cluster_id)
             cluster = api.delete_cluster(cluster_id)
             if not wait:
                 emit_message(f"Deleting cluster {cluster_id}", output, cluster)
@@ -304,6 +366,7 @@ def register(app: typer.Typer) -> None:
         """Print or save the cluster's admin kubeconfig."""
         fmt = OutputFormat.JSON if output == OutputFormat.JSON else OutputFormat.TABLE
         with client(fmt) as api:
+            cluster_id = resolve_cluster(api, cluster_id)
             config = api.kubeconfig(cluster_id)
         if output == "-":
             typer.echo(config, nl=not config.endswith("\n"))
@@ -318,11 +381,19 @@ def register(app: typer.Typer) -> None:
     def upgrade(
         cluster_id: ClusterId,
         version: Annotated[str, typer.Option(help="Target Kubernetes version, e.g. v1.31.1.")],
+        wait: WaitOption = False,
+        timeout: TimeoutOption = 1800.0,
         output: OutputOption = OutputFormat.TABLE,
     ) -> None:
         """Upgrade Kubernetes node by node (works with the gateway down)."""
         with client(output) as api:
+            cluster_id = resolve_cluster(api, cluster_id)
             answer = api.upgrade_cluster(cluster_id, kubernetes_version=version)
+            if wait:
+                wait_action(
+                    api, cluster_id, answer, working=Phase.UPGRADING, timeout=timeout, fmt=output
+                )
+                return
         emit_message(
             f"Upgrading cluster {cluster_id} to {version} (action {answer['action_id']})",
             output,
@@ -335,11 +406,19 @@ def register(app: typer.Typer) -> None:
         cluster_id: ClusterId,
         pool: Annotated[str, typer.Option(help="Node pool name.")],
         count: Annotated[int, typer.Option(help="Desired number of nodes.", min=0)],
+        wait: WaitOption = False,
+        timeout: TimeoutOption = 1800.0,
         output: OutputOption = OutputFormat.TABLE,
     ) -> None:
         """Resize a node pool (needs the gateway: it acquires or releases machines)."""
         with client(output) as api:
+            cluster_id = resolve_cluster(api, cluster_id)
             answer = api.scale_cluster(cluster_id, pool=pool, count=count)
+            if wait:
+                wait_action(
+                    api, cluster_id, answer, working=Phase.SCALING, timeout=timeout, fmt=output
+                )
+                return
         emit_message(
             f"Scaling pool {pool} of cluster {cluster_id} to {count} (action {answer['action_id']})",
             output,
@@ -351,11 +430,19 @@ def register(app: typer.Typer) -> None:
     def repave(
         cluster_id: ClusterId,
         node: Annotated[str, typer.Option(help="Hostname or system ID of the node.")],
+        wait: WaitOption = False,
+        timeout: TimeoutOption = 1800.0,
         output: OutputOption = OutputFormat.TABLE,
     ) -> None:
         """Reinstall one node in place."""
         with client(output) as api:
+            cluster_id = resolve_cluster(api, cluster_id)
             answer = api.repave_cluster(cluster_id, node=node)
+            if wait:
+                wait_action(
+                    api, cluster_id, answer, working=Phase.REPAVING, timeout=timeout, fmt=output
+                )
+                return
         emit_message(
             f"Repaving node {node} of cluster {cluster_id} (action {answer['action_id']})",
             output,
@@ -367,6 +454,7 @@ def register(app: typer.Typer) -> None:
     def events(cluster_id: ClusterId, output: OutputOption = OutputFormat.TABLE) -> None:
         """The cluster's event log, oldest first."""
         with client(output) as api:
+            cluster_id = resolve_cluster(api, cluster_id)
             emit_list(api.cluster_events(cluster_id), output, EVENT_COLUMNS)
 
 

@@ -71,6 +71,7 @@ def test_cluster_lifecycle_through_the_cli(stack: Stack, tmp_path: Path) -> None
     (cluster,) = [c for c in cli.json("cluster", "list", "--phase", "Running") if c["name"] == name]
     assert len(cluster["machines"]) == 3
     assert cli.json("cluster", "get", cluster["id"])["phase"] == "Running"
+    assert cli.json("cluster", "get", name)["id"] == cluster["id"]  # a name is as good as an id
     assert cluster["id"] in cli.run("cluster", "get", cluster["id"]).stdout
 
     kubeconfig = tmp_path / "kubeconfig"
@@ -83,6 +84,29 @@ def test_cluster_lifecycle_through_the_cli(stack: Stack, tmp_path: Path) -> None
 
     # A second create of the same name is the API's 409: a usage error for scripts.
     cli.error("cluster", "create", "-f", str(EXAMPLE_SPEC), code=ExitCode.USAGE)
+
+    # --wait follows the accepted action to its end: the exit code is its outcome.
+    cli.error("cluster", "upgrade", cluster["id"], "--version", "v1.99.0", code=ExitCode.USAGE)
+    result = cli.run(
+        "cluster", "upgrade", cluster["id"], "--version", "v1.31.14", "--wait", "--timeout", "90"
+    )
+    assert "succeeded" in result.stdout
+    assert cli.json("cluster", "get", cluster["id"])["kubernetes_version"] == "v1.31.14"
+    # The stack has 6 machines and the cluster holds 3: 10 workers cannot be had.
+    failed = cli.error(
+        "cluster",
+        "scale",
+        cluster["id"],
+        "--pool",
+        "workers",
+        "--count",
+        "10",
+        "--wait",
+        "--timeout",
+        "90",
+        code=ExitCode.FAILED,
+    )
+    assert "InsufficientCapacity" in failed["detail"]
 
     final = cli.json("cluster", "delete", cluster["id"], "--wait", "--timeout", "90")
     assert final.get("phase", "Deleted") == "Deleted"
