@@ -155,9 +155,9 @@ class FakeMaas:
         # cluster id -> (host, addresses) of the endpoint it holds
         self.endpoints: dict[str, tuple[str, list[str]]] = {}
         self.endpoint_calls: list[tuple[str, list[str]]] = []
-        self.call_log: list[str] = []  # ensure/deploy/release in the order they ran
         # > 0: a release leaves machines owned in "Disk erasing" this long, as MAAS does.
         self.release_seconds = release_seconds
+        # MAAS activities in the order they ran ("<activity> <system id>" for deploys).
         self.calls: list[str] = []
 
     def activities(self) -> list[Any]:
@@ -229,7 +229,7 @@ class FakeMaas:
         machine.status = "Deploying"
         self.deployed_user_data[inp.system_id] = inp.user_data
         self.deploy_inputs.append(inp)
-        self.call_log.append(f"deploy {inp.system_id}")
+        self.calls.append(f"{DEPLOY_MACHINE} {inp.system_id}")
         return DeployMachineResult(
             system_id=inp.system_id,
             status=machine.status,
@@ -252,7 +252,7 @@ class FakeMaas:
             host = inp.endpoint.address or (known[0] if known else f"10.0.9.{len(self.endpoints)}")
             addresses = [host]
         self.endpoint_calls.append((inp.cluster_id, addresses))
-        self.call_log.append("ensure endpoint")
+        self.calls.append(ENSURE_ENDPOINT)
         if mode != EndpointMode.EXTERNAL:
             self.endpoints[inp.cluster_id] = (host, addresses)
         return EnsureEndpointResult(mode=mode, host=host, addresses=addresses)
@@ -260,7 +260,7 @@ class FakeMaas:
     @activity.defn(name=REMOVE_ENDPOINT)
     async def remove_endpoint(self, inp: RemoveEndpointInput) -> RemoveEndpointResult:
         gone = self.endpoints.pop(inp.cluster_id, None)
-        self.call_log.append("remove endpoint")
+        self.calls.append(REMOVE_ENDPOINT)
         return RemoveEndpointResult(deleted_records=[gone[0]] if gone else [])
 
     @activity.defn(name=WAIT_DEPLOYED)
@@ -282,7 +282,6 @@ class FakeMaas:
 
     @activity.defn(name=RELEASE_MACHINES)
     async def release_machines(self, inp: ReleaseMachinesInput) -> ReleaseMachinesResult:
-        self.call_log.append("release " + " ".join(inp.system_ids))
         self.calls.append(RELEASE_MACHINES)
         result = ReleaseMachinesResult()
         for system_id in inp.system_ids:

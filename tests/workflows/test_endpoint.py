@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from temporalio.client import Client
 
+from activities.models import DEPLOY_MACHINE, ENSURE_ENDPOINT, RELEASE_MACHINES, REMOVE_ENDPOINT
 from domain.cluster import ControlPlaneEndpoint, EndpointMode, NodePool
 from domain.naming import delete_workflow_id, manage_workflow_id
 from domain.phases import Phase
@@ -48,6 +49,13 @@ async def delete(h: Harness, cluster: ClusterRef) -> None:
     )
 
 
+def removed_after_release(calls: list[str]) -> bool:
+    """The endpoint goes after the machines: none of them announces the VIP any more."""
+    return calls.index(REMOVE_ENDPOINT) > max(
+        i for i, c in enumerate(calls) if c == RELEASE_MACHINES
+    )
+
+
 async def test_vip_is_made_before_any_deploy_given_to_every_node_and_deleted(
     client: Client,
 ) -> None:
@@ -55,22 +63,20 @@ async def test_vip_is_made_before_any_deploy_given_to_every_node_and_deleted(
         cluster = h.cluster(workers=2, control_plane=3)
         await run_to_running(h, cluster)
         host, _ = h.maas.endpoints[cluster.cluster_id]
-        assert h.maas.call_log[0] == "ensure endpoint"
-        assert sum(1 for c in h.maas.call_log if c.startswith("deploy")) == 5
+        calls = h.maas.calls
+        deploys = [i for i, c in enumerate(calls) if c.startswith(DEPLOY_MACHINE)]
+        assert len(deploys) == 5 and calls.index(ENSURE_ENDPOINT) < min(deploys)
         assert {r.control_plane_host for r in h.cp.rendered} == {host}
         assert len(h.cp.rendered) == 5
         # A VIP does not follow the machines: made once, before they deploy.
-        assert h.maas.call_log.count("ensure endpoint") == 1
+        assert calls.count(ENSURE_ENDPOINT) == 1
         manage = client.get_workflow_handle(manage_workflow_id(cluster.cluster_id))
         state = await manage.query(QUERY_STATE, result_type=ManageState)
         assert state.control_plane_host == host
 
         await delete(h, cluster)
         assert cluster.cluster_id not in h.maas.endpoints
-        log = h.maas.call_log
-        assert log.index("remove endpoint") > max(
-            i for i, c in enumerate(log) if c.startswith("release")
-        )
+        assert removed_after_release(h.maas.calls)
 
 
 async def test_dns_record_learns_each_control_plane_machine_as_it_deploys(
@@ -94,8 +100,8 @@ async def test_dns_record_learns_each_control_plane_machine_as_it_deploys(
         assert seen[0] == [] and len(seen) == 1 + 3 + 1 and seen[-1] == cps
         assert all(set(a) <= set(cps) for a in seen)
         assert [len(a) for a in seen] == sorted(len(a) for a in seen)
-        first_deploy = h.maas.call_log.index("deploy m0")
-        assert h.maas.call_log.index("ensure endpoint") < first_deploy
+        first_deploy = h.maas.calls.index(f"{DEPLOY_MACHINE} m0")
+        assert h.maas.calls.index(ENSURE_ENDPOINT) < first_deploy
         await h.stop_management(cluster.cluster_id)
 
 
@@ -105,8 +111,8 @@ async def test_a_failed_create_removes_the_endpoint(client: Client) -> None:
         timeouts = FAST.model_copy(update={"agent_ready": 1.0})
         result = await (await h.start_create(cluster, timeouts)).result()
         assert result.phase == Phase.FAILED
-        assert "ensure endpoint" in h.maas.call_log
-        assert h.maas.call_log[-1] == "remove endpoint"
+        assert ENSURE_ENDPOINT in h.maas.calls
+        assert removed_after_release(h.maas.calls)
         assert cluster.cluster_id not in h.maas.endpoints
 
 
