@@ -52,5 +52,5 @@ class ChaosSummary:
         lines = ["", "chaos run summary", "-" * (width + 12)]
         lines += [f"{name:<{width}}  {value:>8}" for name, value in rows]
         lines.append("-" * (width + 12))
-        lines += [f"problem: {p}" for p in self.problems[:50]]
+        lines += [f"problem: {p}" for p in self.problems[:120]]
         return "\n".join(lines)

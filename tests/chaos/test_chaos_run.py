@@ -33,6 +33,7 @@ from cli.api_client import ApiClient
 from domain.phases import Phase, Reason
 from embedded.stack import PCG_NAME, Stack, StackConfig, StackPorts, start_stack
 from tests.chaos.conftest import SUMMARIES
+from tests.chaos.diagnose import diagnose
 from tests.chaos.killer import Killer
 from tests.chaos.maas_watch import MaasWatch, held
 from tests.chaos.summary import ChaosSummary
@@ -145,6 +146,11 @@ async def test_chaos_run(stack: Stack) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
         problems = _check_runs(runs)
+        for run in runs:
+            if run.cluster_id and run.final_phase != Phase.DELETED:
+                problems += [
+                    f"{run.name}: {line}" for line in await diagnose(stack.client, run.cluster_id)
+                ]
         problems += await asyncio.to_thread(_check_store_view, stack, workload, runs)
         orphan_hits = await asyncio.to_thread(_orphan_releases_of_live_clusters, stack, runs)
     problems += [f"{name} still down after the run" for name in down]
