@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from domain.cluster import ControlPlaneEndpoint, EndpointMode, ErasePolicy, NodePool
 from domain.gateway import ProxySettings
 from domain.maas import MaasAccount, Machine
+from domain.management import NodeRole
 from domain.naming import CONTROL_PLANE_QUEUE
 from domain.phases import Phase, Reason
 
@@ -254,7 +255,7 @@ class RenderCloudInitInput(BaseModel):
     cluster_name: str
     agent_token: str = Field(repr=False)
     machine: Machine
-    role: str = Field(description="control-plane or worker")
+    role: NodeRole
     first_control_plane: bool
     kubernetes_version: str
     proxy: ProxySettings = Field(default_factory=ProxySettings)

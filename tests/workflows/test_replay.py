@@ -49,7 +49,7 @@ from workflows.contracts import (
     UPDATE_UPGRADE,
     ActionAccepted,
     AgentSilent,
-    CommandResult,
+    CommandResultSignal,
     DeleteClusterInput,
     DeleteClusterResult,
     ManageInput,
@@ -201,7 +201,8 @@ async def test_record_pending_histories(env: WorkflowEnvironment) -> None:
         for _ in range(60):
             await manage.signal(SIGNAL_AGENT_REPORT, ready_report(acquired.machines))
         await manage.signal(
-            SIGNAL_COMMAND_RESULT, CommandResult(command_id=upgrade.action_id, state="succeeded")
+            SIGNAL_COMMAND_RESULT,
+            CommandResultSignal(command_id=upgrade.action_id, state="succeeded"),
         )
 
         async def repave_enqueued() -> None:
@@ -209,7 +210,8 @@ async def test_record_pending_histories(env: WorkflowEnvironment) -> None:
 
         await assert_eventually(repave_enqueued, within=30)
         await manage.signal(
-            SIGNAL_COMMAND_RESULT, CommandResult(command_id=repave.action_id, state="succeeded")
+            SIGNAL_COMMAND_RESULT,
+            CommandResultSignal(command_id=repave.action_id, state="succeeded"),
         )
 
         async def settled() -> None:
@@ -243,7 +245,7 @@ async def exercise_management(h: Harness, manage: WorkflowHandle[Any, Any]) -> N
 
     await assert_eventually(enqueued)
     await manage.signal(
-        SIGNAL_COMMAND_RESULT, CommandResult(command_id=upgrade.action_id, state="succeeded")
+        SIGNAL_COMMAND_RESULT, CommandResultSignal(command_id=upgrade.action_id, state="succeeded")
     )
     await manage.execute_update(
         UPDATE_SCALE, ScaleRequest(pool="workers", count=3), result_type=ActionAccepted
