@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from domain.agent_wire import NodeRole
 from domain.cluster import ControlPlaneEndpoint, EndpointMode, ErasePolicy, NodePool
 from domain.gateway import ProxySettings
 from domain.maas import MaasAccount, Machine
-from domain.management import NodeRole
 from domain.naming import CONTROL_PLANE_QUEUE
 from domain.phases import Phase, Reason
 

@@ -16,8 +16,7 @@ from functools import partial
 from agent.node_backend import NodeBackend, NodeState
 from agent.state import CommandRecord, StateStore
 from agent.versions import parse_version
-from domain.agent_wire import AgentCommand, CommandResult
-from domain.management import ActionKind, CommandState
+from domain.agent_wire import ActionKind, AgentCommand, CommandResult, CommandState
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,13 @@ from dataclasses import dataclass
 from agent.api_client import HEARTBEAT_PATH, STATUS_PATH
 from agent.node_backend import NodeState
 from agent.outbox import Report, ReportKind
-from domain.agent_wire import AgentBootstrap, AgentHeartbeat, AgentStatusReport, NodeReport
-from domain.management import NodeRole
+from domain.agent_wire import (
+    AgentBootstrap,
+    AgentHeartbeat,
+    AgentStatusReport,
+    NodeReport,
+    NodeRole,
+)
 
 
 @dataclass

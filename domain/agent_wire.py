@@ -5,12 +5,43 @@ The agent shares these models and nothing else with the control plane.
 
 from __future__ import annotations
 
+from enum import StrEnum
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.gateway import ProxySettings
-from domain.management import CommandState, NodeRole, SystemId
 from domain.text import Hostname, Label, Message, OptionalHostname
 from domain.versions import KubeletVersion
+
+# A MAAS system id (or empty when the agent does not know it).
+SystemId = Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")]
+
+
+class NodeRole(StrEnum):
+    CONTROL_PLANE = "control-plane"
+    WORKER = "worker"
+
+
+class CommandState(StrEnum):
+    """Where an agent command is, as its agent reports it."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def done(self) -> bool:
+        return self is not CommandState.RUNNING
+
+
+class ActionKind(StrEnum):
+    """A management action; upgrade and repave reach the agent as commands of that kind."""
+
+    UPGRADE = "upgrade"
+    SCALE = "scale"
+    REPAVE = "repave"
+
 
 # An admin kubeconfig is a few KB; this bounds what a node may make us store.
 MAX_KUBECONFIG = 64 * 1024

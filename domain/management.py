@@ -1,4 +1,4 @@
-"""What the management workflow stores and the agent reports back, as typed models.
+"""What the management workflow stores between runs: its queued actions, as typed models.
 
 Queued actions are carried whole across continue-as-new, so each is checked when it is queued:
 a value a later run could not decode is refused before it is stored.
@@ -6,42 +6,17 @@ a value a later run could not decode is refused before it is stored.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from domain.agent_wire import ActionKind, SystemId
 from domain.cluster import MAX_NODES_PER_POOL, Name
 from domain.text import Hostname, Label
 from domain.versions import KubernetesVersion
 
-# A MAAS system id (or empty when the agent does not know it).
-SystemId = Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")]
 # An action id, `<kind>-<seq>.<cluster id>`: also the id of the agent command it becomes.
 ActionId = Label
-
-
-class NodeRole(StrEnum):
-    CONTROL_PLANE = "control-plane"
-    WORKER = "worker"
-
-
-class CommandState(StrEnum):
-    """Where an agent command is; the first two are the only ones an agent reports."""
-
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-    @property
-    def done(self) -> bool:
-        return self is not CommandState.RUNNING
-
-
-class ActionKind(StrEnum):
-    UPGRADE = "upgrade"
-    SCALE = "scale"
-    REPAVE = "repave"
 
 
 class _Action(BaseModel):

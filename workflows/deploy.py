@@ -32,8 +32,8 @@ with workflow.unsafe.imports_passed_through():
         WaitDeployedInput,
         WaitDeployedResult,
     )
+    from domain.agent_wire import NodeRole
     from domain.maas import Machine
-    from domain.management import NodeRole
     from domain.phases import Reason
     from workflows.contracts import ClusterRef
     from workflows.endpoint import Endpoint

@@ -29,11 +29,10 @@ with workflow.unsafe.imports_passed_through():
         ReleaseMachinesInput,
         ReleaseMachinesResult,
     )
+    from domain.agent_wire import ActionKind, CommandState
     from domain.cluster import MAX_NODES_PER_CLUSTER, MAX_NODES_PER_POOL, NodePool, version_key
     from domain.maas import Machine
     from domain.management import (
-        ActionKind,
-        CommandState,
         PendingAction,
         RepaveAction,
         ScaleAction,

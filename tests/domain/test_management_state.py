@@ -5,11 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from domain.agent_wire import CommandResult, NodeReport
+from domain.agent_wire import ActionKind, CommandResult, CommandState, NodeReport, NodeRole
 from domain.management import (
-    ActionKind,
-    CommandState,
-    NodeRole,
     PendingAction,
     RepaveAction,
     ScaleAction,
@@ -65,7 +62,7 @@ def test_a_bad_stored_value_is_refused_naming_the_field(stored: dict[str, str], 
 
 
 def test_an_unknown_kind_is_refused_naming_the_kinds() -> None:
-    with pytest.raises(ValidationError, match="tag 'reboot' found using 'kind'.*'repave'"):
+    with pytest.raises(ValidationError, match=r"tag 'reboot' found using 'kind'.*'repave'"):
         ACTIONS.validate_python([{"id": "x", "kind": "reboot"}])
 
 

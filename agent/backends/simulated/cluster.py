@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.node_backend import NodeState
-from domain.management import NodeRole
+from domain.agent_wire import NodeRole
 
 
 @dataclass
