@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from domain.agent_wire import NodeRole
 from domain.cluster import ControlPlaneEndpoint, EndpointMode, ErasePolicy, NodePool
 from domain.gateway import ProxySettings
 from domain.maas import MaasAccount, Machine
@@ -254,7 +255,7 @@ class RenderCloudInitInput(BaseModel):
     cluster_name: str
     agent_token: str = Field(repr=False)
     machine: Machine
-    role: str = Field(description="control-plane or worker")
+    role: NodeRole
     first_control_plane: bool
     kubernetes_version: str
     proxy: ProxySettings = Field(default_factory=ProxySettings)

@@ -18,6 +18,7 @@ from bootstrap.agent_distribution import DISTRIBUTION as AGENT_DISTRIBUTION
 from bootstrap.agent_distribution import wheel_name as agent_wheel_name
 from bootstrap.cloud_config import NodeRole, NodeUserData, PackageSources, render_cloud_config
 from bootstrap.material import ClusterBootstrap
+from domain import agent_wire
 from domain.agent_wire import AgentBootstrap
 from domain.cluster import ClusterSpec, EndpointMode, NodePool, version_key
 from domain.maas import Machine
@@ -28,8 +29,6 @@ from store.models import Cluster
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
-
-ROLE_CONTROL_PLANE = "control-plane"
 
 
 class NodeBootstrapRenderer:
@@ -159,7 +158,7 @@ def _summary(err: ValidationError) -> str:
 
 
 def _role(inp: RenderCloudInitInput) -> NodeRole:
-    if inp.role != ROLE_CONTROL_PLANE:
+    if inp.role != agent_wire.NodeRole.CONTROL_PLANE:
         return NodeRole.WORKER
     return NodeRole.FIRST_CONTROL_PLANE if inp.first_control_plane else NodeRole.CONTROL_PLANE
 

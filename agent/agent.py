@@ -26,7 +26,7 @@ from agent.timings import AgentTimings
 from domain.agent_wire import (
     AgentBootstrap,
     AgentCommand,
-    AgentCommandResult,
+    CommandResult,
 )
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class Agent:
     async def _execute(self, command: AgentCommand) -> None:
         log.info("agent %s: running %s command %s", self.name, command.kind, command.id)
 
-        def post(result: AgentCommandResult) -> None:
+        def post(result: CommandResult) -> None:
             self._queue(result_report(command.id, result))
 
         await commands.execute(command, self.backend, self._store, post)

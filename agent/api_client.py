@@ -14,7 +14,7 @@ import aiohttp
 import httpx
 
 from agent.outbox import Report, ReportKind
-from domain.agent_wire import AgentAck, AgentCommandList, AgentCommandResult
+from domain.agent_wire import AgentAck, AgentCommandList, CommandResult
 from domain.gateway import ProxySettings
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ class AgentApi:
         return answer
 
 
-def result_key(command_id: str, result: AgentCommandResult) -> str:
+def result_key(command_id: str, result: CommandResult) -> str:
     """Stable across retries and agent restarts, so the API applies each result once.
 
     Of the characters the API accepts in a key (letters, digits, `._:-`, at most 128).
@@ -160,7 +160,7 @@ def result_key(command_id: str, result: AgentCommandResult) -> str:
     return key
 
 
-def result_report(command_id: str, result: AgentCommandResult) -> Report:
+def result_report(command_id: str, result: CommandResult) -> Report:
     return Report(
         ReportKind.COMMAND_RESULT,
         result_path(command_id),

@@ -16,15 +16,13 @@ from functools import partial
 from agent.node_backend import NodeBackend, NodeState
 from agent.state import CommandRecord, StateStore
 from agent.versions import parse_version
-from domain.agent_wire import AgentCommand, AgentCommandResult
+from domain.agent_wire import ActionKind, AgentCommand, CommandResult, CommandState
 
 log = logging.getLogger(__name__)
 
-UPGRADE = "upgrade"
-REPAVE = "repave"
-RUNNING = "running"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
+RUNNING = CommandState.RUNNING
+SUCCEEDED = CommandState.SUCCEEDED
+FAILED = CommandState.FAILED
 
 # The API's bound on a result message; longer tool output is cut (its end says why).
 MAX_MESSAGE = 1500
@@ -33,7 +31,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Per node, in kubeadm's order; each is saved once done.
 UPGRADE_STEPS = ("kubeadm", "drain", "kubelet", "uncordon")
 
-Post = Callable[[AgentCommandResult], None]
+Post = Callable[[CommandResult], None]
 
 
 class _Steps:
@@ -74,19 +72,17 @@ async def execute(
         await store.save()
     steps = _Steps(store, command.id, record)
     try:
-        if command.kind == UPGRADE:
+        if command.kind == ActionKind.UPGRADE:
             final = await _upgrade(command, backend, steps, post)
-        elif command.kind == REPAVE:
+        elif command.kind == ActionKind.REPAVE:
             final = await _repave(command, backend, steps, post)
         else:
-            final = AgentCommandResult(
-                state=FAILED, message=f"unknown command kind {command.kind!r}"
-            )
+            final = CommandResult(state=FAILED, message=f"unknown command kind {command.kind!r}")
     except asyncio.CancelledError:
         raise
     except Exception as error:
         log.exception("command %s (%s) failed", command.id, command.kind)
-        final = AgentCommandResult(state=FAILED, message=one_line(f"agent error: {error}"))
+        final = CommandResult(state=FAILED, message=one_line(f"agent error: {error}"))
     record.status = "finished"
     record.final = final
     await store.save()
@@ -95,18 +91,18 @@ async def execute(
 
 async def _upgrade(
     command: AgentCommand, backend: NodeBackend, steps: _Steps, post: Post
-) -> AgentCommandResult:
+) -> CommandResult:
     version = command.args.get("kubernetes_version", "")
     nodes = await backend.nodes()
     current = max((n.kubelet_version for n in nodes), key=_version_key, default="")
     try:
         target = parse_version(version)
         if current and target < parse_version(current):
-            return AgentCommandResult(
+            return CommandResult(
                 state=FAILED, message=f"kubeadm cannot downgrade from {current} to {version}"
             )
     except ValueError as error:
-        return AgentCommandResult(state=FAILED, message=one_line(str(error)))
+        return CommandResult(state=FAILED, message=one_line(str(error)))
     for index, node in enumerate(nodes, start=1):
         node_steps = [f"{node.name}:{step}" for step in UPGRADE_STEPS]
         if steps.finished(node_steps):
@@ -114,7 +110,7 @@ async def _upgrade(
         if _upgraded(node, version) and not steps.started(node.name):
             continue  # already there: a lost state file, or an upgrade to the same version
         post(
-            AgentCommandResult(
+            CommandResult(
                 state=RUNNING,
                 node=node.name,
                 progress=f"{index}/{len(nodes)}",
@@ -128,7 +124,7 @@ async def _upgrade(
             f"{node.name}:kubelet", partial(backend.upgrade_kubelet, node.name, version)
         )
         await steps.once(f"{node.name}:uncordon", partial(backend.uncordon, node.name))
-    return AgentCommandResult(
+    return CommandResult(
         state=SUCCEEDED,
         progress=f"{len(nodes)}/{len(nodes)}",
         message=f"{len(nodes)} nodes at {version}",
@@ -137,16 +133,14 @@ async def _upgrade(
 
 async def _repave(
     command: AgentCommand, backend: NodeBackend, steps: _Steps, post: Post
-) -> AgentCommandResult:
+) -> CommandResult:
     name = command.args.get("node", "")
     node = await backend.find_node(name)
     if node is None:
-        return AgentCommandResult(state=FAILED, node=name, message=f"no node {name!r} in cluster")
-    post(AgentCommandResult(state=RUNNING, node=node.name, progress="0/1", message="repaving"))
+        return CommandResult(state=FAILED, node=name, message=f"no node {name!r} in cluster")
+    post(CommandResult(state=RUNNING, node=node.name, progress="0/1", message="repaving"))
     await steps.once(f"{node.name}:repave", partial(backend.repave, node.name))
-    return AgentCommandResult(
-        state=SUCCEEDED, node=node.name, progress="1/1", message="node repaved"
-    )
+    return CommandResult(state=SUCCEEDED, node=node.name, progress="1/1", message="node repaved")
 
 
 def one_line(text: str, limit: int = MAX_MESSAGE) -> str:

@@ -40,7 +40,7 @@ from agent.runtime import RunningAgentPublic
 from agent.state import StateStore
 from agent.stats import FleetStats, LatencyHistogram
 from agent.timings import AgentTimings
-from domain.agent_wire import AgentBootstrap, AgentCommand, AgentCommandResult
+from domain.agent_wire import AgentBootstrap, AgentCommand, CommandResult
 
 log = logging.getLogger(__name__)
 
@@ -420,7 +420,7 @@ class Fleet:
     async def _execute(self, node: _Node, command: AgentCommand) -> None:
         system_id = node.bootstrap.system_id
 
-        def post(result: AgentCommandResult) -> None:
+        def post(result: CommandResult) -> None:
             if system_id in self._nodes:
                 self._queue(system_id, node, result_report(command.id, result))
 

@@ -16,8 +16,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-CONTROL_PLANE_ROLE = "control-plane"
-
 PhaseCallback = Callable[[str], Awaitable[None] | None]
 
 

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from agent.api_client import HEARTBEAT_PATH, STATUS_PATH
 from agent.node_backend import NodeState
 from agent.outbox import Report, ReportKind
-from domain.agent_wire import AgentBootstrap, AgentHeartbeat, AgentStatusReport, NodeReport
+from domain.agent_wire import (
+    AgentBootstrap,
+    AgentHeartbeat,
+    AgentStatusReport,
+    NodeReport,
+    NodeRole,
+)
 
 
 @dataclass
@@ -16,7 +22,7 @@ class LocalNode:
 
     hostname: str
     system_id: str
-    role: str
+    role: NodeRole
     ready: bool = False
     kubelet_version: str = ""
     message: str = ""

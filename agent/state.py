@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from domain.agent_wire import AgentCommandResult
+from domain.agent_wire import CommandResult
 
 STATE_FILE = "state.json"
 REAL_NODE_STATE_DIR = Path("/var/lib/metalgate/agent")
@@ -28,7 +28,7 @@ class CommandRecord(BaseModel):
     kind: str
     status: Literal["running", "finished"] = "running"
     done_steps: list[str] = Field(default_factory=list)
-    final: AgentCommandResult | None = None
+    final: CommandResult | None = None
 
 
 class AgentState(BaseModel):

@@ -17,7 +17,7 @@ from domain.cluster import version_key
 from domain.maas import Machine
 from domain.naming import create_workflow_id, manage_workflow_id
 from domain.phases import MANAGED_PHASES, Phase
-from workflows.contracts import SIGNAL_AGENT_REPORT, AgentReport, NodeStatus
+from workflows.contracts import SIGNAL_AGENT_REPORT, AgentReport
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +50,14 @@ def aggregate(
     healthy if all nodes are. The workflows merge nodes by hostname, so the signal's size
     does not grow with the cluster."""
     states = [*others, changed]
-    nodes = [NodeStatus.model_validate(s["node"]) for s in states]
+    nodes = [NodeReport.model_validate(s["node"]) for s in states]
     versions = sorted({n.kubelet_version for n in nodes if n.kubelet_version}, key=_version_sort)
     messages = [str(s["message"]) for s in states if s.get("message")]
     return AgentReport(
         control_plane_ready=any(bool(s["control_plane_ready"]) for s in states),
         # The oldest kubelet is the version the whole cluster can be said to run.
         kubernetes_version=versions[0] if versions else fallback_version,
-        nodes=[NodeStatus.model_validate(changed["node"])],
+        nodes=[NodeReport.model_validate(changed["node"])],
         healthy=all(bool(s["healthy"]) for s in states),
         message="; ".join(sorted(set(messages)))[:2000],
     )

@@ -5,6 +5,7 @@ The agent shares these models and nothing else with the control plane.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,7 +16,33 @@ from domain.versions import KubeletVersion
 
 # A MAAS system id (or empty when the agent does not know it).
 SystemId = Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")]
-Role = Annotated[str, Field(pattern=r"^(control-plane|worker)$")]
+
+
+class NodeRole(StrEnum):
+    CONTROL_PLANE = "control-plane"
+    WORKER = "worker"
+
+
+class CommandState(StrEnum):
+    """Where an agent command is, as its agent reports it."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def done(self) -> bool:
+        return self is not CommandState.RUNNING
+
+
+class ActionKind(StrEnum):
+    """A management action; upgrade and repave reach the agent as commands of that kind."""
+
+    UPGRADE = "upgrade"
+    SCALE = "scale"
+    REPAVE = "repave"
+
+
 # An admin kubeconfig is a few KB; this bounds what a node may make us store.
 MAX_KUBECONFIG = 64 * 1024
 
@@ -29,18 +56,18 @@ class AgentBootstrap(BaseModel):
     agent_token: str = Field(repr=False)
     hostname: str
     system_id: str
-    role: str = Field(description="control-plane or worker")
+    role: NodeRole
     first_control_plane: bool = False
     kubernetes_version: str
     proxy: ProxySettings = Field(default_factory=ProxySettings)
 
 
 class NodeReport(BaseModel):
-    """One node's state as its agent sees it."""
+    """One node's state as its agent sees it; the management workflow keeps the latest."""
 
     hostname: Hostname = Field(description="the MAAS hostname of one of the cluster's machines")
     system_id: SystemId = ""
-    role: Role = "worker"
+    role: NodeRole = NodeRole.WORKER
     ready: bool = False
     kubelet_version: KubeletVersion = ""
 
@@ -70,10 +97,12 @@ class AgentCommandList(BaseModel):
     commands: list[AgentCommand]
 
 
-class AgentCommandResult(BaseModel):
+class CommandResult(BaseModel):
+    """Progress or outcome of one agent command, as the agent posts it."""
+
     model_config = ConfigDict(extra="forbid")
 
-    state: str = Field(max_length=16, description="running, succeeded or failed")
+    state: CommandState
     node: OptionalHostname = ""
     progress: Label = ""
     message: Message = ""

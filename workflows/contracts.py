@@ -5,16 +5,15 @@ Kept apart from the workflow code so the API imports plain models, not workflow 
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.agent_wire import Role, SystemId
+from domain.agent_wire import CommandResult, NodeReport
 from domain.cluster import MAX_NODES_PER_CLUSTER, MAX_NODES_PER_POOL, ClusterSpec, Name
 from domain.gateway import ProxySettings
 from domain.maas import MaasAccount, Machine
+from domain.management import ActionId, PendingAction
 from domain.phases import Phase, Reason
-from domain.text import Hostname, Label, Message, OptionalHostname
+from domain.text import Hostname, Message
 from domain.versions import KubeletVersion, KubernetesVersion
 
 CREATE_WORKFLOW = "ClusterCreate"
@@ -106,35 +105,29 @@ class DeleteClusterResult(BaseModel):
     released: list[str]
 
 
-class NodeStatus(BaseModel):
-    hostname: Hostname
-    system_id: SystemId = ""
-    role: Role = "worker"
-    ready: bool = False
-    kubelet_version: KubeletVersion = ""
-
-
 class AgentReport(BaseModel):
     """What changed, as the agent reported it: the nodes whose state changed (receivers merge
     them by hostname) and the cluster-wide summary over every node."""
 
     control_plane_ready: bool = False
     kubernetes_version: KubeletVersion = ""
-    nodes: list[NodeStatus] = Field(default_factory=list, max_length=MAX_NODES_PER_CLUSTER)
+    nodes: list[NodeReport] = Field(default_factory=list, max_length=MAX_NODES_PER_CLUSTER)
     healthy: bool = True
     message: Message = ""
+
+
+# The old name, still imported by bench/memory_history.py (not ours to edit); use NodeReport.
+NodeStatus = NodeReport
 
 
 class AgentSilent(BaseModel):
     last_seen_unix: float
 
 
-class CommandResult(BaseModel):
-    command_id: Label
-    state: Literal["running", "succeeded", "failed"]
-    node: OptionalHostname = ""
-    progress: Label = ""
-    message: Message = ""
+class CommandResultSignal(CommandResult):
+    """An agent's command result, addressed to the queued action it answers."""
+
+    command_id: ActionId
 
 
 class UpgradeRequest(BaseModel):
@@ -173,8 +166,8 @@ class ManageState(BaseModel):
     kubernetes_version: KubernetesVersion
     phase: Phase = Phase.RUNNING
     paused: bool = False
-    nodes: list[NodeStatus] = Field(default_factory=list)
-    pending: list[dict[str, str]] = Field(default_factory=list)
+    nodes: list[NodeReport] = Field(default_factory=list)
+    pending: list[PendingAction] = Field(default_factory=list)
     action_seq: int = 0
     last_report_unix: float = 0.0
     timeouts: LifecycleTimeouts = Field(default_factory=LifecycleTimeouts)

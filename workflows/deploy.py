@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         WaitDeployedInput,
         WaitDeployedResult,
     )
+    from domain.agent_wire import NodeRole
     from domain.maas import Machine
     from domain.phases import Reason
     from workflows.contracts import ClusterRef
@@ -39,7 +40,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.gateway_calls import GatewayCalls, error_type
     from workflows.status import control_plane_call, gather_cancelling
 
-ROLE_CONTROL_PLANE = "control-plane"
 # A retry resumes the wait after a lost gateway replica (heartbeat timeout); each attempt may
 # last the whole deploy timeout, so a machine that never deploys fails after a few, not eight.
 WAIT_DEPLOYED_RETRY = RetryPolicy(
@@ -47,7 +47,6 @@ WAIT_DEPLOYED_RETRY = RetryPolicy(
     maximum_attempts=3,
     non_retryable_error_types=MAAS_NON_RETRYABLE,
 )
-ROLE_WORKER = "worker"
 
 
 def image_parts(image: str) -> tuple[str, str]:
@@ -109,7 +108,9 @@ class Deployer:
 
     async def _deploy_one(self, machine: Machine, first_control_plane: bool) -> Machine:
         spec = self.cluster.spec
-        role = ROLE_CONTROL_PLANE if machine.pool == spec.control_plane.name else ROLE_WORKER
+        role = (
+            NodeRole.CONTROL_PLANE if machine.pool == spec.control_plane.name else NodeRole.WORKER
+        )
         rendered = await control_plane_call(
             RENDER_CLOUD_INIT,
             RenderCloudInitInput(
@@ -140,7 +141,7 @@ class Deployer:
             ),
             DeployMachineResult,
         )
-        if self.endpoint is not None and role == ROLE_CONTROL_PLANE:
+        if self.endpoint is not None and role == NodeRole.CONTROL_PLANE:
             await self.endpoint.control_plane_changed()
         timeouts = self.calls.timeouts
         deployed = await self.calls.run(

@@ -10,8 +10,11 @@ Only scale touches the gateway; everything else works with the gateway down.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TypeVar, assert_never
 
+from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, FailureError, is_cancelled_exception
 
@@ -26,8 +29,15 @@ with workflow.unsafe.imports_passed_through():
         ReleaseMachinesInput,
         ReleaseMachinesResult,
     )
+    from domain.agent_wire import ActionKind, CommandState
     from domain.cluster import MAX_NODES_PER_CLUSTER, MAX_NODES_PER_POOL, NodePool, version_key
     from domain.maas import Machine
+    from domain.management import (
+        PendingAction,
+        RepaveAction,
+        ScaleAction,
+        UpgradeAction,
+    )
     from domain.phases import Phase, Reason
     from workflows.contracts import (
         ERR_ACTION_REJECTED,
@@ -45,7 +55,7 @@ with workflow.unsafe.imports_passed_through():
         ActionAccepted,
         AgentReport,
         AgentSilent,
-        CommandResult,
+        CommandResultSignal,
         ManageInput,
         ManageState,
         RepaveRequest,
@@ -62,16 +72,14 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.surplus import PATCH_RELEASE_SURPLUS, release_surplus
 
-KIND_UPGRADE = "upgrade"
-KIND_SCALE = "scale"
-KIND_REPAVE = "repave"
 ACTION_PHASES = {
-    KIND_UPGRADE: Phase.UPGRADING,
-    KIND_SCALE: Phase.SCALING,
-    KIND_REPAVE: Phase.REPAVING,
+    ActionKind.UPGRADE: Phase.UPGRADING,
+    ActionKind.SCALE: Phase.SCALING,
+    ActionKind.REPAVE: Phase.REPAVING,
 }
-COMMAND_DONE = frozenset({"succeeded", "failed"})
 PATCH_RELEASE_FAILED_SCALE_UP = "release-failed-scale-up"
+A = TypeVar("A", UpgradeAction, ScaleAction, RepaveAction)
+R = TypeVar("R", bound=BaseModel)
 
 
 def _reject(message: str) -> ApplicationError:
@@ -88,8 +96,8 @@ class ClusterManagement:
         self._status = StatusRecorder(cluster.cluster_id, self._s.phase)
         self._calls = GatewayCalls(cluster.gateway, self._s.timeouts, self._status)
         self._stop = False
-        self._current: dict[str, str] | None = None
-        self._results: dict[str, CommandResult] = {}
+        self._current: PendingAction | None = None
+        self._results: dict[str, CommandResultSignal] = {}
         self._transition_event: str | None = None
         self._machines_changed = False
 
@@ -114,8 +122,8 @@ class ClusterManagement:
             )
 
     @workflow.signal(name=SIGNAL_COMMAND_RESULT)
-    def command_result(self, result: CommandResult) -> None:
-        if self._current is not None and self._current["id"] == result.command_id:
+    def command_result(self, result: CommandResultSignal) -> None:
+        if self._current is not None and self._current.id == result.command_id:
             self._results[result.command_id] = result
 
     @workflow.signal(name=SIGNAL_STOP)
@@ -130,7 +138,7 @@ class ClusterManagement:
 
     @workflow.update(name=UPDATE_UPGRADE)
     def upgrade(self, request: UpgradeRequest) -> ActionAccepted:
-        return self._queue(KIND_UPGRADE, kubernetes_version=request.kubernetes_version)
+        return self._queue(self._upgrade_action(request))
 
     @upgrade.validator
     def _validate_upgrade(self, request: UpgradeRequest) -> None:
@@ -144,12 +152,18 @@ class ClusterManagement:
                 f"{request.kubernetes_version} is not newer than the running "
                 f"{self._s.kubernetes_version}; downgrades are not supported"
             )
-        if self._queued(KIND_UPGRADE):
+        if self._queued(UpgradeAction):
             raise _reject("an upgrade is already queued or running; wait for it to finish")
+        self._checked(self._upgrade_action, request)
+
+    def _upgrade_action(self, request: UpgradeRequest) -> UpgradeAction:
+        return UpgradeAction(
+            id=self._next_id(ActionKind.UPGRADE), kubernetes_version=request.kubernetes_version
+        )
 
     @workflow.update(name=UPDATE_SCALE)
     def scale(self, request: ScaleRequest) -> ActionAccepted:
-        return self._queue(KIND_SCALE, pool=request.pool, count=str(request.count))
+        return self._queue(self._scale_action(request))
 
     @scale.validator
     def _validate_scale(self, request: ScaleRequest) -> None:
@@ -168,14 +182,18 @@ class ClusterManagement:
             raise _reject(
                 f"a cluster has at most {MAX_NODES_PER_CLUSTER} nodes; this makes {total}"
             )
-        if any(a["pool"] == request.pool for a in self._queued(KIND_SCALE)):
+        if any(a.pool == request.pool for a in self._queued(ScaleAction)):
             raise _reject(f"pool {request.pool} is already being scaled; wait for it to finish")
+        self._checked(self._scale_action, request)
+
+    def _scale_action(self, request: ScaleRequest) -> ScaleAction:
+        return ScaleAction(
+            id=self._next_id(ActionKind.SCALE), pool=request.pool, count=request.count
+        )
 
     @workflow.update(name=UPDATE_REPAVE)
     def repave(self, request: RepaveRequest) -> ActionAccepted:
-        machine = self._machine(request.node)
-        assert machine is not None  # the validator checked
-        return self._queue(KIND_REPAVE, node=machine.hostname, system_id=machine.system_id)
+        return self._queue(self._repave_action(request))
 
     @repave.validator
     def _validate_repave(self, request: RepaveRequest) -> None:
@@ -183,8 +201,16 @@ class ClusterManagement:
         machine = self._machine(request.node)
         if machine is None:
             raise _reject(f"no node {request.node!r} in this cluster (hostname or system id)")
-        if any(a["system_id"] == machine.system_id for a in self._queued(KIND_REPAVE)):
+        if any(a.system_id == machine.system_id for a in self._queued(RepaveAction)):
             raise _reject(f"{machine.hostname} is already queued for repave")
+        self._checked(self._repave_action, request)
+
+    def _repave_action(self, request: RepaveRequest) -> RepaveAction:
+        machine = self._machine(request.node)
+        assert machine is not None  # the validator checked
+        return RepaveAction(
+            id=self._next_id(ActionKind.REPAVE), node=machine.hostname, system_id=machine.system_id
+        )
 
     @workflow.update(name=UPDATE_PAUSE)
     def pause(self) -> ActionAccepted:
@@ -204,19 +230,34 @@ class ClusterManagement:
         if self._s.paused:
             raise _reject("management of this cluster is paused; resume it first")
 
-    def _queued(self, kind: str) -> list[dict[str, str]]:
-        return [a for a in self._s.pending if a["kind"] == kind]
+    def _queued(self, kind: type[A]) -> list[A]:
+        return [a for a in self._s.pending if isinstance(a, kind)]
+
+    def _checked(self, build: Callable[[R], PendingAction], request: R) -> None:
+        """Refuse, before anything is stored, a request whose action would not validate."""
+        try:
+            build(request)
+        except ValidationError as err:
+            fields = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
+            )
+            raise _reject(f"refused before it is queued: {fields}") from None
 
     def _machine(self, node: str) -> Machine | None:
         return next((m for m in self._s.machines if node in (m.hostname, m.system_id)), None)
 
-    def _queue(self, kind: str, **args: str) -> ActionAccepted:
-        self._s.action_seq += 1
+    def _next_id(self, kind: ActionKind) -> str:
         # Agent command ids are global keys in the store: scope them to the cluster.
-        action_id = f"{kind}-{self._s.action_seq}.{self._s.cluster.cluster_id}"
-        self._s.pending.append({"id": action_id, "kind": kind, **args})
-        detail = ", ".join(f"{k}={v}" for k, v in args.items())
-        return ActionAccepted(action_id=action_id, kind=kind, message=f"{kind} queued: {detail}")
+        return f"{kind}-{self._s.action_seq + 1}.{self._s.cluster.cluster_id}"
+
+    def _queue(self, action: PendingAction) -> ActionAccepted:
+        self._s.action_seq += 1
+        self._s.pending.append(action)
+        return ActionAccepted(
+            action_id=action.id,
+            kind=action.kind,
+            message=f"{action.kind} queued: {action.detail()}",
+        )
 
     # --- main loop ----------------------------------------------------------------------
 
@@ -250,7 +291,7 @@ class ClusterManagement:
                 await self._run_action(action)
         workflow.logger.info("cluster %s: management stopped", self._s.cluster.cluster_id)
 
-    def _next_action(self) -> dict[str, str] | None:
+    def _next_action(self) -> PendingAction | None:
         return self._s.pending[0] if self._s.pending and not self._s.paused else None
 
     def _phase_stale(self) -> bool:
@@ -264,7 +305,7 @@ class ClusterManagement:
         )
 
     def _working_phase(self) -> Phase:
-        return ACTION_PHASES[self._current["kind"]] if self._current else Phase.RUNNING
+        return ACTION_PHASES[self._current.kind] if self._current else Phase.RUNNING
 
     async def _record_phase(self, event: str | None = None) -> None:
         phase = self._s.phase
@@ -281,13 +322,12 @@ class ClusterManagement:
             event=event,
         )
 
-    async def _run_action(self, action: dict[str, str]) -> None:
+    async def _run_action(self, action: PendingAction) -> None:
         """Run one action while phase changes keep being recorded; a stop cancels it."""
         self._current = action
         if self._s.phase != Phase.UNREACHABLE:
             self._s.phase = self._working_phase()
-        args = ", ".join(f"{k}={v}" for k, v in action.items() if k not in ("id", "kind"))
-        await self._record_phase(f"{action['id']} started: {args}")
+        await self._record_phase(f"{action.id} started: {action.detail()}")
         task = asyncio.ensure_future(self._execute(action))
         while not task.done():
             await workflow.wait_condition(lambda: task.done() or self._stop or self._phase_stale())
@@ -297,51 +337,53 @@ class ClusterManagement:
             elif self._phase_stale():
                 await self._record_phase()
         if task.cancelled() or task.exception() is not None:
-            outcome = f"{action['id']} stopped: management is stopping"
+            outcome = f"{action.id} stopped: management is stopping"
         else:
             outcome = task.result()
         self._s.pending.pop(0)
         self._current = None
-        self._results.pop(action["id"], None)
+        self._results.pop(action.id, None)
         if self._s.phase != Phase.UNREACHABLE:
             self._s.phase = Phase.RUNNING
         await self._record_phase(outcome)
 
-    async def _execute(self, action: dict[str, str]) -> str:
+    async def _execute(self, action: PendingAction) -> str:
         """Run an action; returns the event line that says how it ended."""
         try:
-            if action["kind"] == KIND_UPGRADE:
-                return await self._upgrade(action)
-            if action["kind"] == KIND_SCALE:
-                return await self._scale(action)
-            return await self._agent_command(
-                action, {"node": action["node"], "system_id": action["system_id"]}
-            )
+            match action:
+                case UpgradeAction():
+                    return await self._upgrade(action)
+                case ScaleAction():
+                    return await self._scale(action)
+                case RepaveAction():
+                    return await self._agent_command(
+                        action, {"node": action.node, "system_id": action.system_id}
+                    )
+                case _:
+                    assert_never(action)
         except FailureError as err:
             if is_cancelled_exception(err):
                 raise
             reason, message = failure_reason(err)
-            workflow.logger.warning("%s failed: %s: %s", action["id"], reason, message)
-            return f"{action['id']} failed ({reason}): {message}"
+            workflow.logger.warning("%s failed: %s: %s", action.id, reason, message)
+            return f"{action.id} failed ({reason}): {message}"
 
-    async def _agent_command(self, action: dict[str, str], args: dict[str, str]) -> str:
+    async def _agent_command(self, action: PendingAction, args: dict[str, str]) -> str:
         """Queue a command for the agent and wait for its final result."""
-        command_id = action["id"]
+        command_id = action.id
         await control_plane_call(
             ENQUEUE_AGENT_COMMAND,
             EnqueueAgentCommandInput(
                 cluster_id=self._s.cluster.cluster_id,
                 command_id=command_id,
-                kind=action["kind"],
+                kind=action.kind,
                 args=args,
             ),
         )
         timeout = self._s.timeouts.command
         try:
             await workflow.wait_condition(
-                lambda: (
-                    command_id in self._results and self._results[command_id].state in COMMAND_DONE
-                ),
+                lambda: command_id in self._results and self._results[command_id].state.done,
                 timeout=timedelta(seconds=timeout),
             )
         except TimeoutError:
@@ -350,17 +392,17 @@ class ClusterManagement:
         detail = f": {result.message}" if result.message else ""
         return f"{command_id} {result.state}{detail}"
 
-    async def _upgrade(self, action: dict[str, str]) -> str:
-        version = action["kubernetes_version"]
+    async def _upgrade(self, action: UpgradeAction) -> str:
+        version = action.kubernetes_version
         outcome = await self._agent_command(action, {"kubernetes_version": version})
-        result = self._results.get(action["id"])
-        if result is not None and result.state == "succeeded":
+        result = self._results.get(action.id)
+        if result is not None and result.state == CommandState.SUCCEEDED:
             self._s.kubernetes_version = version
             self._s.cluster.spec.kubernetes_version = version
         return outcome
 
-    async def _scale(self, action: dict[str, str]) -> str:
-        pool_name, count = action["pool"], int(action["count"])
+    async def _scale(self, action: ScaleAction) -> str:
+        pool_name, count = action.pool, action.count
         spec = self._s.cluster.spec
         pool = spec.pool(pool_name)
         assert pool is not None  # the validator checked, and pools never disappear
@@ -382,9 +424,9 @@ class ClusterManagement:
             change = "nothing to change"
         pool.count = count
         self._machines_changed = True
-        return f"{action['id']} succeeded: pool {pool_name} has {count} nodes ({change})"
+        return f"{action.id} succeeded: pool {pool_name} has {count} nodes ({change})"
 
-    async def _scale_up(self, action: dict[str, str], delta: NodePool) -> list[Machine]:
+    async def _scale_up(self, action: ScaleAction, delta: NodePool) -> list[Machine]:
         cluster = self._s.cluster
         held: dict[str, Machine] = {}
         known = {m.system_id for m in self._s.machines}
@@ -394,7 +436,7 @@ class ClusterManagement:
                 AcquireMachinesInput(
                     account=cluster.account,
                     cluster_id=cluster.cluster_id,
-                    request_id=action["id"],
+                    request_id=action.id,
                     pools=[delta],
                     exclude_system_ids=sorted(known),
                     installation_id=cluster.installation_id,
@@ -410,7 +452,7 @@ class ClusterManagement:
                 agent_token=self._s.agent_token,
                 kubernetes_version=self._s.kubernetes_version,
                 held=held,
-                request_prefix=f"{action['id']}-",
+                request_prefix=f"{action.id}-",
                 control_plane_host=self._s.control_plane_host,
             )
             return await deployer.deploy_all(acquired.machines)

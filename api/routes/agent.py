@@ -34,9 +34,9 @@ from domain.agent_wire import (
     AgentAck,
     AgentCommand,
     AgentCommandList,
-    AgentCommandResult,
     AgentHeartbeat,
     AgentStatusReport,
+    CommandResult,
 )
 from domain.cluster import ClusterSpec
 from domain.naming import manage_workflow_id
@@ -45,11 +45,10 @@ from store.db import upsert
 from store.models import AgentCommandRow, AgentNode, Cluster
 from store.secrets import SecretBox, hash_token
 from store.types import utcnow
-from workflows.contracts import SIGNAL_COMMAND_RESULT, CommandResult
+from workflows.contracts import SIGNAL_COMMAND_RESULT, CommandResultSignal
 
 router = APIRouter(prefix="/v1/agent", tags=["agent"])
 
-COMMAND_STATES = ("running", "succeeded", "failed")
 OPEN_COMMAND_STATES = ("pending", "running")
 
 
@@ -273,7 +272,7 @@ async def pending_commands(cluster: AgentClusterDep, session: SessionDep) -> Age
 @router.post("/commands/{command_id}", response_model=AgentAck, responses=responses(422, 503))
 async def command_result(
     command_id: Annotated[str, Path(max_length=128)],
-    result: AgentCommandResult,
+    result: CommandResult,
     cluster: AgentClusterDep,
     session: SessionDep,
     settings: SettingsDep,
@@ -287,16 +286,12 @@ async def command_result(
     earlier = await replay(session, idem)
     if earlier is not None:
         return earlier
-    if result.state not in COMMAND_STATES:
-        raise HTTPException(
-            422, f"state: must be one of {list(COMMAND_STATES)}, got {result.state!r}"
-        )
     command = await session.get(AgentCommandRow, command_id)
     if command is None or command.cluster_id != cluster.id:
         raise HTTPException(404, f"no command {command_id!r} for this cluster")
     if command.state not in OPEN_COMMAND_STATES:
         return AgentAck(signalled=False)
-    signal = CommandResult(command_id=command_id, **result.model_dump())
+    signal = CommandResultSignal(command_id=command_id, **result.model_dump())
     signalled = await _signal_command(request.app.state.temporal, cluster.id, signal)
     command.state = result.state
     command.node = result.node[:255]
@@ -309,7 +304,7 @@ async def command_result(
     return answer
 
 
-async def _signal_command(gate: TemporalGate, cluster_id: str, signal: CommandResult) -> bool:
+async def _signal_command(gate: TemporalGate, cluster_id: str, signal: CommandResultSignal) -> bool:
     """False when management is gone; 503 when Temporal is down, so the agent retries."""
     client: Any = await gate.client()
     try:

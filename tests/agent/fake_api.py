@@ -16,9 +16,9 @@ from domain.agent_wire import (
     AgentAck,
     AgentCommand,
     AgentCommandList,
-    AgentCommandResult,
     AgentHeartbeat,
     AgentStatusReport,
+    CommandResult,
 )
 from tests.support.ports import free_port
 
@@ -31,7 +31,7 @@ API_KEY_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 class Received:
     heartbeats: list[AgentHeartbeat] = field(default_factory=list)
     statuses: list[AgentStatusReport] = field(default_factory=list)
-    results: list[tuple[str, AgentCommandResult]] = field(default_factory=list)
+    results: list[tuple[str, CommandResult]] = field(default_factory=list)
     result_keys: list[str] = field(default_factory=list)  # the Idempotency-Key of each result
     idempotency_keys: list[str] = field(default_factory=list)
     command_polls: int = 0
@@ -71,7 +71,7 @@ class FakeAgentApi:
     def add_command(self, command: AgentCommand) -> None:
         self.commands[command.id] = command
 
-    def results_for(self, command_id: str) -> list[AgentCommandResult]:
+    def results_for(self, command_id: str) -> list[CommandResult]:
         return [result for cid, result in self.received.results if cid == command_id]
 
     def statuses_for(self, hostname: str) -> list[AgentStatusReport]:
@@ -106,7 +106,7 @@ class FakeAgentApi:
 
     async def _result(self, request: web.Request) -> web.Response:
         command_id = request.match_info["id"]
-        result = AgentCommandResult.model_validate(await request.json())
+        result = CommandResult.model_validate(await request.json())
         if self.lose_results:
             return _ack()
         self.received.results.append((command_id, result))

@@ -17,7 +17,7 @@ from agent.backends.simulated.backend import SimulatedBackend
 from agent.backends.simulated.cluster import ClusterRegistry
 from agent.commands import MAX_MESSAGE, one_line
 from agent.state import STATE_FILE
-from domain.agent_wire import AgentCommand, AgentCommandResult
+from domain.agent_wire import AgentCommand, CommandResult
 from tests.agent.fake_api import API_KEY_PATTERN, FakeAgentApi
 from tests.agent.helpers import FAST, TOKEN, bootstrap, eventually, simulated_agent
 
@@ -161,7 +161,7 @@ async def test_a_finished_command_whose_answer_was_lost_is_reported_again_not_re
 
     cluster.start_leader()
     await eventually(lambda: "up-1" not in api.commands, what="result reported again")
-    final = AgentCommandResult(state="succeeded", progress="3/3", message="3 nodes at v1.31.0")
+    final = CommandResult(state="succeeded", progress="3/3", message="3 nodes at v1.31.0")
     assert api.results_for("up-1") == [final]
     assert api.received.result_keys == [result_key("up-1", final)]
     assert cluster.backend().cluster.upgrades == {"cp-1": 1, "w-1": 1, "w-2": 1}
@@ -169,7 +169,7 @@ async def test_a_finished_command_whose_answer_was_lost_is_reported_again_not_re
 
 
 def test_result_keys_name_the_command_and_its_state() -> None:
-    running = AgentCommandResult(state="running", node="w-1", progress="2/3", message="x")
+    running = CommandResult(state="running", node="w-1", progress="2/3", message="x")
     assert result_key("up-1", running) == "command:up-1:running:2-3"
     assert result_key("up-1", running) == result_key("up-1", running.model_copy())
     assert result_key("up-1", running) != result_key("up-2", running)

@@ -16,7 +16,7 @@ from agent.backends.real.backend import RealBackend, RealTimings
 from agent.backends.real.kube import DrainBlocked
 from agent.backends.real.runner import CommandFailed
 from agent.state import StateStore
-from domain.agent_wire import AgentCommand, AgentCommandResult
+from domain.agent_wire import AgentCommand, CommandResult
 from tests.agent.fake_api import FakeAgentApi
 from tests.agent.helpers import FAST, TOKEN, bootstrap, eventually
 from tests.agent.kube_standin import Budget, KubeStandIn
@@ -135,7 +135,7 @@ async def test_an_upgrade_runs_kubeadms_documented_steps_one_node_at_a_time(
     worker, worker_runner = backend(kube, "w-1", tmp_path)
     # The worker's own agent answers the steps that must run on its machine.
     follower = asyncio.create_task(worker.watch_self(lambda state: None))
-    posted: list[AgentCommandResult] = []
+    posted: list[CommandResult] = []
     command = AgentCommand(id="up", kind="upgrade", args={"kubernetes_version": "v1.31.0"})
     try:
         await commands.execute(command, leader, StateStore(tmp_path / "state"), posted.append)
@@ -201,7 +201,7 @@ async def test_a_failed_step_on_another_node_fails_the_upgrade_with_its_output(
 
     worker_runner.run = broken  # type: ignore[method-assign]
     follower = asyncio.create_task(worker.watch_self(lambda state: None))
-    posted: list[AgentCommandResult] = []
+    posted: list[CommandResult] = []
     command = AgentCommand(id="up", kind="upgrade", args={"kubernetes_version": "v1.31.0"})
     try:
         await commands.execute(command, leader, StateStore(None), posted.append)

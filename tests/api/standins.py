@@ -14,6 +14,7 @@ from activities.models import (
     CheckAccountInput,
     CheckAccountResult,
 )
+from domain.management import UpgradeAction
 from workflows.contracts import (
     CREATE_WORKFLOW,
     DELETE_WORKFLOW,
@@ -27,7 +28,7 @@ from workflows.contracts import (
     UPDATE_UPGRADE,
     ActionAccepted,
     AgentReport,
-    CommandResult,
+    CommandResultSignal,
     CreateClusterInput,
     DeleteClusterInput,
     RepaveRequest,
@@ -66,8 +67,8 @@ class DeleteStandIn:
 class ManageStandIn:
     def __init__(self) -> None:
         self.reports: list[AgentReport] = []
-        self.results: list[CommandResult] = []
-        self.pending: list[dict[str, str]] = []
+        self.results: list[CommandResultSignal] = []
+        self.pending: list[UpgradeAction] = []
         self.stopped = False
 
     @workflow.run
@@ -79,7 +80,7 @@ class ManageStandIn:
         self.reports.append(report)
 
     @workflow.signal(name=SIGNAL_COMMAND_RESULT)
-    def command_result(self, result: CommandResult) -> None:
+    def command_result(self, result: CommandResultSignal) -> None:
         self.results.append(result)
 
     @workflow.signal(name=SIGNAL_STOP)
@@ -93,9 +94,7 @@ class ManageStandIn:
     @workflow.update(name=UPDATE_UPGRADE)
     def upgrade(self, req: UpgradeRequest) -> ActionAccepted:
         action_id = f"a{len(self.pending) + 1}"
-        self.pending.append(
-            {"id": action_id, "kind": "upgrade", "kubernetes_version": req.kubernetes_version}
-        )
+        self.pending.append(UpgradeAction(id=action_id, kubernetes_version=req.kubernetes_version))
         return ActionAccepted(action_id=action_id, kind="upgrade", message=req.kubernetes_version)
 
     @upgrade.validator

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from domain.agent_wire import AgentCommandResult, AgentHeartbeat, AgentStatusReport, NodeReport
+from domain.agent_wire import AgentHeartbeat, AgentStatusReport, CommandResult, NodeReport
 from domain.gateway import GatewayHeartbeat, GatewayRegistration, ProxySettings
 from workflows.contracts import AgentReport, RepaveRequest, ScaleRequest
 
@@ -70,7 +70,7 @@ def test_agent_wire_strings_are_bounded() -> None:
     with pytest.raises(ValidationError, match="kubeconfig"):
         AgentStatusReport(node=NodeReport(hostname="n"), kubeconfig="k" * 400_000)
     with pytest.raises(ValidationError, match="message"):
-        AgentCommandResult(state="failed", message="a\x00b")
+        CommandResult(state="failed", message="a\x00b")
     with pytest.raises(ValidationError, match="nodes"):
         AgentReport(nodes=[{"hostname": f"n{i}"} for i in range(501)])
 

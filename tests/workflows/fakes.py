@@ -70,6 +70,7 @@ from activities.models import (
     WaitReleasedInput,
     WaitReleasedResult,
 )
+from domain.agent_wire import NodeReport
 from domain.cluster import ClusterSpec, EndpointMode, NodePool
 from domain.maas import MaasAccount, Machine
 from domain.naming import (
@@ -89,7 +90,6 @@ from workflows.contracts import (
     CreateClusterResult,
     GatewayRef,
     LifecycleTimeouts,
-    NodeStatus,
 )
 from workflows.registry import CONTROL_PLANE_WORKFLOWS
 
@@ -428,7 +428,7 @@ def ready_report(machines: list[Machine], version: str = "v1.30.4") -> AgentRepo
         control_plane_ready=True,
         kubernetes_version=version,
         nodes=[
-            NodeStatus(
+            NodeReport(
                 hostname=m.hostname, system_id=m.system_id, ready=True, kubelet_version=version
             )
             for m in machines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -30,7 +31,7 @@ from workflows.contracts import (
     UPDATE_UPGRADE,
     ActionAccepted,
     AgentSilent,
-    CommandResult,
+    CommandResultSignal,
     ManageInput,
     ManageState,
     RepaveRequest,
@@ -39,8 +40,11 @@ from workflows.contracts import (
 )
 
 
-async def start_manage(h: Harness, *, history_limit: int = 2000) -> WorkflowHandle[Any, Any]:
-    """A running cluster of three nodes, as create would hand it over."""
+async def start_manage(
+    h: Harness, *, history_limit: int = 2000, stored: Callable[[dict[str, Any]], None] | None = None
+) -> WorkflowHandle[Any, Any]:
+    """A running cluster of three nodes, as create would hand it over; `stored` edits the
+    state as JSON first, as a run started from an older or a damaged history would see it."""
     cluster = h.cluster(workers=2)
     acquired = await h.maas.acquire_machines(
         AcquireMachinesInput(
@@ -58,9 +62,13 @@ async def start_manage(h: Harness, *, history_limit: int = 2000) -> WorkflowHand
         timeouts=FAST,
         history_limit=history_limit,
     )
+    start: Any = ManageInput(state=state)
+    if stored is not None:
+        start = start.model_dump(mode="json")
+        stored(start["state"])
     return await h.client.start_workflow(
         MANAGE_WORKFLOW,
-        ManageInput(state=state),
+        start,
         id=manage_workflow_id(cluster.cluster_id),
         task_queue=h.task_queue,
     )
@@ -122,6 +130,48 @@ async def test_silent_agent_marks_unreachable_and_recovers(client: Client) -> No
         await handle.result()
 
 
+async def test_a_run_started_from_untyped_pending_actions_runs_them(client: Client) -> None:
+    """Before the actions were typed, a run continued-as-new with pending dicts of strings."""
+
+    def untyped_scale(state: dict[str, Any]) -> None:
+        cid = state["cluster"]["cluster_id"]
+        state["pending"] = [
+            {"id": f"scale-1.{cid}", "kind": "scale", "pool": "workers", "count": "3"}
+        ]
+        state["action_seq"] = 1
+
+    async with harness(client) as h:
+        handle = await start_manage(h, stored=untyped_scale)
+        state = await until(handle, lambda s: not s.pending and len(s.machines) == 4)
+        workers = state.cluster.spec.pool("workers")
+        assert workers is not None and workers.count == 3
+        await handle.signal(SIGNAL_STOP)
+        await handle.result()
+
+
+async def test_an_action_that_would_not_validate_is_refused_before_it_is_stored(
+    client: Client,
+) -> None:
+    """MAAS may name a machine what a node name may not be; repaving it by system id is
+    refused with the field, instead of failing the workflow task that stores it."""
+
+    def odd_hostname(state: dict[str, Any]) -> None:
+        state["machines"][-1]["hostname"] = "node_2"
+
+    async with harness(client) as h:
+        handle = await start_manage(h, stored=odd_hostname)
+        odd = (await state_of(handle)).machines[-1]
+        await rejected(
+            handle, UPDATE_REPAVE, RepaveRequest(node=odd.system_id), match="node: String should"
+        )
+        accepted = await update(handle, UPDATE_SCALE, ScaleRequest(pool="workers", count=2))
+        assert accepted.action_id.startswith("scale-1.")  # the refused repave took no number
+        state = await until(handle, lambda s: not s.pending)
+        assert state.action_seq == 1
+        await handle.signal(SIGNAL_STOP)
+        await handle.result()
+
+
 async def test_upgrade_is_validated_and_completes(client: Client) -> None:
     async with harness(client) as h:
         handle = await start_manage(h)
@@ -149,10 +199,11 @@ async def test_upgrade_is_validated_and_completes(client: Client) -> None:
         await until(handle, lambda s: s.phase == Phase.UPGRADING)
         await handle.signal(
             SIGNAL_COMMAND_RESULT,
-            CommandResult(command_id=accepted.action_id, state="running", node="node-0"),
+            CommandResultSignal(command_id=accepted.action_id, state="running", node="node-0"),
         )
         await handle.signal(
-            SIGNAL_COMMAND_RESULT, CommandResult(command_id=accepted.action_id, state="succeeded")
+            SIGNAL_COMMAND_RESULT,
+            CommandResultSignal(command_id=accepted.action_id, state="succeeded"),
         )
         state = await until(handle, lambda s: s.phase == Phase.RUNNING and not s.pending)
         assert state.kubernetes_version == "v1.31.1"
@@ -243,7 +294,7 @@ async def test_pause_holds_actions_and_repave_reports_failure(client: Client) ->
         assert h.cp.commands[0].args == {"node": "node-1", "system_id": "m1"}
         await handle.signal(
             SIGNAL_COMMAND_RESULT,
-            CommandResult(command_id=accepted.action_id, state="failed", message="disk gone"),
+            CommandResultSignal(command_id=accepted.action_id, state="failed", message="disk gone"),
         )
         await until(handle, lambda s: not s.pending and s.phase == Phase.RUNNING)
 

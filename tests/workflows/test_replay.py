@@ -25,6 +25,7 @@ from activities.models import (
     FIND_OWNED,
     RECORD_STATUS,
     REMOVE_ENDPOINT,
+    AcquireMachinesInput,
     FindOwnedInput,
     FindOwnedResult,
     RecordStatusInput,
@@ -34,22 +35,26 @@ from domain.naming import delete_workflow_id, manage_workflow_id
 from domain.phases import Phase
 from runtime.temporal import data_converter
 from tests.support.temporal import assert_eventually
-from tests.workflows.fakes import FAST, Harness, harness, ready_report
+from tests.workflows.fakes import FAST, Harness, agent_token, harness, ready_report
 from workflows.contracts import (
     DELETE_WORKFLOW,
+    MANAGE_WORKFLOW,
     QUERY_STATE,
     SIGNAL_AGENT_REPORT,
     SIGNAL_AGENT_SILENT,
     SIGNAL_COMMAND_RESULT,
     SIGNAL_STOP,
+    UPDATE_REPAVE,
     UPDATE_SCALE,
     UPDATE_UPGRADE,
     ActionAccepted,
     AgentSilent,
-    CommandResult,
+    CommandResultSignal,
     DeleteClusterInput,
     DeleteClusterResult,
+    ManageInput,
     ManageState,
+    RepaveRequest,
     ScaleRequest,
     UpgradeRequest,
 )
@@ -145,6 +150,88 @@ async def test_record_endpoint_histories(env: WorkflowEnvironment) -> None:
         await save("delete_endpoint.json", delete)
 
 
+@pytest.mark.skipif(not RECORD, reason="set METALGATE_RECORD_HISTORIES=1 to re-record")
+async def test_record_pending_histories(env: WorkflowEnvironment) -> None:
+    """Management continued-as-new while actions were queued: the second run starts from
+    stored pending actions. Recorded when they were dicts of strings (`count="3"`), kept as
+    they are so the typed state is shown to read that shape."""
+    client = Client(
+        env.client.service_client,
+        namespace=env.client.namespace,
+        data_converter=data_converter([REPLAY_KEY]),
+    )
+    async with harness(client) as h:
+        cluster = h.cluster(workers=2)
+        acquired = await h.maas.acquire_machines(
+            AcquireMachinesInput(
+                account=cluster.account,
+                cluster_id=cluster.cluster_id,
+                request_id="create",
+                pools=cluster.spec.pools,
+            )
+        )
+        state = ManageState(
+            cluster=cluster,
+            agent_token=agent_token(cluster.cluster_id),
+            machines=acquired.machines,
+            kubernetes_version="v1.30.4",
+            timeouts=FAST,
+            history_limit=50,
+        )
+        manage = await client.start_workflow(
+            MANAGE_WORKFLOW,
+            ManageInput(state=state),
+            id=manage_workflow_id(cluster.cluster_id),
+            task_queue=h.task_queue,
+        )
+        first_run = manage.first_execution_run_id
+        upgrade = await manage.execute_update(
+            UPDATE_UPGRADE, UpgradeRequest(kubernetes_version="v1.31.0"), result_type=ActionAccepted
+        )
+        await manage.execute_update(
+            UPDATE_SCALE, ScaleRequest(pool="workers", count=3), result_type=ActionAccepted
+        )
+        repave = await manage.execute_update(
+            UPDATE_REPAVE,
+            RepaveRequest(node=acquired.machines[-1].hostname),
+            result_type=ActionAccepted,
+        )
+        # Past the history limit while the upgrade runs: management continues as new once it
+        # ends, with the scale and the repave still queued.
+        for _ in range(60):
+            await manage.signal(SIGNAL_AGENT_REPORT, ready_report(acquired.machines))
+        await manage.signal(
+            SIGNAL_COMMAND_RESULT,
+            CommandResultSignal(command_id=upgrade.action_id, state="succeeded"),
+        )
+
+        async def repave_enqueued() -> None:
+            assert repave.action_id in [c.command_id for c in h.cp.commands]
+
+        await assert_eventually(repave_enqueued, within=30)
+        await manage.signal(
+            SIGNAL_COMMAND_RESULT,
+            CommandResultSignal(command_id=repave.action_id, state="succeeded"),
+        )
+
+        async def settled() -> None:
+            state = await manage.query(QUERY_STATE, result_type=ManageState)
+            assert not state.pending and len(state.machines) == 4
+
+        await assert_eventually(settled, within=30)
+        await manage.signal(SIGNAL_STOP)
+        await manage.result()
+        # Every run of the chain: each later one starts from the actions the one before queued.
+        run_id, runs = first_run, 0
+        while run_id:
+            runs += 1
+            run = client.get_workflow_handle(manage.id, run_id=run_id)
+            await save(f"manage_untyped_pending_run{runs}.json", run)
+            last = (await run.fetch_history()).events[-1]
+            run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+        assert runs > 1
+
+
 async def exercise_management(h: Harness, manage: WorkflowHandle[Any, Any]) -> None:
     await manage.signal(SIGNAL_AGENT_SILENT, AgentSilent(last_seen_unix=0))
     await h.wait_phase(manage.id.split("/")[1], Phase.UNREACHABLE)
@@ -158,7 +245,7 @@ async def exercise_management(h: Harness, manage: WorkflowHandle[Any, Any]) -> N
 
     await assert_eventually(enqueued)
     await manage.signal(
-        SIGNAL_COMMAND_RESULT, CommandResult(command_id=upgrade.action_id, state="succeeded")
+        SIGNAL_COMMAND_RESULT, CommandResultSignal(command_id=upgrade.action_id, state="succeeded")
     )
     await manage.execute_update(
         UPDATE_SCALE, ScaleRequest(pool="workers", count=3), result_type=ActionAccepted
@@ -181,6 +268,7 @@ async def test_recorded_histories_replay() -> None:
         "delete.json",
         "create_running_endpoint.json",
         "delete_endpoint.json",
+        "manage_untyped_pending_run2.json",
     } <= set(names)
     replayer = Replayer(
         workflows=CONTROL_PLANE_WORKFLOWS, data_converter=data_converter([REPLAY_KEY])
@@ -215,6 +303,20 @@ async def test_an_unpatched_change_fails_replay() -> None:
     )
     with pytest.raises(workflow.NondeterminismError):
         await replayer.replay_workflow(load("delete.json"))
+
+
+async def start_state(history: WorkflowHistory) -> dict[str, Any]:
+    started = history.events[0].workflow_execution_started_event_attributes
+    payload = await data_converter([REPLAY_KEY]).decode(started.input.payloads)
+    state: dict[str, Any] = payload[0]["state"]
+    return state
+
+
+async def test_the_untyped_pending_history_starts_from_dicts_of_strings() -> None:
+    """Its replay (above) shows the typed state reads what was stored before it."""
+    pending = (await start_state(load("manage_untyped_pending_run2.json")))["pending"]
+    assert [a["kind"] for a in pending] == ["scale", "repave"]
+    assert pending[0]["count"] == "3"
 
 
 def scheduled_activities(history: WorkflowHistory) -> list[str]:

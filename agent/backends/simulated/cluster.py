@@ -12,14 +12,15 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent.node_backend import CONTROL_PLANE_ROLE, NodeState
+from agent.node_backend import NodeState
+from domain.agent_wire import NodeRole
 
 
 @dataclass
 class SimulatedNode:
     hostname: str
     system_id: str
-    role: str
+    role: NodeRole
     ready: bool = False
     kubelet_version: str = ""
     message: str = ""
@@ -27,7 +28,7 @@ class SimulatedNode:
     def state(self) -> NodeState:
         return NodeState(
             name=self.hostname,
-            control_plane=self.role == CONTROL_PLANE_ROLE,
+            control_plane=self.role == NodeRole.CONTROL_PLANE,
             ready=self.ready,
             kubelet_version=self.kubelet_version,
             message=self.message,
@@ -69,7 +70,7 @@ class SimulatedCluster:
         """`first`, then the other control planes, then workers, as kubeadm requires."""
         return sorted(
             self._nodes.values(),
-            key=lambda n: (n.hostname != first, n.role != CONTROL_PLANE_ROLE, n.hostname),
+            key=lambda n: (n.hostname != first, n.role != NodeRole.CONTROL_PLANE, n.hostname),
         )
 
     def update(

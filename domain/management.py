@@ -1,0 +1,52 @@
+"""What the management workflow stores between runs: its queued actions, as typed models.
+
+Queued actions are carried whole across continue-as-new, so each is checked when it is queued:
+a value a later run could not decode is refused before it is stored.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.agent_wire import ActionKind, SystemId
+from domain.cluster import MAX_NODES_PER_POOL, Name
+from domain.text import Hostname, Label
+from domain.versions import KubernetesVersion
+
+# An action id, `<kind>-<seq>.<cluster id>`: also the id of the agent command it becomes.
+ActionId = Label
+
+
+class _Action(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: ActionId
+
+    def detail(self) -> str:
+        """The action's arguments as `name=value` pairs, for event lines and answers."""
+        args = self.model_dump(mode="json", exclude={"id", "kind"})
+        return ", ".join(f"{name}={value}" for name, value in args.items())
+
+
+class UpgradeAction(_Action):
+    kind: Literal[ActionKind.UPGRADE] = ActionKind.UPGRADE
+    kubernetes_version: KubernetesVersion
+
+
+class ScaleAction(_Action):
+    kind: Literal[ActionKind.SCALE] = ActionKind.SCALE
+    pool: Name
+    # Not strict: histories recorded before these models stored the count as a string ("3").
+    count: int = Field(ge=0, le=MAX_NODES_PER_POOL)
+
+
+class RepaveAction(_Action):
+    kind: Literal[ActionKind.REPAVE] = ActionKind.REPAVE
+    node: Hostname
+    system_id: SystemId
+
+
+# One queued action, told apart by `kind`; the old dict-of-strings shape reads as one of these.
+PendingAction = Annotated[UpgradeAction | ScaleAction | RepaveAction, Field(discriminator="kind")]
