@@ -22,6 +22,7 @@ from temporalio.service import RPCError
 from bench.common import ProcessSampler, run_main, write_result
 from bench.stack import bench_stack
 from domain.cluster import ClusterSpec, NodePool
+from domain.agent_wire import NodeReport
 from domain.maas import MaasAccount, Machine
 from domain.naming import CONTROL_PLANE_QUEUE, manage_workflow_id
 from embedded.stack import Stack
@@ -33,7 +34,6 @@ from workflows.contracts import (
     GatewayRef,
     ManageInput,
     ManageState,
-    NodeStatus,
 )
 
 START_CONCURRENCY = 100
@@ -151,7 +151,7 @@ async def measure_history(stack: Stack, cluster_id: str, events: int) -> dict[st
         AgentReport(
             control_plane_ready=True,
             kubernetes_version="v1.30.4",
-            nodes=[NodeStatus(hostname=f"{cluster_id}-0", ready=bool(k))],
+            nodes=[NodeReport(hostname=f"{cluster_id}-0", ready=bool(k))],
         )
         for k in range(2)
     ]

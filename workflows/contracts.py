@@ -116,9 +116,6 @@ class AgentReport(BaseModel):
     message: Message = ""
 
 
-# The old name, still imported by bench/memory_history.py (not ours to edit); use NodeReport.
-NodeStatus = NodeReport
-
 
 class AgentSilent(BaseModel):
     last_seen_unix: float
