@@ -21,8 +21,8 @@ from temporalio.service import RPCError
 
 from bench.common import ProcessSampler, run_main, write_result
 from bench.stack import bench_stack
-from domain.cluster import ClusterSpec, NodePool
 from domain.agent_wire import NodeReport
+from domain.cluster import ClusterSpec, NodePool
 from domain.maas import MaasAccount, Machine
 from domain.naming import CONTROL_PLANE_QUEUE, manage_workflow_id
 from embedded.stack import Stack
