@@ -70,6 +70,8 @@ class Workload:
     executor: ThreadPoolExecutor
     maas: MaasWatch | None = None
     retries: Counter[str] = field(default_factory=Counter)
+    # Every cluster driven so far, so a run cut short by its budget still reports them all.
+    runs: dict[int, ClusterRun] = field(default_factory=dict)
 
     async def call(self, what: str, fn: Callable[[ApiClient], T]) -> T:
         """One API call in a worker thread, retried while the API or Temporal is down."""
@@ -90,7 +92,7 @@ class Workload:
             await asyncio.sleep(1.0)
 
     async def drive(self, index: int) -> ClusterRun:
-        run = ClusterRun(name=f"chaos-{self.run_id}-{index}")
+        run = self.runs[index] = ClusterRun(name=f"chaos-{self.run_id}-{index}")
         try:
             await self._create(run, index)
             if index % EARLY_DELETE_EVERY == EARLY_DELETE_EVERY - 1:
