@@ -22,7 +22,6 @@ keeps the machine out of allocation until an operator marks it fixed.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 from typing import Any
@@ -55,6 +54,7 @@ from activities.maas_session import (
     MaasSessions,
     call_error_text,
 )
+from activities.maas_watch import MachineWatcher
 from activities.models import (
     ACQUIRE_MACHINES,
     CHECK_ACCOUNT,
@@ -106,10 +106,12 @@ ERASE_PARAMS: dict[ErasePolicy, dict[str, bool]] = {
 
 
 class MaasActivities:
-    """The gateway's MAAS activities; `sessions` is shared so the heartbeat sees reachability."""
+    """The gateway's MAAS activities; `sessions` is shared so the heartbeat sees reachability,
+    and `watcher` is the one reader of machines in transition for every waiting activity."""
 
     def __init__(self, sessions: MaasSessions | None = None) -> None:
         self.sessions = sessions or MaasSessions()
+        self.watcher = MachineWatcher(self.sessions)
         self.endpoints = EndpointActivities(self.sessions)
 
     def all(self) -> list[Any]:
@@ -394,28 +396,31 @@ class MaasActivities:
 
     @activity.defn(name=WAIT_DEPLOYED)
     async def wait_deployed(self, input: WaitDeployedInput) -> WaitDeployedResult:
-        """Poll until Deployed, heartbeating every poll; a failed deploy is quarantined."""
-        while True:
-            now = await self._read(input.account, input.system_id)
-            activity.heartbeat(now.status_name)
-            if now.status == STATUS_DEPLOYED:
-                return WaitDeployedResult(machine=now.machine())
-            if now.status == STATUS_FAILED_DEPLOYMENT:
-                how = await self._quarantine(input.account, input.system_id)
-                raise ApplicationError(
-                    f"{now.hostname or input.system_id} ({input.system_id}) failed to "
-                    f"deploy: {now.status_message or 'Failed deployment'}; it is {how}",
-                    type=ERR_MACHINE_DEPLOY_FAILED,
-                    non_retryable=True,
-                )
-            if now.status != STATUS_DEPLOYING:
-                raise ApplicationError(
-                    f"{input.system_id} is {now.status_name!r} while waiting for "
-                    "Deployed: someone aborted or released it",
-                    type=ERR_MACHINE_DEPLOY_FAILED,
-                    non_retryable=True,
-                )
-            await asyncio.sleep(input.poll_interval_seconds)
+        """Wait until Deployed on the shared watcher's readings, heartbeating each one; a
+        failed deploy is quarantined."""
+        account, system_id = input.account, input.system_id
+        async with self.watcher.watch(account, [system_id], input.poll_interval_seconds) as watch:
+            while True:
+                # A machine the filtered read does not list is read alone: MAAS says why.
+                now = (await watch.next())[system_id] or await self._read(account, system_id)
+                activity.heartbeat(now.status_name)
+                if now.status == STATUS_DEPLOYED:
+                    return WaitDeployedResult(machine=now.machine())
+                if now.status == STATUS_FAILED_DEPLOYMENT:
+                    how = await self._quarantine(account, system_id)
+                    raise ApplicationError(
+                        f"{now.hostname or system_id} ({system_id}) failed to "
+                        f"deploy: {now.status_message or 'Failed deployment'}; it is {how}",
+                        type=ERR_MACHINE_DEPLOY_FAILED,
+                        non_retryable=True,
+                    )
+                if now.status != STATUS_DEPLOYING:
+                    raise ApplicationError(
+                        f"{system_id} is {now.status_name!r} while waiting for "
+                        "Deployed: someone aborted or released it",
+                        type=ERR_MACHINE_DEPLOY_FAILED,
+                        non_retryable=True,
+                    )
 
     async def _quarantine(self, account: MaasAccount, system_id: str) -> str:
         """Tag the machine; a key without MAAS admin rights (tags need them) marks it broken.
@@ -503,18 +508,26 @@ class MaasActivities:
 
     @activity.defn(name=WAIT_RELEASED)
     async def wait_released(self, input: WaitReleasedInput) -> WaitReleasedResult:
-        """Poll the cluster's owned machines until none is Releasing or Disk erasing.
+        """Wait until none of the cluster's owned machines is Releasing or Disk erasing.
 
-        Heartbeats every poll, so an erase of hours is one activity, not a history of polls.
-        Machines still owned but not releasing (Failed releasing, say) are answered as stuck.
+        Reads what the cluster owns, then waits on the shared watcher for the releasing ones
+        to move on, heartbeating each reading, so an erase of hours is one activity, not a
+        history of polls. Machines still owned but not releasing (Failed releasing, say) are
+        answered as stuck.
         """
         while True:
             owned = await self._owned(input.account, input.cluster_id)
             releasing = [m for m in owned if m.status in RELEASING]
             if not releasing:
                 return WaitReleasedResult(stuck=sorted(m.system_id for m in owned))
-            activity.heartbeat(", ".join(f"{m.system_id}: {m.status_name}" for m in releasing))
-            await asyncio.sleep(input.poll_interval_seconds)
+            ids = [m.system_id for m in releasing]
+            async with self.watcher.watch(input.account, ids, input.poll_interval_seconds) as watch:
+                while releasing:
+                    activity.heartbeat(
+                        ", ".join(f"{m.system_id}: {m.status_name}" for m in releasing)
+                    )
+                    reading = await watch.next()
+                    releasing = [m for m in reading.values() if m and m.status in RELEASING]
 
     # --- find owned ----------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ instead of a TypeError deep in our code.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import ssl
@@ -189,16 +190,19 @@ async def bounded(call: Awaitable[T], seconds: float) -> T:
 
 
 class MaasSessions:
-    """One bones session per (URL, key), created on first use; remembers reachability.
+    """One bones session per (URL, key), created on first use and reused by every call;
+    remembers reachability.
 
-    `call_timeout` bounds every request to MAAS (connect included); `probe_timeout` bounds
-    the heartbeat's reachability probe.
+    Connecting reads MAAS's `describe/` document, so calls that arrive together while no
+    session exists share one connect instead of each reading it. `call_timeout` bounds every
+    request to MAAS (connect included); `probe_timeout` bounds the heartbeat's probe.
     """
 
     def __init__(
         self, call_timeout: float = DEFAULT_CALL_TIMEOUT, probe_timeout: float = 5.0
     ) -> None:
         self._sessions: dict[tuple[str, str], Any] = {}
+        self._connecting: dict[tuple[str, str], asyncio.Task[Any]] = {}
         self.call_timeout = call_timeout
         self._probe_timeout = probe_timeout
         self.reachable: dict[str, bool] = {}
@@ -207,11 +211,30 @@ class MaasSessions:
         """A connected `SessionAPI` (typed Any: its handlers are generated at run time)."""
         cache_key = (account.url, account.api_key)
         session = self._sessions.get(cache_key)
-        if session is None:
-            with self.track(account):
-                session = await self._connect(account)
-            self._sessions[cache_key] = session
-            log.info("connected to %s", account)
+        if session is not None:
+            return session
+        connecting = self._connecting.get(cache_key)
+        if connecting is None:
+            # Its own context: the connect serves every caller waiting on it, so it must not
+            # heartbeat for (or be cancelled with) the activity that happened to start it.
+            connecting = asyncio.get_running_loop().create_task(
+                self._connect_once(account), context=contextvars.Context()
+            )
+            self._connecting[cache_key] = connecting
+            connecting.add_done_callback(lambda task: self._connected(cache_key, task))
+        # The connect is bounded by call_timeout; waiting on it heartbeats like a call.
+        return await bounded(asyncio.shield(connecting), self.call_timeout + HEARTBEAT_EVERY)
+
+    def _connected(self, cache_key: tuple[str, str], task: asyncio.Task[Any]) -> None:
+        self._connecting.pop(cache_key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved, so asyncio does not warn when no caller waited
+
+    async def _connect_once(self, account: MaasAccount) -> Any:
+        with self.track(account):
+            session = await self._connect(account)
+        self._sessions[(account.url, account.api_key)] = session
+        log.info("connected to %s", account)
         return session
 
     async def _connect(self, account: MaasAccount) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from activities.maas_answers import MACHINE, MACHINES, NO_CONTENT, MaasMachine, ShapeError
+from activities.maas_answers import MACHINE, MACHINES, MaasMachine, ShapeError
 from domain.naming import OWNER_DATA_POOL, OWNER_DATA_REQUEST
 
 
@@ -62,7 +62,3 @@ def test_an_answer_of_another_shape_says_how_it_differs(answer: object, problem:
     with pytest.raises(ShapeError) as caught:
         MACHINES.parse(answer)
     assert problem in str(caught.value)
-
-
-def test_no_content_reads_nothing() -> None:
-    assert NO_CONTENT.parse(b"") is None
