@@ -154,7 +154,13 @@ class MaasActivities:
         ready = await self.sessions.call(
             input.account, "Machines", "read", MACHINES, status="ready"
         )
-        plans, shortfalls = plan_capacity(needs, input.pools, ready, set(input.exclude_system_ids))
+        plans, shortfalls = plan_capacity(
+            needs,
+            input.pools,
+            ready,
+            set(input.exclude_system_ids),
+            order=f"{input.cluster_id}/{input.request_id}",
+        )
         if shortfalls:
             raise ApplicationError(
                 f"not enough machines in {input.account}: " + "; ".join(shortfalls),

@@ -8,6 +8,7 @@ keep `dry_run` for what only MAAS knows: whether the tag, zone and pool names ex
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from pydantic import BaseModel
@@ -68,13 +69,19 @@ def plan_capacity(
     pools: list[NodePool],
     machines: list[MaasMachine],
     exclude: set[str],
+    order: str = "",
 ) -> tuple[list[PoolPlan], list[str]]:
     """Assign distinct Ready machines to every pool that still needs some.
 
     Returns the plans and one shortfall line per pool that cannot be filled. Pools with the
-    fewest candidates pick first, so a narrow pool is not starved by a broad one.
+    fewest candidates pick first, so a narrow pool is not starved by a broad one. Candidates
+    come in an order drawn from `order` (cluster and request): acquires in flight together
+    read the same Ready list, and in MAAS's order they would all race for its first machines
+    (each lost race one more allocate, growing with the square of the acquires), while a
+    retry of one request tries the same machines again.
     """
     free = [m for m in machines if m.status == STATUS_READY and m.system_id not in exclude]
+    random.Random(order).shuffle(free)
     wanted = [p for p in pools if needs.get(p.name, 0) > 0]
     candidates = {p.name: [m.system_id for m in free if matches(m, p.constraints)] for p in wanted}
     taken: set[str] = set()

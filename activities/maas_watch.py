@@ -50,12 +50,16 @@ class Watch:
     async def next(self) -> Reading:
         """The watcher's next reading of these machines; heartbeats while it waits."""
         beat = activity.in_activity() and activity.info().heartbeat_timeout is not None
-        while not self._fresh.is_set():
-            try:
-                await asyncio.wait_for(self._fresh.wait(), HEARTBEAT_EVERY)
-            except TimeoutError:
-                if beat:
+        # asyncio.wait, not wait_for: Python 3.11's wait_for can swallow a cancel that
+        # arrives as the reading does, and the activity would miss its one cancellation.
+        fresh = asyncio.ensure_future(self._fresh.wait())
+        try:
+            while not fresh.done():
+                await asyncio.wait({fresh}, timeout=HEARTBEAT_EVERY)
+                if beat and not fresh.done():
                     activity.heartbeat("waiting for the MAAS watcher")
+        finally:
+            fresh.cancel()
         self._fresh.clear()
         outcome = self._latest
         if isinstance(outcome, BaseException):
