@@ -22,7 +22,6 @@ keeps the machine out of allocation until an operator marks it fixed.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 from typing import Any
@@ -31,35 +30,31 @@ from maas.client.bones import CallError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.maas_capacity import (
-    RELEASED_OR_RELEASING,
-    STATUS_DEPLOYED,
-    STATUS_DEPLOYING,
-    STATUS_DISK_ERASING,
-    STATUS_FAILED_DEPLOYMENT,
-    STATUS_READY,
-    STATUS_RELEASING,
-    allocate_params,
-    matches,
-    owner_data,
-    plan_capacity,
-    to_machine,
-)
-from activities.maas_endpoint import EndpointActivities
-from activities.maas_session import (
+from activities.maas_answers import (
     ANY_JSON,
-    HTTP_BAD_REQUEST,
-    HTTP_CONFLICT,
-    HTTP_NOT_FOUND,
     MACHINE,
     MACHINES,
     NAMED,
     ONE_NAMED,
+    RELEASED_OR_RELEASING,
+    RELEASING,
+    STATUS_DEPLOYED,
+    STATUS_DEPLOYING,
+    STATUS_FAILED_DEPLOYMENT,
+    STATUS_READY,
     VERSION,
+    MaasMachine,
+)
+from activities.maas_capacity import allocate_params, matches, plan_capacity
+from activities.maas_endpoint import EndpointActivities
+from activities.maas_session import (
+    HTTP_BAD_REQUEST,
+    HTTP_CONFLICT,
+    HTTP_NOT_FOUND,
     MaasSessions,
-    Shape,
     call_error_text,
 )
+from activities.maas_watch import MachineWatcher
 from activities.models import (
     ACQUIRE_MACHINES,
     CHECK_ACCOUNT,
@@ -111,10 +106,12 @@ ERASE_PARAMS: dict[ErasePolicy, dict[str, bool]] = {
 
 
 class MaasActivities:
-    """The gateway's MAAS activities; `sessions` is shared so the heartbeat sees reachability."""
+    """The gateway's MAAS activities; `sessions` is shared so the heartbeat sees reachability,
+    and `watcher` is the one reader of machines in transition for every waiting activity."""
 
     def __init__(self, sessions: MaasSessions | None = None) -> None:
         self.sessions = sessions or MaasSessions()
+        self.watcher = MachineWatcher(self.sessions)
         self.endpoints = EndpointActivities(self.sessions)
 
     def all(self) -> list[Any]:
@@ -130,21 +127,9 @@ class MaasActivities:
             *self.endpoints.all(),
         ]
 
-    async def _call(
-        self, account: MaasAccount, handler: str, action: str, shape: Shape, **params: Any
-    ) -> Any:
-        """One bounded MAAS API call whose answer has `shape`, with errors mapped.
-
-        Heartbeats first, so every activity shows it is alive and sees a cancel promptly.
-        """
-        if activity.in_activity():
-            activity.heartbeat(f"{handler}.{action}")
-        return await self.sessions.call(account, handler, action, shape, **params)
-
-    async def _owned(self, account: MaasAccount, cluster_id: str) -> list[dict[str, Any]]:
+    async def _owned(self, account: MaasAccount, cluster_id: str) -> list[MaasMachine]:
         agent = owner_agent_name(cluster_id)
-        machines = await self._call(account, "Machines", "read", MACHINES, agent_name=[agent])
-        return list(machines)
+        return await self.sessions.call(account, "Machines", "read", MACHINES, agent_name=[agent])
 
     # --- acquire -------------------------------------------------------------------------
 
@@ -159,15 +144,23 @@ class MaasActivities:
         if all(n <= 0 for n in needs.values()):
             return AcquireMachinesResult(machines=held)
 
-        tags = await self._call(input.account, "Tags", "read", NAMED)
-        quarantine = any(t["name"] == QUARANTINE_TAG for t in tags)
+        tags = await self.sessions.call(input.account, "Tags", "read", NAMED)
+        quarantine = any(t.name == QUARANTINE_TAG for t in tags)
         for pool in input.pools:
             if needs[pool.name] > 0:
                 await self._validate_constraints(input.account, pool, quarantine)
         # Only Ready machines can be taken; filtering in MAAS keeps this read small on a
         # busy fleet instead of costing every acquire a read of every machine.
-        ready = list(await self._call(input.account, "Machines", "read", MACHINES, status="ready"))
-        plans, shortfalls = plan_capacity(needs, input.pools, ready, set(input.exclude_system_ids))
+        ready = await self.sessions.call(
+            input.account, "Machines", "read", MACHINES, status="ready"
+        )
+        plans, shortfalls = plan_capacity(
+            needs,
+            input.pools,
+            ready,
+            set(input.exclude_system_ids),
+            order=f"{input.cluster_id}/{input.request_id}",
+        )
         if shortfalls:
             raise ApplicationError(
                 f"not enough machines in {input.account}: " + "; ".join(shortfalls),
@@ -203,23 +196,23 @@ class MaasActivities:
         running sees at its next allocation.
         """
         held: list[Machine] = []
-        unmarked: list[dict[str, Any]] = []
-        for raw in await self._owned(input.account, input.cluster_id):
-            data = owner_data(raw)
+        unmarked: list[MaasMachine] = []
+        for found in await self._owned(input.account, input.cluster_id):
+            data = found.owner_data
             request = data.get(OWNER_DATA_REQUEST)
             if request == input.request_id:
-                held.append(to_machine(raw))
+                held.append(found.machine())
                 if _attempt_of(data) < attempt:
-                    await self._mark(input, raw["system_id"], data.get(OWNER_DATA_POOL), attempt)
+                    await self._mark(input, found.system_id, data.get(OWNER_DATA_POOL), attempt)
             elif request is None:
-                unmarked.append(raw)
+                unmarked.append(found)
         counts = {p.name: sum(1 for m in held if m.pool == p.name) for p in input.pools}
-        for raw in unmarked:
-            pool = _pool_for(raw, input.pools, counts)
-            await self._mark(input, raw["system_id"], pool.name, attempt)
+        for found in unmarked:
+            pool = _pool_for(found, input.pools, counts)
+            await self._mark(input, found.system_id, pool.name, attempt)
             counts[pool.name] += 1
-            held.append(to_machine(raw).model_copy(update={"pool": pool.name}))
-            log.info("adopted %s for cluster %s", raw["system_id"], input.cluster_id)
+            held.append(found.machine().model_copy(update={"pool": pool.name}))
+            log.info("adopted %s for cluster %s", found.system_id, input.cluster_id)
         for machine in held:
             machine.request_id = input.request_id
         return held
@@ -238,21 +231,21 @@ class MaasActivities:
         them from its answer.
         """
         owned = await self._owned(input.account, input.cluster_id)
-        ours = [r for r in owned if owner_data(r).get(OWNER_DATA_REQUEST) == input.request_id]
-        newest = max((_attempt_of(owner_data(r)) for r in ours), default=(0, 0))
+        ours = [m for m in owned if m.owner_data.get(OWNER_DATA_REQUEST) == input.request_id]
+        newest = max((_attempt_of(m.owner_data) for m in ours), default=(0, 0))
         if newest <= attempt:
             return
         give_back = [
-            r["system_id"]
-            for r in ours
-            if r["system_id"] in mine and _attempt_of(owner_data(r)) == attempt
+            m.system_id
+            for m in ours
+            if m.system_id in mine and _attempt_of(m.owner_data) == attempt
         ] + [
-            r["system_id"]
-            for r in owned
-            if r["system_id"] == just_taken and not owner_data(r).get(OWNER_DATA_REQUEST)
+            m.system_id
+            for m in owned
+            if m.system_id == just_taken and not m.owner_data.get(OWNER_DATA_REQUEST)
         ]
         for system_id in give_back:
-            await self._call(
+            await self.sessions.call(
                 input.account,
                 "Machine",
                 "release",
@@ -280,7 +273,7 @@ class MaasActivities:
     ) -> None:
         """Ask MAAS (dry run) whether the tag, zone and pool names exist."""
         try:
-            await self._call(
+            await self.sessions.call(
                 account,
                 "Machines",
                 "allocate",
@@ -315,7 +308,7 @@ class MaasActivities:
                 continue
             taken.add(system_id)
             try:
-                raw = await self._call(
+                allocated = await self.sessions.call(
                     input.account,
                     "Machines",
                     "allocate",
@@ -335,7 +328,7 @@ class MaasActivities:
             # this one was paused, and our mark must not take it back from that attempt.
             await self._fence(input, attempt, mine, just_taken=system_id)
             await self._mark(input, system_id, pool.name, attempt)
-            return to_machine(raw).model_copy(
+            return allocated.machine().model_copy(
                 update={"pool": pool.name, "request_id": input.request_id}
             )
         # Machines already taken stay marked; the workflow's compensation releases them.
@@ -358,7 +351,7 @@ class MaasActivities:
             marks[OWNER_DATA_POOL] = pool
         if input.installation_id:
             marks[OWNER_DATA_INSTALLATION] = input.installation_id
-        await self._call(
+        await self.sessions.call(
             input.account, "Machine", "set_owner_data", ANY_JSON, system_id=system_id, **marks
         )
 
@@ -367,9 +360,9 @@ class MaasActivities:
     @activity.defn(name=DEPLOY_MACHINE)
     async def deploy_machine(self, input: DeployMachineInput) -> DeployMachineResult:
         """Start deploying; a machine already Deploying or Deployed counts as done."""
-        raw = await self._read(input.account, input.system_id)
-        if raw["status"] in (STATUS_DEPLOYING, STATUS_DEPLOYED):
-            return _deploy_result(raw)
+        found = await self._read(input.account, input.system_id)
+        if found.status in (STATUS_DEPLOYING, STATUS_DEPLOYED):
+            return _deploy_result(found)
         params: dict[str, Any] = {
             "system_id": input.system_id,
             "osystem": input.osystem,
@@ -381,15 +374,17 @@ class MaasActivities:
         if input.hwe_kernel:
             params["hwe_kernel"] = input.hwe_kernel
         try:
-            raw = await self._call(input.account, "Machine", "deploy", MACHINE, **params)
+            deploying = await self.sessions.call(
+                input.account, "Machine", "deploy", MACHINE, **params
+            )
         except CallError as error:
             if error.status == HTTP_CONFLICT:
                 # Another attempt of this deploy (a paused replica, a lost answer) got there
                 # first: the machine deploying for this cluster is the outcome we wanted.
                 now = await self._read(input.account, input.system_id)
-                ours = owner_data(now).get(OWNER_DATA_CLUSTER) == input.cluster_id
-                if ours and now["status"] in (STATUS_DEPLOYING, STATUS_DEPLOYED):
-                    return DeployMachineResult(system_id=input.system_id, status=now["status_name"])
+                ours = now.owner_data.get(OWNER_DATA_CLUSTER) == input.cluster_id
+                if ours and now.status in (STATUS_DEPLOYING, STATUS_DEPLOYED):
+                    return DeployMachineResult(system_id=input.system_id, status=now.status_name)
             if error.status in (HTTP_CONFLICT, HTTP_BAD_REQUEST):
                 raise ApplicationError(
                     f"{input.account} refused to deploy {input.system_id}: "
@@ -398,41 +393,40 @@ class MaasActivities:
                     non_retryable=True,
                 ) from None
             raise
-        return _deploy_result(raw)
+        return _deploy_result(deploying)
 
-    async def _read(self, account: MaasAccount, system_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call(
-            account, "Machine", "read", MACHINE, system_id=system_id
-        )
-        return result
+    async def _read(self, account: MaasAccount, system_id: str) -> MaasMachine:
+        return await self.sessions.call(account, "Machine", "read", MACHINE, system_id=system_id)
 
     # --- wait deployed -------------------------------------------------------------------
 
     @activity.defn(name=WAIT_DEPLOYED)
     async def wait_deployed(self, input: WaitDeployedInput) -> WaitDeployedResult:
-        """Poll until Deployed, heartbeating every poll; a failed deploy is quarantined."""
-        while True:
-            raw = await self._read(input.account, input.system_id)
-            status = raw["status"]
-            activity.heartbeat(raw.get("status_name", ""))
-            if status == STATUS_DEPLOYED:
-                return WaitDeployedResult(machine=to_machine(raw))
-            if status == STATUS_FAILED_DEPLOYMENT:
-                how = await self._quarantine(input.account, input.system_id)
-                raise ApplicationError(
-                    f"{raw.get('hostname', input.system_id)} ({input.system_id}) failed to "
-                    f"deploy: {raw.get('status_message') or 'Failed deployment'}; it is {how}",
-                    type=ERR_MACHINE_DEPLOY_FAILED,
-                    non_retryable=True,
-                )
-            if status != STATUS_DEPLOYING:
-                raise ApplicationError(
-                    f"{input.system_id} is {raw.get('status_name')!r} while waiting for "
-                    "Deployed: someone aborted or released it",
-                    type=ERR_MACHINE_DEPLOY_FAILED,
-                    non_retryable=True,
-                )
-            await asyncio.sleep(input.poll_interval_seconds)
+        """Wait until Deployed on the shared watcher's readings, heartbeating each one; a
+        failed deploy is quarantined."""
+        account, system_id = input.account, input.system_id
+        async with self.watcher.watch(account, [system_id], input.poll_interval_seconds) as watch:
+            while True:
+                # A machine the filtered read does not list is read alone: MAAS says why.
+                now = (await watch.next())[system_id] or await self._read(account, system_id)
+                activity.heartbeat(now.status_name)
+                if now.status == STATUS_DEPLOYED:
+                    return WaitDeployedResult(machine=now.machine())
+                if now.status == STATUS_FAILED_DEPLOYMENT:
+                    how = await self._quarantine(account, system_id)
+                    raise ApplicationError(
+                        f"{now.hostname or system_id} ({system_id}) failed to "
+                        f"deploy: {now.status_message or 'Failed deployment'}; it is {how}",
+                        type=ERR_MACHINE_DEPLOY_FAILED,
+                        non_retryable=True,
+                    )
+                if now.status != STATUS_DEPLOYING:
+                    raise ApplicationError(
+                        f"{system_id} is {now.status_name!r} while waiting for "
+                        "Deployed: someone aborted or released it",
+                        type=ERR_MACHINE_DEPLOY_FAILED,
+                        non_retryable=True,
+                    )
 
     async def _quarantine(self, account: MaasAccount, system_id: str) -> str:
         """Tag the machine; a key without MAAS admin rights (tags need them) marks it broken.
@@ -444,7 +438,7 @@ class MaasActivities:
         except ApplicationError as error:
             if error.type != ERR_MAAS_AUTH_FAILED:
                 raise
-            await self._call(
+            await self.sessions.call(
                 account,
                 "Machine",
                 "mark_broken",
@@ -461,11 +455,11 @@ class MaasActivities:
 
     async def _tag_quarantined(self, account: MaasAccount, system_id: str) -> None:
         try:
-            await self._call(account, "Tag", "read", ONE_NAMED, name=QUARANTINE_TAG)
+            await self.sessions.call(account, "Tag", "read", ONE_NAMED, name=QUARANTINE_TAG)
         except CallError as error:
             if error.status != HTTP_NOT_FOUND:
                 raise
-            await self._call(
+            await self.sessions.call(
                 account,
                 "Tags",
                 "create",
@@ -473,7 +467,7 @@ class MaasActivities:
                 name=QUARANTINE_TAG,
                 comment="metalgate: machines that failed deployment; remove to reuse",
             )
-        await self._call(
+        await self.sessions.call(
             account, "Tag", "update_nodes", ANY_JSON, name=QUARANTINE_TAG, add=[system_id]
         )
 
@@ -486,22 +480,22 @@ class MaasActivities:
         A machine no longer carrying the cluster's agent_name was released already and may
         belong to someone else now: never release it.
         """
-        owned = {m["system_id"]: m for m in await self._owned(input.account, input.cluster_id)}
+        owned = {m.system_id: m for m in await self._owned(input.account, input.cluster_id)}
         result = ReleaseMachinesResult()
         comment = input.comment or f"metalgate cluster {input.cluster_id} released"
         for system_id in input.system_ids:
-            raw = owned.get(system_id)
-            if raw is None or raw["status"] in RELEASED_OR_RELEASING:
+            found = owned.get(system_id)
+            if found is None or found.status in RELEASED_OR_RELEASING:
                 result.already_free.append(system_id)
-                if raw is not None and raw["status"] in _RELEASING:
+                if found is not None and found.status in RELEASING:
                     result.in_progress.append(system_id)
                 continue
             try:
-                answer = await self._call(
+                answer = await self.sessions.call(
                     input.account,
                     "Machine",
                     "release",
-                    ANY_JSON,
+                    MACHINE,
                     system_id=system_id,
                     comment=comment,
                     **ERASE_PARAMS[input.erase_policy],
@@ -512,7 +506,7 @@ class MaasActivities:
                 result.already_free.append(system_id)
                 continue
             result.released.append(system_id)
-            if isinstance(answer, dict) and answer.get("status") in _RELEASING:
+            if answer.status in RELEASING:
                 result.in_progress.append(system_id)
         return result
 
@@ -520,20 +514,26 @@ class MaasActivities:
 
     @activity.defn(name=WAIT_RELEASED)
     async def wait_released(self, input: WaitReleasedInput) -> WaitReleasedResult:
-        """Poll the cluster's owned machines until none is Releasing or Disk erasing.
+        """Wait until none of the cluster's owned machines is Releasing or Disk erasing.
 
-        Heartbeats every poll, so an erase of hours is one activity, not a history of polls.
-        Machines still owned but not releasing (Failed releasing, say) are answered as stuck.
+        Reads what the cluster owns, then waits on the shared watcher for the releasing ones
+        to move on, heartbeating each reading, so an erase of hours is one activity, not a
+        history of polls. Machines still owned but not releasing (Failed releasing, say) are
+        answered as stuck.
         """
         while True:
             owned = await self._owned(input.account, input.cluster_id)
-            releasing = [r for r in owned if r["status"] in _RELEASING]
+            releasing = [m for m in owned if m.status in RELEASING]
             if not releasing:
-                return WaitReleasedResult(stuck=sorted(r["system_id"] for r in owned))
-            activity.heartbeat(
-                ", ".join(f"{r['system_id']}: {r.get('status_name', '')}" for r in releasing)
-            )
-            await asyncio.sleep(input.poll_interval_seconds)
+                return WaitReleasedResult(stuck=sorted(m.system_id for m in owned))
+            ids = [m.system_id for m in releasing]
+            async with self.watcher.watch(input.account, ids, input.poll_interval_seconds) as watch:
+                while releasing:
+                    activity.heartbeat(
+                        ", ".join(f"{m.system_id}: {m.status_name}" for m in releasing)
+                    )
+                    reading = await watch.next()
+                    releasing = [m for m in reading.values() if m and m.status in RELEASING]
 
     # --- find owned ----------------------------------------------------------------------
 
@@ -548,17 +548,17 @@ class MaasActivities:
         tool sharing the key. Callers must not release `""` machines automatically.
         """
         if input.cluster_id is not None:
-            raws = await self._owned(input.account, input.cluster_id)
-            machines = [_owned_machine(raw, input.cluster_id) for raw in raws]
-            return FindOwnedResult(machines=machines)
+            owned = await self._owned(input.account, input.cluster_id)
+            return FindOwnedResult(machines=[_owned_machine(m, input.cluster_id) for m in owned])
         machines = []
-        for raw in await self._call(input.account, "Machines", "read", MACHINES):
-            cluster = owner_data(raw).get(OWNER_DATA_CLUSTER)
+        for found in await self.sessions.call(input.account, "Machines", "read", MACHINES):
+            cluster = found.owner_data.get(OWNER_DATA_CLUSTER)
             if cluster:
-                machines.append(_owned_machine(raw, cluster))
-        for raw in await self._call(input.account, "Machines", "list_allocated", MACHINES):
-            if not owner_data(raw):
-                machines.append(_owned_machine(raw, ""))
+                machines.append(_owned_machine(found, cluster))
+        allocated = await self.sessions.call(input.account, "Machines", "list_allocated", MACHINES)
+        for found in allocated:
+            if not found.owner_data:
+                machines.append(_owned_machine(found, ""))
         return FindOwnedResult(machines=machines)
 
     # --- check account -------------------------------------------------------------------
@@ -567,37 +567,34 @@ class MaasActivities:
     async def check_account(self, input: CheckAccountInput) -> CheckAccountResult:
         """Reach MAAS with the account's key and describe what it offers."""
         account = input.account
-        version = await self._call(account, "Version", "read", VERSION)
-        machines = await self._call(account, "Machines", "read", MACHINES)
-        zones = await self._call(account, "Zones", "read", NAMED)
-        pools = await self._call(account, "ResourcePools", "read", NAMED)
-        tags = await self._call(account, "Tags", "read", NAMED)
+        version = await self.sessions.call(account, "Version", "read", VERSION)
+        machines = await self.sessions.call(account, "Machines", "read", MACHINES)
+        zones = await self.sessions.call(account, "Zones", "read", NAMED)
+        pools = await self.sessions.call(account, "ResourcePools", "read", NAMED)
+        tags = await self.sessions.call(account, "Tags", "read", NAMED)
         return CheckAccountResult(
-            maas_version=str(version.get("version", "")),
-            zones=sorted(z["name"] for z in zones),
-            resource_pools=sorted(p["name"] for p in pools),
-            tags=sorted(t["name"] for t in tags),
+            maas_version=version.version,
+            zones=sorted(z.name for z in zones),
+            resource_pools=sorted(p.name for p in pools),
+            tags=sorted(t.name for t in tags),
             machines=len(machines),
-            ready_machines=sum(1 for m in machines if m.get("status") == STATUS_READY),
+            ready_machines=sum(1 for m in machines if m.status == STATUS_READY),
         )
 
 
-def _deploy_result(raw: dict[str, Any]) -> DeployMachineResult:
+def _deploy_result(machine: MaasMachine) -> DeployMachineResult:
     return DeployMachineResult(
-        system_id=raw["system_id"],
-        status=raw["status_name"],
-        ip_addresses=list(raw.get("ip_addresses") or []),
+        system_id=machine.system_id,
+        status=machine.status_name,
+        ip_addresses=list(machine.ip_addresses),
     )
 
 
-def _pool_for(raw: dict[str, Any], pools: list[NodePool], counts: dict[str, int]) -> NodePool:
+def _pool_for(machine: MaasMachine, pools: list[NodePool], counts: dict[str, int]) -> NodePool:
     """The pool an unmarked machine was taken for: the first one it fits that is short."""
-    fitting = [p for p in pools if matches(raw, p.constraints)] or pools
+    fitting = [p for p in pools if matches(machine, p.constraints)] or pools
     short = [p for p in fitting if counts[p.name] < p.count]
     return (short or fitting)[0]
-
-
-_RELEASING = frozenset({STATUS_RELEASING, STATUS_DISK_ERASING})
 
 
 # (activity id, attempt) of an acquire; compared as a tuple.
@@ -618,9 +615,9 @@ def _attempt_of(data: dict[str, str]) -> Fence:
         return (0, 0)
 
 
-def _owned_machine(raw: dict[str, Any], cluster_id: str) -> OwnedMachine:
+def _owned_machine(machine: MaasMachine, cluster_id: str) -> OwnedMachine:
     return OwnedMachine(
-        **to_machine(raw).model_dump(),
+        **machine.machine().model_dump(),
         cluster_id=cluster_id,
-        installation_id=owner_data(raw).get(OWNER_DATA_INSTALLATION, ""),
+        installation_id=machine.owner_data.get(OWNER_DATA_INSTALLATION, ""),
     )

@@ -1,5 +1,5 @@
-"""Pure helpers for machine acquisition: reading MAAS machine JSON, matching constraints,
-and checking that a whole request fits before anything is taken.
+"""Pure helpers for machine acquisition: matching constraints and checking that a whole
+request fits before anything is taken.
 
 MAAS's allocate `dry_run` answers for one machine at a time, so it cannot tell whether N
 machines are free; we count Ready machines matching each pool's constraints ourselves and
@@ -8,65 +8,30 @@ keep `dry_run` for what only MAAS knows: whether the tag, zone and pool names ex
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from pydantic import BaseModel
 
+from activities.maas_answers import STATUS_READY, MaasMachine
 from domain.cluster import MachineConstraints, NodePool
-from domain.maas import Machine
-from domain.naming import OWNER_DATA_POOL, OWNER_DATA_REQUEST, QUARANTINE_TAG
-
-STATUS_READY = 4
-STATUS_DEPLOYED = 6
-STATUS_DEPLOYING = 9
-STATUS_FAILED_DEPLOYMENT = 11
-STATUS_RELEASING = 12
-STATUS_DISK_ERASING = 14
-# A release asked of a machine in these statuses has nothing left to do.
-RELEASED_OR_RELEASING = frozenset({STATUS_READY, STATUS_RELEASING, STATUS_DISK_ERASING})
+from domain.naming import QUARANTINE_TAG
 
 
-def _name_of(value: Any) -> str:
-    """MAAS nests zone and pool as objects; tolerate a bare name too."""
-    if isinstance(value, dict):
-        return str(value.get("name", ""))
-    return str(value or "")
-
-
-def owner_data(raw: dict[str, Any]) -> dict[str, str]:
-    return dict(raw.get("owner_data") or {})
-
-
-def to_machine(raw: dict[str, Any]) -> Machine:
-    """Our view of a MAAS machine; the pool and request come from our owner_data marks."""
-    data = owner_data(raw)
-    return Machine(
-        system_id=raw["system_id"],
-        hostname=raw.get("hostname", ""),
-        pool=data.get(OWNER_DATA_POOL, ""),
-        request_id=data.get(OWNER_DATA_REQUEST, ""),
-        status=raw.get("status_name", ""),
-        ip_addresses=list(raw.get("ip_addresses") or []),
-        cpu_count=int(raw.get("cpu_count") or 0),
-        memory_mib=int(raw.get("memory") or 0),
-        zone=_name_of(raw.get("zone")),
-    )
-
-
-def matches(raw: dict[str, Any], constraints: MachineConstraints) -> bool:
+def matches(machine: MaasMachine, constraints: MachineConstraints) -> bool:
     """Would MAAS's allocate pick this machine for these constraints (ignoring status)?"""
-    tags = set(raw.get("tag_names") or [])
+    tags = set(machine.tag_names)
     if not set(constraints.tags) <= tags:
         return False
     if tags & {*constraints.not_tags, QUARANTINE_TAG}:
         return False
-    if constraints.zone and _name_of(raw.get("zone")) != constraints.zone:
+    if constraints.zone and machine.zone != constraints.zone:
         return False
-    if constraints.resource_pool and _name_of(raw.get("pool")) != constraints.resource_pool:
+    if constraints.resource_pool and machine.pool != constraints.resource_pool:
         return False
-    if int(raw.get("cpu_count") or 0) < constraints.min_cpu:
+    if machine.cpu_count < constraints.min_cpu:
         return False
-    return int(raw.get("memory") or 0) >= constraints.min_memory_mib
+    return machine.memory >= constraints.min_memory_mib
 
 
 def allocate_params(constraints: MachineConstraints, *, quarantine: bool) -> dict[str, Any]:
@@ -102,21 +67,23 @@ class PoolPlan(BaseModel):
 def plan_capacity(
     needs: dict[str, int],
     pools: list[NodePool],
-    machines: list[dict[str, Any]],
+    machines: list[MaasMachine],
     exclude: set[str],
+    order: str = "",
 ) -> tuple[list[PoolPlan], list[str]]:
     """Assign distinct Ready machines to every pool that still needs some.
 
     Returns the plans and one shortfall line per pool that cannot be filled. Pools with the
-    fewest candidates pick first, so a narrow pool is not starved by a broad one.
+    fewest candidates pick first, so a narrow pool is not starved by a broad one. Candidates
+    come in an order drawn from `order` (cluster and request): acquires in flight together
+    read the same Ready list, and in MAAS's order they would all race for its first machines
+    (each lost race one more allocate, growing with the square of the acquires), while a
+    retry of one request tries the same machines again.
     """
-    free = [
-        m for m in machines if m.get("status") == STATUS_READY and m["system_id"] not in exclude
-    ]
+    free = [m for m in machines if m.status == STATUS_READY and m.system_id not in exclude]
+    random.Random(order).shuffle(free)
     wanted = [p for p in pools if needs.get(p.name, 0) > 0]
-    candidates = {
-        p.name: [m["system_id"] for m in free if matches(m, p.constraints)] for p in wanted
-    }
+    candidates = {p.name: [m.system_id for m in free if matches(m, p.constraints)] for p in wanted}
     taken: set[str] = set()
     plans: list[PoolPlan] = []
     shortfalls: list[str] = []

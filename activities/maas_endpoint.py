@@ -21,19 +21,24 @@ import logging
 from typing import Any
 
 from maas.client.bones import CallError
-from pydantic import BaseModel, ConfigDict, TypeAdapter
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.maas_capacity import STATUS_DEPLOYED, STATUS_DEPLOYING, owner_data
-from activities.maas_session import (
-    HTTP_BAD_REQUEST,
-    HTTP_NOT_FOUND,
+from activities.maas_answers import (
+    DOMAINS,
+    IP,
+    IPS,
     MACHINES,
-    MaasSessions,
-    Shape,
-    call_error_text,
+    NO_CONTENT,
+    RECORD,
+    RECORDS,
+    STATUS_DEPLOYED,
+    STATUS_DEPLOYING,
+    SUBNETS,
+    DnsRecord,
+    MaasMachine,
 )
+from activities.maas_session import HTTP_BAD_REQUEST, HTTP_NOT_FOUND, MaasSessions, call_error_text
 from activities.models import (
     ENSURE_ENDPOINT,
     ERR_ENDPOINT_UNAVAILABLE,
@@ -66,50 +71,6 @@ NEEDS_ADMIN = (
 )
 
 
-class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
-class SubnetJson(_Open):
-    cidr: str
-
-
-class IpJson(_Open):
-    ip: str
-
-
-class DomainJson(_Open):
-    name: str
-    is_default: bool = False
-
-
-class RecordJson(_Open):
-    id: int
-    fqdn: str
-    ip_addresses: list[IpJson] = []
-
-
-SUBNETS = Shape("a list of subnets", TypeAdapter(list[SubnetJson]))
-IPS = Shape("a list of IP addresses", TypeAdapter(list[IpJson]))
-IP = Shape("an IP address", TypeAdapter(IpJson))
-DOMAINS = Shape("a list of domains", TypeAdapter(list[DomainJson]))
-RECORDS = Shape("a list of DNS resources", TypeAdapter(list[RecordJson]))
-RECORD = Shape("a DNS resource", TypeAdapter(RecordJson))
-
-
-class _NoContent(Shape):
-    """A delete or release: MAAS answers 204 with no body."""
-
-    def __init__(self) -> None:
-        super().__init__("no content")
-
-    def check(self, data: Any) -> str | None:
-        return None
-
-
-NO_CONTENT = _NoContent()
-
-
 def _unavailable(account: MaasAccount, message: str) -> ApplicationError:
     return ApplicationError(
         f"{account}: {message}", type=ERR_ENDPOINT_UNAVAILABLE, non_retryable=True
@@ -125,16 +86,11 @@ class EndpointActivities:
     def all(self) -> list[Any]:
         return [self.ensure_endpoint, self.remove_endpoint, self.find_owned_endpoints]
 
-    async def _call(
-        self, account: MaasAccount, handler: str, action: str, shape: Shape, **params: Any
-    ) -> Any:
-        return await self.sessions.call(account, handler, action, shape, **params)
-
-    async def _records(self, account: MaasAccount, name: str) -> list[dict[str, Any]]:
-        return list(await self._call(account, "DNSResources", "read", RECORDS, name=name))
+    async def _records(self, account: MaasAccount, name: str) -> list[DnsRecord]:
+        return await self.sessions.call(account, "DNSResources", "read", RECORDS, name=name)
 
     async def _reserved(self, account: MaasAccount) -> set[str]:
-        return {a["ip"] for a in await self._call(account, "IPAddresses", "read", IPS)}
+        return {a.ip for a in await self.sessions.call(account, "IPAddresses", "read", IPS)}
 
     # --- ensure --------------------------------------------------------------------------
 
@@ -155,7 +111,7 @@ class EndpointActivities:
         account = input.account
         reserved = await self._reserved(account)
         for record in await self._records(account, name):
-            ours = [a["ip"] for a in record["ip_addresses"] if a["ip"] in reserved]
+            ours = [a.ip for a in record.ip_addresses if a.ip in reserved]
             if ours:
                 return str(ours[0])
         wanted = input.endpoint.address
@@ -168,7 +124,7 @@ class EndpointActivities:
         else:
             params["subnet"] = await self._machines_subnet(input)
         try:
-            made = await self._call(account, "IPAddresses", "reserve", IP, **params)
+            made = await self.sessions.call(account, "IPAddresses", "reserve", IP, **params)
         except CallError as error:
             if error.status in (HTTP_BAD_REQUEST, HTTP_NOT_FOUND, HTTP_UNAVAILABLE):
                 raise _unavailable(
@@ -178,23 +134,22 @@ class EndpointActivities:
                     "control_plane_endpoint.address",
                 ) from None
             raise
-        log.info("cluster %s: reserved VIP %s as %s", input.cluster_id, made["ip"], name)
-        return str(made["ip"])
+        log.info("cluster %s: reserved VIP %s as %s", input.cluster_id, made.ip, name)
+        return made.ip
 
     async def _named(self, account: MaasAccount, ip: str) -> list[str]:
         """The DNS names pointing at `ip` (another cluster's VIP carries its own)."""
-        every = await self._call(account, "DNSResources", "read", RECORDS)
-        return [r["fqdn"] for r in every if any(a["ip"] == ip for a in r["ip_addresses"])]
+        every = await self.sessions.call(account, "DNSResources", "read", RECORDS)
+        return [r.fqdn for r in every if any(a.ip == ip for a in r.ip_addresses)]
 
     async def _machines_subnet(self, input: EnsureEndpointInput) -> str:
         """The subnet the cluster's machines boot from; the only subnet when MAAS has one."""
-        subnets = [s["cidr"] for s in await self._call(input.account, "Subnets", "read", SUBNETS)]
-        machines = await self._owned(input.account, input.cluster_id)
+        listed = await self.sessions.call(input.account, "Subnets", "read", SUBNETS)
+        subnets = [s.cidr for s in listed]
         used: set[str] = set()
-        for raw in machines:
-            links = (raw.get("boot_interface") or {}).get("links") or []
-            used.update(str(link["subnet"]["cidr"]) for link in links if link.get("subnet"))
-            for ip in raw.get("ip_addresses") or []:
+        for machine in await self._owned(input.account, input.cluster_id):
+            used.update(machine.boot_subnets)
+            for ip in machine.ip_addresses:
                 used.update(c for c in subnets if _contains(c, ip))
         candidates = sorted(used & set(subnets)) or (subnets if len(subnets) == 1 else [])
         if len(candidates) != 1:
@@ -208,8 +163,8 @@ class EndpointActivities:
 
     async def _ensure_dns(self, input: EnsureEndpointInput, name: str) -> EnsureEndpointResult:
         account = input.account
-        domains = await self._call(account, "Domains", "read", DOMAINS)
-        default = next((d["name"] for d in domains if d.get("is_default")), None)
+        domains = await self.sessions.call(account, "Domains", "read", DOMAINS)
+        default = next((d.name for d in domains if d.is_default), None)
         if default is None:
             raise _unavailable(account, "MAAS lists no default domain for the endpoint's name")
         fqdn = f"{name}.{default}"
@@ -240,10 +195,10 @@ class EndpointActivities:
     ) -> list[str]:
         """Make `fqdn` resolve to `addresses`; with none known, keep what it resolves to."""
         account = input.account
-        existing = next((r for r in await self._records(account, name) if r["fqdn"] == fqdn), None)
+        existing = next((r for r in await self._records(account, name) if r.fqdn == fqdn), None)
         if existing is None:
             if addresses:
-                await self._call(
+                await self.sessions.call(
                     account,
                     "DNSResources",
                     "create",
@@ -253,32 +208,32 @@ class EndpointActivities:
                 )
                 log.info("cluster %s: %s -> %s", input.cluster_id, fqdn, addresses)
             return addresses
-        current = sorted(a["ip"] for a in existing["ip_addresses"])
+        current = sorted(a.ip for a in existing.ip_addresses)
         if not addresses:
             return current
         if current != addresses:
-            await self._call(
+            await self.sessions.call(
                 account,
                 "DNSResource",
                 "update",
                 RECORD,
-                id=existing["id"],
+                id=existing.id,
                 ip_addresses=" ".join(addresses),
             )
             log.info("cluster %s: %s now -> %s", input.cluster_id, fqdn, addresses)
         return addresses
 
-    async def _owned(self, account: MaasAccount, cluster_id: str) -> list[dict[str, Any]]:
+    async def _owned(self, account: MaasAccount, cluster_id: str) -> list[MaasMachine]:
         agent = owner_agent_name(cluster_id)
-        return list(await self._call(account, "Machines", "read", MACHINES, agent_name=[agent]))
+        return await self.sessions.call(account, "Machines", "read", MACHINES, agent_name=[agent])
 
     async def _control_plane_addresses(self, input: EnsureEndpointInput) -> list[str]:
         addresses: set[str] = set()
-        for raw in await self._owned(input.account, input.cluster_id):
-            if owner_data(raw).get(OWNER_DATA_POOL) != input.control_plane_pool:
+        for machine in await self._owned(input.account, input.cluster_id):
+            if machine.owner_data.get(OWNER_DATA_POOL) != input.control_plane_pool:
                 continue
-            if raw["status"] in (STATUS_DEPLOYING, STATUS_DEPLOYED):
-                addresses.update(raw.get("ip_addresses") or [])
+            if machine.status in (STATUS_DEPLOYING, STATUS_DEPLOYED):
+                addresses.update(machine.ip_addresses)
         return sorted(addresses)
 
     # --- remove --------------------------------------------------------------------------
@@ -292,9 +247,9 @@ class EndpointActivities:
         reserved = await self._reserved(account)
         records = await self._records(account, name)
         for record in records:
-            for ip in (a["ip"] for a in record["ip_addresses"] if a["ip"] in reserved):
+            for ip in (a.ip for a in record.ip_addresses if a.ip in reserved):
                 try:
-                    await self._call(account, "IPAddresses", "release", NO_CONTENT, ip=ip)
+                    await self.sessions.call(account, "IPAddresses", "release", NO_CONTENT, ip=ip)
                 except CallError as error:
                     if error.status not in (HTTP_BAD_REQUEST, HTTP_NOT_FOUND):  # already free
                         raise
@@ -304,24 +259,22 @@ class EndpointActivities:
         left = await self._records(account, name) if records else []
         for record in left:
             try:
-                await self._call(account, "DNSResource", "delete", NO_CONTENT, id=record["id"])
+                await self.sessions.call(account, "DNSResource", "delete", NO_CONTENT, id=record.id)
             except CallError as error:
                 if error.status != HTTP_NOT_FOUND:
                     raise
             except ApplicationError as error:
                 if error.type != ERR_MAAS_AUTH_FAILED:
                     raise
-                if record["ip_addresses"]:
-                    raise _unavailable(
-                        account, f"{NEEDS_ADMIN} (deleting {record['fqdn']})"
-                    ) from None
+                if record.ip_addresses:
+                    raise _unavailable(account, f"{NEEDS_ADMIN} (deleting {record.fqdn})") from None
                 # A VIP's name without its address resolves to nothing; only an admin may
                 # delete it, and it is harmless until then.
                 log.warning(
-                    "cluster %s: %s kept (needs a MAAS admin)", input.cluster_id, record["fqdn"]
+                    "cluster %s: %s kept (needs a MAAS admin)", input.cluster_id, record.fqdn
                 )
                 continue
-            result.deleted_records.append(record["fqdn"])
+            result.deleted_records.append(record.fqdn)
         if result.released_ips or result.deleted_records:
             log.info("cluster %s: removed endpoint %s", input.cluster_id, result)
         return result
@@ -335,15 +288,15 @@ class EndpointActivities:
         """Every DNS name carrying an endpoint mark, with the cluster it names."""
         reserved = await self._reserved(input.account)
         found = []
-        for record in await self._call(input.account, "DNSResources", "read", RECORDS):
-            cluster_id = cluster_of_endpoint_record(str(record["fqdn"]).split(".", 1)[0])
+        for record in await self.sessions.call(input.account, "DNSResources", "read", RECORDS):
+            cluster_id = cluster_of_endpoint_record(record.fqdn.split(".", 1)[0])
             if cluster_id is None:
                 continue
-            addresses = sorted(a["ip"] for a in record["ip_addresses"])
+            addresses = sorted(a.ip for a in record.ip_addresses)
             found.append(
                 OwnedEndpoint(
                     cluster_id=cluster_id,
-                    fqdn=record["fqdn"],
+                    fqdn=record.fqdn,
                     addresses=addresses,
                     reserved_ips=[ip for ip in addresses if ip in reserved],
                 )

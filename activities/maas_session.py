@@ -2,11 +2,11 @@
 
 We use the description-driven `bones` layer of python-libmaas (async style) for every call:
 it accepts every parameter MAAS documents (allocate `pool`, `system_id`, `dry_run`, the
-`agent_name` filter on reads), which the high-level objects lack, and returns plain JSON we
-map onto our own models. The API key lives only inside the cached session, never in logs.
+`agent_name` filter on reads), which the high-level objects lack, and returns plain JSON,
+which `call` parses into the models of activities.maas_answers. The API key lives only inside the cached session, never in logs.
 
 Everything MAAS answers is untrusted: each call is bounded by `call_timeout` (python-libmaas
-itself would wait five minutes), and each answer is checked against the shape we read from
+itself would wait five minutes), and each answer is parsed into the model we read from
 it, so a proxy's HTML page or a truncated document becomes a named MaasProtocolError
 instead of a TypeError deep in our code.
 """
@@ -14,6 +14,7 @@ instead of a TypeError deep in our code.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import ssl
@@ -27,10 +28,10 @@ from maas.client.bones import CallError, SessionAPI, SessionError
 from maas.client.bones.helpers import RemoteError
 from maas.client.utils import api_url
 from maas.client.utils.creds import Credentials
-from pydantic import BaseModel, ConfigDict, StrictInt, TypeAdapter, ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.maas_answers import Shape, ShapeError, body_shape
 from activities.models import (
     ERR_MAAS_AUTH_FAILED,
     ERR_MAAS_PROTOCOL_ERROR,
@@ -59,67 +60,6 @@ DEFAULT_CALL_TIMEOUT = 20.0
 # While a call waits, heartbeat this often so a heartbeat timeout shorter than the call
 # timeout does not kill an activity whose MAAS is merely slow.
 HEARTBEAT_EVERY = 2.0
-
-
-# --- the shapes we read from MAAS answers --------------------------------------------------
-
-
-class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
-class MachineJson(_Open):
-    """The fields of a MAAS machine our code reads; everything else passes unchecked."""
-
-    system_id: str
-    status: StrictInt
-    status_name: str = ""
-    hostname: str = ""
-    owner_data: dict[str, Any] | None = None
-    tag_names: list[str] | None = None
-    ip_addresses: list[str] | None = None
-    cpu_count: int | None = None
-    memory: int | None = None
-
-
-class NamedJson(_Open):
-    """A tag, zone or resource pool."""
-
-    name: str
-
-
-class VersionJson(_Open):
-    version: str = ""
-
-
-class Shape:
-    """What a call must answer: JSON of a given form, validated but returned as is."""
-
-    def __init__(self, description: str, adapter: TypeAdapter[Any] | None = None) -> None:
-        self.description = description
-        self.adapter = adapter
-
-    def check(self, data: Any) -> str | None:
-        """Why `data` does not have this shape, or None when it does."""
-        if isinstance(data, bytes | bytearray):
-            return f"{_body_shape(bytes(data))}, not JSON, where {self.description} was due"
-        if self.adapter is None:
-            return None
-        try:
-            self.adapter.validate_python(data)
-        except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "the answer"
-            return f"JSON that is not {self.description} ({where}: {first['msg']})"
-        return None
-
-
-ANY_JSON = Shape("JSON")
-MACHINE = Shape("a machine", TypeAdapter(MachineJson))
-MACHINES = Shape("a list of machines", TypeAdapter(list[MachineJson]))
-NAMED = Shape("a list of named objects", TypeAdapter(list[NamedJson]))
-ONE_NAMED = Shape("a named object", TypeAdapter(NamedJson))
-VERSION = Shape("a version object", TypeAdapter(VersionJson))
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -153,14 +93,6 @@ def protocol_error(account: MaasAccount, what: str, problem: str) -> Application
 def call_error_text(error: CallError, account: MaasAccount) -> str:
     """MAAS's own explanation (body) of a failed call, without the request it answered."""
     return scrub(bytes(error.content).decode("utf-8", "replace").strip(), account)
-
-
-def _body_shape(body: bytes) -> str:
-    """What an answer looked like, never what it said: whatever answers at a URL a user gave
-    may be an internal service, and its body is not ours to pass on."""
-    start = body.lstrip()[:1]
-    kind = "an HTML page" if start == b"<" else "JSON" if start in (b"{", b"[") else "a body"
-    return f"{kind} of {len(body)} bytes"
 
 
 def connection_problem(error: BaseException) -> str:
@@ -258,16 +190,19 @@ async def bounded(call: Awaitable[T], seconds: float) -> T:
 
 
 class MaasSessions:
-    """One bones session per (URL, key), created on first use; remembers reachability.
+    """One bones session per (URL, key), created on first use and reused by every call;
+    remembers reachability.
 
-    `call_timeout` bounds every request to MAAS (connect included); `probe_timeout` bounds
-    the heartbeat's reachability probe.
+    Connecting reads MAAS's `describe/` document, so calls that arrive together while no
+    session exists share one connect instead of each reading it. `call_timeout` bounds every
+    request to MAAS (connect included); `probe_timeout` bounds the heartbeat's probe.
     """
 
     def __init__(
         self, call_timeout: float = DEFAULT_CALL_TIMEOUT, probe_timeout: float = 5.0
     ) -> None:
         self._sessions: dict[tuple[str, str], Any] = {}
+        self._connecting: dict[tuple[str, str], asyncio.Task[Any]] = {}
         self.call_timeout = call_timeout
         self._probe_timeout = probe_timeout
         self.reachable: dict[str, bool] = {}
@@ -276,11 +211,30 @@ class MaasSessions:
         """A connected `SessionAPI` (typed Any: its handlers are generated at run time)."""
         cache_key = (account.url, account.api_key)
         session = self._sessions.get(cache_key)
-        if session is None:
-            with self.track(account):
-                session = await self._connect(account)
-            self._sessions[cache_key] = session
-            log.info("connected to %s", account)
+        if session is not None:
+            return session
+        connecting = self._connecting.get(cache_key)
+        if connecting is None:
+            # Its own context: the connect serves every caller waiting on it, so it must not
+            # heartbeat for (or be cancelled with) the activity that happened to start it.
+            connecting = asyncio.get_running_loop().create_task(
+                self._connect_once(account), context=contextvars.Context()
+            )
+            self._connecting[cache_key] = connecting
+            connecting.add_done_callback(lambda task: self._connected(cache_key, task))
+        # The connect is bounded by call_timeout; waiting on it heartbeats like a call.
+        return await bounded(asyncio.shield(connecting), self.call_timeout + HEARTBEAT_EVERY)
+
+    def _connected(self, cache_key: tuple[str, str], task: asyncio.Task[Any]) -> None:
+        self._connecting.pop(cache_key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved, so asyncio does not warn when no caller waited
+
+    async def _connect_once(self, account: MaasAccount) -> Any:
+        with self.track(account):
+            session = await self._connect(account)
+        self._sessions[(account.url, account.api_key)] = session
+        log.info("connected to %s", account)
         return session
 
     async def _connect(self, account: MaasAccount) -> Any:
@@ -324,33 +278,38 @@ class MaasSessions:
         if status >= 500:
             raise maas_error(
                 account,
-                f"{account} answered describe/ with HTTP {status} ({_body_shape(body)})",
+                f"{account} answered describe/ with HTTP {status} ({body_shape(body)})",
                 ERR_MAAS_UNREACHABLE,
             )
         if status != 200:
             raise protocol_error(
-                account, "describe/", f"HTTP {status}, {_body_shape(body)}: not MAAS"
+                account, "describe/", f"HTTP {status}, {body_shape(body)}: not MAAS"
             )
         if not content_type.endswith("/json"):
             raise protocol_error(
                 account,
                 "describe/",
-                f"{content_type or 'no content type'}, {_body_shape(body)}: not MAAS",
+                f"{content_type or 'no content type'}, {body_shape(body)}: not MAAS",
             )
         try:
             return json.loads(body.decode("utf-8"))
         except ValueError:
             raise protocol_error(
-                account, "describe/", f"{_body_shape(body)} that does not decode as JSON"
+                account, "describe/", f"{body_shape(body)} that does not decode as JSON"
             ) from None
 
     async def call(
-        self, account: MaasAccount, handler: str, action: str, shape: Shape, **params: Any
-    ) -> Any:
-        """One MAAS API call, bounded in time, with errors mapped and the answer's shape
-        checked; answers the decoded JSON."""
-        session = await self.session(account)
+        self, account: MaasAccount, handler: str, action: str, shape: Shape[T], **params: Any
+    ) -> T:
+        """One MAAS API call, bounded in time, with errors mapped; answers its typed model.
+
+        Every call to MAAS passes here. In an activity it heartbeats first, so every
+        activity shows it is alive and sees a cancel promptly.
+        """
         what = f"{handler}.{action}"
+        if activity.in_activity():
+            activity.heartbeat(what)
+        session = await self.session(account)
         with self.track(account):
             try:
                 method = getattr(getattr(session, handler), action)
@@ -360,10 +319,10 @@ class MaasSessions:
                 ) from None
             with maas_errors(account, what, self.call_timeout):
                 data = await bounded(method(**params), self.call_timeout)
-            problem = shape.check(data)
-            if problem is not None:
-                raise protocol_error(account, what, problem)
-        return data
+            try:
+                return shape.parse(data)
+            except ShapeError as problem:
+                raise protocol_error(account, what, str(problem)) from None
 
     @contextmanager
     def track(self, account: MaasAccount) -> Iterator[None]:

@@ -9,6 +9,8 @@ signed with an admin's key:
   `http_503_rate`, `latency_ms`; answers the faults now in force.
 - `POST /_emulator/boot-deployed`: re-run every Deployed machine's boot hook (a power-on);
   answers `{"booted": N}`.
+- `GET /_emulator/requests?since=N`: the request log (`maas_emulator.requests`): calls per
+  handler and action since start, and the kept requests numbered above N.
 - `POST /_emulator/users`: JSON `{"username": ..., "is_admin": false}`; answers 201 with
   `{"username", "is_admin", "api_key"}`, 409 if the user exists.
 """
@@ -100,10 +102,24 @@ async def boot_deployed(request: web.Request) -> web.Response:
     return web.json_response({"booted": emulator.lifecycle.boot_deployed()})
 
 
+async def read_requests(request: web.Request) -> web.Response:
+    emulator = request.app[EMULATOR]
+    try:
+        authenticate_admin(request, emulator.state)
+    except MaasError as error:
+        return error_response(error)
+    try:
+        since = int(request.query.get("since", "0"))
+    except ValueError:
+        return web.json_response({"detail": "since: a request number (integer)"}, status=400)
+    return web.json_response(emulator.requests.page(since).model_dump())
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get(ADMIN_ROOT + "health", health)
     app.router.add_get(ADMIN_ROOT + "faults", read_faults)
     app.router.add_put(ADMIN_ROOT + "faults", update_faults)
     app.router.add_post(ADMIN_ROOT + "faults", update_faults)
     app.router.add_post(ADMIN_ROOT + "users", create_user)
+    app.router.add_get(ADMIN_ROOT + "requests", read_requests)
     app.router.add_post(ADMIN_ROOT + "boot-deployed", boot_deployed)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from maas_emulator.config import EmulatorConfig
 from maas_emulator.faults import Faults
 from maas_emulator.hooks import HookRunner
+from maas_emulator.requests import RequestLog
 from maas_emulator.state import State
 from maas_emulator.statemachine import Lifecycle
 
@@ -19,3 +20,4 @@ class Emulator:
     hooks: HookRunner
     lifecycle: Lifecycle
     admin_api_key: str
+    requests: RequestLog = field(default_factory=RequestLog)

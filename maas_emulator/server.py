@@ -106,6 +106,7 @@ def _ensure_admin(state: State, api_key: str | None) -> User:
 
 
 async def _describe(request: web.Request) -> web.Response:
+    request.app[EMULATOR].requests.record("describe", "read", request.method)
     base_url = f"{request.scheme}://{request.host}"
     cache = request.app[_DESCRIBE_CACHE]
     body = cache.get(base_url)

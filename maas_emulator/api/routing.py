@@ -90,13 +90,19 @@ class Resource:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         emulator = request.app[EMULATOR]
+        op = request.query.get("op")
+        action = self.actions.get((request.method, op))
+        emulator.requests.record(
+            self.name,
+            action.name if action else str(op),
+            request.method,
+            _query(request) if request.method == "GET" else None,
+        )
         try:
             caller = None
             if not self.anon:
                 await _inject_faults(emulator)
                 caller = authenticate(request, emulator.state)
-            op = request.query.get("op")
-            action = self.actions.get((request.method, op))
             if action is None:
                 if op is None and not any(m == request.method for m, _ in self.actions):
                     raise MethodNotAllowed(f"Method {request.method} not allowed.")
@@ -113,6 +119,10 @@ class Resource:
             return answer
         except MaasError as error:
             return error_response(error)
+
+
+def _query(request: web.Request) -> dict[str, list[str]]:
+    return {key: request.query.getall(key) for key in request.query.keys()}
 
 
 _RESTFUL_NAMES = {"GET": "read", "POST": "create", "PUT": "update", "DELETE": "delete"}

@@ -22,6 +22,8 @@ TINY = {
     "BENCH_RATES": "20",
     "BENCH_STEP_SECONDS": "1",
     "BENCH_MAAS_SECONDS": "1",
+    "BENCH_MAAS_CLUSTERS": "2",
+    "BENCH_MAAS_DEPLOY_SECONDS": "6",
 }
 
 
@@ -54,7 +56,10 @@ async def test_every_benchmark_reports_sane_figures(tiny_sizes: None) -> None:
     assert 0 <= ingest["signalled_share"] <= 1
     history = results["history"]
     assert history["runs"] >= 1 and history["max_run_events"] > 0
-    assert results["maas_calls"]["calls_per_second"] > 0
+    maas = results["maas_calls"]
+    assert maas["calls_per_second"] > 0
+    assert maas["calls_per_cluster_lifecycle"] > 0
+    assert [life["clusters"] for life in maas["lifecycles"]] == [1, 2]
 
     table = run_all.table(results)
     assert table.count("\n") == len(run_all.rows(results)) + 1

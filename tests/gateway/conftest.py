@@ -16,6 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from domain.maas import MaasAccount
 from maas_emulator.config import EmulatorConfig
 from maas_emulator.inventory import Inventory, MachineSpec
+from maas_emulator.requests import RequestLogPage
 from maas_emulator.server import admin_api_key, build_app
 from tests.support.frontdoor import FrontDoorForGateways, frontdoor_for_gateways
 from tests.support.ports import free_port
@@ -68,6 +69,12 @@ class Maas:
             )
             response.raise_for_status()
             return response.json()
+
+    async def requests(self, since: int = 0) -> RequestLogPage:
+        """The emulator's request log: counts since start, and the requests after `since`."""
+        return RequestLogPage.model_validate(
+            await self._admin(f"requests?since={since}", {}, method="GET")
+        )
 
     async def set_faults(self, **faults: Any) -> None:
         await self._admin("faults", faults, method="PUT")

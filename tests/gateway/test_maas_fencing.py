@@ -11,6 +11,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.maas import MaasActivities
+from activities.maas_answers import MaasMachine
 from activities.maas_session import MaasSessions
 from activities.models import (
     ERR_ACQUIRE_SUPERSEDED,
@@ -136,11 +137,12 @@ async def test_a_deploy_answered_409_because_another_attempt_deploys_is_done(
     real_read = stale._read
     reads = 0
 
-    async def read_stale(account: Any, system_id: str) -> dict[str, Any]:
+    async def read_stale(account: Any, system_id: str) -> MaasMachine:
         nonlocal reads
         reads += 1
-        raw = await real_read(account, system_id)
-        return {**raw, "status": 10, "status_name": "Allocated"} if reads == 1 else raw
+        now = await real_read(account, system_id)
+        stale = {"status": 10, "status_name": "Allocated"}
+        return now.model_copy(update=stale) if reads == 1 else now
 
     stale._read = read_stale  # type: ignore[method-assign]
     result = await attempt(2).run(stale.deploy_machine, deploy)
