@@ -46,6 +46,7 @@ from activities.maas_capacity import (
     to_machine,
 )
 from activities.maas_endpoint import EndpointActivities
+from activities.maas_plan import PlanActivities
 from activities.maas_session import (
     ANY_JSON,
     HTTP_BAD_REQUEST,
@@ -116,6 +117,7 @@ class MaasActivities:
     def __init__(self, sessions: MaasSessions | None = None) -> None:
         self.sessions = sessions or MaasSessions()
         self.endpoints = EndpointActivities(self.sessions)
+        self.planner = PlanActivities(self.sessions)
 
     def all(self) -> list[Any]:
         """Every activity, for `Worker(activities=...)`."""
@@ -128,6 +130,7 @@ class MaasActivities:
             self.find_owned,
             self.check_account,
             *self.endpoints.all(),
+            *self.planner.all(),
         ]
 
     async def _call(

@@ -188,6 +188,10 @@ class ApiClient:
         body = {**spec.model_dump(mode="json"), "cloud_account_id": cloud_account_id}
         return self.request("POST", "/v1/clusters", json=body)
 
+    def plan_cluster(self, spec: ClusterSpec, *, cloud_account_id: str) -> Json:
+        body = {**spec.model_dump(mode="json"), "cloud_account_id": cloud_account_id}
+        return self.request("POST", "/v1/clusters/plan", json=body)
+
     def list_clusters(self, *, phase: str | None = None) -> list[Json]:
         return list(self._paged("/v1/clusters", {"phase": phase}))
 
@@ -205,9 +209,12 @@ class ApiClient:
         body = {"kubernetes_version": kubernetes_version}
         return self.request("POST", f"/v1/clusters/{cluster_id}/upgrade", json=body)
 
-    def scale_cluster(self, cluster_id: str, *, pool: str, count: int) -> Json:
+    def scale_cluster(
+        self, cluster_id: str, *, pool: str, count: int, dry_run: bool = False
+    ) -> Json:
         body = {"pool": pool, "count": count}
-        return self.request("POST", f"/v1/clusters/{cluster_id}/scale", json=body)
+        params = {"dry_run": "true"} if dry_run else None
+        return self.request("POST", f"/v1/clusters/{cluster_id}/scale", json=body, params=params)
 
     def repave_cluster(self, cluster_id: str, *, node: str) -> Json:
         body = {"node": node}

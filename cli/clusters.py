@@ -14,7 +14,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from rich.live import Live
 
+from cli import cluster_operations
 from cli.api_client import ApiClient, ApiError
+from cli.cluster_operations import show_plan
 from cli.cluster_view import ClusterView, create_workflow_link, reason_line
 from cli.exit_codes import ExitCode
 from cli.login import client
@@ -267,6 +269,7 @@ def resolve_cluster(api: ApiClient, ref: str) -> str:
 def register(app: typer.Typer) -> None:
     cluster_app = typer.Typer(help="Kubernetes clusters on MAAS machines.", no_args_is_help=True)
     app.add_typer(cluster_app, name="cluster")
+    cluster_operations.register(cluster_app)
 
     @cluster_app.command("create")
     @handles_api_errors
@@ -408,11 +411,19 @@ def register(app: typer.Typer) -> None:
         count: Annotated[int, typer.Option(help="Desired number of nodes.", min=0)],
         wait: WaitOption = False,
         timeout: TimeoutOption = 1800.0,
+        dry_run: Annotated[
+            bool, typer.Option(help="Only plan: what MAAS would hand the pool; changes nothing.")
+        ] = False,
         output: OutputOption = OutputFormat.TABLE,
     ) -> None:
         """Resize a node pool (needs the gateway: it acquires or releases machines)."""
         with client(output) as api:
             cluster_id = resolve_cluster(api, cluster_id)
+            if dry_run:
+                show_plan(
+                    api.scale_cluster(cluster_id, pool=pool, count=count, dry_run=True), output
+                )
+                return
             answer = api.scale_cluster(cluster_id, pool=pool, count=count)
             if wait:
                 wait_action(

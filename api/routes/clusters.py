@@ -24,6 +24,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.capacity_plans import plan_pools
 from api.deps import BoxDep, Editor, SessionDep, SettingsDep, TemporalDep, Viewer
 from api.errors import FieldRefused, responses
 from api.idempotency import idempotent_request, remember, replay
@@ -40,6 +41,7 @@ from api.schemas.clusters import (
 from api.temporal_gate import bounded
 from api.workflow_errors import named_failure
 from domain.agent_wire import NodeReport
+from domain.capacity_plan import CapacityPlan
 from domain.cluster import ClusterSpec
 from domain.gateway import ProxySettings
 from domain.maas import MaasAccount, Machine
@@ -147,24 +149,27 @@ async def cluster_ref(session: SessionDep, box: SecretBox, cluster: Cluster) -> 
         raise HTTPException(
             409, f"cluster {cluster.name}: its cloud account {cluster.cloud_account_id} is gone"
         )
-    if account.gateway_id == SYSTEM_GATEWAY_ID:
-        gateway = GatewayRef(id=SYSTEM_GATEWAY_ID, name=SYSTEM_GATEWAY_NAME)
-    else:
-        row = await session.get(Gateway, account.gateway_id)
-        if row is None:
-            raise HTTPException(
-                409, f"cluster {cluster.name}: gateway {account.gateway_id} is gone"
-            )
-        gateway = GatewayRef(
-            id=row.id, name=row.name, proxy=ProxySettings.model_validate(row.proxy)
-        )
     return ClusterRef(
         cluster_id=cluster.id,
         project_id=cluster.project_id,
         spec=ClusterSpec.model_validate(cluster.spec),
-        gateway=gateway,
-        account=MaasAccount(url=account.maas_url, api_key=box.decrypt(account.maas_api_key_enc)),
+        gateway=await account_gateway(session, account, f"cluster {cluster.name}"),
+        account=maas_account(box, account),
     )
+
+
+async def account_gateway(session: SessionDep, account: CloudAccount, owner: str) -> GatewayRef:
+    """The gateway that reaches the account's MAAS; `owner` names who asks, for the 409."""
+    if account.gateway_id == SYSTEM_GATEWAY_ID:
+        return GatewayRef(id=SYSTEM_GATEWAY_ID, name=SYSTEM_GATEWAY_NAME)
+    row = await session.get(Gateway, account.gateway_id)
+    if row is None:
+        raise HTTPException(409, f"{owner}: gateway {account.gateway_id} is gone")
+    return GatewayRef(id=row.id, name=row.name, proxy=ProxySettings.model_validate(row.proxy))
+
+
+def maas_account(box: SecretBox, account: CloudAccount) -> MaasAccount:
+    return MaasAccount(url=account.maas_url, api_key=box.decrypt(account.maas_api_key_enc))
 
 
 def _search_attributes(ref: ClusterRef, phase: Phase) -> TypedSearchAttributes:
@@ -212,7 +217,55 @@ async def start_create(client: Client, ref: ClusterRef, settings: Settings) -> N
         log.info("cluster %s: create already ran", ref.cluster_id)
 
 
-@router.post("", status_code=202, response_model=ClusterPublic, responses=responses(409, 422, 503))
+DryRun = Annotated[
+    bool, Query(description="only plan: ask MAAS through the gateway, store and take nothing")
+]
+PLAN_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"model": CapacityPlan, "description": "dry_run=true: what MAAS would hand each pool"}
+}
+
+
+async def _plan_spec(
+    request: Request,
+    client: Client,
+    session: SessionDep,
+    box: SecretBox,
+    project_id: str,
+    account: CloudAccount,
+    spec: ClusterSpec,
+) -> CapacityPlan:
+    gateway = await account_gateway(session, account, f"cloud account {account.name}")
+    return await plan_pools(
+        request, client, project_id, maas_account(box, account), gateway, spec.pools
+    )
+
+
+@router.post("/plan", response_model=CapacityPlan, responses=responses(409, 422, 503))
+async def plan_cluster(
+    body: ClusterCreate,
+    principal: Editor,
+    session: SessionDep,
+    settings: SettingsDep,
+    box: BoxDep,
+    client: TemporalDep,
+    request: Request,
+) -> CapacityPlan:
+    """Per pool, the machines MAAS would hand this spec or the constraint that fails, asked
+    through the account's gateway; nothing is stored or taken. 503 names an offline gateway."""
+    account = await project_account(session, principal.project_id, body.cloud_account_id)
+    spec = body.spec()
+    problem = settings.supported_versions().problem(spec.kubernetes_version)
+    if problem is not None:
+        raise FieldRefused("body.kubernetes_version", problem)
+    return await _plan_spec(request, client, session, box, principal.project_id, account, spec)
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=ClusterPublic,
+    responses={**responses(409, 422, 503), **PLAN_ANSWER},
+)
 async def create_cluster(
     body: ClusterCreate,
     principal: Editor,
@@ -220,8 +273,11 @@ async def create_cluster(
     settings: SettingsDep,
     box: BoxDep,
     client: TemporalDep,
-) -> ClusterPublic:
-    """Stores the spec as Pending, then starts the create saga. A retried call is harmless."""
+    request: Request,
+    dry_run: DryRun = False,
+) -> ClusterPublic | JSONResponse:
+    """Stores the spec as Pending, then starts the create saga. A retried call is harmless.
+    With `dry_run=true` nothing is stored: the answer is the plan (as POST /v1/clusters/plan)."""
     account = await project_account(session, principal.project_id, body.cloud_account_id)
     spec = body.spec()
     problem = settings.supported_versions().problem(spec.kubernetes_version)
@@ -232,6 +288,14 @@ async def create_cluster(
             Cluster.project_id == principal.project_id, Cluster.active_name == spec.name
         )
     )
+    if dry_run:
+        if existing is not None:
+            raise HTTPException(
+                409,
+                f"name: a cluster named {spec.name!r} exists in this project; pick another name",
+            )
+        plan = await _plan_spec(request, client, session, box, principal.project_id, account, spec)
+        return JSONResponse(plan.model_dump(mode="json"))
     if existing is not None:
         same_request = (
             existing.phase == Phase.PENDING.value
@@ -487,7 +551,9 @@ async def upgrade_cluster(
 
 
 @router.post(
-    "/{cluster_id}/scale", response_model=ActionAccepted, responses=responses(409, 422, 503)
+    "/{cluster_id}/scale",
+    response_model=ActionAccepted,
+    responses={**responses(409, 422, 503), **PLAN_ANSWER},
 )
 async def scale_cluster(
     cluster_id: str,
@@ -495,11 +561,18 @@ async def scale_cluster(
     principal: Editor,
     session: SessionDep,
     settings: SettingsDep,
+    box: BoxDep,
+    client: TemporalDep,
     request: Request,
+    dry_run: DryRun = False,
 ) -> ActionAccepted | JSONResponse:
     """Resize a worker pool; acquiring or releasing machines goes through the gateway. The
-    stored spec shows the new count as soon as the workflow accepted it."""
+    stored spec shows the new count as soon as the workflow accepted it. With `dry_run=true`
+    the answer is the plan of the machines the new count needs; nothing changes."""
     cluster = await project_cluster(session, principal.project_id, cluster_id)
+    if dry_run:
+        plan = await _plan_scale(request, client, session, box, cluster, body)
+        return JSONResponse(plan.model_dump(mode="json"))
     answer = await _action(request, session, settings, cluster, UPDATE_SCALE, body)
     if isinstance(answer, ActionAccepted):
         spec = ClusterSpec.model_validate(cluster.spec)
@@ -510,6 +583,39 @@ async def scale_cluster(
         cluster.spec = spec.model_copy(update={"worker_pools": pools}).model_dump(mode="json")
         await session.commit()
     return answer
+
+
+async def _plan_scale(
+    request: Request,
+    client: Client,
+    session: SessionDep,
+    box: SecretBox,
+    cluster: Cluster,
+    body: ScaleRequest,
+) -> CapacityPlan:
+    """Plan the machines a scale up needs; a scale down takes nothing."""
+    spec = ClusterSpec.model_validate(cluster.spec)
+    pool = next((p for p in spec.worker_pools if p.name == body.pool), None)
+    if pool is None:
+        names = [p.name for p in spec.worker_pools]
+        raise FieldRefused("body.pool", f"no worker pool {body.pool!r}; pools are {names}")
+    more = body.count - pool.count
+    if more <= 0:
+        return CapacityPlan(
+            satisfiable=True,
+            pools=[],
+            summary=f"{pool.name}: {pool.count} -> {body.count} takes no machine from MAAS"
+            + (f"; {-more} would be released" if more else ""),
+        )
+    ref = await cluster_ref(session, box, cluster)
+    return await plan_pools(
+        request,
+        client,
+        cluster.project_id,
+        ref.account,
+        ref.gateway,
+        [pool.model_copy(update={"count": more})],
+    )
 
 
 @router.post(

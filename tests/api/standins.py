@@ -34,6 +34,7 @@ from workflows.contracts import (
     ScaleRequest,
     UpgradeRequest,
 )
+from workflows.plan import ClusterPlan
 from workflows.validate import CloudAccountValidate
 
 
@@ -129,4 +130,10 @@ async def check_account_standin(inp: CheckAccountInput) -> CheckAccountResult:
 
 
 # The real validation workflow runs with these: it only needs a gateway-side check.
-STANDIN_WORKFLOWS = [CreateStandIn, DeleteStandIn, ManageStandIn, CloudAccountValidate]
+STANDIN_WORKFLOWS = [
+    CreateStandIn,
+    DeleteStandIn,
+    ManageStandIn,
+    CloudAccountValidate,
+    ClusterPlan,
+]
