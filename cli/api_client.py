@@ -198,8 +198,9 @@ class ApiClient:
     def get_cluster(self, cluster_id: str) -> Json:
         return self.request("GET", f"/v1/clusters/{cluster_id}")
 
-    def delete_cluster(self, cluster_id: str) -> Json:
-        return self.request("DELETE", f"/v1/clusters/{cluster_id}")
+    def delete_cluster(self, cluster_id: str, *, force: bool = False) -> Json:
+        params = {"force": "true"} if force else None
+        return self.request("DELETE", f"/v1/clusters/{cluster_id}", params=params)
 
     def kubeconfig(self, cluster_id: str) -> str:
         body = self.request("GET", f"/v1/clusters/{cluster_id}/kubeconfig")

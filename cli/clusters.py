@@ -335,14 +335,22 @@ def register(app: typer.Typer) -> None:
         cluster_id: ClusterId,
         wait: WaitOption = False,
         timeout: TimeoutOption = 1800.0,
+        force: Annotated[
+            bool,
+            typer.Option(
+                help="Finish a delete stuck for force_delete_after seconds without the gateway; "
+                "what MAAS still holds is listed and released by the orphan sweeper later."
+            ),
+        ] = False,
         output: OutputOption = OutputFormat.TABLE,
     ) -> None:
         """Delete a cluster and release its machines (also stops a create in progress)."""
         with client(output) as api:
             cluster_id = resolve_cluster(api, cluster_id)
-            cluster = api.delete_cluster(cluster_id)
+            cluster = api.delete_cluster(cluster_id, force=force)
             if not wait:
-                emit_message(f"Deleting cluster {cluster_id}", output, cluster)
+                verb = "Force-deleting" if force else "Deleting"
+                emit_message(f"{verb} cluster {cluster_id}", output, cluster)
                 return
             view = ClusterView(phases=(Phase.DELETING, Phase.DELETED))
             final = watch(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -67,6 +68,7 @@ from workflows.contracts import (
     CREATE_WORKFLOW,
     DELETE_WORKFLOW,
     QUERY_STATE,
+    SIGNAL_FORCE_DELETE,
     UPDATE_REPAVE,
     UPDATE_SCALE,
     UPDATE_UPGRADE,
@@ -379,7 +381,7 @@ async def get_cluster(
 
 
 @router.delete(
-    "/{cluster_id}", status_code=202, response_model=ClusterPublic, responses=responses(503)
+    "/{cluster_id}", status_code=202, response_model=ClusterPublic, responses=responses(409, 503)
 )
 async def delete_cluster(
     cluster_id: str,
@@ -388,12 +390,22 @@ async def delete_cluster(
     settings: SettingsDep,
     box: BoxDep,
     client: TemporalDep,
+    force: Annotated[
+        bool,
+        Query(
+            description="finish a delete stuck for force_delete_after seconds without the "
+            "gateway; what MAAS may still hold is listed and left to the orphan sweeper"
+        ),
+    ] = False,
 ) -> ClusterPublic:
     """Starts the delete saga (from any phase); deleting again joins or skips it."""
     cluster = await project_cluster(session, principal.project_id, cluster_id)
     if cluster.phase == Phase.DELETED.value:
         return cluster_public(cluster, settings)
     ref = await cluster_ref(session, box, cluster)
+    if force:
+        await _force_delete(session, settings, client, cluster, ref)
+        return cluster_public(cluster, settings)
     if cluster.delete_requested_at is None:
         cluster.delete_requested_at = utcnow()
         # The cluster-admin credential is not served from here on: drop it.
@@ -418,6 +430,52 @@ async def delete_cluster(
         )
     )
     return cluster_public(cluster, settings)
+
+
+async def _force_delete(
+    session: SessionDep, settings: Settings, client: Client, cluster: Cluster, ref: ClusterRef
+) -> None:
+    """Tell the delete saga to finish without the gateway (starting it again if it ended),
+    once a normal delete has had `force_delete_after` seconds; 409 says when until then."""
+    bound = timedelta(seconds=settings.force_delete_after)
+    if cluster.delete_requested_at is None:
+        raise HTTPException(
+            409,
+            f"force: cluster {cluster.name} has no delete to force; run DELETE without "
+            f"force first; force is allowed {bound.total_seconds():.0f}s later if it has "
+            "not finished by then (setting force_delete_after)",
+        )
+    allowed_at = cluster.delete_requested_at + bound
+    now = utcnow()
+    if now < allowed_at:
+        raise HTTPException(
+            409,
+            f"force: the delete of cluster {cluster.name} started at "
+            f"{cluster.delete_requested_at.isoformat()}; force is allowed from "
+            f"{allowed_at.isoformat()} (in {(allowed_at - now).total_seconds():.0f}s) if it "
+            "has not finished by then (setting force_delete_after)",
+        )
+    session.add(
+        ClusterEvent(
+            cluster_id=cluster.id,
+            phase=cluster.phase,
+            message="force delete requested: the delete finishes without the gateway",
+        )
+    )
+    await session.commit()
+    await bounded(
+        client.start_workflow(
+            DELETE_WORKFLOW,
+            DeleteClusterInput(cluster=ref, timeouts=lifecycle_timeouts(settings)),
+            id=delete_workflow_id(cluster.id),
+            task_queue=CONTROL_PLANE_QUEUE,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            search_attributes=_search_attributes(ref, Phase.DELETING),
+            # Signal-with-start: a running delete is told to finish; an ended one (failed,
+            # say, after waiting a day for the gateway) starts again and finishes at once.
+            start_signal=SIGNAL_FORCE_DELETE,
+        )
+    )
 
 
 @router.get(
