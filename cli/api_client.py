@@ -221,6 +221,15 @@ class ApiClient:
         body = {"node": node}
         return self.request("POST", f"/v1/clusters/{cluster_id}/repave", json=body)
 
+    def pause_cluster(self, cluster_id: str) -> Json:
+        return self.request("POST", f"/v1/clusters/{cluster_id}/pause")
+
+    def resume_cluster(self, cluster_id: str) -> Json:
+        return self.request("POST", f"/v1/clusters/{cluster_id}/resume")
+
+    def cluster_nodes(self, cluster_id: str) -> list[Json]:
+        return list(self.request("GET", f"/v1/clusters/{cluster_id}/nodes")["items"])
+
     def cluster_events(self, cluster_id: str, *, after: int = 0) -> list[Json]:
         """Events with an id above `after`, oldest first; the route pages by id, not offset."""
         events: list[Json] = []

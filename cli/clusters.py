@@ -16,7 +16,7 @@ from rich.live import Live
 
 from cli import cluster_operations
 from cli.api_client import ApiClient, ApiError
-from cli.cluster_operations import show_plan
+from cli.cluster_operations import ClusterId, show_plan
 from cli.cluster_view import ClusterView, create_workflow_link, reason_line
 from cli.exit_codes import ExitCode
 from cli.login import client
@@ -85,7 +85,6 @@ WaitOption = Annotated[bool, typer.Option(help="Watch until the cluster reaches 
 TimeoutOption = Annotated[
     float, typer.Option(help="Seconds --wait watches before giving up (exit code 6).")
 ]
-ClusterId = Annotated[str, typer.Argument(help="Cluster ID or name.")]
 
 
 def _message(error: Any) -> str:

@@ -38,6 +38,8 @@ from api.schemas.clusters import (
     ClusterPublic,
     ConditionPublic,
     KubeconfigPublic,
+    NodeList,
+    NodePublic,
 )
 from api.temporal_gate import bounded
 from api.workflow_errors import named_failure
@@ -69,7 +71,9 @@ from workflows.contracts import (
     DELETE_WORKFLOW,
     QUERY_STATE,
     SIGNAL_FORCE_DELETE,
+    UPDATE_PAUSE,
     UPDATE_REPAVE,
+    UPDATE_RESUME,
     UPDATE_SCALE,
     UPDATE_UPGRADE,
     ActionAccepted,
@@ -505,7 +509,7 @@ async def _manage_update(
     session: SessionDep,
     cluster: Cluster,
     update: str,
-    arg: Any,
+    arg: Any = None,
     retry_of: Callable[[dict[str, Any]], ActionAccepted | None] | None = None,
 ) -> ActionAccepted:
     """Drive one management update. `retry_of` finds, in the workflow's state, the action an
@@ -519,7 +523,9 @@ async def _manage_update(
     handle = client.get_workflow_handle(manage_workflow_id(cluster.id))
     try:
         return await asyncio.wait_for(
-            handle.execute_update(update, arg, result_type=ActionAccepted),
+            handle.execute_update(
+                update, args=[] if arg is None else [arg], result_type=ActionAccepted
+            ),
             UPDATE_TIMEOUT_SECONDS,
         )
     except WorkflowUpdateFailedError as exc:
@@ -689,6 +695,72 @@ async def repave_cluster(
 ) -> ActionAccepted | JSONResponse:
     cluster = await project_cluster(session, principal.project_id, cluster_id)
     return await _action(request, session, settings, cluster, UPDATE_REPAVE, body)
+
+
+async def _pause_or_resume(
+    request: Request, session: SessionDep, project_id: str, cluster_id: str, update: str
+) -> ActionAccepted:
+    cluster = await project_cluster(session, project_id, cluster_id)
+    accepted = await _manage_update(request, session, cluster, update)
+    session.add(ClusterEvent(cluster_id=cluster.id, phase=cluster.phase, message=accepted.message))
+    await session.commit()
+    return accepted
+
+
+@router.post("/{cluster_id}/pause", response_model=ActionAccepted, responses=responses(409, 503))
+async def pause_cluster(
+    cluster_id: str, principal: Editor, session: SessionDep, request: Request
+) -> ActionAccepted:
+    """Pause management: queued actions wait and new upgrade, scale and repave requests are
+    refused (409) until resumed; an action already running finishes. Agent reports go on."""
+    return await _pause_or_resume(request, session, principal.project_id, cluster_id, UPDATE_PAUSE)
+
+
+@router.post("/{cluster_id}/resume", response_model=ActionAccepted, responses=responses(409, 503))
+async def resume_cluster(
+    cluster_id: str, principal: Editor, session: SessionDep, request: Request
+) -> ActionAccepted:
+    """Resume management: queued actions run again, in order."""
+    return await _pause_or_resume(request, session, principal.project_id, cluster_id, UPDATE_RESUME)
+
+
+@router.get("/{cluster_id}/nodes", response_model=NodeList, responses=responses())
+async def cluster_nodes(cluster_id: str, principal: Viewer, session: SessionDep) -> NodeList:
+    """Each machine of the cluster with what its agent last reported (from the store)."""
+    cluster = await project_cluster(session, principal.project_id, cluster_id)
+    spec = ClusterSpec.model_validate(cluster.spec)
+    reports = await session.scalars(
+        select(AgentNode.report).where(AgentNode.cluster_id == cluster.id)
+    )
+    reported = {r.hostname: r for r in (NodeReport.model_validate(x["node"]) for x in reports)}
+    items: list[NodePublic] = []
+    for machine in (Machine.model_validate(m) for m in cluster.machines):
+        report = reported.pop(machine.hostname, None)
+        role = "control-plane" if machine.pool == spec.control_plane.name else "worker"
+        items.append(
+            NodePublic(
+                hostname=machine.hostname,
+                system_id=machine.system_id,
+                pool=machine.pool,
+                zone=machine.zone,
+                machine_status=machine.status,
+                role=report.role if report else role,
+                kubelet_version=report.kubelet_version if report else "",
+                ready=report.ready if report else None,
+            )
+        )
+    # A node the agent reports that the store lists no machine for (yet) is shown too.
+    items += [
+        NodePublic(
+            hostname=r.hostname,
+            system_id=r.system_id,
+            role=r.role,
+            kubelet_version=r.kubelet_version,
+            ready=r.ready,
+        )
+        for r in reported.values()
+    ]
+    return NodeList(items=sorted(items, key=lambda n: (n.role != "control-plane", n.hostname)))
 
 
 @router.get("/{cluster_id}/events", response_model=ClusterEventList, responses=responses())

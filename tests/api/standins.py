@@ -22,7 +22,9 @@ from workflows.contracts import (
     SIGNAL_AGENT_REPORT,
     SIGNAL_COMMAND_RESULT,
     SIGNAL_STOP,
+    UPDATE_PAUSE,
     UPDATE_REPAVE,
+    UPDATE_RESUME,
     UPDATE_SCALE,
     UPDATE_UPGRADE,
     ActionAccepted,
@@ -70,6 +72,7 @@ class ManageStandIn:
         self.results: list[CommandResult] = []
         self.pending: list[dict[str, str]] = []
         self.stopped = False
+        self.paused = False
 
     @workflow.run
     async def run(self, cluster_id: str) -> None:
@@ -101,7 +104,9 @@ class ManageStandIn:
 
     @upgrade.validator
     def _check_upgrade(self, req: UpgradeRequest) -> None:
-        # Like the real workflow: one upgrade at a time.
+        # Like the real workflow: refused while paused, one upgrade at a time.
+        if self.paused:
+            raise ApplicationError("management of this cluster is paused; resume it first")
         if self.pending:
             raise ApplicationError("an upgrade is already queued or running")
 
@@ -112,6 +117,16 @@ class ManageStandIn:
     @workflow.update(name=UPDATE_REPAVE)
     def repave(self, req: RepaveRequest) -> ActionAccepted:
         return ActionAccepted(action_id="a3", kind="repave", message=req.node)
+
+    @workflow.update(name=UPDATE_PAUSE)
+    def pause(self) -> ActionAccepted:
+        self.paused = True
+        return ActionAccepted(action_id="pause", kind="pause", message="management paused")
+
+    @workflow.update(name=UPDATE_RESUME)
+    def resume(self) -> ActionAccepted:
+        self.paused = False
+        return ActionAccepted(action_id="resume", kind="resume", message="management resumed")
 
 
 @activity.defn(name=CHECK_ACCOUNT)
