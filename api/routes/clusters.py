@@ -658,6 +658,10 @@ async def _plan_scale(
     body: ScaleRequest,
 ) -> CapacityPlan:
     """Plan the machines a scale up needs; a scale down takes nothing."""
+    if Phase(cluster.phase) not in MANAGED_PHASES or cluster.delete_requested_at is not None:
+        raise HTTPException(
+            409, f"cluster {cluster.name} is {cluster.phase}; scale needs a Running cluster"
+        )
     spec = ClusterSpec.model_validate(cluster.spec)
     pool = next((p for p in spec.worker_pools if p.name == body.pool), None)
     if pool is None:
