@@ -47,6 +47,7 @@ from activities.maas_answers import (
 )
 from activities.maas_capacity import allocate_params, matches, plan_capacity
 from activities.maas_endpoint import EndpointActivities
+from activities.maas_plan import PlanActivities
 from activities.maas_session import (
     HTTP_BAD_REQUEST,
     HTTP_CONFLICT,
@@ -113,6 +114,7 @@ class MaasActivities:
         self.sessions = sessions or MaasSessions()
         self.watcher = MachineWatcher(self.sessions)
         self.endpoints = EndpointActivities(self.sessions)
+        self.planner = PlanActivities(self.sessions)
 
     def all(self) -> list[Any]:
         """Every activity, for `Worker(activities=...)`."""
@@ -125,6 +127,7 @@ class MaasActivities:
             self.find_owned,
             self.check_account,
             *self.endpoints.all(),
+            *self.planner.all(),
         ]
 
     async def _owned(self, account: MaasAccount, cluster_id: str) -> list[MaasMachine]:

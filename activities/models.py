@@ -27,6 +27,7 @@ CHECK_ACCOUNT = "maas.check_account"
 ENSURE_ENDPOINT = "maas.ensure_endpoint"
 REMOVE_ENDPOINT = "maas.remove_endpoint"
 FIND_OWNED_ENDPOINTS = "maas.find_owned_endpoints"
+PLAN_MACHINES = "maas.plan_machines"
 
 # ApplicationError types raised by MAAS activities; MAAS_NON_RETRYABLE lists those that
 # retrying cannot fix.
@@ -197,6 +198,13 @@ class FindOwnedEndpointsResult(BaseModel):
     endpoints: list[OwnedEndpoint]
 
 
+class PlanMachinesInput(BaseModel):
+    """Which machines MAAS would hand these pools (each `count` = machines still needed)."""
+
+    account: MaasAccount
+    pools: list[NodePool]
+
+
 class CheckAccountInput(BaseModel):
     account: MaasAccount
 
@@ -227,6 +235,7 @@ LIST_GATEWAY_ACCOUNTS = "cp.list_gateway_accounts"
 ERR_CONTROL_PLANE_ENDPOINT_MISSING = "ControlPlaneEndpointMissing"
 RECORD_ORPHAN_RELEASE = "cp.record_orphan_release"
 LIVE_CLUSTERS = "cp.live_clusters"
+CLUSTER_LEFTOVERS = "cp.cluster_leftovers"
 RECONCILE_CLUSTERS = "cp.reconcile_clusters"
 
 
@@ -330,6 +339,12 @@ class RecordOrphanReleaseInput(BaseModel):
     account_url: str
     machines: list[OwnedMachine]
     endpoints: list[OwnedEndpoint] = Field(default_factory=list)
+
+
+class ClusterLeftoversInput(BaseModel):
+    """What the store says a cluster holds in MAAS, for a force delete that cannot ask MAAS."""
+
+    cluster_id: str
 
 
 class LiveClustersInput(BaseModel):

@@ -21,26 +21,31 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.models import (
+    CLUSTER_LEFTOVERS,
     LIST_GATEWAY_ACCOUNTS,
     LIVE_CLUSTERS,
     RECORD_ORPHAN_RELEASE,
     ClusterClaimsInput,
     ClusterClaimsResult,
+    ClusterLeftoversInput,
     ListGatewayAccountsInput,
     ListGatewayAccountsResult,
     LiveClustersInput,
     LiveClustersResult,
     RecordOrphanReleaseInput,
 )
-from domain.maas import MaasAccount
+from domain.cluster import ClusterSpec, EndpointMode
+from domain.leftovers import LeftBehind, endpoint_of_event
+from domain.maas import MaasAccount, Machine
 from domain.naming import (
     SYSTEM_GATEWAY_ID,
     SYSTEM_GATEWAY_NAME,
     create_workflow_id,
     delete_workflow_id,
+    endpoint_record_name,
     manage_workflow_id,
 )
-from domain.phases import TERMINAL_PHASES, Reason
+from domain.phases import TERMINAL_PHASES, Phase, Reason
 from store.db import SessionFactory
 from store.models import CloudAccount, Cluster, ClusterEvent, Gateway
 from store.secrets import SecretBox
@@ -140,6 +145,18 @@ class OrphanActivities:
             known = set(
                 (await session.scalars(select(Cluster.id).where(Cluster.id.in_(by_cluster)))).all()
             )
+            # A force-deleted cluster lists what it left in MAAS: what the sweep released is
+            # no longer left.
+            released = {m.system_id for m in inp.machines}
+            deleted = await session.scalars(
+                select(Cluster).where(
+                    Cluster.id.in_(by_cluster), Cluster.phase == Phase.DELETED.value
+                )
+            )
+            for cluster in deleted.all():
+                cluster.machines = [
+                    m for m in cluster.machines if m.get("system_id") not in released
+                ]
             for cluster_id, system_ids in sorted(by_cluster.items()):
                 message = (
                     f"orphan sweep on gateway {inp.gateway_id} released "
@@ -178,9 +195,47 @@ class OrphanActivities:
             ).all()
         return LiveClustersResult(live=sorted(live))
 
+    @activity.defn(name=CLUSTER_LEFTOVERS)
+    async def cluster_leftovers(self, inp: ClusterLeftoversInput) -> LeftBehind:
+        """The machines the store lists for the cluster and its endpoint, as last recorded."""
+        async with self._sessions() as session:
+            cluster = await session.get(Cluster, inp.cluster_id)
+            if cluster is None:
+                return LeftBehind()
+            events = (
+                await session.scalars(
+                    select(ClusterEvent.message)
+                    .where(
+                        ClusterEvent.cluster_id == inp.cluster_id,
+                        ClusterEvent.message.startswith("control-plane endpoint ("),
+                    )
+                    .order_by(ClusterEvent.id.desc())
+                    .limit(1)
+                )
+            ).all()
+            machines = [Machine.model_validate(m) for m in cluster.machines]
+            mode = ClusterSpec.model_validate(cluster.spec).control_plane_endpoint.mode
+        found = endpoint_of_event(events[0]) if events else None
+        host = found[1] if found else ""
+        if mode == EndpointMode.VIP:
+            # The VIP is reserved under the marked name: both stay until released.
+            return LeftBehind(
+                machines=machines, vip=host, dns_record=endpoint_record_name(inp.cluster_id)
+            )
+        if mode == EndpointMode.DNS:
+            return LeftBehind(
+                machines=machines, dns_record=host or endpoint_record_name(inp.cluster_id)
+            )
+        return LeftBehind(machines=machines)
+
     def all(self) -> list[Any]:
         """Every activity of this class, for a worker's `activities=`."""
-        return [self.list_gateway_accounts, self.record_orphan_release, self.live_clusters]
+        return [
+            self.list_gateway_accounts,
+            self.record_orphan_release,
+            self.live_clusters,
+            self.cluster_leftovers,
+        ]
 
 
 async def ensure_orphan_sweeps(

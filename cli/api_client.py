@@ -188,14 +188,19 @@ class ApiClient:
         body = {**spec.model_dump(mode="json"), "cloud_account_id": cloud_account_id}
         return self.request("POST", "/v1/clusters", json=body)
 
+    def plan_cluster(self, spec: ClusterSpec, *, cloud_account_id: str) -> Json:
+        body = {**spec.model_dump(mode="json"), "cloud_account_id": cloud_account_id}
+        return self.request("POST", "/v1/clusters/plan", json=body)
+
     def list_clusters(self, *, phase: str | None = None) -> list[Json]:
         return list(self._paged("/v1/clusters", {"phase": phase}))
 
     def get_cluster(self, cluster_id: str) -> Json:
         return self.request("GET", f"/v1/clusters/{cluster_id}")
 
-    def delete_cluster(self, cluster_id: str) -> Json:
-        return self.request("DELETE", f"/v1/clusters/{cluster_id}")
+    def delete_cluster(self, cluster_id: str, *, force: bool = False) -> Json:
+        params = {"force": "true"} if force else None
+        return self.request("DELETE", f"/v1/clusters/{cluster_id}", params=params)
 
     def kubeconfig(self, cluster_id: str) -> str:
         body = self.request("GET", f"/v1/clusters/{cluster_id}/kubeconfig")
@@ -205,13 +210,25 @@ class ApiClient:
         body = {"kubernetes_version": kubernetes_version}
         return self.request("POST", f"/v1/clusters/{cluster_id}/upgrade", json=body)
 
-    def scale_cluster(self, cluster_id: str, *, pool: str, count: int) -> Json:
+    def scale_cluster(
+        self, cluster_id: str, *, pool: str, count: int, dry_run: bool = False
+    ) -> Json:
         body = {"pool": pool, "count": count}
-        return self.request("POST", f"/v1/clusters/{cluster_id}/scale", json=body)
+        params = {"dry_run": "true"} if dry_run else None
+        return self.request("POST", f"/v1/clusters/{cluster_id}/scale", json=body, params=params)
 
     def repave_cluster(self, cluster_id: str, *, node: str) -> Json:
         body = {"node": node}
         return self.request("POST", f"/v1/clusters/{cluster_id}/repave", json=body)
+
+    def pause_cluster(self, cluster_id: str) -> Json:
+        return self.request("POST", f"/v1/clusters/{cluster_id}/pause")
+
+    def resume_cluster(self, cluster_id: str) -> Json:
+        return self.request("POST", f"/v1/clusters/{cluster_id}/resume")
+
+    def cluster_nodes(self, cluster_id: str) -> list[Json]:
+        return list(self.request("GET", f"/v1/clusters/{cluster_id}/nodes")["items"])
 
     def cluster_events(self, cluster_id: str, *, after: int = 0) -> list[Json]:
         """Events with an id above `after`, oldest first; the route pages by id, not offset."""

@@ -14,7 +14,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from rich.live import Live
 
+from cli import cluster_operations
 from cli.api_client import ApiClient, ApiError
+from cli.cluster_operations import ClusterId, show_plan
 from cli.cluster_view import ClusterView, create_workflow_link, reason_line
 from cli.exit_codes import ExitCode
 from cli.login import client
@@ -83,7 +85,6 @@ WaitOption = Annotated[bool, typer.Option(help="Watch until the cluster reaches 
 TimeoutOption = Annotated[
     float, typer.Option(help="Seconds --wait watches before giving up (exit code 6).")
 ]
-ClusterId = Annotated[str, typer.Argument(help="Cluster ID or name.")]
 
 
 def _message(error: Any) -> str:
@@ -267,6 +268,7 @@ def resolve_cluster(api: ApiClient, ref: str) -> str:
 def register(app: typer.Typer) -> None:
     cluster_app = typer.Typer(help="Kubernetes clusters on MAAS machines.", no_args_is_help=True)
     app.add_typer(cluster_app, name="cluster")
+    cluster_operations.register(cluster_app)
 
     @cluster_app.command("create")
     @handles_api_errors
@@ -332,14 +334,22 @@ def register(app: typer.Typer) -> None:
         cluster_id: ClusterId,
         wait: WaitOption = False,
         timeout: TimeoutOption = 1800.0,
+        force: Annotated[
+            bool,
+            typer.Option(
+                help="Finish a delete stuck for force_delete_after seconds without the gateway; "
+                "what MAAS still holds is listed and released by the orphan sweeper later."
+            ),
+        ] = False,
         output: OutputOption = OutputFormat.TABLE,
     ) -> None:
         """Delete a cluster and release its machines (also stops a create in progress)."""
         with client(output) as api:
             cluster_id = resolve_cluster(api, cluster_id)
-            cluster = api.delete_cluster(cluster_id)
+            cluster = api.delete_cluster(cluster_id, force=force)
             if not wait:
-                emit_message(f"Deleting cluster {cluster_id}", output, cluster)
+                verb = "Force-deleting" if force else "Deleting"
+                emit_message(f"{verb} cluster {cluster_id}", output, cluster)
                 return
             view = ClusterView(phases=(Phase.DELETING, Phase.DELETED))
             final = watch(
@@ -408,11 +418,19 @@ def register(app: typer.Typer) -> None:
         count: Annotated[int, typer.Option(help="Desired number of nodes.", min=0)],
         wait: WaitOption = False,
         timeout: TimeoutOption = 1800.0,
+        dry_run: Annotated[
+            bool, typer.Option(help="Only plan: what MAAS would hand the pool; changes nothing.")
+        ] = False,
         output: OutputOption = OutputFormat.TABLE,
     ) -> None:
         """Resize a node pool (needs the gateway: it acquires or releases machines)."""
         with client(output) as api:
             cluster_id = resolve_cluster(api, cluster_id)
+            if dry_run:
+                show_plan(
+                    api.scale_cluster(cluster_id, pool=pool, count=count, dry_run=True), output
+                )
+                return
             answer = api.scale_cluster(cluster_id, pool=pool, count=count)
             if wait:
                 wait_action(

@@ -35,6 +35,11 @@ def validate_account_workflow_id(account_id: str) -> str:
     return f"cloud-account/{account_id}/validate"
 
 
+def plan_workflow_id(project_id: str, request_id: str) -> str:
+    """Plans take nothing, so each request is its own run."""
+    return f"project/{project_id}/plan/{request_id}"
+
+
 SILENCE_SWEEP_SCHEDULE_ID = "fleet/agent-silence-sweep"
 
 

@@ -62,6 +62,7 @@ class Reason(StrEnum):
     WORKFLOW_TERMINATED = "WorkflowTerminated"
     RECONCILED = "Reconciled"
     GATEWAY_REVOKED = "GatewayRevoked"
+    FORCE_DELETED = "ForceDeleted"
 
 
 # Human guidance shown next to a failure reason.
@@ -74,6 +75,8 @@ REASON_HINTS: dict[Reason, str] = {
     Reason.MACHINE_DEPLOY_FAILED: "check the machines' events in MAAS; failed ones are quarantined",
     Reason.DEPLOY_TIMEOUT: "check MAAS deployment progress and the machines' power control",
     Reason.AGENT_TIMEOUT: "check that deployed machines can reach the control plane API",
+    Reason.FORCE_DELETED: "deleted without the gateway: the events list what MAAS may still "
+    "hold; the orphan sweeper releases it once the gateway is back",
     Reason.GATEWAY_UNAVAILABLE: "the gateway did not answer in time; check it is running",
     Reason.MAAS_UNREACHABLE: "check the MAAS URL and that the gateway can reach it",
     Reason.MAAS_AUTH_FAILED: "check the MAAS API key of the cloud account",

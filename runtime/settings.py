@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     release_timeout_none: float = 1800.0
     release_timeout_quick: float = 3600.0
     release_timeout_secure: float = 12 * 3600.0
+    force_delete_after: float = Field(
+        default=900.0,
+        ge=0,
+        description="seconds a delete must have run, unfinished, before DELETE ?force=true",
+    )
     reconcile_interval: float = Field(
         default=120.0, description="seconds between reconciler runs (store against workflows)"
     )

@@ -8,8 +8,15 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.agent_wire import CommandResult, NodeReport
-from domain.cluster import MAX_NODES_PER_CLUSTER, MAX_NODES_PER_POOL, ClusterSpec, Name
+from domain.cluster import (
+    MAX_NODES_PER_CLUSTER,
+    MAX_NODES_PER_POOL,
+    ClusterSpec,
+    Name,
+    NodePool,
+)
 from domain.gateway import ProxySettings
+from domain.leftovers import LeftBehind
 from domain.maas import MaasAccount, Machine
 from domain.management import ActionId, PendingAction
 from domain.phases import Phase, Reason
@@ -20,6 +27,7 @@ CREATE_WORKFLOW = "ClusterCreate"
 DELETE_WORKFLOW = "ClusterDelete"
 MANAGE_WORKFLOW = "ClusterManagement"
 VALIDATE_ACCOUNT_WORKFLOW = "CloudAccountValidate"
+PLAN_WORKFLOW = "ClusterPlan"
 SILENCE_SWEEP_WORKFLOW = "AgentSilenceSweep"
 ORPHAN_SWEEP_WORKFLOW = "OrphanSweep"
 RECONCILE_WORKFLOW = "Reconcile"
@@ -29,6 +37,7 @@ SIGNAL_AGENT_REPORT = "agent_report"
 SIGNAL_AGENT_SILENT = "agent_silent"
 SIGNAL_COMMAND_RESULT = "command_result"
 SIGNAL_STOP = "stop"
+SIGNAL_FORCE_DELETE = "force_delete"
 
 # Updates (management)
 UPDATE_UPGRADE = "upgrade"
@@ -103,6 +112,9 @@ class DeleteClusterInput(BaseModel):
 
 class DeleteClusterResult(BaseModel):
     released: list[str]
+    left_behind: LeftBehind | None = Field(
+        default=None, description="force delete: what MAAS may still hold"
+    )
 
 
 class AgentReport(BaseModel):
@@ -114,7 +126,6 @@ class AgentReport(BaseModel):
     nodes: list[NodeReport] = Field(default_factory=list, max_length=MAX_NODES_PER_CLUSTER)
     healthy: bool = True
     message: Message = ""
-
 
 
 class AgentSilent(BaseModel):
@@ -184,6 +195,15 @@ class ManageInput(BaseModel):
 class ValidateAccountInput(BaseModel):
     account: MaasAccount
     gateway: GatewayRef
+    wait_seconds: float = 20.0
+
+
+class PlanClusterInput(BaseModel):
+    """Ask the gateway what MAAS would hand these pools; `wait_seconds` bounds the wait."""
+
+    account: MaasAccount
+    gateway: GatewayRef
+    pools: list[NodePool]
     wait_seconds: float = 20.0
 
 

@@ -7,9 +7,17 @@ that cannot close is terminated after a bound, see cp.stop_cluster_workflows).
 MAAS keeps a machine owned while it is Releasing or Disk erasing. Delete waits for that in
 one heartbeating activity, as long as the erase policy needs (LifecycleTimeouts.release_*),
 showing WaitingForRelease or WaitingForDiskErase meanwhile.
+
+Force (SIGNAL_FORCE_DELETE, sent by `DELETE ?force=true` once a delete is stuck): the MAAS
+work in flight is cancelled and the saga finishes on the control plane alone. What the store
+says MAAS may still hold is named in the final status and events (ForceDeleted); the
+cluster is then Deleted, so the orphan sweeper releases those things by their ownership
+marks once the gateway is back.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -17,11 +25,13 @@ from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
+        CLUSTER_LEFTOVERS,
         FIND_OWNED,
         RELEASE_MACHINES,
         REVOKE_AGENT_TOKEN,
         STOP_CLUSTER_WORKFLOWS,
         WAIT_RELEASED,
+        ClusterLeftoversInput,
         FindOwnedInput,
         FindOwnedResult,
         ReleaseMachinesInput,
@@ -32,9 +42,11 @@ with workflow.unsafe.imports_passed_through():
         WaitReleasedResult,
     )
     from domain.cluster import ErasePolicy
+    from domain.leftovers import LeftBehind
     from domain.phases import Phase, Reason
     from workflows.contracts import (
         DELETE_WORKFLOW,
+        SIGNAL_FORCE_DELETE,
         DeleteClusterInput,
         DeleteClusterResult,
         LifecycleTimeouts,
@@ -64,14 +76,30 @@ def release_timeout(timeouts: LifecycleTimeouts, policy: ErasePolicy) -> float:
     }[policy]
 
 
+# Histories recorded before force delete existed run the saga without racing the signal.
+FORCE_DELETE_PATCH = "force-delete"
+# A forced delete gives the other workflows this long to close before terminating them: a
+# create compensating through the absent gateway would never close by itself.
+FORCE_STOP_WAIT_SECONDS = 10.0
+
+
 @workflow.defn(name=DELETE_WORKFLOW)
 class ClusterDelete:
+    def __init__(self) -> None:
+        self._force = False
+
+    @workflow.signal(name=SIGNAL_FORCE_DELETE)
+    def force(self) -> None:
+        self._force = True
+
     @workflow.run
     async def run(self, input: DeleteClusterInput) -> DeleteClusterResult:
         cluster = input.cluster
         status = StatusRecorder(cluster.cluster_id, Phase.DELETING)
         annotate(cluster, Phase.DELETING)
         try:
+            if workflow.patched(FORCE_DELETE_PATCH):
+                return await self._delete_unless_forced(input, status)
             return await self._delete(input, status)
         except FailureError as err:
             reason, message = failure_reason(err)
@@ -83,6 +111,60 @@ class ClusterDelete:
                 event=f"delete stopped ({reason}): {message}; run the delete again",
             )
             raise
+
+    async def _delete_unless_forced(
+        self, input: DeleteClusterInput, status: StatusRecorder
+    ) -> DeleteClusterResult:
+        """The normal delete, until a force signal cancels it and finishes without MAAS."""
+        normal = asyncio.ensure_future(self._delete(input, status))
+        await workflow.wait_condition(lambda: self._force or normal.done())
+        if normal.done():
+            return normal.result()
+        normal.cancel()
+        try:
+            await normal
+        except (asyncio.CancelledError, FailureError):
+            workflow.logger.info(
+                "cluster %s: normal delete cancelled by force", input.cluster.cluster_id
+            )
+        return await self._finish_forced(input, status)
+
+    async def _finish_forced(
+        self, input: DeleteClusterInput, status: StatusRecorder
+    ) -> DeleteClusterResult:
+        cluster = input.cluster
+        await status.event("force delete: finishing without the gateway")
+        await control_plane_call(
+            STOP_CLUSTER_WORKFLOWS,
+            StopClusterWorkflowsInput(
+                cluster_id=cluster.cluster_id, wait_seconds=FORCE_STOP_WAIT_SECONDS
+            ),
+            start_to_close=FORCE_STOP_WAIT_SECONDS + 60,
+            heartbeat=30.0,
+        )
+        left: LeftBehind = await control_plane_call(
+            CLUSTER_LEFTOVERS, ClusterLeftoversInput(cluster_id=cluster.cluster_id), LeftBehind
+        )
+        await control_plane_call(
+            REVOKE_AGENT_TOKEN, RevokeAgentTokenInput(cluster_id=cluster.cluster_id)
+        )
+        lines = left.lines()
+        for line in lines:
+            await status.event(f"left in MAAS by force delete: {line}")
+        sweeper = f"the orphan sweeper releases them once gateway {cluster.gateway.name} is back"
+        message = (
+            f"force-deleted without the gateway; MAAS may still hold: {'; '.join(lines)}; {sweeper}"
+            if lines
+            else "force-deleted without the gateway; the store knew of nothing held in MAAS"
+        )
+        await status.set(
+            Phase.DELETED,
+            reason=Reason.FORCE_DELETED,
+            message=message,
+            machines=left.machines,
+            event=message,
+        )
+        return DeleteClusterResult(released=[], left_behind=left)
 
     async def _delete(
         self, input: DeleteClusterInput, status: StatusRecorder

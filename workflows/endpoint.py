@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
         RemoveEndpointResult,
     )
     from domain.cluster import EndpointMode
+    from domain.leftovers import endpoint_event
     from workflows.contracts import ClusterRef
     from workflows.gateway_calls import GatewayCalls
 
@@ -53,8 +54,7 @@ class Endpoint:
         )
         if result.host != self.host:
             await self.calls.status.event(
-                f"control-plane endpoint ({result.mode}): {result.host}"
-                + (f" -> {', '.join(result.addresses)}" if result.addresses else "")
+                endpoint_event(result.mode, result.host, result.addresses)
             )
         self.host = result.host
         return result.host

@@ -6,6 +6,7 @@ from workflows.create import ClusterCreate
 from workflows.delete import ClusterDelete
 from workflows.manage import ClusterManagement
 from workflows.orphan_sweep import OrphanSweep
+from workflows.plan import ClusterPlan
 from workflows.reconcile import Reconcile
 from workflows.sweep import AgentSilenceSweep
 from workflows.validate import CloudAccountValidate
@@ -15,6 +16,7 @@ CONTROL_PLANE_WORKFLOWS: list[type] = [
     ClusterDelete,
     ClusterManagement,
     CloudAccountValidate,
+    ClusterPlan,
     AgentSilenceSweep,
     OrphanSweep,
     Reconcile,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -24,6 +25,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.capacity_plans import plan_pools
 from api.deps import BoxDep, Editor, SessionDep, SettingsDep, TemporalDep, Viewer
 from api.errors import FieldRefused, responses
 from api.idempotency import idempotent_request, remember, replay
@@ -36,10 +38,13 @@ from api.schemas.clusters import (
     ClusterPublic,
     ConditionPublic,
     KubeconfigPublic,
+    NodeList,
+    NodePublic,
 )
 from api.temporal_gate import bounded
 from api.workflow_errors import named_failure
 from domain.agent_wire import NodeReport
+from domain.capacity_plan import CapacityPlan
 from domain.cluster import ClusterSpec
 from domain.gateway import ProxySettings
 from domain.maas import MaasAccount, Machine
@@ -65,7 +70,10 @@ from workflows.contracts import (
     CREATE_WORKFLOW,
     DELETE_WORKFLOW,
     QUERY_STATE,
+    SIGNAL_FORCE_DELETE,
+    UPDATE_PAUSE,
     UPDATE_REPAVE,
+    UPDATE_RESUME,
     UPDATE_SCALE,
     UPDATE_UPGRADE,
     ActionAccepted,
@@ -147,24 +155,27 @@ async def cluster_ref(session: SessionDep, box: SecretBox, cluster: Cluster) -> 
         raise HTTPException(
             409, f"cluster {cluster.name}: its cloud account {cluster.cloud_account_id} is gone"
         )
-    if account.gateway_id == SYSTEM_GATEWAY_ID:
-        gateway = GatewayRef(id=SYSTEM_GATEWAY_ID, name=SYSTEM_GATEWAY_NAME)
-    else:
-        row = await session.get(Gateway, account.gateway_id)
-        if row is None:
-            raise HTTPException(
-                409, f"cluster {cluster.name}: gateway {account.gateway_id} is gone"
-            )
-        gateway = GatewayRef(
-            id=row.id, name=row.name, proxy=ProxySettings.model_validate(row.proxy)
-        )
     return ClusterRef(
         cluster_id=cluster.id,
         project_id=cluster.project_id,
         spec=ClusterSpec.model_validate(cluster.spec),
-        gateway=gateway,
-        account=MaasAccount(url=account.maas_url, api_key=box.decrypt(account.maas_api_key_enc)),
+        gateway=await account_gateway(session, account, f"cluster {cluster.name}"),
+        account=maas_account(box, account),
     )
+
+
+async def account_gateway(session: SessionDep, account: CloudAccount, owner: str) -> GatewayRef:
+    """The gateway that reaches the account's MAAS; `owner` names who asks, for the 409."""
+    if account.gateway_id == SYSTEM_GATEWAY_ID:
+        return GatewayRef(id=SYSTEM_GATEWAY_ID, name=SYSTEM_GATEWAY_NAME)
+    row = await session.get(Gateway, account.gateway_id)
+    if row is None:
+        raise HTTPException(409, f"{owner}: gateway {account.gateway_id} is gone")
+    return GatewayRef(id=row.id, name=row.name, proxy=ProxySettings.model_validate(row.proxy))
+
+
+def maas_account(box: SecretBox, account: CloudAccount) -> MaasAccount:
+    return MaasAccount(url=account.maas_url, api_key=box.decrypt(account.maas_api_key_enc))
 
 
 def _search_attributes(ref: ClusterRef, phase: Phase) -> TypedSearchAttributes:
@@ -212,7 +223,55 @@ async def start_create(client: Client, ref: ClusterRef, settings: Settings) -> N
         log.info("cluster %s: create already ran", ref.cluster_id)
 
 
-@router.post("", status_code=202, response_model=ClusterPublic, responses=responses(409, 422, 503))
+DryRun = Annotated[
+    bool, Query(description="only plan: ask MAAS through the gateway, store and take nothing")
+]
+PLAN_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"model": CapacityPlan, "description": "dry_run=true: what MAAS would hand each pool"}
+}
+
+
+async def _plan_spec(
+    request: Request,
+    client: Client,
+    session: SessionDep,
+    box: SecretBox,
+    project_id: str,
+    account: CloudAccount,
+    spec: ClusterSpec,
+) -> CapacityPlan:
+    gateway = await account_gateway(session, account, f"cloud account {account.name}")
+    return await plan_pools(
+        request, client, project_id, maas_account(box, account), gateway, spec.pools
+    )
+
+
+@router.post("/plan", response_model=CapacityPlan, responses=responses(409, 422, 503))
+async def plan_cluster(
+    body: ClusterCreate,
+    principal: Editor,
+    session: SessionDep,
+    settings: SettingsDep,
+    box: BoxDep,
+    client: TemporalDep,
+    request: Request,
+) -> CapacityPlan:
+    """Per pool, the machines MAAS would hand this spec or the constraint that fails, asked
+    through the account's gateway; nothing is stored or taken. 503 names an offline gateway."""
+    account = await project_account(session, principal.project_id, body.cloud_account_id)
+    spec = body.spec()
+    problem = settings.supported_versions().problem(spec.kubernetes_version)
+    if problem is not None:
+        raise FieldRefused("body.kubernetes_version", problem)
+    return await _plan_spec(request, client, session, box, principal.project_id, account, spec)
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=ClusterPublic,
+    responses={**responses(409, 422, 503), **PLAN_ANSWER},
+)
 async def create_cluster(
     body: ClusterCreate,
     principal: Editor,
@@ -220,8 +279,11 @@ async def create_cluster(
     settings: SettingsDep,
     box: BoxDep,
     client: TemporalDep,
-) -> ClusterPublic:
-    """Stores the spec as Pending, then starts the create saga. A retried call is harmless."""
+    request: Request,
+    dry_run: DryRun = False,
+) -> ClusterPublic | JSONResponse:
+    """Stores the spec as Pending, then starts the create saga. A retried call is harmless.
+    With `dry_run=true` nothing is stored: the answer is the plan (as POST /v1/clusters/plan)."""
     account = await project_account(session, principal.project_id, body.cloud_account_id)
     spec = body.spec()
     problem = settings.supported_versions().problem(spec.kubernetes_version)
@@ -232,6 +294,14 @@ async def create_cluster(
             Cluster.project_id == principal.project_id, Cluster.active_name == spec.name
         )
     )
+    if dry_run:
+        if existing is not None:
+            raise HTTPException(
+                409,
+                f"name: a cluster named {spec.name!r} exists in this project; pick another name",
+            )
+        plan = await _plan_spec(request, client, session, box, principal.project_id, account, spec)
+        return JSONResponse(plan.model_dump(mode="json"))
     if existing is not None:
         same_request = (
             existing.phase == Phase.PENDING.value
@@ -315,7 +385,7 @@ async def get_cluster(
 
 
 @router.delete(
-    "/{cluster_id}", status_code=202, response_model=ClusterPublic, responses=responses(503)
+    "/{cluster_id}", status_code=202, response_model=ClusterPublic, responses=responses(409, 503)
 )
 async def delete_cluster(
     cluster_id: str,
@@ -324,12 +394,22 @@ async def delete_cluster(
     settings: SettingsDep,
     box: BoxDep,
     client: TemporalDep,
+    force: Annotated[
+        bool,
+        Query(
+            description="finish a delete stuck for force_delete_after seconds without the "
+            "gateway; what MAAS may still hold is listed and left to the orphan sweeper"
+        ),
+    ] = False,
 ) -> ClusterPublic:
     """Starts the delete saga (from any phase); deleting again joins or skips it."""
     cluster = await project_cluster(session, principal.project_id, cluster_id)
     if cluster.phase == Phase.DELETED.value:
         return cluster_public(cluster, settings)
     ref = await cluster_ref(session, box, cluster)
+    if force:
+        await _force_delete(session, settings, client, cluster, ref)
+        return cluster_public(cluster, settings)
     if cluster.delete_requested_at is None:
         cluster.delete_requested_at = utcnow()
         # The cluster-admin credential is not served from here on: drop it.
@@ -354,6 +434,52 @@ async def delete_cluster(
         )
     )
     return cluster_public(cluster, settings)
+
+
+async def _force_delete(
+    session: SessionDep, settings: Settings, client: Client, cluster: Cluster, ref: ClusterRef
+) -> None:
+    """Tell the delete saga to finish without the gateway (starting it again if it ended),
+    once a normal delete has had `force_delete_after` seconds; 409 says when until then."""
+    bound = timedelta(seconds=settings.force_delete_after)
+    if cluster.delete_requested_at is None:
+        raise HTTPException(
+            409,
+            f"force: cluster {cluster.name} has no delete to force; run DELETE without "
+            f"force first; force is allowed {bound.total_seconds():.0f}s later if it has "
+            "not finished by then (setting force_delete_after)",
+        )
+    allowed_at = cluster.delete_requested_at + bound
+    now = utcnow()
+    if now < allowed_at:
+        raise HTTPException(
+            409,
+            f"force: the delete of cluster {cluster.name} started at "
+            f"{cluster.delete_requested_at.isoformat()}; force is allowed from "
+            f"{allowed_at.isoformat()} (in {(allowed_at - now).total_seconds():.0f}s) if it "
+            "has not finished by then (setting force_delete_after)",
+        )
+    session.add(
+        ClusterEvent(
+            cluster_id=cluster.id,
+            phase=cluster.phase,
+            message="force delete requested: the delete finishes without the gateway",
+        )
+    )
+    await session.commit()
+    await bounded(
+        client.start_workflow(
+            DELETE_WORKFLOW,
+            DeleteClusterInput(cluster=ref, timeouts=lifecycle_timeouts(settings)),
+            id=delete_workflow_id(cluster.id),
+            task_queue=CONTROL_PLANE_QUEUE,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            search_attributes=_search_attributes(ref, Phase.DELETING),
+            # Signal-with-start: a running delete is told to finish; an ended one (failed,
+            # say, after waiting a day for the gateway) starts again and finishes at once.
+            start_signal=SIGNAL_FORCE_DELETE,
+        )
+    )
 
 
 @router.get(
@@ -383,7 +509,7 @@ async def _manage_update(
     session: SessionDep,
     cluster: Cluster,
     update: str,
-    arg: Any,
+    arg: Any = None,
     retry_of: Callable[[dict[str, Any]], ActionAccepted | None] | None = None,
 ) -> ActionAccepted:
     """Drive one management update. `retry_of` finds, in the workflow's state, the action an
@@ -397,7 +523,9 @@ async def _manage_update(
     handle = client.get_workflow_handle(manage_workflow_id(cluster.id))
     try:
         return await asyncio.wait_for(
-            handle.execute_update(update, arg, result_type=ActionAccepted),
+            handle.execute_update(
+                update, args=[] if arg is None else [arg], result_type=ActionAccepted
+            ),
             UPDATE_TIMEOUT_SECONDS,
         )
     except WorkflowUpdateFailedError as exc:
@@ -487,7 +615,9 @@ async def upgrade_cluster(
 
 
 @router.post(
-    "/{cluster_id}/scale", response_model=ActionAccepted, responses=responses(409, 422, 503)
+    "/{cluster_id}/scale",
+    response_model=ActionAccepted,
+    responses={**responses(409, 422, 503), **PLAN_ANSWER},
 )
 async def scale_cluster(
     cluster_id: str,
@@ -495,11 +625,18 @@ async def scale_cluster(
     principal: Editor,
     session: SessionDep,
     settings: SettingsDep,
+    box: BoxDep,
+    client: TemporalDep,
     request: Request,
+    dry_run: DryRun = False,
 ) -> ActionAccepted | JSONResponse:
     """Resize a worker pool; acquiring or releasing machines goes through the gateway. The
-    stored spec shows the new count as soon as the workflow accepted it."""
+    stored spec shows the new count as soon as the workflow accepted it. With `dry_run=true`
+    the answer is the plan of the machines the new count needs; nothing changes."""
     cluster = await project_cluster(session, principal.project_id, cluster_id)
+    if dry_run:
+        plan = await _plan_scale(request, client, session, box, cluster, body)
+        return JSONResponse(plan.model_dump(mode="json"))
     answer = await _action(request, session, settings, cluster, UPDATE_SCALE, body)
     if isinstance(answer, ActionAccepted):
         spec = ClusterSpec.model_validate(cluster.spec)
@@ -510,6 +647,43 @@ async def scale_cluster(
         cluster.spec = spec.model_copy(update={"worker_pools": pools}).model_dump(mode="json")
         await session.commit()
     return answer
+
+
+async def _plan_scale(
+    request: Request,
+    client: Client,
+    session: SessionDep,
+    box: SecretBox,
+    cluster: Cluster,
+    body: ScaleRequest,
+) -> CapacityPlan:
+    """Plan the machines a scale up needs; a scale down takes nothing."""
+    if Phase(cluster.phase) not in MANAGED_PHASES or cluster.delete_requested_at is not None:
+        raise HTTPException(
+            409, f"cluster {cluster.name} is {cluster.phase}; scale needs a Running cluster"
+        )
+    spec = ClusterSpec.model_validate(cluster.spec)
+    pool = next((p for p in spec.worker_pools if p.name == body.pool), None)
+    if pool is None:
+        names = [p.name for p in spec.worker_pools]
+        raise FieldRefused("body.pool", f"no worker pool {body.pool!r}; pools are {names}")
+    more = body.count - pool.count
+    if more <= 0:
+        return CapacityPlan(
+            satisfiable=True,
+            pools=[],
+            summary=f"{pool.name}: {pool.count} -> {body.count} takes no machine from MAAS"
+            + (f"; {-more} would be released" if more else ""),
+        )
+    ref = await cluster_ref(session, box, cluster)
+    return await plan_pools(
+        request,
+        client,
+        cluster.project_id,
+        ref.account,
+        ref.gateway,
+        [pool.model_copy(update={"count": more})],
+    )
 
 
 @router.post(
@@ -525,6 +699,72 @@ async def repave_cluster(
 ) -> ActionAccepted | JSONResponse:
     cluster = await project_cluster(session, principal.project_id, cluster_id)
     return await _action(request, session, settings, cluster, UPDATE_REPAVE, body)
+
+
+async def _pause_or_resume(
+    request: Request, session: SessionDep, project_id: str, cluster_id: str, update: str
+) -> ActionAccepted:
+    cluster = await project_cluster(session, project_id, cluster_id)
+    accepted = await _manage_update(request, session, cluster, update)
+    session.add(ClusterEvent(cluster_id=cluster.id, phase=cluster.phase, message=accepted.message))
+    await session.commit()
+    return accepted
+
+
+@router.post("/{cluster_id}/pause", response_model=ActionAccepted, responses=responses(409, 503))
+async def pause_cluster(
+    cluster_id: str, principal: Editor, session: SessionDep, request: Request
+) -> ActionAccepted:
+    """Pause management: queued actions wait and new upgrade, scale and repave requests are
+    refused (409) until resumed; an action already running finishes. Agent reports go on."""
+    return await _pause_or_resume(request, session, principal.project_id, cluster_id, UPDATE_PAUSE)
+
+
+@router.post("/{cluster_id}/resume", response_model=ActionAccepted, responses=responses(409, 503))
+async def resume_cluster(
+    cluster_id: str, principal: Editor, session: SessionDep, request: Request
+) -> ActionAccepted:
+    """Resume management: queued actions run again, in order."""
+    return await _pause_or_resume(request, session, principal.project_id, cluster_id, UPDATE_RESUME)
+
+
+@router.get("/{cluster_id}/nodes", response_model=NodeList, responses=responses())
+async def cluster_nodes(cluster_id: str, principal: Viewer, session: SessionDep) -> NodeList:
+    """Each machine of the cluster with what its agent last reported (from the store)."""
+    cluster = await project_cluster(session, principal.project_id, cluster_id)
+    spec = ClusterSpec.model_validate(cluster.spec)
+    reports = await session.scalars(
+        select(AgentNode.report).where(AgentNode.cluster_id == cluster.id)
+    )
+    reported = {r.hostname: r for r in (NodeReport.model_validate(x["node"]) for x in reports)}
+    items: list[NodePublic] = []
+    for machine in (Machine.model_validate(m) for m in cluster.machines):
+        report = reported.pop(machine.hostname, None)
+        role = "control-plane" if machine.pool == spec.control_plane.name else "worker"
+        items.append(
+            NodePublic(
+                hostname=machine.hostname,
+                system_id=machine.system_id,
+                pool=machine.pool,
+                zone=machine.zone,
+                machine_status=machine.status,
+                role=report.role if report else role,
+                kubelet_version=report.kubelet_version if report else "",
+                ready=report.ready if report else None,
+            )
+        )
+    # A node the agent reports that the store lists no machine for (yet) is shown too.
+    items += [
+        NodePublic(
+            hostname=r.hostname,
+            system_id=r.system_id,
+            role=r.role,
+            kubelet_version=r.kubelet_version,
+            ready=r.ready,
+        )
+        for r in reported.values()
+    ]
+    return NodeList(items=sorted(items, key=lambda n: (n.role != "control-plane", n.hostname)))
 
 
 @router.get("/{cluster_id}/events", response_model=ClusterEventList, responses=responses())

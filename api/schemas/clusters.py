@@ -82,3 +82,21 @@ class ClusterEventList(BaseModel):
 class KubeconfigPublic(BaseModel):
     cluster_id: str
     kubeconfig: str
+
+
+class NodePublic(BaseModel):
+    """One node: its MAAS machine joined with what its agent last reported."""
+
+    hostname: str
+    system_id: str = ""
+    pool: str = ""
+    zone: str = ""
+    machine_status: str = Field(default="", description="the MAAS status last recorded")
+    role: str = Field(description="control-plane or worker")
+    kubelet_version: str = Field(default="", description="'' until the agent reports")
+    ready: bool | None = Field(default=None, description="None until the agent reports")
+    remediation: str = Field(default="-", description="remediation state; '-' when none")
+
+
+class NodeList(BaseModel):
+    items: list[NodePublic]

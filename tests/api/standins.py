@@ -23,7 +23,9 @@ from workflows.contracts import (
     SIGNAL_AGENT_REPORT,
     SIGNAL_COMMAND_RESULT,
     SIGNAL_STOP,
+    UPDATE_PAUSE,
     UPDATE_REPAVE,
+    UPDATE_RESUME,
     UPDATE_SCALE,
     UPDATE_UPGRADE,
     ActionAccepted,
@@ -35,6 +37,7 @@ from workflows.contracts import (
     ScaleRequest,
     UpgradeRequest,
 )
+from workflows.plan import ClusterPlan
 from workflows.validate import CloudAccountValidate
 
 
@@ -70,6 +73,7 @@ class ManageStandIn:
         self.results: list[CommandResultSignal] = []
         self.pending: list[UpgradeAction] = []
         self.stopped = False
+        self.paused = False
 
     @workflow.run
     async def run(self, cluster_id: str) -> None:
@@ -99,7 +103,9 @@ class ManageStandIn:
 
     @upgrade.validator
     def _check_upgrade(self, req: UpgradeRequest) -> None:
-        # Like the real workflow: one upgrade at a time.
+        # Like the real workflow: refused while paused, one upgrade at a time.
+        if self.paused:
+            raise ApplicationError("management of this cluster is paused; resume it first")
         if self.pending:
             raise ApplicationError("an upgrade is already queued or running")
 
@@ -110,6 +116,16 @@ class ManageStandIn:
     @workflow.update(name=UPDATE_REPAVE)
     def repave(self, req: RepaveRequest) -> ActionAccepted:
         return ActionAccepted(action_id="a3", kind="repave", message=req.node)
+
+    @workflow.update(name=UPDATE_PAUSE)
+    def pause(self) -> ActionAccepted:
+        self.paused = True
+        return ActionAccepted(action_id="pause", kind="pause", message="management paused")
+
+    @workflow.update(name=UPDATE_RESUME)
+    def resume(self) -> ActionAccepted:
+        self.paused = False
+        return ActionAccepted(action_id="resume", kind="resume", message="management resumed")
 
 
 @activity.defn(name=CHECK_ACCOUNT)
@@ -128,4 +144,10 @@ async def check_account_standin(inp: CheckAccountInput) -> CheckAccountResult:
 
 
 # The real validation workflow runs with these: it only needs a gateway-side check.
-STANDIN_WORKFLOWS = [CreateStandIn, DeleteStandIn, ManageStandIn, CloudAccountValidate]
+STANDIN_WORKFLOWS = [
+    CreateStandIn,
+    DeleteStandIn,
+    ManageStandIn,
+    CloudAccountValidate,
+    ClusterPlan,
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -62,6 +63,10 @@ def test_cluster_lifecycle_through_the_cli(stack: Stack, tmp_path: Path) -> None
     assert account["gateway_id"] == stack.info.pcg_gateway_id
     assert any(a["id"] == account["id"] for a in cli.json("account", "list"))
 
+    # Plan first: asked through the gateway, nothing taken.
+    planned = cli.run("cluster", "plan", "-f", str(EXAMPLE_SPEC))
+    assert "MAAS can serve all 3 machine(s) asked" in planned.stdout
+
     # The table view exercises the live rendering; the outcome is in the exit code.
     result = cli.run("cluster", "create", "-f", str(EXAMPLE_SPEC), "--wait", "--timeout", "120")
     assert "is Running" in result.stdout
@@ -82,6 +87,16 @@ def test_cluster_lifecycle_through_the_cli(stack: Stack, tmp_path: Path) -> None
     events = cli.json("cluster", "events", cluster["id"])
     assert any(e["phase"] == "Running" for e in events)
 
+    nodes = cli.json("cluster", "nodes", name)
+    assert sorted(n["role"] for n in nodes) == ["control-plane", "worker", "worker"]
+    assert all(n["ready"] and n["kubelet_version"] and n["zone"] for n in nodes)
+    cli.run("cluster", "pause", cluster["id"])
+    paused = cli.error(
+        "cluster", "upgrade", cluster["id"], "--version", "v1.31.14", code=ExitCode.USAGE
+    )
+    assert "paused" in paused["detail"]
+    cli.run("cluster", "resume", cluster["id"])
+
     # A second create of the same name is the API's 409: a usage error for scripts.
     cli.error("cluster", "create", "-f", str(EXAMPLE_SPEC), code=ExitCode.USAGE)
 
@@ -92,7 +107,13 @@ def test_cluster_lifecycle_through_the_cli(stack: Stack, tmp_path: Path) -> None
     )
     assert "succeeded" in result.stdout
     assert cli.json("cluster", "get", cluster["id"])["kubernetes_version"] == "v1.31.14"
-    # The stack has 6 machines and the cluster holds 3: 10 workers cannot be had.
+    # The stack has 6 machines and the cluster holds 3: 10 workers cannot be had, as the
+    # plan says before anything is tried.
+    short = cli.run(
+        "cluster", "scale", cluster["id"], "--pool", "workers", "--count", "10", "--dry-run",
+        "-o", "json", code=ExitCode.FAILED,
+    )  # fmt: skip
+    assert "workers: 8 asked" in json.loads(short.stdout)["summary"]
     failed = cli.error(
         "cluster",
         "scale",

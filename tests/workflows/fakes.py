@@ -23,6 +23,7 @@ from temporalio.worker import Worker
 from activities.models import (
     ACQUIRE_MACHINES,
     CHECK_ACCOUNT,
+    CLUSTER_LEFTOVERS,
     DEPLOY_MACHINE,
     ENQUEUE_AGENT_COMMAND,
     ENSURE_ENDPOINT,
@@ -45,6 +46,7 @@ from activities.models import (
     AgentTokenResult,
     CheckAccountInput,
     CheckAccountResult,
+    ClusterLeftoversInput,
     DeployMachineInput,
     DeployMachineResult,
     EnqueueAgentCommandInput,
@@ -72,6 +74,7 @@ from activities.models import (
 )
 from domain.agent_wire import NodeReport
 from domain.cluster import ClusterSpec, EndpointMode, NodePool
+from domain.leftovers import LeftBehind
 from domain.maas import MaasAccount, Machine
 from domain.naming import (
     QUARANTINE_TAG,
@@ -351,6 +354,8 @@ class FakeControlPlane:
         self.commands: list[EnqueueAgentCommandInput] = []
         self.revoked: list[str] = []
         self.rendered: list[RenderCloudInitInput] = []
+        # What the store would list as held in MAAS, per cluster, for a force delete.
+        self.left: dict[str, LeftBehind] = {}
 
     def activities(self) -> list[Any]:
         return [
@@ -361,6 +366,7 @@ class FakeControlPlane:
             self.stop_cluster_workflows,
             self.revoke_agent_token,
             self.sweep_silent_agents,
+            self.cluster_leftovers,
         ]
 
     def phases(self, cluster_id: str) -> list[Phase]:
@@ -404,6 +410,10 @@ class FakeControlPlane:
     @activity.defn(name=REVOKE_AGENT_TOKEN)
     async def revoke_agent_token(self, inp: RevokeAgentTokenInput) -> None:
         self.revoked.append(inp.cluster_id)
+
+    @activity.defn(name=CLUSTER_LEFTOVERS)
+    async def cluster_leftovers(self, inp: ClusterLeftoversInput) -> LeftBehind:
+        return self.left.get(inp.cluster_id, LeftBehind())
 
     @activity.defn(name=SWEEP_SILENT_AGENTS)
     async def sweep_silent_agents(self, inp: SweepSilentAgentsInput) -> SweepSilentAgentsResult:

@@ -20,10 +20,12 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from activities.models import (
+    CLUSTER_LEFTOVERS,
     DEPLOY_MACHINE,
     ENSURE_ENDPOINT,
     FIND_OWNED,
     RECORD_STATUS,
+    RELEASE_MACHINES,
     REMOVE_ENDPOINT,
     AcquireMachinesInput,
     FindOwnedInput,
@@ -31,8 +33,9 @@ from activities.models import (
     RecordStatusInput,
 )
 from domain.cluster import ControlPlaneEndpoint, EndpointMode
+from domain.leftovers import LeftBehind
 from domain.naming import delete_workflow_id, manage_workflow_id
-from domain.phases import Phase
+from domain.phases import Phase, Reason
 from runtime.temporal import data_converter
 from tests.support.temporal import assert_eventually
 from tests.workflows.fakes import FAST, Harness, agent_token, harness, ready_report
@@ -43,6 +46,7 @@ from workflows.contracts import (
     SIGNAL_AGENT_REPORT,
     SIGNAL_AGENT_SILENT,
     SIGNAL_COMMAND_RESULT,
+    SIGNAL_FORCE_DELETE,
     SIGNAL_STOP,
     UPDATE_REPAVE,
     UPDATE_SCALE,
@@ -232,6 +236,37 @@ async def test_record_pending_histories(env: WorkflowEnvironment) -> None:
         assert runs > 1
 
 
+@pytest.mark.skipif(not RECORD, reason="set METALGATE_RECORD_HISTORIES=1 to re-record")
+async def test_record_force_delete_history(env: WorkflowEnvironment) -> None:
+    """A delete waiting for a stopped gateway, then forced (after the force-delete patch)."""
+    client = Client(
+        env.client.service_client,
+        namespace=env.client.namespace,
+        data_converter=data_converter([REPLAY_KEY]),
+    )
+    async with harness(client, gateway_up=False) as h:
+        async with h.gateway_worker():
+            cluster = h.cluster(workers=1)
+            create = await h.start_create(cluster)
+            await h.wait_phase(cluster.cluster_id, Phase.BOOTSTRAPPING_CONTROL_PLANE)
+            machines = [m.machine() for m in h.maas.owned(cluster.cluster_id)]
+            await create.signal(SIGNAL_AGENT_REPORT, ready_report(machines))
+            assert (await create.result()).phase == Phase.RUNNING
+            await h.stop_management(cluster.cluster_id)
+        h.cp.left[cluster.cluster_id] = LeftBehind(machines=machines)
+        delete = await client.start_workflow(
+            DELETE_WORKFLOW,
+            DeleteClusterInput(cluster=cluster, timeouts=FAST),
+            id=delete_workflow_id(cluster.cluster_id),
+            task_queue=h.task_queue,
+            result_type=DeleteClusterResult,
+        )
+        await h.wait_reason(cluster.cluster_id, Reason.WAITING_FOR_GATEWAY)
+        await delete.signal(SIGNAL_FORCE_DELETE)
+        assert (await delete.result()).left_behind is not None
+        await save("delete_forced.json", delete)
+
+
 async def exercise_management(h: Harness, manage: WorkflowHandle[Any, Any]) -> None:
     await manage.signal(SIGNAL_AGENT_SILENT, AgentSilent(last_seen_unix=0))
     await h.wait_phase(manage.id.split("/")[1], Phase.UNREACHABLE)
@@ -269,6 +304,7 @@ async def test_recorded_histories_replay() -> None:
         "create_running_endpoint.json",
         "delete_endpoint.json",
         "manage_untyped_pending_run2.json",
+        "delete_forced.json",
     } <= set(names)
     replayer = Replayer(
         workflows=CONTROL_PLANE_WORKFLOWS, data_converter=data_converter([REPLAY_KEY])
@@ -325,6 +361,11 @@ def scheduled_activities(history: WorkflowHistory) -> list[str]:
         for e in history.events
         if e.HasField("activity_task_scheduled_event_attributes")
     ]
+
+
+def test_force_delete_history_exercises_the_forced_path() -> None:
+    forced = scheduled_activities(load("delete_forced.json"))
+    assert CLUSTER_LEFTOVERS in forced and RELEASE_MACHINES not in forced
 
 
 def test_endpoint_histories_exercise_the_endpoint_calls() -> None:

@@ -1,0 +1,114 @@
+"""Pause / resume of management and the nodes view, through the routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.models import RecordStatusInput
+from domain.agent_wire import NodeReport
+from domain.maas import Machine
+from domain.naming import CONTROL_PLANE_QUEUE, manage_workflow_id
+from domain.phases import Phase
+from store.db import Database
+from store.models import AgentNode
+from tests.api.conftest import Api, ProjectKeys, run_activity
+from tests.api.standins import ManageStandIn
+from tests.api.test_accounts import create_account
+from tests.api.test_clusters import create_cluster
+
+
+async def _running(
+    api: Api, project: ProjectKeys, cp_activities: Any, machines: list[Machine] | None = None
+) -> str:
+    account = await create_account(api, project.editor)
+    cluster = await create_cluster(api, project.editor, account)
+    await run_activity(
+        cp_activities.record_status,
+        RecordStatusInput(cluster_id=cluster["id"], phase=Phase.RUNNING, machines=machines),
+    )
+    return str(cluster["id"])
+
+
+async def test_pause_refuses_actions_until_resumed(
+    api: Api,
+    project: ProjectKeys,
+    system_gateway: Worker,
+    cp_activities: Any,
+    env: WorkflowEnvironment,
+) -> None:
+    cluster_id = await _running(api, project, cp_activities)
+    base = f"/v1/clusters/{cluster_id}"
+    not_yet = await api.http.post(f"{base}/pause", headers=project.editor)
+    assert not_yet.status_code == 409 and "not under management" in not_yet.json()["detail"]
+    await env.client.start_workflow(
+        ManageStandIn.run,
+        cluster_id,
+        id=manage_workflow_id(cluster_id),
+        task_queue=CONTROL_PLANE_QUEUE,
+    )
+    viewer = await api.http.post(f"{base}/pause", headers=project.viewer)
+    assert viewer.status_code == 403
+    paused = await api.http.post(f"{base}/pause", headers=project.editor)
+    assert paused.status_code == 200, paused.text
+    assert paused.json()["kind"] == "pause"
+    upgrade = {"kubernetes_version": "v1.31.0"}
+    refused = await api.http.post(f"{base}/upgrade", json=upgrade, headers=project.editor)
+    assert refused.status_code == 409 and "paused" in refused.json()["detail"]
+    resumed = await api.http.post(f"{base}/resume", headers=project.editor)
+    assert resumed.json()["kind"] == "resume"
+    accepted = await api.http.post(f"{base}/upgrade", json=upgrade, headers=project.editor)
+    assert accepted.status_code == 200, accepted.text
+    events = (await api.http.get(f"{base}/events", headers=project.viewer)).json()["items"]
+    assert [e["message"] for e in events][-2:] == ["management paused", "management resumed"]
+
+
+async def test_nodes_join_machines_with_agent_reports(
+    api: Api, project: ProjectKeys, system_gateway: Worker, cp_activities: Any
+) -> None:
+    machines = [
+        Machine(
+            system_id="m1", hostname="cp-1", pool="control-plane", zone="az1", status="Deployed"
+        ),
+        Machine(system_id="m2", hostname="w-1", pool="workers", zone="az2", status="Deployed"),
+        Machine(system_id="m3", hostname="w-2", pool="workers", zone="az1", status="Deploying"),
+    ]
+    cluster_id = await _running(api, project, cp_activities, machines)
+    database = await Database.open(api.settings)
+    try:
+        async with database.sessions.begin() as session:
+            for report in (
+                NodeReport(
+                    hostname="cp-1",
+                    system_id="m1",
+                    role="control-plane",
+                    ready=True,
+                    kubelet_version="v1.30.4",
+                ),
+                NodeReport(hostname="w-1", system_id="m2", ready=False, kubelet_version="v1.30.4"),
+            ):
+                session.add(
+                    AgentNode(
+                        cluster_id=cluster_id,
+                        hostname=report.hostname,
+                        fingerprint="f",
+                        report={"node": report.model_dump(mode="json")},
+                    )
+                )
+    finally:
+        await database.close()
+    answer = await api.http.get(f"/v1/clusters/{cluster_id}/nodes", headers=project.viewer)
+    assert answer.status_code == 200, answer.text
+    rows = [
+        (n["hostname"], n["zone"], n["role"], n["kubelet_version"], n["ready"], n["remediation"])
+        for n in answer.json()["items"]
+    ]
+    assert rows == [
+        ("cp-1", "az1", "control-plane", "v1.30.4", True, "-"),
+        ("w-1", "az2", "worker", "v1.30.4", False, "-"),
+        ("w-2", "az1", "worker", "", None, "-"),
+    ]
+    other = await api.http.get("/v1/clusters/nope/nodes", headers=project.viewer)
+    assert other.status_code == 404
