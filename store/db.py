@@ -23,7 +23,11 @@ SessionFactory = async_sessionmaker[AsyncSession]
 def create_engine(
     url: str, pool_size: int | None = None, overflow: int | None = None
 ) -> AsyncEngine:
-    pool = {"pool_size": pool_size or 10, "max_overflow": 20 if overflow is None else overflow}
+    pool: dict[str, int] = {}
+    if pool_size is not None:
+        pool["pool_size"] = pool_size
+    if overflow is not None:
+        pool["max_overflow"] = overflow
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **pool)
 
@@ -39,7 +43,9 @@ def create_engine(
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_pre_ping=True, **pool)
+    return create_async_engine(
+        url, pool_pre_ping=True, **{"pool_size": 10, "max_overflow": 20, **pool}
+    )
 
 
 class Database:
