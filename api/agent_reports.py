@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
 from fastapi import HTTPException
@@ -44,12 +46,12 @@ def _version_sort(version: str) -> tuple[int, int]:
 
 
 def aggregate(
-    others: list[dict[str, object]], changed: dict[str, object], fallback_version: str
+    others: list[dict[str, object]], changed: list[dict[str, object]], fallback_version: str
 ) -> AgentReport:
-    """The changed node, and a summary over every node: ready if any control plane is,
+    """The changed nodes, and a summary over every node: ready if any control plane is,
     healthy if all nodes are. The workflows merge nodes by hostname, so the signal's size
-    does not grow with the cluster."""
-    states = [*others, changed]
+    grows with what changed, not with the cluster."""
+    states = [*others, *changed]
     nodes = [NodeReport.model_validate(s["node"]) for s in states]
     versions = sorted({n.kubelet_version for n in nodes if n.kubelet_version}, key=_version_sort)
     messages = [str(s["message"]) for s in states if s.get("message")]
@@ -57,7 +59,7 @@ def aggregate(
         control_plane_ready=any(bool(s["control_plane_ready"]) for s in states),
         # The oldest kubelet is the version the whole cluster can be said to run.
         kubernetes_version=versions[0] if versions else fallback_version,
-        nodes=[NodeReport.model_validate(changed["node"])],
+        nodes=[NodeReport.model_validate(s["node"]) for s in changed],
         healthy=all(bool(s["healthy"]) for s in states),
         message="; ".join(sorted(set(messages)))[:2000],
     )
@@ -97,27 +99,40 @@ def first_control_plane(machines: list[Any], control_plane_pool: str) -> Machine
     return next((m for m in pool if m.pool == control_plane_pool), None)
 
 
+class Delivery(StrEnum):
+    DELIVERED = "delivered"
+    NO_WORKFLOW = "no-workflow"  # neither create nor management runs (yet)
+    UNAVAILABLE = "unavailable"  # Temporal did not answer in time
+    REFUSED = "refused"  # Temporal answered with an error (e.g. the run's signal limit)
+
+
 async def signal_report(
-    gate: TemporalGate, cluster_id: str, phase: Phase, report: AgentReport
-) -> bool:
-    """Signal management if the cluster is managed, else create; False if nobody took it."""
+    gate: TemporalGate,
+    cluster_id: str,
+    phase: Phase,
+    report: AgentReport,
+    within: timedelta = AGENT_SIGNAL_TIMEOUT,
+) -> Delivery:
+    """Signal management if the cluster is managed, else create (then the other one)."""
     primary, secondary = create_workflow_id(cluster_id), manage_workflow_id(cluster_id)
     if phase in MANAGED_PHASES:
         primary, secondary = secondary, primary
     try:
         client = await gate.client()
     except TemporalUnavailable:
-        return False
+        return Delivery.UNAVAILABLE
     for workflow_id in (primary, secondary):
         try:
             handle = client.get_workflow_handle(workflow_id)
-            await bounded(handle.signal(SIGNAL_AGENT_REPORT, report), AGENT_SIGNAL_TIMEOUT)
-            return True
+            await bounded(handle.signal(SIGNAL_AGENT_REPORT, report), within)
+            return Delivery.DELIVERED
         except TemporalUnavailable:
-            return False
+            return Delivery.UNAVAILABLE
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 continue
+            if err.status == RPCStatusCode.UNAVAILABLE:
+                return Delivery.UNAVAILABLE
             log.warning("cluster %s: agent report not signalled: %s", cluster_id, err.message)
-            return False
-    return False
+            return Delivery.REFUSED
+    return Delivery.NO_WORKFLOW

@@ -12,12 +12,13 @@ from temporalio.client import Client
 
 from api import docs, errors
 from api.agent_cache import DEFAULT_TTL, AgentCache
+from api.agent_outbox import AgentOutboxSender
 from api.audit import AuditLog
 from api.auth import ensure_bootstrap
 from api.heartbeats import HeartbeatRecorder
 from api.routes import accounts, agent, api_keys, audit, clusters, codec, gateways, health, projects
 from api.routes.agent_package import router as agent_package_router
-from api.temporal_gate import TemporalGate
+from api.temporal_gate import AGENT_SIGNAL_TIMEOUT, TemporalGate
 from runtime.codec import EncryptionCodec
 from runtime.settings import Settings
 from runtime.temporal import codec_key_specs
@@ -36,6 +37,8 @@ def create_app(
     account_validation_seconds: float = ACCOUNT_VALIDATION_SECONDS,
     heartbeat_flush_seconds: float = 2.0,
     agent_cache_seconds: float = DEFAULT_TTL,
+    agent_signal_timeout: float = AGENT_SIGNAL_TIMEOUT.total_seconds(),
+    agent_coalesce_seconds: float = 1.0,
 ) -> FastAPI:
     """The API. Temporal is connected on first use, so reads work while it is down."""
 
@@ -47,9 +50,17 @@ def create_app(
         app.state.heartbeats = HeartbeatRecorder(db.sessions, heartbeat_flush_seconds)
         app.state.heartbeats.start()
         app.state.agent_cache.start(db.sessions)
+        app.state.agent_outbox = AgentOutboxSender(
+            db.sessions,
+            app.state.temporal,
+            signal_timeout=agent_signal_timeout,
+            coalesce_seconds=agent_coalesce_seconds,
+        )
+        app.state.agent_outbox.start()
         try:
             yield
         finally:
+            await app.state.agent_outbox.stop()
             await app.state.agent_cache.stop()
             await app.state.heartbeats.stop()
             await db.close()

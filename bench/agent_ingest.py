@@ -16,20 +16,13 @@ import asyncio
 import time
 from typing import Any
 
-from sqlalchemy import insert
-
 from agent.fleet import Fleet
 from agent.timings import AgentTimings
 from bench.common import ProcessSampler, run_main, write_result
 from bench.memory_history import start_managed
-from bench.stack import BenchApi, bench_stack
+from bench.stack import BenchApi, bench_stack, seed_clusters
 from domain.agent_wire import AgentBootstrap
 from embedded.stack import Stack
-from runtime.settings import Settings
-from store.db import create_engine
-from store.models import Cluster
-from store.secrets import hash_token
-from store.types import utcnow
 
 GOAL_RATE = 1000.0
 GOAL_P99_MS = 50.0
@@ -38,41 +31,6 @@ STEP_SECONDS = 10.0
 # Steady state is measured even if some first reports are still queued after this long;
 # those agents' first heartbeats then count as signalled, as they would in production.
 WARMUP_LIMIT_S = 180.0
-
-
-async def seed_clusters(stack: Stack, project_id: str, cluster_ids: list[str]) -> None:
-    """Running clusters with agent tokens (`token-<id>`), as the create saga leaves them."""
-    url = Settings(data_dir=stack.config.data_dir).resolved_database_url()
-    engine = create_engine(url)
-    spec = {"name": "x", "worker_pools": []}
-    rows = [
-        {
-            "id": cid,
-            "project_id": project_id,
-            "name": cid,
-            "active_name": cid,
-            "cloud_account_id": "bench",
-            "gateway_id": stack.info.pcg_gateway_id or "system",
-            "spec": {**spec, "name": cid},
-            "phase": "Running",
-            "message": "",
-            "conditions": [],
-            # Agents may report only their cluster's recorded machines.
-            "machines": [{"system_id": f"{cid}-cp", "hostname": f"{cid}-cp", "pool": "cp"}],
-            "kubernetes_version": "v1.30.4",
-            "agent_token_hash": hash_token(f"token-{cid}"),
-            # Heard from just now, as a running cluster would be: the silence sweep leaves it.
-            "last_heartbeat_at": utcnow(),
-            "silent": False,
-        }
-        for cid in cluster_ids
-    ]
-    try:
-        async with engine.begin() as conn:
-            for at in range(0, len(rows), 1000):
-                await conn.execute(insert(Cluster), rows[at : at + 1000])
-    finally:
-        await engine.dispose()
 
 
 def _bootstrap(stack: Stack, cluster_id: str) -> AgentBootstrap:

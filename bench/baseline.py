@@ -27,6 +27,7 @@ from temporalio.worker import Worker
 from bench.baseline_workflow import BaselineInput, BaselineWorkflow, Stage, noop
 from bench.common import (
     ProcessSampler,
+    cpu_per,
     dev_server,
     percentile,
     python_module,
@@ -147,6 +148,7 @@ async def run_baseline(
         "latency_p50_s": round(percentile(latencies, 50), 2),
         "latency_p95_s": round(percentile(latencies, 95), 2),
         "processes": processes,
+        "cpu_per_workflow": cpu_per(processes, workflows),
     }
 
 
@@ -197,6 +199,7 @@ def main() -> None:
     )
     for name, stats in result["processes"].items():
         print(f"  {name}: peak RSS {stats['peak_rss_mib']} MiB, CPU {stats['cpu_seconds']} s")
+    print(f"  CPU seconds per workflow: {result['cpu_per_workflow']}")
 
 
 if __name__ == "__main__":

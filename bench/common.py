@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psutil
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.client import Client
 
 from runtime.temporal import temporal_binary
@@ -28,6 +29,28 @@ from tests.support.ports import free_port
 T = TypeVar("T")
 
 RESULTS_DIR = Path(__file__).parent / "results"
+# Processes that are not metalgate or Temporal: the driver, and the stand-ins for MAAS and the
+# clusters. Their CPU is listed, not counted in "all processes".
+NOT_COUNTED = frozenset({"bench-client", "maas-emulator", "fleet"})
+
+
+class BenchSettings(BaseSettings):
+    """The sizes of `make bench`, from BENCH_* variables; the defaults are issue 16's targets."""
+
+    model_config = SettingsConfigDict(env_prefix="BENCH_", extra="ignore")
+
+    clusters: int = 1000  # lifecycle
+    ingest_clusters: int = 10_000
+    managed: int = 10_000  # control-plane worker memory
+    events: int = 20_000  # agent events into one cluster, through the API
+    rates: str = "500,1000,1500,2000"  # heartbeats/s, one step each
+    step_seconds: float = 10.0
+    maas_seconds: float = 8.0
+    repeats: int = 3  # of the cheap, noisy figures (the bare baseline)
+
+    @property
+    def rate_steps(self) -> list[float]:
+        return [float(r) for r in self.rates.split(",")]
 
 
 def results_dir() -> Path:
@@ -152,6 +175,17 @@ class ProcessStats:
     _cpu_start: float | None = None
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime + cutime + cstime of /proc/<pid>/stat: the process's CPU and that of its
+    children it has waited for."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()  # the name may hold spaces; fields from 3
+    return sum(int(v) for v in fields[11:15]) / CLOCK_TICKS
+
+
 def _tree_sample(pid: int) -> tuple[float, float]:
     """RSS (MiB) and CPU seconds of a process and its descendants (but not of this process's:
     they are the processes measured on their own)."""
@@ -159,11 +193,28 @@ def _tree_sample(pid: int) -> tuple[float, float]:
     rss, cpu = 0.0, 0.0
     family = [] if pid == os.getpid() else root.children(recursive=True)
     for proc in [root, *family]:
-        with contextlib.suppress(psutil.Error):
+        with contextlib.suppress(psutil.Error, OSError):
             rss += proc.memory_info().rss
-            times = proc.cpu_times()
-            cpu += times.user + times.system
+            cpu += proc_cpu_seconds(proc.pid)
     return rss / 2**20, cpu
+
+
+def cpu_per(processes: dict[str, dict[str, float]], units: int) -> dict[str, float]:
+    """CPU seconds per unit (cluster, workflow) of each process, and `all` over those counted."""
+    per = {name: round(p["cpu_seconds"] / max(units, 1), 4) for name, p in processes.items()}
+    counted = sum(p["cpu_seconds"] for n, p in processes.items() if n not in NOT_COUNTED)
+    per["all"] = round(counted / max(units, 1), 4)
+    return per
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Median, min and max of repeated measurements."""
+    ordered = sorted(values)
+    return {
+        "median": round(ordered[len(ordered) // 2], 3) if ordered else 0.0,
+        "min": round(ordered[0], 3) if ordered else 0.0,
+        "max": round(ordered[-1], 3) if ordered else 0.0,
+    }
 
 
 @dataclass
@@ -201,6 +252,6 @@ class ProcessSampler:
                 await self._task
         self.sample()
         return {
-            name: {"peak_rss_mib": round(s.peak_rss_mib, 1), "cpu_seconds": round(s.cpu_seconds, 1)}
+            name: {"peak_rss_mib": round(s.peak_rss_mib, 1), "cpu_seconds": round(s.cpu_seconds, 2)}
             for name, s in self.stats.items()
         }

@@ -1,8 +1,9 @@
 """Control-plane worker memory with many managed clusters, and management history length.
 
 Management workflows are started directly with `ManageInput` on the stack's control-plane
-worker (creating 10,000 real clusters would measure the lifecycle again). Then one cluster
-receives a stream of agent reports, and every run of its management workflow is measured.
+worker (creating 10,000 real clusters would measure the lifecycle again). Then one cluster's
+agent posts a storm of changes through the API (the outbox coalesces them into signals), and
+every run of its management workflow is measured.
 
     python -m bench.memory_history --clusters 10000 --events 100000
 """
@@ -15,21 +16,19 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 import psutil
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
-from temporalio.service import RPCError
 
 from bench.common import ProcessSampler, run_main, write_result
-from bench.stack import bench_stack
-from domain.agent_wire import NodeReport
+from bench.stack import BenchApi, bench_stack, outbox_backlog, seed_clusters
 from domain.cluster import ClusterSpec, NodePool
 from domain.maas import MaasAccount, Machine
 from domain.naming import CONTROL_PLANE_QUEUE, manage_workflow_id
 from embedded.stack import Stack
 from workflows.contracts import (
     MANAGE_WORKFLOW,
-    SIGNAL_AGENT_REPORT,
-    AgentReport,
     ClusterRef,
     GatewayRef,
     ManageInput,
@@ -37,8 +36,8 @@ from workflows.contracts import (
 )
 
 START_CONCURRENCY = 100
-# Agent reports arrive from many API requests at once; a few in flight is realistic.
-SIGNAL_CONCURRENCY = 8
+# Agent events arrive from many API requests at once; a few in flight is realistic.
+AGENT_CONCURRENCY = 8
 GOAL_RSS_MIB = 1024
 GOAL_RUN_EVENTS = 10_000
 
@@ -143,43 +142,55 @@ async def _runs(client: Client, workflow_id: str) -> list[int]:
     return [length for _, length in sorted(runs)]
 
 
+async def _signals(client: Client, workflow_id: str) -> int:
+    """Agent-report signals over every run of `workflow_id`."""
+    count = 0
+    async for execution in client.list_workflows(f"WorkflowId = '{workflow_id}'"):
+        handle = client.get_workflow_handle(workflow_id, run_id=execution.run_id)
+        async for event in handle.fetch_history_events():
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+                count += 1
+    return count
+
+
 async def measure_history(stack: Stack, cluster_id: str, events: int) -> dict[str, Any]:
-    """A stream of agent reports into one managed cluster; the length of every run."""
-    handle = stack.client.get_workflow_handle(manage_workflow_id(cluster_id))
-    # Alternating, so every report is a change the workflow must take in.
-    reports = [
-        AgentReport(
-            control_plane_ready=True,
-            kubernetes_version="v1.30.4",
-            nodes=[NodeReport(hostname=f"{cluster_id}-0", ready=bool(k))],
-        )
-        for k in range(2)
-    ]
+    """A storm of agent events for one managed cluster (seeded with `seed_clusters`), posted
+    to the API as its agent would, each one a change; the length of every management run."""
+    headers = {"Authorization": f"Bearer token-{cluster_id}"}
+    host = f"{cluster_id}-cp"
+    errors = 0
+    limits = httpx.Limits(max_connections=AGENT_CONCURRENCY)
+    async with httpx.AsyncClient(base_url=stack.info.api_url, timeout=60, limits=limits) as http:
 
-    refused = 0
+        async def send(k: int) -> None:
+            nonlocal errors
+            body = {
+                "node": {"hostname": host, "system_id": host, "ready": bool(k % 2)},
+                "control_plane_ready": True,
+                "message": f"event {k}",
+            }
+            answer = await http.post("/v1/agent/heartbeat", json=body, headers=headers)
+            errors += answer.status_code != 200
 
-    async def send(k: int) -> None:
-        nonlocal refused
-        try:
-            await handle.signal(SIGNAL_AGENT_REPORT, reports[k % 2])
-        except RPCError as error:
-            # The server caps signals per run: the run did not continue-as-new in time.
-            if "limit" not in error.message:
-                raise
-            refused += 1
+        def sender(k: int) -> Callable[[], Awaitable[None]]:
+            return lambda: send(k)
 
-    def sender(k: int) -> Callable[[], Awaitable[None]]:
-        return lambda: send(k)
-
-    begin = time.monotonic()
-    await gather_bounded([sender(k) for k in range(events)], SIGNAL_CONCURRENCY)
-    signal_s = time.monotonic() - begin
+        begin = time.monotonic()
+        await gather_bounded([sender(k) for k in range(events)], AGENT_CONCURRENCY)
+        post_s = time.monotonic() - begin
+    deadline = time.monotonic() + 120
+    while await outbox_backlog(stack) and time.monotonic() < deadline:  # noqa: ASYNC110 (polls the store)
+        await asyncio.sleep(0.5)
     await wait_idle(_worker_pid(stack))
-    runs = await _runs(stack.client, manage_workflow_id(cluster_id))
+    workflow_id = manage_workflow_id(cluster_id)
+    runs = await _runs(stack.client, workflow_id)
+    signals = await _signals(stack.client, workflow_id)
     return {
         "events": events,
-        "signals_per_s": round(events / signal_s, 1),
-        "refused_over_run_limit": refused,
+        "events_per_s": round(events / post_s, 1),
+        "errors": errors,
+        "signals": signals,
+        "backlog_left": await outbox_backlog(stack),
         "runs": len(runs),
         "max_run_events": max(runs, default=0),
         "last_runs_events": runs[-5:],
@@ -189,6 +200,12 @@ async def measure_history(stack: Stack, cluster_id: str, events: int) -> dict[st
 async def run_memory_history(clusters: int, events: int) -> dict[str, Any]:
     async with bench_stack(machines=3, fleet_heartbeat_interval=None) as bench:
         ids = [f"bench-mem-{n:06d}" for n in range(clusters)]
+        api = BenchApi(bench.stack)
+        try:
+            project = await api._json("POST", "/v1/projects", json={"name": "bench-history"})
+        finally:
+            await api.close()
+        await seed_clusters(bench.stack, str(project["id"]), ids[:1])
         memory = await measure_memory(bench.stack, ids)
         history = await measure_history(bench.stack, ids[0], events)
     return {**memory, **history}
@@ -202,9 +219,10 @@ def print_result(result: dict[str, Any]) -> None:
         f"started in {result['start_s']} s"
     )
     print(
-        f"history: {result['events']} agent reports into one cluster at "
-        f"{result['signals_per_s']}/s: {result['runs']} runs, longest "
-        f"{result['max_run_events']} events (goal <= {GOAL_RUN_EVENTS})"
+        f"history: {result['events']} agent events for one cluster at "
+        f"{result['events_per_s']}/s through the API: {result['signals']} signals, "
+        f"{result['runs']} runs, longest {result['max_run_events']} events "
+        f"(goal <= {GOAL_RUN_EVENTS})"
     )
 
 

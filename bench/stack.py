@@ -19,9 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import func, insert, select
 
 from bench.common import python_module, spawn, stop_process
 from embedded.stack import Stack, StackConfig, StackPorts, start_stack
+from runtime.settings import Settings
+from store.db import create_engine
+from store.models import AgentOutboxRow, Cluster
+from store.secrets import hash_token
+from store.types import utcnow
 from tests.support.ports import free_port
 
 
@@ -169,3 +175,48 @@ async def machine_statuses(stack: Stack) -> Counter[str]:
         )
         response.raise_for_status()
         return Counter(str(m["status_name"]) for m in response.json())
+
+
+async def seed_clusters(stack: Stack, project_id: str, cluster_ids: list[str]) -> None:
+    """Running clusters with agent tokens (`token-<id>`), as the create saga leaves them."""
+    url = Settings(data_dir=stack.config.data_dir).resolved_database_url()
+    engine = create_engine(url)
+    spec = {"name": "x", "worker_pools": []}
+    rows = [
+        {
+            "id": cid,
+            "project_id": project_id,
+            "name": cid,
+            "active_name": cid,
+            "cloud_account_id": "bench",
+            "gateway_id": stack.info.pcg_gateway_id or "system",
+            "spec": {**spec, "name": cid},
+            "phase": "Running",
+            "message": "",
+            "conditions": [],
+            # Agents may report only their cluster's recorded machines.
+            "machines": [{"system_id": f"{cid}-cp", "hostname": f"{cid}-cp", "pool": "cp"}],
+            "kubernetes_version": "v1.30.4",
+            "agent_token_hash": hash_token(f"token-{cid}"),
+            # Heard from just now, as a running cluster would be: the silence sweep leaves it.
+            "last_heartbeat_at": utcnow(),
+            "silent": False,
+        }
+        for cid in cluster_ids
+    ]
+    try:
+        async with engine.begin() as conn:
+            for at in range(0, len(rows), 1000):
+                await conn.execute(insert(Cluster), rows[at : at + 1000])
+    finally:
+        await engine.dispose()
+
+
+async def outbox_backlog(stack: Stack) -> int:
+    """Clusters whose agent changes the API has not signalled yet."""
+    engine = create_engine(Settings(data_dir=stack.config.data_dir).resolved_database_url())
+    try:
+        async with engine.connect() as conn:
+            return int(await conn.scalar(select(func.count()).select_from(AgentOutboxRow)) or 0)
+    finally:
+        await engine.dispose()

@@ -72,6 +72,16 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy async URL; default is a SQLite file in the data dir"
     )
+    database_pool_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="pooled store connections per process (default 5 SQLite, 10 PG)",
+    )
+    database_pool_overflow: int | None = Field(
+        default=None,
+        ge=0,
+        description="connections beyond the pool under load (default 10 SQLite, 20 PG)",
+    )
     codec_cors_origins: list[str] = ["http://127.0.0.1:8233", "http://localhost:8233"]
     agent_package_dir: Path | None = Field(
         default=None, description="holds a prebuilt agent wheel (see api/routes/agent_package.py)"

@@ -20,9 +20,16 @@ from store.migrations import migrate
 SessionFactory = async_sessionmaker[AsyncSession]
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(
+    url: str, pool_size: int | None = None, overflow: int | None = None
+) -> AsyncEngine:
+    pool: dict[str, int] = {}
+    if pool_size is not None:
+        pool["pool_size"] = pool_size
+    if overflow is not None:
+        pool["max_overflow"] = overflow
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, **pool)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -36,7 +43,9 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_async_engine(
+        url, pool_pre_ping=True, **{"pool_size": 10, "max_overflow": 20, **pool}
+    )
 
 
 class Database:
@@ -48,11 +57,17 @@ class Database:
 
     @classmethod
     async def open(cls, settings: Settings) -> Database:
-        return await cls.open_url(settings.resolved_database_url())
+        return await cls.open_url(
+            settings.resolved_database_url(),
+            pool_size=settings.database_pool_size,
+            overflow=settings.database_pool_overflow,
+        )
 
     @classmethod
-    async def open_url(cls, url: str) -> Database:
-        database = cls(create_engine(url))
+    async def open_url(
+        cls, url: str, pool_size: int | None = None, overflow: int | None = None
+    ) -> Database:
+        database = cls(create_engine(url, pool_size, overflow))
         await migrate(database.engine)
         return database
 
@@ -60,10 +75,18 @@ class Database:
         await self.engine.dispose()
 
 
-def upsert(session: AsyncSession, table: Any, values: dict[str, Any], keys: list[str]) -> Insert:
-    """INSERT ... ON CONFLICT (keys) DO UPDATE for the session's dialect."""
+def upsert(
+    session: AsyncSession,
+    table: Any,
+    values: dict[str, Any],
+    keys: list[str],
+    update: list[str] | None = None,
+) -> Insert:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE (every other column, or `update`) for the
+    session's dialect."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(table).values(**values)
-    updates = {k: stmt.excluded[k] for k in values if k not in keys}
+    changed = update if update is not None else [k for k in values if k not in keys]
+    updates = {k: stmt.excluded[k] for k in changed}
     return stmt.on_conflict_do_update(index_elements=keys, set_=updates)

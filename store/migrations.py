@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from store.models import Base, ClusterBootstrapRow, IdempotencyRecord, SchemaVersion
+from store.models import (
+    AgentOutboxRow,
+    Base,
+    ClusterBootstrapRow,
+    IdempotencyRecord,
+    SchemaVersion,
+)
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -63,11 +69,17 @@ def _lifecycle_and_audit(conn: Connection) -> None:
     Base.metadata.tables["audit_log"].create(conn, checkfirst=True)
 
 
+def _agent_outbox(conn: Connection) -> None:
+    _add_columns(conn, "agent_nodes", {"pending": "BOOLEAN NOT NULL DEFAULT false"})
+    AgentOutboxRow.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "initial schema", _initial_schema),
     Step(2, "cluster bootstrap material", _cluster_bootstrap),
     Step(3, "idempotency keys", _idempotency_keys),
     Step(4, "key and gateway lifecycle, audit log", _lifecycle_and_audit),
+    Step(5, "agent report outbox", _agent_outbox),
 )
 
 

@@ -163,6 +163,26 @@ class AgentNode(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     report: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Changed and not yet signalled: the cluster's outbox row says when to send it.
+    pending: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AgentOutboxRow(Base):
+    """A cluster with agent changes not yet signalled (store/agent_outbox.py): one row per
+    cluster, so changes coalesce; a sender leases it while the signal is in flight."""
+
+    __tablename__ = "agent_outbox"
+
+    cluster_id: Mapped[str] = mapped_column(
+        ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True
+    )
+    change_id: Mapped[str] = mapped_column(String(32))  # new on every change
+    next_attempt_at: Mapped[datetime] = mapped_column(index=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(32))
+    lease_until: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AgentCommandRow(Base):

@@ -10,14 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.agent_cache import AgentCache
-from api.agent_reports import (
-    aggregate,
-    fingerprint,
-    first_control_plane,
-    node_state,
-    own_machine,
-    signal_report,
-)
+from api.agent_outbox import AgentOutboxSender
+from api.agent_reports import fingerprint, first_control_plane, node_state, own_machine
 from api.deps import (
     UNAUTHORIZED,
     AgentBearerDep,
@@ -41,7 +35,7 @@ from domain.agent_wire import (
 from domain.cluster import ClusterSpec
 from domain.naming import manage_workflow_id
 from domain.phases import MANAGED_PHASES, TERMINAL_PHASES, Phase
-from store.db import upsert
+from store.agent_outbox import record_change
 from store.models import AgentCommandRow, AgentNode, Cluster
 from store.secrets import SecretBox, hash_token
 from store.types import utcnow
@@ -82,9 +76,9 @@ async def _report(
     beat: AgentHeartbeat,
     kubeconfig: tuple[str, SecretBox] | None = None,
 ) -> bool:
-    """The slow path, the store's word: one SELECT; on change, signal, then remember the state.
+    """The slow path, the store's word: one SELECT; on change, store it for the outbox sender.
 
-    True when the change was signalled. Updates this replica's agent cache as it goes. A node
+    True when it was a change (queued to be signalled). Updates this replica's agent cache as it goes. A node
     that is not one of the cluster's machines is refused before anything is stored.
     """
     cache: AgentCache = request.app.state.agent_cache
@@ -97,7 +91,6 @@ async def _report(
                 Cluster.id,
                 Cluster.phase,
                 Cluster.silent,
-                Cluster.kubernetes_version,
                 Cluster.machines,
                 AgentNode.fingerprint,
             )
@@ -110,7 +103,7 @@ async def _report(
     if row is None:
         cache.forget(token_hash)
         raise HTTPException(401, "invalid or revoked agent token", UNAUTHORIZED)
-    cluster_id, phase, silent, version, machines, known = row
+    cluster_id, phase, silent, machines, known = row
     heartbeats.seen(cluster_id)
     own_machine(beat.node, machines, Phase(phase))
     if kubeconfig is not None:
@@ -121,48 +114,19 @@ async def _report(
     if current == known and not silent:
         cache.remember(token_hash, hostname, current)  # the store agrees: nothing changed
         return False
-    # A change. End the read snapshot, then take the cluster row's write lock first: changes
-    # of one cluster are then handled one at a time (across API replicas too), so each
-    # signalled report includes every node stored before it and the last one is complete.
-    await session.commit()
-    await session.execute(
-        update(Cluster).where(Cluster.id == cluster_id).values(silent=Cluster.silent)
-    )
-    phase, silent, version = (
-        await session.execute(
-            select(Cluster.phase, Cluster.silent, Cluster.kubernetes_version).where(
-                Cluster.id == cluster_id
-            )
-        )
-    ).one()
     if Phase(phase) in TERMINAL_PHASES:
-        await session.rollback()
         return False
-    others = await session.scalars(
-        select(AgentNode.report).where(
-            AgentNode.cluster_id == cluster_id, AgentNode.hostname != hostname
-        )
-    )
-    report = aggregate(list(others.all()), state, version)
-    gate: TemporalGate = request.app.state.temporal
-    if not await signal_report(gate, cluster_id, Phase(phase), report):
-        # Not remembered, so the next heartbeat sees the change again and retries the signal.
-        await session.rollback()
-        return False
+    # A change: stored with its cluster's outbox row in one short transaction. The outbox
+    # sender signals it (api/agent_outbox.py): no lock or connection is held across Temporal.
+    await session.commit()  # end the read snapshot: SQLite refuses to upgrade a stale one
     now = utcnow()
-    await session.execute(
-        upsert(
-            session,
-            AgentNode.__table__,
-            {
-                "cluster_id": cluster_id,
-                "hostname": hostname,
-                "fingerprint": current,
-                "report": state,
-                "updated_at": now,
-            },
-            ["cluster_id", "hostname"],
-        )
+    await record_change(
+        session,
+        cluster_id=cluster_id,
+        hostname=hostname,
+        fingerprint=current,
+        state=state,
+        now=now,
     )
     if silent:
         # Cleared at once (not via the batch) so the next sweep does not call it silent again.
@@ -173,6 +137,8 @@ async def _report(
         )
     await session.commit()
     cache.remember(token_hash, hostname, current)
+    outbox: AgentOutboxSender = request.app.state.agent_outbox
+    outbox.nudge()
     return True
 
 

@@ -102,14 +102,19 @@ async def test_heartbeat_signals_create_only_on_change(
     assert other_node.json()["signalled"] is True
     ready = await api.http.post("/v1/agent/heartbeat", json=beat(ready=True), headers=agent)
     assert ready.json()["signalled"] is True
-    handle = env.client.get_workflow_handle(create_workflow_id(cluster["id"]))
-    reports = await handle.query(QUERY_STATE, result_type=list[AgentReport])
-    assert len(reports) == 3
-    last = reports[-1]
-    assert last.control_plane_ready is True
-    # Each signal carries the node that changed; the workflows merge them by hostname.
-    assert [[n.hostname for n in r.nodes] for r in reports] == [["node-1"], ["node-2"], ["node-1"]]
-    assert last.kubernetes_version == "v1.30.4"
+
+    # The outbox sends the changes after answering; a signal carries the nodes that changed
+    # since the one before, and the workflows merge them by hostname.
+    async def both_nodes() -> list[AgentReport]:
+        reports = await create_reports(env, cluster["id"])
+        assert sorted(merged(reports)) == ["node-1", "node-2"]
+        assert merged(reports)["node-1"].ready is True
+        return reports
+
+    reports = await assert_eventually(both_nodes)
+    assert len(reports) <= 3
+    assert reports[-1].control_plane_ready is True
+    assert reports[-1].kubernetes_version == "v1.30.4"
 
     async def recorded() -> None:
         got = (await api.http.get(f"/v1/clusters/{cluster['id']}", headers=project.viewer)).json()
@@ -131,6 +136,11 @@ async def test_status_stores_kubeconfig_encrypted_and_signals_manage(
         "/v1/agent/status", json={**beat(ready=True), "kubeconfig": kubeconfig}, headers=agent
     )
     assert answer.json()["signalled"] is True, answer.text
+
+    async def created() -> None:
+        assert len(await create_reports(env, cluster["id"])) == 1
+
+    await assert_eventually(created)
     await run_activity(
         cp_activities.record_status,
         RecordStatusInput(cluster_id=cluster["id"], phase=Phase.RUNNING),
@@ -143,7 +153,11 @@ async def test_status_stores_kubeconfig_encrypted_and_signals_manage(
     )
     update = await api.http.post("/v1/agent/status", json=beat("node-2"), headers=agent)
     assert update.json()["signalled"] is True
-    assert (await manage.query(QUERY_STATE))["reports"] == 1
+
+    async def managed() -> None:
+        assert (await manage.query(QUERY_STATE))["reports"] == 1
+
+    await assert_eventually(managed)
     got = await api.http.get(f"/v1/clusters/{cluster['id']}/kubeconfig", headers=project.editor)
     assert got.json() == {"cluster_id": cluster["id"], "kubeconfig": kubeconfig}
     raw = (api.settings.resolved_data_dir() / "metalgate.db").read_bytes()
@@ -246,6 +260,11 @@ async def test_silent_cluster_reporting_again_is_a_change(
     assert (await api.http.post("/v1/agent/heartbeat", json=beat(), headers=agent)).json()[
         "signalled"
     ]
+
+    async def first_report() -> None:
+        assert (await manage.query(QUERY_STATE))["reports"] == 1
+
+    await assert_eventually(first_report)
     database = await Database.open(api.settings)
     try:
         # The agent went quiet long ago: backdate what the batch flush wrote.
@@ -271,7 +290,11 @@ async def test_silent_cluster_reporting_again_is_a_change(
         await assert_eventually(signalled_again, within=5.0, interval=0.2)
         got = (await api.http.get(f"/v1/clusters/{cluster['id']}", headers=project.viewer)).json()
         assert got["agent_silent"] is False
-        assert (await manage.query(QUERY_STATE))["reports"] == 2
+
+        async def managed() -> None:
+            assert (await manage.query(QUERY_STATE))["reports"] == 2
+
+        await assert_eventually(managed)
     finally:
         await database.close()
 
@@ -302,9 +325,26 @@ async def test_concurrent_node_changes_leave_a_complete_last_report(
         )
     )
     assert all(a.json()["signalled"] for a in answers), [a.text for a in answers]
-    handle = env.client.get_workflow_handle(create_workflow_id(cluster["id"]))
-    reports = await handle.query(QUERY_STATE, result_type=list[AgentReport])
-    assert len(reports) == len(nodes)
-    assert sorted(n.hostname for r in reports for n in r.nodes) == nodes
-    assert all(len(r.nodes) == 1 for r in reports)
+
+    async def complete() -> list[AgentReport]:
+        reports = await create_reports(env, cluster["id"])
+        assert sorted(merged(reports)) == nodes
+        return reports
+
+    reports = await assert_eventually(complete)
+    assert len(reports) <= len(nodes)
     assert reports[-1].control_plane_ready and reports[-1].healthy
+
+
+async def create_reports(env: WorkflowEnvironment, cluster_id: str) -> list[AgentReport]:
+    """What the create stand-in was signalled, in order."""
+    handle = env.client.get_workflow_handle(create_workflow_id(cluster_id))
+    return await handle.query(QUERY_STATE, result_type=list[AgentReport])
+
+
+def merged(reports: list[AgentReport]) -> dict[str, Any]:
+    """Each node's latest status, as the workflows merge them."""
+    nodes: dict[str, Any] = {}
+    for report in reports:
+        nodes.update({n.hostname: n for n in report.nodes})
+    return nodes

@@ -20,7 +20,7 @@ def state(i: int, ready: bool = True) -> dict[str, object]:
 
 def test_a_report_of_a_500_node_cluster_is_a_few_kilobytes() -> None:
     others = [state(i) for i in range(499)]
-    report = aggregate(others, state(499, ready=False), "v1.30.4")
+    report = aggregate(others, [state(499, ready=False)], "v1.30.4")
     size = len(report.model_dump_json())
     assert size < SIGNAL_LIMIT_BYTES, size
     assert [n.system_id for n in report.nodes] == ["s499"]

@@ -12,7 +12,8 @@ import pytest
 
 from bench import run_all
 
-pytestmark = pytest.mark.timeout(240)
+# Two stacks and two baseline runs start on a shared 2-core machine: minutes, not seconds.
+pytestmark = pytest.mark.timeout(600)
 
 TINY = {
     "BENCH_CLUSTERS": "2",
@@ -24,6 +25,7 @@ TINY = {
     "BENCH_MAAS_SECONDS": "1",
     "BENCH_MAAS_CLUSTERS": "2",
     "BENCH_MAAS_DEPLOY_SECONDS": "6",
+    "BENCH_REPEATS": "2",
 }
 
 
@@ -47,8 +49,13 @@ async def test_every_benchmark_reports_sane_figures(tiny_sizes: None) -> None:
     assert per_cluster["activities"] > 0 and per_cluster["events"] > per_cluster["activities"]
     assert life["histories"]["create_shape"]
     assert life["baseline"]["workflows_per_s"] > 0 and life["ratio"] > 0
+    assert life["baseline"]["runs"] == 2
+    assert life["ratio_spread"]["min"] <= life["ratio"] <= life["ratio_spread"]["max"]
     assert {"temporal", "api", "control-plane-worker"} <= set(life["processes"])
     assert all(p["peak_rss_mib"] > 0 for p in life["processes"].values())
+    # CPU from /proc/<pid>/stat: every process of the stack and of the baseline spent some.
+    assert life["cpu_per_cluster"]["all"] > 0 and life["cpu_per_cluster"]["temporal"] > 0
+    assert life["baseline"]["cpu_per_workflow"]["all"] > 0 and life["cpu_efficiency"] > 0
 
     assert results["memory"]["worker_peak_rss_mib"] > 0
     ingest = results["ingest"]
@@ -60,6 +67,9 @@ async def test_every_benchmark_reports_sane_figures(tiny_sizes: None) -> None:
     assert maas["calls_per_second"] > 0
     assert maas["calls_per_cluster_lifecycle"] > 0
     assert [life["clusters"] for life in maas["lifecycles"]] == [1, 2]
+    # Agent events go through the API and its outbox: none lost, fewer signals than events.
+    assert history["errors"] == 0 and history["backlog_left"] == 0
+    assert 1 <= history["signals"] <= history["events"]
 
     table = run_all.table(results)
     assert table.count("\n") == len(run_all.rows(results)) + 1
