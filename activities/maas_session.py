@@ -37,6 +37,7 @@ from activities.models import (
     ERR_MAAS_UNREACHABLE,
 )
 from domain.maas import MaasAccount
+from runtime.metrics import maas_call_metrics
 
 log = logging.getLogger(__name__)
 
@@ -344,6 +345,7 @@ class MaasSessions:
                 account, "describe/", f"{_body_shape(body)} that does not decode as JSON"
             ) from None
 
+    @maas_call_metrics
     async def call(
         self, account: MaasAccount, handler: str, action: str, shape: Shape, **params: Any
     ) -> Any:
