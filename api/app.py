@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -55,7 +56,7 @@ def create_app(
         try:
             yield
         finally:
-            metrics.close()
+            await asyncio.to_thread(metrics.close)  # waits out the server's poll loop
             await metrics.census.stop()
             await app.state.agent_cache.stop()
             await app.state.heartbeats.stop()
