@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,9 +70,10 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(level: str | int = logging.INFO, log_format: str | None = None) -> None:
     """Text lines, or JSON lines when `log_format` (default: METALGATE_LOG_FORMAT) is json."""
     if log_format is None:
-        from runtime.settings import get_settings
-
-        log_format = get_settings().log_format
+        # Read before the settings object (Settings.log_format documents it): logging must
+        # work when the settings fail validation, so that failure itself is logged. The agent
+        # on a node has no control-plane settings at all.
+        log_format = os.environ.get("METALGATE_LOG_FORMAT", "text").lower()
     handler = logging.StreamHandler()
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
