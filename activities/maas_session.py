@@ -38,6 +38,7 @@ from activities.models import (
     ERR_MAAS_UNREACHABLE,
 )
 from domain.maas import MaasAccount
+from runtime.metrics import maas_call_metrics
 
 log = logging.getLogger(__name__)
 
@@ -298,6 +299,7 @@ class MaasSessions:
                 account, "describe/", f"{body_shape(body)} that does not decode as JSON"
             ) from None
 
+    @maas_call_metrics
     async def call(
         self, account: MaasAccount, handler: str, action: str, shape: Shape[T], **params: Any
     ) -> T:

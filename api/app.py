@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from api.agent_outbox import AgentOutboxSender
 from api.audit import AuditLog
 from api.auth import ensure_bootstrap
 from api.heartbeats import HeartbeatRecorder
+from api.metrics import ApiMetrics, RequestMetrics
 from api.routes import accounts, agent, api_keys, audit, clusters, codec, gateways, health, projects
 from api.routes.agent_package import router as agent_package_router
 from api.temporal_gate import AGENT_SIGNAL_TIMEOUT, TemporalGate
@@ -57,10 +59,16 @@ def create_app(
             coalesce_seconds=agent_coalesce_seconds,
         )
         app.state.agent_outbox.start()
+        metrics.watch(app.state.agent_cache, app.state.heartbeats)
+        metrics.census.start(db.sessions)
+        if settings.metrics_port:
+            metrics.serve(settings.metrics_host, settings.metrics_port)
         try:
             yield
         finally:
             await app.state.agent_outbox.stop()
+            await asyncio.to_thread(metrics.close)  # waits out the server's poll loop
+            await metrics.census.stop()
             await app.state.agent_cache.stop()
             await app.state.heartbeats.stop()
             await db.close()
@@ -73,10 +81,12 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
+    metrics = ApiMetrics()
+    app.state.metrics = metrics
     app.state.settings = settings
     app.state.box = SecretBox.from_settings(settings)
     app.state.codec = EncryptionCodec(codec_key_specs(settings))
-    app.state.temporal = TemporalGate(settings, temporal)
+    app.state.temporal = TemporalGate(settings, temporal, [metrics.interceptor()])
     app.state.agent_cache = AgentCache(ttl=agent_cache_seconds)
     app.state.account_validation_seconds = account_validation_seconds
     errors.install(app)
@@ -89,6 +99,7 @@ def create_app(
     )
     app.add_middleware(errors.BodyLimit)
     app.add_middleware(AuditLog)
+    app.add_middleware(RequestMetrics, metrics=metrics)
     for module in (health, projects, api_keys, gateways, accounts, clusters, agent, codec, audit):
         app.include_router(module.router)
     app.include_router(agent_package_router)

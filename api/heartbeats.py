@@ -26,8 +26,10 @@ class HeartbeatRecorder:
         self._interval = interval
         self._pending: dict[str, datetime] = {}
         self._task: asyncio.Task[None] | None = None
+        self.received = 0  # served as metalgate_agent_heartbeats_total
 
     def seen(self, cluster_id: str) -> None:
+        self.received += 1
         self._pending[cluster_id] = utcnow()
 
     async def flush(self) -> int:

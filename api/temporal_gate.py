@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from datetime import timedelta
 from typing import TypeVar
 
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
 
 from runtime.settings import Settings
 from runtime.temporal import connect
@@ -28,9 +28,15 @@ class TemporalUnavailable(Exception):
 
 
 class TemporalGate:
-    def __init__(self, settings: Settings, client: Client | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: Client | None = None,
+        interceptors: Sequence[Interceptor] = (),
+    ) -> None:
         self._settings = settings
         self._client = client
+        self._interceptors = interceptors
         self._lock = asyncio.Lock()
 
     async def client(self) -> Client:
@@ -40,7 +46,8 @@ class TemporalGate:
             if self._client is None:
                 try:
                     self._client = await asyncio.wait_for(
-                        connect(self._settings), CONNECT_TIMEOUT_SECONDS
+                        connect(self._settings, interceptors=self._interceptors),
+                        CONNECT_TIMEOUT_SECONDS,
                     )
                 except (TimeoutError, RuntimeError, OSError) as exc:
                     log.warning(

@@ -211,6 +211,15 @@ def finish(cluster: dict[str, Any], fmt: OutputFormat, *, goal: Phase) -> None:
 ACTION_ENDS = ("succeeded", "failed", "stopped")
 
 
+def follow_hint(cluster_id: str) -> str:
+    """Said when an action is accepted without --wait: exit 0 means accepted, not done."""
+    return (
+        f"Its outcome (it may still fail, e.g. InsufficientCapacity) shows in "
+        f"`metalgate cluster events {cluster_id}` and `metalgate cluster get {cluster_id}`; "
+        "--wait waits for it and exits with it."
+    )
+
+
 def wait_action(
     api: ApiClient,
     cluster_id: str,
@@ -405,7 +414,8 @@ def register(app: typer.Typer) -> None:
                 )
                 return
         emit_message(
-            f"Upgrading cluster {cluster_id} to {version} (action {answer['action_id']})",
+            f"Upgrading cluster {cluster_id} to {version} (action {answer['action_id']}). "
+            + follow_hint(cluster_id),
             output,
             answer,
         )
@@ -438,7 +448,8 @@ def register(app: typer.Typer) -> None:
                 )
                 return
         emit_message(
-            f"Scaling pool {pool} of cluster {cluster_id} to {count} (action {answer['action_id']})",
+            f"Scaling pool {pool} of cluster {cluster_id} to {count} "
+            f"(action {answer['action_id']}). " + follow_hint(cluster_id),
             output,
             answer,
         )
@@ -462,7 +473,8 @@ def register(app: typer.Typer) -> None:
                 )
                 return
         emit_message(
-            f"Repaving node {node} of cluster {cluster_id} (action {answer['action_id']})",
+            f"Repaving node {node} of cluster {cluster_id} (action {answer['action_id']}). "
+            + follow_hint(cluster_id),
             output,
             answer,
         )

@@ -82,6 +82,9 @@ def run_command(
     except FileNotFoundError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(1) from None
+    from runtime.metrics import install_temporal_metrics
     from runtime.process import run_service
+    from runtime.settings import get_settings
 
+    install_temporal_metrics(get_settings().metrics_address())
     run_service(run_gateway_from_config(path, temporal_proxy=temporal_proxy, replica_id=replica_id))

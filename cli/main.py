@@ -10,6 +10,7 @@ from cli import (
     audit,
     clusters,
     demo,
+    doctor,
     emulator,
     frontdoor,
     gateway_lifecycle,
@@ -43,6 +44,7 @@ app.add_typer(agent_app, name="agent")
 up.register(app)
 emulator.register(app)
 demo.register(app)
+doctor.register(app)
 login.register(app)
 projects.register(app)
 keys.register(app)

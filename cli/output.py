@@ -59,11 +59,21 @@ def emit_list(
         err_console.print("(none)", style="dim")
         return
     table = Table(show_edge=False, header_style="bold")
-    for header, _ in columns:
-        table.add_column(header)
-    for item in items:
-        table.add_row(*(Text(_cell(_value(item, key))) for _, key in columns))
+    rows = [[_cell(_value(item, key)) for _, key in columns] for item in items]
+    for i, (header, _) in enumerate(columns):
+        if is_id_column(header):
+            # An id is copied into the next command: other columns wrap instead of it being cut.
+            width = max(len(header), *(len(row[i]) for row in rows))
+            table.add_column(header, no_wrap=True, min_width=width)
+        else:
+            table.add_column(header, overflow="fold")
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
     console.print(table)
+
+
+def is_id_column(header: str) -> bool:
+    return header == "ID" or header.endswith(" ID")
 
 
 def emit_object(item: dict[str, Any], fmt: OutputFormat, fields: Sequence[Column]) -> None:

@@ -31,4 +31,6 @@ def register(app: typer.Typer) -> None:
             port=port or settings.api_port,
             log_level=log_level,
             access_log=access_log,
+            # JSON logs: uvicorn's loggers go through ours instead of its own text config.
+            log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         )

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from embedded.stack import StackConfig
 
 console = Console(soft_wrap=True)
+DEFAULT_METRICS_PORT = 9460
 
 
 def register(app: typer.Typer) -> None:
@@ -36,6 +37,11 @@ def up(
         None, help="Gateway front door port [a free one, kept in the data dir]"
     ),
     agent_port: int = typer.Option(8090, help="Agent runtime (emulator boot hook) port"),
+    metrics_port: int = typer.Option(
+        DEFAULT_METRICS_PORT,
+        help="First of the Prometheus metrics ports: API, control-plane worker, system "
+        "gateway, then each PCG replica, one after the other; 0 serves none",
+    ),
     machines: int = typer.Option(24, help="Machines the emulator seeds on first start"),
     deploy_seconds: float = typer.Option(3.0, help="Emulated MAAS deploy time"),
 ) -> None:
@@ -52,6 +58,7 @@ def up(
         maas=maas_port or settings.maas_port,
         agent_runtime=agent_port,
         frontdoor=frontdoor_port,
+        metrics=metrics_port or None,
     )
     config = StackConfig(
         data_dir=data_dir or settings.data_dir,
@@ -105,6 +112,8 @@ async def _serve(config: StackConfig) -> None:
         console.print(
             f"  local PCG       {info.pcg_gateway_id} ({len(stack.pcg_replicas)} replica)"
         )
+        for name, url in info.metrics.items():
+            console.print(f"  metrics         {url}  ({name})")
         console.print(f"  logs            {config.data_dir.resolve() / 'logs'}")
         if stack.admin_key_was_new:
             console.print(

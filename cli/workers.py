@@ -16,9 +16,11 @@ def register(app: typer.Typer) -> None:
 
 def control_plane() -> None:
     """Run workflows and control-plane activities on the `control-plane` queue."""
+    from runtime.metrics import install_temporal_metrics
     from workers.control_plane import run_control_plane_worker
 
     configure_logging()
+    install_temporal_metrics(get_settings().metrics_address())
     run_service(run_control_plane_worker(get_settings()))
 
 
@@ -30,5 +32,8 @@ def system_gateway() -> None:
     if settings.mode != "self-hosted":
         typer.echo("the system gateway runs only in self-hosted mode; use a PCG", err=True)
         raise typer.Exit(2)
+    from runtime.metrics import install_temporal_metrics
+
     configure_logging()
+    install_temporal_metrics(settings.metrics_address())
     run_service(run_system_gateway(settings))

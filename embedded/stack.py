@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import yaml
 from pydantic import BaseModel
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -41,6 +42,7 @@ from runtime.temporal import codec_key_specs, connect, temporal_binary
 log = logging.getLogger(__name__)
 
 PCG_NAME = "local-pcg"
+TEMPORAL_CLI_ENV = "metalgate"
 
 
 class StackPorts(BaseModel):
@@ -50,6 +52,9 @@ class StackPorts(BaseModel):
     maas: int = 5240
     agent_runtime: int = 8090
     frontdoor: int | None = None  # None: a free port, kept in the data dir across restarts
+    # The first of a block of metrics ports, one per process that serves them (see
+    # `metrics_ports`); None: no metrics endpoints.
+    metrics: int | None = None
 
 
 class StackConfig(BaseModel):
@@ -177,6 +182,17 @@ def _temporal_up(settings: Settings, port: int) -> ReadyCheck:
     return check
 
 
+def _temporal_env_file(data_dir: Path, codec_endpoint: str) -> Path:
+    """A `temporal` CLI environment file (flag values by name), readable by this user only."""
+    path = data_dir / "secrets" / "temporal-env.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.touch(mode=0o600)
+    path.write_text(
+        yaml.safe_dump({"env": {TEMPORAL_CLI_ENV: {"ui-codec-endpoint": codec_endpoint}}})
+    )
+    return path
+
+
 def _boot_deployed(maas_root: str, maas_key: str) -> Callable[[], Awaitable[None]]:
     """After the agent runtime (re)starts, the emulator powers its Deployed machines on again,
     so every emulated node's agent comes back and resumes its heartbeats."""
@@ -197,6 +213,17 @@ def _boot_deployed(maas_root: str, maas_key: str) -> Callable[[], Awaitable[None
     return boot
 
 
+def metrics_ports(config: StackConfig) -> dict[str, int]:
+    """The metrics port of each child that serves metrics: consecutive from `ports.metrics`."""
+    if config.ports.metrics is None:
+        return {}
+    names = ["api", "control-plane-worker"]
+    if config.system_gateway:
+        names.append("system-gateway")
+    names += [f"pcg-{n + 1}" for n in range(config.pcg_replicas)]
+    return {name: config.ports.metrics + i for i, name in enumerate(names)}
+
+
 def port_uses(config: StackConfig, frontdoor: int) -> list[PortUse]:
     """Every port `start_stack` will listen on, with the `metalgate up` flag that moves it."""
     ports = config.ports
@@ -209,7 +236,16 @@ def port_uses(config: StackConfig, frontdoor: int) -> list[PortUse]:
     ]
     if config.agent_runtime:
         uses.append(PortUse(ports.agent_runtime, "agent runtime", "--agent-port"))
+    uses += [
+        PortUse(port, f"{name} metrics (ports from --metrics-port on)", "--metrics-port")
+        for name, port in metrics_ports(config).items()
+    ]
     return uses
+
+
+def _with_metrics(env: dict[str, str], port: int | None) -> dict[str, str]:
+    """A child's environment, serving its metrics on `port` when there is one."""
+    return {**env, "METALGATE_METRICS_PORT": str(port)} if port else env
 
 
 async def start_stack(config: StackConfig) -> Stack:
@@ -249,8 +285,10 @@ async def start_stack(config: StackConfig) -> Stack:
         "METALGATE_FRONTDOOR_TLS_CERT_FILE": str(door_tls.cert),
         "METALGATE_FRONTDOOR_TLS_KEY_FILE": str(door_tls.key),
         "METALGATE_FRONTDOOR_CA_FILE": str(door_tls.ca),
+        "METALGATE_METRICS_HOST": host,
         **config.extra_env,
     }
+    metrics = metrics_ports(config)
     sup = Supervisor(data_dir / "logs")
     client_ref: list[Client] = []
     maas_url = f"http://{host}:{ports.maas}/MAAS/"
@@ -261,6 +299,7 @@ async def start_stack(config: StackConfig) -> Stack:
         maas_url=maas_url,
         maas_api_key_file=str(data_dir / "secrets" / "maas-api-key"),
         admin_api_key_file=str(admin_key_path),
+        metrics={name: f"http://{host}:{port}/metrics" for name, port in metrics.items()},
     )
     try:
         sa_args = [f"--search-attribute={k.name}=Keyword" for k in SEARCH_ATTRIBUTES]
@@ -283,8 +322,11 @@ async def start_stack(config: StackConfig) -> Stack:
                     "journal_mode=wal",
                     "--sqlite-pragma",
                     "synchronous=normal",
-                    "--ui-codec-endpoint",
-                    f"{api_url}/codec/ui/{ui_codec_token}",
+                    # The codec URL carries a token: it comes from a file, argv is public.
+                    "--env-file",
+                    str(_temporal_env_file(data_dir, f"{api_url}/codec/ui/{ui_codec_token}")),
+                    "--env",
+                    TEMPORAL_CLI_ENV,
                     "--ui-disable-news-fetch",
                     "--log-level",
                     "warn",
@@ -331,7 +373,7 @@ async def start_stack(config: StackConfig) -> Stack:
             ChildSpec(
                 "api",
                 _metalgate("server", "api", "--host", host, "--port", str(ports.api)),
-                env,
+                _with_metrics(env, metrics.get("api")),
                 ready=_answers_as(f"{api_url}/healthz", ports.api, "instance"),
             )
         )
@@ -339,7 +381,7 @@ async def start_stack(config: StackConfig) -> Stack:
             ChildSpec(
                 "control-plane-worker",
                 _metalgate("worker", "control-plane"),
-                env,
+                _with_metrics(env, metrics.get("control-plane-worker")),
                 ready=_polled(client_ref, CONTROL_PLANE_QUEUE, ports.temporal),
             )
         )
@@ -348,7 +390,7 @@ async def start_stack(config: StackConfig) -> Stack:
                 ChildSpec(
                     "system-gateway",
                     _metalgate("worker", "system-gateway"),
-                    env,
+                    _with_metrics(env, metrics.get("system-gateway")),
                     ready=_polled(client_ref, gateway_queue("system"), ports.temporal),
                 )
             )
@@ -376,7 +418,7 @@ async def start_stack(config: StackConfig) -> Stack:
         )
         stack = Stack(config, sup, info, client_ref[0], admin_key, maas_key, admin_key_was_new)
         if config.pcg_replicas:
-            await _start_pcg(stack, env, door_port)
+            await _start_pcg(stack, env, door_port, metrics)
         (data_dir / STACK_FILE).write_text(info.model_dump_json(indent=2))
         return stack
     except BaseException:
@@ -384,7 +426,9 @@ async def start_stack(config: StackConfig) -> Stack:
         raise
 
 
-async def _start_pcg(stack: Stack, env: dict[str, str], door_port: int) -> None:
+async def _start_pcg(
+    stack: Stack, env: dict[str, str], door_port: int, metrics: dict[str, int]
+) -> None:
     """Register the local PCG once (its identity persists in the data dir), then run it."""
     data_dir = stack.config.data_dir.resolve()
     config_file = data_dir / "pcg" / "gateway.json"
@@ -419,7 +463,7 @@ async def _start_pcg(stack: Stack, env: dict[str, str], door_port: int) -> None:
             ChildSpec(
                 name,
                 _metalgate("gateway", "run", "--config", str(config_file), "--replica-id", name),
-                env,
+                _with_metrics(env, metrics.get(name)),
                 ready=_polled([stack.client], gateway_queue(gateway_id), door_port),
             )
         )

@@ -18,3 +18,5 @@ class StackInfo(BaseModel):
     maas_api_key_file: str
     admin_api_key_file: str
     pcg_gateway_id: str | None = None
+    # Each process's Prometheus endpoint, by child name.
+    metrics: dict[str, str] = {}

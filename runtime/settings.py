@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     maas_port: int = 5240
     bind_host: str = "127.0.0.1"
 
+    # Observability: each process serves Prometheus metrics on metrics_host:metrics_port
+    # when the port is set (`metalgate up` hands every child its own), logs as JSON on ask.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+    log_format: Literal["text", "json"] = "text"
+
     # API
     api_url: str = "http://127.0.0.1:8080"
     api_key: SecretStr | None = None
@@ -193,6 +199,10 @@ class Settings(BaseSettings):
         if self.store_secret_key is None:
             raise ValueError("METALGATE_STORE_SECRET_KEY must be set outside development")
         return self
+
+    def metrics_address(self) -> str | None:
+        """`host:port` this process serves metrics on, or None when metrics are off."""
+        return f"{self.metrics_host}:{self.metrics_port}" if self.metrics_port else None
 
     def supported_versions(self) -> SupportedVersions:
         return SupportedVersions(self.kubernetes_versions)

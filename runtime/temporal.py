@@ -7,9 +7,10 @@ import dataclasses
 import logging
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.service import HttpConnectProxyConfig, TLSConfig
@@ -56,6 +57,7 @@ async def connect(
     *,
     key_specs: list[str] | None = None,
     http_connect_proxy: str | None = None,
+    interceptors: Sequence[Interceptor] = (),
 ) -> Client:
     """Connect with the project's converter; `http_connect_proxy` is `host:port`."""
     return await Client.connect(
@@ -67,6 +69,7 @@ async def connect(
         http_connect_proxy_config=(
             HttpConnectProxyConfig(target_host=http_connect_proxy) if http_connect_proxy else None
         ),
+        interceptors=interceptors,
     )
 
 

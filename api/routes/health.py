@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 
 from fastapi import APIRouter, Request
@@ -13,11 +14,16 @@ from api.temporal_gate import TemporalGate, TemporalUnavailable
 
 router = APIRouter(tags=["health"])
 
+try:  # `metalgate doctor` compares it with its own and the gateways' versions
+    _VERSION: str | None = importlib.metadata.version("metalgate")
+except importlib.metadata.PackageNotFoundError:
+    _VERSION = None
+
 
 @router.get("/healthz", response_model=Health, response_model_exclude_none=True)
 async def healthz() -> Health:
     # The supervisor's instance id proves to it that this answer comes from its own child.
-    return Health(instance=os.environ.get("METALGATE_INSTANCE_ID"))
+    return Health(instance=os.environ.get("METALGATE_INSTANCE_ID"), version=_VERSION)
 
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})

@@ -19,6 +19,7 @@ class ErrorBody(BaseModel):
 
 class Health(BaseModel):
     status: str = "ok"
+    version: str | None = Field(default=None, description="the installed metalgate version")
     instance: str | None = Field(
         default=None, description="the id a supervisor gave this process (metalgate up)"
     )

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import importlib.metadata
+
 import httpx
 
 from tests.api.conftest import Api, ProjectKeys
 
 
 async def test_health_and_readiness(api: Api) -> None:
-    assert (await api.http.get("/healthz")).json() == {"status": "ok"}
+    version = importlib.metadata.version("metalgate")
+    assert (await api.http.get("/healthz")).json() == {"status": "ok", "version": version}
     ready = await api.http.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "store": "ok", "temporal": "ok"}

@@ -128,6 +128,10 @@ def test_cluster_lifecycle_through_the_cli(stack: Stack, tmp_path: Path) -> None
         code=ExitCode.FAILED,
     )
     assert "InsufficientCapacity" in failed["detail"]
+    # Without --wait, exit 0 means accepted: the answer says where its outcome will show.
+    accepted = cli.run("cluster", "scale", cluster["id"], "--pool", "workers", "--count", "10")
+    assert f"metalgate cluster events {cluster['id']}" in accepted.stdout
+    assert "--wait" in accepted.stdout
 
     final = cli.json("cluster", "delete", cluster["id"], "--wait", "--timeout", "90")
     assert final.get("phase", "Deleted") == "Deleted"

@@ -1,0 +1,32 @@
+"""Tables on an 80-column terminal: other columns wrap, ids are never cut."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+import cli.output
+from cli.output import OutputFormat, emit_list
+
+
+def test_ids_are_whole_in_a_narrow_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = io.StringIO()
+    monkeypatch.setattr(cli.output, "console", Console(file=out, width=80, no_color=True))
+    rows = [
+        {
+            "id": f"cl-0123456789abcdef{n}",
+            "system_id": f"machine-{n}-abcdefgh",
+            "name": "a-cluster-with-a-long-name",
+            "message": "waiting for the gateway to poll its queue, which it has not done " * 2,
+        }
+        for n in range(3)
+    ]
+    columns = [("ID", "id"), ("System ID", "system_id"), ("Name", "name"), ("Message", "message")]
+    emit_list(rows, OutputFormat.TABLE, columns)
+    text = out.getvalue()
+    for row in rows:
+        assert row["id"] in text, text
+        assert row["system_id"] in text, text
+    assert max(len(line) for line in text.splitlines()) <= 80
