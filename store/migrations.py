@@ -63,11 +63,21 @@ def _lifecycle_and_audit(conn: Connection) -> None:
     Base.metadata.tables["audit_log"].create(conn, checkfirst=True)
 
 
+def _sealed_secrets(conn: Connection) -> None:
+    _add_columns(conn, "gateways", {"sealing_public_key": "VARCHAR(64)"})
+    _add_columns(
+        conn,
+        "cloud_accounts",
+        {"maas_api_key_sealed": "TEXT", "maas_api_key_fingerprint": "VARCHAR(32)"},
+    )
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "initial schema", _initial_schema),
     Step(2, "cluster bootstrap material", _cluster_bootstrap),
     Step(3, "idempotency keys", _idempotency_keys),
     Step(4, "key and gateway lifecycle, audit log", _lifecycle_and_audit),
+    Step(5, "secrets sealed to gateways", _sealed_secrets),
 )
 
 

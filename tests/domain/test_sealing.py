@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.sealing import SEALED_PREFIX, SealingError, SealingKeyPair, key_fingerprint, seal
+from domain.sealing import SEALED_PREFIX, SealingError, SealingKeyPair, key_fingerprint, seal
 
 KEY = "ck:tk:secret-part"
 
