@@ -291,9 +291,7 @@ class MaasSessions:
                 non_retryable=True,
             )
         try:
-            account.api_key = self._keys.open(
-                account.sealed_api_key, maas_key_purpose(account.url)
-            )
+            account.api_key = self._keys.open(account.sealed_api_key, maas_key_purpose(account.url))
         except SealingError:
             raise maas_error(
                 account,

@@ -48,9 +48,7 @@ def register_command(
     path = (config or default_config_path()).expanduser()
     keys = _existing_keys(path) or SealingKeyPair.generate()
     try:
-        identity = asyncio.run(
-            register_gateway(api_url, token, keys=keys, http_proxy=http_proxy)
-        )
+        identity = asyncio.run(register_gateway(api_url, token, keys=keys, http_proxy=http_proxy))
     except RegistrationError as error:
         typer.echo(f"registration failed: {error}", err=True)
         raise typer.Exit(1) from None

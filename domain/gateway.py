@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from domain.text import Hostname, Label, no_control_characters
 from domain.sealing import parse_public_key
+from domain.text import Hostname, Label, no_control_characters
 
 MAX_PROXY_URL = 2048
 MAX_NO_PROXY_ENTRIES = 64

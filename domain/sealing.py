@@ -125,4 +125,6 @@ def seal(public_key: str, plain: str, purpose: str) -> str:
     recipient = _public_bytes(recipient_key)
     nonce = os.urandom(_NONCE_BYTES)
     box = _aead_key(ephemeral.exchange(recipient_key), sender, recipient)
-    return SEALED_PREFIX + _b64(sender + nonce + box.encrypt(nonce, plain.encode(), purpose.encode()))
+    return SEALED_PREFIX + _b64(
+        sender + nonce + box.encrypt(nonce, plain.encode(), purpose.encode())
+    )

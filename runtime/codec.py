@@ -15,8 +15,7 @@ import base64
 import copy
 import os
 from collections.abc import Sequence
-
-from typing_extensions import Self
+from typing import Self
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM

@@ -67,7 +67,9 @@ def maas_account(account: CloudAccount, box: SecretBox) -> MaasAccount:
     return MaasAccount(url=account.maas_url, api_key=box.decrypt(account.maas_api_key_enc))
 
 
-def seal_unsealed_accounts(accounts: Sequence[CloudAccount], box: SecretBox, public_key: str) -> int:
+def seal_unsealed_accounts(
+    accounts: Sequence[CloudAccount], box: SecretBox, public_key: str
+) -> int:
     """Migrate accounts stored before sealing to `public_key` (their gateway's, just
     registered); answers how many were sealed."""
     count = 0

@@ -42,7 +42,7 @@ from api.workflow_errors import named_failure
 from domain.agent_wire import NodeReport
 from domain.cluster import ClusterSpec
 from domain.gateway import ProxySettings
-from domain.maas import MaasAccount, Machine
+from domain.maas import Machine
 from domain.naming import (
     CONTROL_PLANE_QUEUE,
     SA_CLUSTER_ID,
@@ -59,7 +59,7 @@ from domain.naming import (
 from domain.phases import MANAGED_PHASES, REASON_HINTS, Phase, Reason
 from runtime.settings import Settings, installation_id
 from store.models import AgentNode, CloudAccount, Cluster, ClusterEvent, Gateway
-from store.secrets import SecretBox, new_id
+from store.secrets import SecretBox, maas_account, new_id
 from store.types import utcnow
 from workflows.contracts import (
     CREATE_WORKFLOW,
@@ -163,7 +163,7 @@ async def cluster_ref(session: SessionDep, box: SecretBox, cluster: Cluster) -> 
         project_id=cluster.project_id,
         spec=ClusterSpec.model_validate(cluster.spec),
         gateway=gateway,
-        account=MaasAccount(url=account.maas_url, api_key=box.decrypt(account.maas_api_key_enc)),
+        account=maas_account(account, box),
     )
 
 

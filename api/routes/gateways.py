@@ -315,7 +315,9 @@ async def register_gateway(
         )
         sealed = seal_unsealed_accounts(unsealed.all(), box, body.sealing_public_key)
         if sealed:
-            log.info("gateway %s: sealed %d account key(s) stored before sealing", gateway_id, sealed)
+            log.info(
+                "gateway %s: sealed %d account key(s) stored before sealing", gateway_id, sealed
+            )
     await session.commit()
     gateway = await session.get(Gateway, gateway_id)
     assert gateway is not None

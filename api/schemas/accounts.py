@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated
-
-from typing_extensions import Self
+from typing import Annotated, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
@@ -16,7 +14,7 @@ from domain.text import no_control_characters
 MAAS_KEY_PATTERN = r"^[A-Za-z0-9]+:[A-Za-z0-9]+:[A-Za-z0-9]+$"
 
 
-class _KeyThroughGateway(BaseModel):
+class KeyThroughGateway(BaseModel):
     """A MAAS key and the gateway it is sealed to: given together, at creation and on a move."""
 
     model_config = ConfigDict(extra="forbid")
@@ -44,7 +42,7 @@ class _KeyThroughGateway(BaseModel):
         return self
 
 
-class CloudAccountCreate(_KeyThroughGateway):
+class CloudAccountCreate(KeyThroughGateway):
     name: str = Field(pattern=DNS_LABEL, min_length=1, max_length=63)
     maas_url: Annotated[str, AfterValidator(no_control_characters)] = Field(
         pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
@@ -53,7 +51,7 @@ class CloudAccountCreate(_KeyThroughGateway):
     )
 
 
-class CloudAccountMove(_KeyThroughGateway):
+class CloudAccountMove(KeyThroughGateway):
     """Move an account to a gateway (or give its key again on the same one). The key is
     required: the control plane cannot open the sealed copy to seal it for another gateway."""
 
