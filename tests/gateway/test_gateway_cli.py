@@ -25,6 +25,7 @@ from activities.models import (
 from domain.maas import MaasAccount, maas_key_purpose
 from domain.naming import SYSTEM_GATEWAY_ID, gateway_queue, owner_agent_name
 from domain.sealing import SealingKeyPair, seal
+from runtime import system_gateway_keys
 from runtime.settings import Settings
 from tests.gateway.activity_runner import activity_failure, run_activity
 from tests.gateway.conftest import Maas, StartMaas
@@ -149,22 +150,29 @@ async def test_run_without_config_explains(tmp_path: Path) -> None:
 
 
 async def test_system_gateway_serves_gateway_system(
-    env: WorkflowEnvironment, client: Client, codec_keys: list[str], maas: Maas
+    env: WorkflowEnvironment, client: Client, codec_keys: list[str], maas: Maas, tmp_path: Path
 ) -> None:
     settings = Settings(
         temporal_address=client.service_client.config.target_host,
         temporal_namespace=client.namespace,
         codec_keys=codec_keys,
+        data_dir=tmp_path,
     )
     stop = asyncio.Event()
     running = asyncio.create_task(run_system_gateway(settings, stop))
     try:
+        # Its key pair, made at its start: the API seals to the public half it published.
+        public_key = await assert_eventually(lambda: _published(settings))
+        sealed = MaasAccount(
+            url=maas.url,
+            sealed_api_key=seal(public_key, maas.account.api_key, maas_key_purpose(maas.url)),
+        )
         async with workflows(client) as wf_queue:
             result = await run_activity(
                 client,
                 wf_queue,
                 CHECK_ACCOUNT,
-                CheckAccountInput(account=maas.account),
+                CheckAccountInput(account=sealed),
                 CheckAccountResult,
                 activity_queue=gateway_queue(SYSTEM_GATEWAY_ID),
                 schedule_to_start_seconds=30,
@@ -173,6 +181,14 @@ async def test_system_gateway_serves_gateway_system(
     finally:
         stop.set()
         await running
+
+
+async def _published(settings: Settings) -> str:
+    public_key = system_gateway_keys.public_key(settings)
+    assert public_key is not None, "the system gateway has not published its key yet"
+    private = settings.resolved_data_dir() / "system-gateway" / "sealing-key"
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    return public_key
 
 
 async def test_killed_replica_loses_nothing(
