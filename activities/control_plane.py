@@ -140,8 +140,11 @@ class ControlPlaneActivities:
                 return
             now = utcnow()
             cluster.phase = inp.phase.value
-            cluster.reason = inp.reason.value if inp.reason else None
-            cluster.message = inp.message
+            # GatewayRevoked is set by the revoke route, not by a gate: it stays until the
+            # cluster's account is moved to another gateway, whatever the workflows write.
+            if cluster.reason != Reason.GATEWAY_REVOKED.value:
+                cluster.reason = inp.reason.value if inp.reason else None
+                cluster.message = inp.message
             cluster.conditions = _merge_conditions(
                 list(cluster.conditions), _condition(inp, now.isoformat())
             )

@@ -37,7 +37,8 @@ from activities.models import (
     ERR_MAAS_PROTOCOL_ERROR,
     ERR_MAAS_UNREACHABLE,
 )
-from domain.maas import MaasAccount
+from domain.maas import MaasAccount, maas_key_purpose
+from domain.sealing import SealingError, SealingKeyPair
 from runtime.metrics import maas_call_metrics
 
 log = logging.getLogger(__name__)
@@ -200,16 +201,46 @@ class MaasSessions:
     """
 
     def __init__(
-        self, call_timeout: float = DEFAULT_CALL_TIMEOUT, probe_timeout: float = 5.0
+        self,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        probe_timeout: float = 5.0,
+        keys: SealingKeyPair | None = None,
     ) -> None:
         self._sessions: dict[tuple[str, str], Any] = {}
         self._connecting: dict[tuple[str, str], asyncio.Task[Any]] = {}
         self.call_timeout = call_timeout
         self._probe_timeout = probe_timeout
+        self._keys = keys
         self.reachable: dict[str, bool] = {}
+
+    def open_key(self, account: MaasAccount) -> None:
+        """Open the account's sealed key with this gateway's private key, into `api_key` of
+        this in-memory account only (so errors about it are scrubbed of the key too)."""
+        if not account.sealed_api_key:
+            return  # an account stored before sealing: the key came as is
+        if self._keys is None:
+            raise maas_error(
+                account,
+                f"the API key for {account} is sealed to a gateway key, but this gateway has "
+                "none: register it again (`metalgate gateway register`)",
+                ERR_MAAS_AUTH_FAILED,
+                non_retryable=True,
+            )
+        try:
+            account.api_key = self._keys.open(account.sealed_api_key, maas_key_purpose(account.url))
+        except SealingError:
+            raise maas_error(
+                account,
+                f"the API key for {account} does not open with this gateway's key (it was "
+                "sealed to another gateway, or this one registered anew): give the key again "
+                "(PATCH /v1/cloud-accounts/{id} with maas_api_key)",
+                ERR_MAAS_AUTH_FAILED,
+                non_retryable=True,
+            ) from None
 
     async def session(self, account: MaasAccount) -> Any:
         """A connected `SessionAPI` (typed Any: its handlers are generated at run time)."""
+        self.open_key(account)
         cache_key = (account.url, account.api_key)
         session = self._sessions.get(cache_key)
         if session is not None:

@@ -48,7 +48,7 @@ from domain.naming import (
 from domain.phases import TERMINAL_PHASES, Phase, Reason
 from store.db import SessionFactory
 from store.models import CloudAccount, Cluster, ClusterEvent, Gateway
-from store.secrets import SecretBox
+from store.secrets import SecretBox, maas_account
 from workflows.contracts import GatewayRef
 from workflows.orphan_sweep import ensure_orphan_sweep_schedule
 
@@ -129,8 +129,9 @@ class OrphanActivities:
             ).all()
         accounts: dict[tuple[str, str], MaasAccount] = {}
         for row in rows:
-            key = self._box.decrypt(row.maas_api_key_enc)
-            accounts.setdefault((row.maas_url, key), MaasAccount(url=row.maas_url, api_key=key))
+            account = maas_account(row, self._box)
+            key = row.maas_api_key_fingerprint or account.api_key
+            accounts.setdefault((row.maas_url, key), account)
         return ListGatewayAccountsResult(accounts=list(accounts.values()))
 
     @activity.defn(name=RECORD_ORPHAN_RELEASE)

@@ -28,7 +28,6 @@ from activities.models import (
 )
 from domain.cluster import ClusterSpec
 from domain.gateway import ProxySettings
-from domain.maas import MaasAccount
 from domain.naming import (
     SYSTEM_GATEWAY_ID,
     SYSTEM_GATEWAY_NAME,
@@ -39,7 +38,7 @@ from domain.phases import CREATE_PHASES, Phase, Reason
 from runtime.settings import Settings, installation_id
 from store.db import SessionFactory
 from store.models import CloudAccount, Cluster, ClusterEvent, Gateway
-from store.secrets import SecretBox
+from store.secrets import SecretBox, maas_account
 from store.types import utcnow
 from workflows.contracts import (
     CREATE_WORKFLOW,
@@ -187,13 +186,13 @@ class ReconcileActivities:
                 gateway = GatewayRef(
                     id=row.id, name=row.name, proxy=ProxySettings.model_validate(row.proxy)
                 )
-            api_key = self._box.decrypt(account.maas_api_key_enc)
+            maas = maas_account(account, self._box)
         return ClusterRef(
             cluster_id=cluster.id,
             project_id=cluster.project_id,
             spec=ClusterSpec.model_validate(cluster.spec),
             gateway=gateway,
-            account=MaasAccount(url=account.maas_url, api_key=api_key),
+            account=maas,
             installation_id=installation_id(self._settings),
         )
 

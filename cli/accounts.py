@@ -1,4 +1,4 @@
-"""`metalgate account create|list|delete`: cloud accounts bind the project to one MAAS."""
+"""`metalgate account create|list|move|delete`: cloud accounts bind the project to one MAAS."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ ACCOUNT_COLUMNS: list[Column] = [
     ("Name", "name"),
     ("MAAS URL", "maas_url"),
     ("Gateway", "gateway_id"),
+    ("Key", lambda a: a.get("maas_api_key_fingerprint") or "-"),
     ("MAAS version", "maas_version"),
     ("Machines ready", lambda a: f"{a.get('ready_machines', '-')}/{a.get('machines', '-')}"),
     ("Validated", "validated_at"),
@@ -62,20 +63,44 @@ def register(app: typer.Typer) -> None:
         output: OutputOption = OutputFormat.TABLE,
     ) -> None:
         """Create a cloud account; the API validates it through its gateway first."""
-        if (maas_api_key is None) == (maas_api_key_file is None):
-            fail(
-                ExitCode.USAGE, "give exactly one of --maas-api-key or --maas-api-key-file", output
-            )
-        if (gateway is None) == (not system_gateway):
-            fail(ExitCode.USAGE, "give exactly one of --gateway ID or --system-gateway", output)
-        key = maas_api_key if maas_api_key_file is None else maas_api_key_file.read_text().strip()
+        key = _key_through_gateway(maas_api_key, maas_api_key_file, gateway, system_gateway, output)
         with client(output) as api:
             account = api.create_account(
                 name=name,
                 maas_url=maas_url,
-                maas_api_key=key or "",
+                maas_api_key=key,
                 gateway_id=gateway,
                 use_system_gateway=system_gateway,
+            )
+        emit_object(account, output, ACCOUNT_COLUMNS)
+
+    @account_app.command("move")
+    @handles_api_errors
+    def move(
+        account_id: Annotated[str, typer.Argument(help="Cloud account ID.")],
+        maas_api_key: Annotated[
+            str | None,
+            typer.Option(
+                help="MAAS API key (consumer:token:secret). Visible in `ps`; prefer the file."
+            ),
+        ] = None,
+        maas_api_key_file: Annotated[
+            Path | None,
+            typer.Option(help="File holding the MAAS API key.", exists=True, dir_okay=False),
+        ] = None,
+        gateway: Annotated[
+            str | None, typer.Option(help="ID of the private cloud gateway to move it to.")
+        ] = None,
+        system_gateway: Annotated[
+            bool, typer.Option(help="Move it to the system gateway (self-hosted mode only).")
+        ] = False,
+        output: OutputOption = OutputFormat.TABLE,
+    ) -> None:
+        """Move an account to a gateway, with its MAAS key again (sealed to that gateway)."""
+        key = _key_through_gateway(maas_api_key, maas_api_key_file, gateway, system_gateway, output)
+        with client(output) as api:
+            account = api.move_account(
+                account_id, maas_api_key=key, gateway_id=gateway, use_system_gateway=system_gateway
             )
         emit_object(account, output, ACCOUNT_COLUMNS)
 
@@ -96,3 +121,19 @@ def register(app: typer.Typer) -> None:
         with client(output) as api:
             api.delete_account(account_id)
         emit_message(f"Deleted cloud account {account_id}", output, {"id": account_id})
+
+
+def _key_through_gateway(
+    maas_api_key: str | None,
+    maas_api_key_file: Path | None,
+    gateway: str | None,
+    system_gateway: bool,
+    output: OutputFormat,
+) -> str:
+    """The MAAS key from exactly one of its options, checked with exactly one gateway."""
+    if (maas_api_key is None) == (maas_api_key_file is None):
+        fail(ExitCode.USAGE, "give exactly one of --maas-api-key or --maas-api-key-file", output)
+    if (gateway is None) == (not system_gateway):
+        fail(ExitCode.USAGE, "give exactly one of --gateway ID or --system-gateway", output)
+    key = maas_api_key if maas_api_key_file is None else maas_api_key_file.read_text().strip()
+    return key or ""

@@ -173,6 +173,21 @@ class ApiClient:
             body["gateway_id"] = gateway_id
         return self.request("POST", "/v1/cloud-accounts", json=body)
 
+    def move_account(
+        self,
+        account_id: str,
+        *,
+        maas_api_key: str,
+        gateway_id: str | None = None,
+        use_system_gateway: bool = False,
+    ) -> Json:
+        body: Json = {"maas_api_key": maas_api_key}
+        if use_system_gateway:
+            body["use_system_gateway"] = True
+        else:
+            body["gateway_id"] = gateway_id
+        return self.request("PATCH", f"/v1/cloud-accounts/{account_id}", json=body)
+
     def list_accounts(self) -> list[Json]:
         return list(self._paged("/v1/cloud-accounts"))
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from runtime.logs import configure_logging
 from workers.gateway_config import GatewayConfig, default_config_path, load_config, write_config
+
+if TYPE_CHECKING:
+    from domain.sealing import SealingKeyPair
 
 ConfigOption = Annotated[
     Path | None,
@@ -39,11 +42,13 @@ def register_command(
     ] = None,
 ) -> None:
     """Exchange a registration token for this gateway's identity and write its config file."""
+    from domain.sealing import SealingKeyPair
     from workers.gateway_api import RegistrationError, register_gateway
 
     path = (config or default_config_path()).expanduser()
+    keys = _existing_keys(path) or SealingKeyPair.generate()
     try:
-        identity = asyncio.run(register_gateway(api_url, token, http_proxy=http_proxy))
+        identity = asyncio.run(register_gateway(api_url, token, keys=keys, http_proxy=http_proxy))
     except RegistrationError as error:
         typer.echo(f"registration failed: {error}", err=True)
         raise typer.Exit(1) from None
@@ -54,12 +59,22 @@ def register_command(
         api_url=api_url,
         http_proxy=http_proxy,
         temporal_proxy=temporal_proxy,
+        sealing_private_key=keys.private_key,
     )
     write_config(path, gateway_config)
     typer.echo(
         f"registered gateway {identity.name} ({identity.gateway_id}), queue "
         f"{identity.task_queue}; config written to {path}"
     )
+
+
+def _existing_keys(path: Path) -> SealingKeyPair | None:
+    """The key pair of a config registered here before: re-registering on the same host
+    (after `gateway reissue-token`) keeps what is sealed to it openable."""
+    try:
+        return load_config(path).sealing_keys()
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def run_command(

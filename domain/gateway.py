@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from domain.sealing import parse_public_key
 from domain.text import Hostname, Label, no_control_characters
 
 MAX_PROXY_URL = 2048
@@ -90,13 +91,27 @@ class GatewayRegistration(BaseModel):
     token: str = Field(repr=False, max_length=256)
     hostname: Hostname
     version: Label
+    sealing_public_key: SealingPublicKey | None = Field(
+        default=None,
+        description="the gateway's X25519 public key (base64url); secrets only this gateway "
+        "needs are sealed to it. Its private half never leaves the gateway.",
+    )
+
+
+def sealing_public_key(value: str) -> str:
+    parse_public_key(value)  # raises SealingError (a ValueError) naming what is wrong
+    return value
+
+
+SealingPublicKey = Annotated[str, Field(max_length=64), AfterValidator(sealing_public_key)]
 
 
 class GatewayIdentity(BaseModel):
     """What the control plane hands a gateway at registration; kept in its config file.
 
     Only what a worker of its own queue needs: the front door (never Temporal itself), the
-    secret that authenticates it there and to the API, and the active payload codec key.
+    secret that authenticates it there and to the API, and its own payload codec key
+    (derived for this gateway: it opens only payloads bound for its queue).
     """
 
     gateway_id: str
@@ -111,7 +126,7 @@ class GatewayIdentity(BaseModel):
         default=None, description="certificate to trust for the front door; None: system roots"
     )
     temporal_namespace: str
-    codec_keys: list[str] = Field(repr=False, description="the active codec key only")
+    codec_keys: list[str] = Field(repr=False, description="this gateway's own codec key")
     proxy: ProxySettings = Field(default_factory=ProxySettings)
 
 

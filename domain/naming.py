@@ -19,6 +19,12 @@ def gateway_queue(gateway_id: str) -> str:
     return f"gateway.{gateway_id}"
 
 
+def gateway_of_queue(task_queue: str) -> str | None:
+    """The gateway id of a `gateway.<id>` queue; None for any other queue."""
+    prefix, dot, gateway_id = task_queue.partition(".")
+    return gateway_id if prefix == "gateway" and dot and gateway_id else None
+
+
 def create_workflow_id(cluster_id: str) -> str:
     return f"cluster/{cluster_id}/create"
 

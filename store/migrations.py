@@ -74,12 +74,22 @@ def _agent_outbox(conn: Connection) -> None:
     AgentOutboxRow.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
 
 
+def _sealed_secrets(conn: Connection) -> None:
+    _add_columns(conn, "gateways", {"sealing_public_key": "VARCHAR(64)"})
+    _add_columns(
+        conn,
+        "cloud_accounts",
+        {"maas_api_key_sealed": "TEXT", "maas_api_key_fingerprint": "VARCHAR(32)"},
+    )
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "initial schema", _initial_schema),
     Step(2, "cluster bootstrap material", _cluster_bootstrap),
     Step(3, "idempotency keys", _idempotency_keys),
     Step(4, "key and gateway lifecycle, audit log", _lifecycle_and_audit),
     Step(5, "agent report outbox", _agent_outbox),
+    Step(6, "secrets sealed to gateways", _sealed_secrets),
 )
 
 

@@ -64,6 +64,8 @@ class Gateway(Base):
     registered_at: Mapped[datetime | None]
     last_heartbeat_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    # X25519 public key sent at registration; secrets only this gateway needs are sealed to it.
+    sealing_public_key: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -89,7 +91,12 @@ class CloudAccount(Base):
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(63))
     maas_url: Mapped[str] = mapped_column(String(2048))
-    maas_api_key_enc: Mapped[str] = mapped_column(Text)
+    # The key sealed to the account's gateway (only that gateway opens it) and its digest to
+    # show. `maas_api_key_enc` (store-key Fernet) is kept only for accounts stored before
+    # sealing whose gateway has no sealing key yet; '' once sealed.
+    maas_api_key_sealed: Mapped[str | None] = mapped_column(Text)
+    maas_api_key_fingerprint: Mapped[str | None] = mapped_column(String(32))
+    maas_api_key_enc: Mapped[str] = mapped_column(Text, default="")
     # "system" or a gateways.id; not a foreign key because the system gateway has no row.
     gateway_id: Mapped[str] = mapped_column(String(40), index=True)
     info: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,14 +1,18 @@
-"""Secrets at rest (encrypted) and credentials (only their hash is stored)."""
+"""Secrets at rest (encrypted, or sealed to a gateway) and credentials (only their hash)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import secrets
+from collections.abc import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from domain.maas import MaasAccount, maas_key_purpose
+from domain.sealing import key_fingerprint, seal
 from runtime.settings import Settings, development_secret
+from store.models import CloudAccount
 
 
 class SecretBox:
@@ -46,3 +50,31 @@ def new_token(prefix: str) -> str:
 
 def new_id(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(6)}"
+
+
+def seal_maas_key(account: CloudAccount, public_key: str, api_key: str) -> None:
+    """Keep only `api_key` sealed to the gateway holding `public_key`, and its fingerprint."""
+    account.maas_api_key_sealed = seal(public_key, api_key, maas_key_purpose(account.maas_url))
+    account.maas_api_key_fingerprint = key_fingerprint(api_key)
+    account.maas_api_key_enc = ""
+
+
+def maas_account(account: CloudAccount, box: SecretBox) -> MaasAccount:
+    """What workflows carry for `account`: the sealed key; for an account stored before
+    sealing (its gateway has no sealing key yet), the key as before."""
+    if account.maas_api_key_sealed:
+        return MaasAccount(url=account.maas_url, sealed_api_key=account.maas_api_key_sealed)
+    return MaasAccount(url=account.maas_url, api_key=box.decrypt(account.maas_api_key_enc))
+
+
+def seal_unsealed_accounts(
+    accounts: Sequence[CloudAccount], box: SecretBox, public_key: str
+) -> int:
+    """Migrate accounts stored before sealing to `public_key` (their gateway's, just
+    registered); answers how many were sealed."""
+    count = 0
+    for account in accounts:
+        if not account.maas_api_key_sealed and account.maas_api_key_enc:
+            seal_maas_key(account, public_key, box.decrypt(account.maas_api_key_enc))
+            count += 1
+    return count

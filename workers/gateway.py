@@ -20,7 +20,10 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.maas import MaasActivities
+from activities.maas_session import MaasSessions
 from domain.naming import SYSTEM_GATEWAY_ID, gateway_queue
+from runtime import system_gateway_keys
+from runtime.codec import gateway_key_spec
 from runtime.settings import Settings
 from runtime.temporal import codec_key_specs, connect_with_retry
 from workers.gateway_api import HeartbeatSender
@@ -86,7 +89,13 @@ async def run_gateway_from_config(
         key_specs=config.codec_keys,
         http_connect_proxy=temporal_proxy or config.temporal_proxy,
     )
-    activities = MaasActivities()
+    if config.sealing_private_key is None:
+        log.warning(
+            "gateway %s was registered before sealing: its cloud accounts' keys stay unsealed "
+            "until it is registered again (`metalgate gateway reissue-token`, then register)",
+            config.gateway_id,
+        )
+    activities = MaasActivities(MaasSessions(keys=config.sealing_keys()))
     heartbeat = HeartbeatSender(
         config,
         replica_id=replica_id,
@@ -106,13 +115,19 @@ async def run_gateway_from_config(
 
 
 async def run_system_gateway(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """Run the system private gateway on `gateway.system` until SIGINT/SIGTERM (or `stop`)."""
-    client = await connect_with_retry(settings, key_specs=codec_key_specs(settings))
+    """Run the system private gateway on `gateway.system` until SIGINT/SIGTERM (or `stop`).
+
+    It holds what a PCG holds: its own codec key (not the control plane's) and its own
+    sealing key pair, made on first start in the data dir."""
+    own_codec_key = gateway_key_spec(codec_key_specs(settings)[0], SYSTEM_GATEWAY_ID)
+    keys = system_gateway_keys.load_or_create(settings)
+    client = await connect_with_retry(settings, key_specs=[own_codec_key])
     await run_gateway(
         client,
         gateway_queue(SYSTEM_GATEWAY_ID),
         stop or stop_on_signals(),
         replica_id=default_replica_id(),
+        activities=MaasActivities(MaasSessions(keys=keys)),
     )
 
 

@@ -11,6 +11,7 @@ import httpx
 
 from activities.maas_session import MaasSessions
 from domain.gateway import GatewayHeartbeat, GatewayIdentity, GatewayRegistration
+from domain.sealing import SealingKeyPair
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +28,15 @@ class RegistrationError(Exception):
 
 
 async def register_gateway(
-    api_url: str, token: str, *, http_proxy: str | None = None
+    api_url: str, token: str, *, keys: SealingKeyPair, http_proxy: str | None = None
 ) -> GatewayIdentity:
-    """Exchange a one-time registration token for this gateway's identity."""
+    """Exchange a one-time registration token for this gateway's identity; sends only the
+    public half of `keys`."""
     registration = GatewayRegistration(
-        token=token, hostname=socket.gethostname(), version=gateway_version()
+        token=token,
+        hostname=socket.gethostname(),
+        version=gateway_version(),
+        sealing_public_key=keys.public_key,
     )
     url = f"{api_url.rstrip('/')}/v1/gateways/register"
     try:

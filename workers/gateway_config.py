@@ -1,8 +1,8 @@
 """A PCG's config file: the identity the control plane issued plus this site's local options.
 
 Written once by `metalgate gateway register`, read by every `metalgate gateway run` replica.
-It holds the gateway secret and the payload codec keys, so it is created readable only by
-its owner (0600) and never logged.
+It holds the gateway secret, its codec key and the private half of its sealing key pair, so
+it is created readable only by its owner (0600) and never logged.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 
 from domain.gateway import GatewayIdentity
+from domain.sealing import SealingKeyPair
 from runtime.settings import Settings
 
 
@@ -26,6 +27,17 @@ class GatewayConfig(GatewayIdentity):
         default=None, description="host:port of an HTTP CONNECT proxy for the Temporal gRPC link"
     )
     heartbeat_interval: float = Field(default=15.0, gt=0)
+    sealing_private_key: str | None = Field(
+        default=None,
+        repr=False,
+        description="X25519 private key made at registration; opens what is sealed to this "
+        "gateway. None in a config registered before sealing: register again.",
+    )
+
+    def sealing_keys(self) -> SealingKeyPair | None:
+        if self.sealing_private_key is None:
+            return None
+        return SealingKeyPair.from_private_key(self.sealing_private_key)
 
     def temporal_settings(self) -> Settings:
         """Settings for runtime.temporal.connect(): the front door, TLS, the gateway secret.

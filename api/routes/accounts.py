@@ -1,4 +1,9 @@
-"""Cloud accounts: a MAAS reached through one gateway, validated through it before acceptance."""
+"""Cloud accounts: a MAAS reached through one gateway, validated through it before acceptance.
+
+The MAAS key is sealed to that gateway's public key on arrival; the store and every workflow
+keep only the sealed form, which only that gateway opens. Moving an account to another
+gateway takes the key again: the control plane cannot open the sealed copy to re-seal it.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +20,16 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
 from activities.models import ERR_MAAS_AUTH_FAILED, ERR_MAAS_UNREACHABLE, CheckAccountResult
-from api.deps import BoxDep, Editor, SessionDep, SettingsDep, TemporalDep, Viewer
+from api.deps import Editor, SessionDep, SettingsDep, TemporalDep, Viewer
 from api.errors import responses
 from api.routes.gateways import project_gateway, system_gateway_enabled
-from api.schemas.accounts import CloudAccountCreate, CloudAccountList, CloudAccountPublic
+from api.schemas.accounts import (
+    CloudAccountCreate,
+    CloudAccountList,
+    CloudAccountMove,
+    CloudAccountPublic,
+    KeyThroughGateway,
+)
 from api.temporal_gate import bounded
 from api.workflow_errors import TIMEOUT, named_failure
 from domain.gateway import ProxySettings
@@ -30,8 +41,10 @@ from domain.naming import (
     validate_account_workflow_id,
 )
 from domain.phases import Phase, Reason
-from store.models import CloudAccount, Cluster
-from store.secrets import new_id
+from runtime import system_gateway_keys
+from runtime.settings import Settings
+from store.models import CloudAccount, Cluster, ClusterEvent
+from store.secrets import new_id, seal_maas_key
 from store.types import utcnow
 from workflows.contracts import VALIDATE_ACCOUNT_WORKFLOW, GatewayRef, ValidateAccountInput
 
@@ -47,6 +60,8 @@ def account_public(account: CloudAccount) -> CloudAccountPublic:
         name=account.name,
         maas_url=account.maas_url,
         gateway_id=account.gateway_id,
+        maas_api_key_fingerprint=account.maas_api_key_fingerprint,
+        maas_api_key_sealed=bool(account.maas_api_key_sealed),
         maas_version=info.get("maas_version"),
         zones=info.get("zones", []),
         resource_pools=info.get("resource_pools", []),
@@ -110,6 +125,47 @@ async def _terminate_quietly(handle: WorkflowHandle[Any, Any]) -> None:
         log.debug("validation workflow %s already closed", handle.id)
 
 
+async def _sealing_target(
+    session: SessionDep, settings: Settings, project_id: str, body: KeyThroughGateway
+) -> tuple[GatewayRef, str]:
+    """The gateway `body` names and the public key its MAAS key is sealed to."""
+    if body.use_system_gateway:
+        if not system_gateway_enabled(settings):
+            raise HTTPException(
+                422,
+                "use_system_gateway: this control plane runs in saas mode and has no system "
+                "gateway; install a private cloud gateway (POST /v1/gateways) and pass its gateway_id",
+            )
+        public_key = system_gateway_keys.public_key(settings)
+        if public_key is None:
+            raise _offline(SYSTEM_GATEWAY_NAME)
+        return GatewayRef(id=SYSTEM_GATEWAY_ID, name=SYSTEM_GATEWAY_NAME), public_key
+    assert body.gateway_id is not None
+    gateway = await project_gateway(session, project_id, body.gateway_id)
+    if gateway.revoked_at is not None:
+        raise HTTPException(
+            409, f"gateway_id: gateway {gateway.name} is revoked; pick another gateway"
+        )
+    if gateway.registered_at is None:
+        # Offline for sure, so no need to wait for the validation to time out.
+        raise HTTPException(
+            503,
+            f"gateway {gateway.name} is offline: it never registered; run its "
+            "`metalgate gateway register` command on its host, then `metalgate gateway run`",
+        )
+    if gateway.sealing_public_key is None:
+        raise HTTPException(
+            409,
+            f"gateway_id: gateway {gateway.name} registered before keys were sealed to "
+            "gateways and has no sealing key; register it again (`metalgate gateway "
+            "reissue-token`, then the register command it prints, on its host)",
+        )
+    ref = GatewayRef(
+        id=gateway.id, name=gateway.name, proxy=ProxySettings.model_validate(gateway.proxy)
+    )
+    return ref, gateway.sealing_public_key
+
+
 @router.post(
     "", status_code=201, response_model=CloudAccountPublic, responses=responses(409, 422, 503)
 )
@@ -118,32 +174,11 @@ async def create_account(
     principal: Editor,
     session: SessionDep,
     settings: SettingsDep,
-    box: BoxDep,
     client: TemporalDep,
     request: Request,
 ) -> CloudAccountPublic:
     """Accepted only after its gateway reached MAAS with the key; the key is never returned."""
-    if body.use_system_gateway:
-        if not system_gateway_enabled(settings):
-            raise HTTPException(
-                422,
-                "use_system_gateway: this control plane runs in saas mode and has no system "
-                "gateway; install a private cloud gateway (POST /v1/gateways) and pass its gateway_id",
-            )
-        gateway_ref = GatewayRef(id=SYSTEM_GATEWAY_ID, name=SYSTEM_GATEWAY_NAME)
-    else:
-        assert body.gateway_id is not None
-        gateway = await project_gateway(session, principal.project_id, body.gateway_id)
-        if gateway.registered_at is None:
-            # Offline for sure, so no need to wait for the validation to time out.
-            raise HTTPException(
-                503,
-                f"gateway {gateway.name} is offline: it never registered; run its "
-                "`metalgate gateway register` command on its host, then `metalgate gateway run`",
-            )
-        gateway_ref = GatewayRef(
-            id=gateway.id, name=gateway.name, proxy=ProxySettings.model_validate(gateway.proxy)
-        )
+    gateway_ref, public_key = await _sealing_target(session, settings, principal.project_id, body)
     duplicate = await session.scalar(
         select(CloudAccount.id).where(
             CloudAccount.project_id == principal.project_id, CloudAccount.name == body.name
@@ -153,19 +188,18 @@ async def create_account(
         raise HTTPException(
             409, f"name: a cloud account named {body.name!r} exists; pick another name"
         )
-    account_id = new_id("acc")
-    maas = MaasAccount(url=body.maas_url, api_key=body.maas_api_key.get_secret_value())
-    checked = await _validate(request, client, account_id, maas, gateway_ref)
     row = CloudAccount(
-        id=account_id,
+        id=new_id("acc"),
         project_id=principal.project_id,
         name=body.name,
         maas_url=body.maas_url,
-        maas_api_key_enc=box.encrypt(maas.api_key),
         gateway_id=gateway_ref.id,
-        info=checked.model_dump(mode="json"),
-        validated_at=utcnow(),
     )
+    seal_maas_key(row, public_key, body.maas_api_key.get_secret_value())
+    maas = MaasAccount(url=row.maas_url, sealed_api_key=row.maas_api_key_sealed or "")
+    checked = await _validate(request, client, row.id, maas, gateway_ref)
+    row.info = checked.model_dump(mode="json")
+    row.validated_at = utcnow()
     session.add(row)
     try:
         await session.commit()
@@ -174,6 +208,55 @@ async def create_account(
             409, f"name: a cloud account named {body.name!r} exists; pick another name"
         ) from exc
     return account_public(row)
+
+
+@router.patch(
+    "/{account_id}", response_model=CloudAccountPublic, responses=responses(409, 422, 503)
+)
+async def move_account(
+    account_id: str,
+    body: CloudAccountMove,
+    principal: Editor,
+    session: SessionDep,
+    settings: SettingsDep,
+    client: TemporalDep,
+    request: Request,
+) -> CloudAccountPublic:
+    """Move the account to a gateway (or give its key again): the key is sealed to that
+    gateway, validated through it, and the account's live clusters follow it."""
+    account = await project_account(session, principal.project_id, account_id)
+    gateway_ref, public_key = await _sealing_target(session, settings, principal.project_id, body)
+    moved = CloudAccount(maas_url=account.maas_url)
+    seal_maas_key(moved, public_key, body.maas_api_key.get_secret_value())
+    maas = MaasAccount(url=account.maas_url, sealed_api_key=moved.maas_api_key_sealed or "")
+    checked = await _validate(request, client, account.id, maas, gateway_ref)
+    now = utcnow()
+    account.gateway_id = gateway_ref.id
+    account.maas_api_key_sealed = moved.maas_api_key_sealed
+    account.maas_api_key_fingerprint = moved.maas_api_key_fingerprint
+    account.maas_api_key_enc = ""
+    account.info = checked.model_dump(mode="json")
+    account.validated_at = now
+    live = await session.scalars(
+        select(Cluster).where(
+            Cluster.cloud_account_id == account.id, Cluster.phase != Phase.DELETED.value
+        )
+    )
+    for cluster in live.all():
+        cluster.gateway_id = gateway_ref.id
+        if cluster.reason == Reason.GATEWAY_REVOKED.value:
+            cluster.reason, cluster.message = None, ""
+        cluster.updated_at = now
+        session.add(
+            ClusterEvent(
+                cluster_id=cluster.id,
+                at=now,
+                phase=cluster.phase,
+                message=f"cloud account {account.name} moved to gateway {gateway_ref.name}",
+            )
+        )
+    await session.commit()
+    return account_public(account)
 
 
 async def project_account(session: SessionDep, project_id: str, account_id: str) -> CloudAccount:

@@ -47,7 +47,7 @@ from domain.agent_wire import NodeReport
 from domain.capacity_plan import CapacityPlan
 from domain.cluster import ClusterSpec
 from domain.gateway import ProxySettings
-from domain.maas import MaasAccount, Machine
+from domain.maas import Machine
 from domain.naming import (
     CONTROL_PLANE_QUEUE,
     SA_CLUSTER_ID,
@@ -64,7 +64,7 @@ from domain.naming import (
 from domain.phases import MANAGED_PHASES, REASON_HINTS, Phase, Reason
 from runtime.settings import Settings, installation_id
 from store.models import AgentNode, CloudAccount, Cluster, ClusterEvent, Gateway
-from store.secrets import SecretBox, new_id
+from store.secrets import SecretBox, maas_account, new_id
 from store.types import utcnow
 from workflows.contracts import (
     CREATE_WORKFLOW,
@@ -160,7 +160,7 @@ async def cluster_ref(session: SessionDep, box: SecretBox, cluster: Cluster) -> 
         project_id=cluster.project_id,
         spec=ClusterSpec.model_validate(cluster.spec),
         gateway=await account_gateway(session, account, f"cluster {cluster.name}"),
-        account=maas_account(box, account),
+        account=maas_account(account, box),
     )
 
 
@@ -172,10 +172,6 @@ async def account_gateway(session: SessionDep, account: CloudAccount, owner: str
     if row is None:
         raise HTTPException(409, f"{owner}: gateway {account.gateway_id} is gone")
     return GatewayRef(id=row.id, name=row.name, proxy=ProxySettings.model_validate(row.proxy))
-
-
-def maas_account(box: SecretBox, account: CloudAccount) -> MaasAccount:
-    return MaasAccount(url=account.maas_url, api_key=box.decrypt(account.maas_api_key_enc))
 
 
 def _search_attributes(ref: ClusterRef, phase: Phase) -> TypedSearchAttributes:
@@ -242,7 +238,7 @@ async def _plan_spec(
 ) -> CapacityPlan:
     gateway = await account_gateway(session, account, f"cloud account {account.name}")
     return await plan_pools(
-        request, client, project_id, maas_account(box, account), gateway, spec.pools
+        request, client, project_id, maas_account(account, box), gateway, spec.pools
     )
 
 

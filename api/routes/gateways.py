@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from temporalio.service import RPCError
 
 from api.audit import Actor, set_actor
-from api.deps import UNAUTHORIZED, Editor, SessionDep, SettingsDep, Viewer
+from api.deps import UNAUTHORIZED, BoxDep, Editor, SessionDep, SettingsDep, Viewer
 from api.errors import responses
 from api.gateway_status import Pollers, activity_pollers, gateway_status
 from api.schemas.gateways import (
@@ -36,11 +36,12 @@ from domain.gateway import (
 )
 from domain.naming import SYSTEM_GATEWAY_ID, SYSTEM_GATEWAY_NAME, gateway_queue
 from domain.phases import REASON_HINTS, Phase, Reason
+from runtime.codec import gateway_key_spec
 from runtime.settings import Settings
 from runtime.temporal import codec_key_specs
 from store.db import upsert
 from store.models import CloudAccount, Cluster, ClusterEvent, Gateway, GatewayReplica
-from store.secrets import hash_token, new_id, new_token
+from store.secrets import hash_token, new_id, new_token, seal_unsealed_accounts
 from store.types import utcnow
 from workflows.contracts import GatewayRef
 from workflows.orphan_sweep import ensure_orphan_sweep_schedule
@@ -269,9 +270,16 @@ async def schedule_orphan_sweep(gate: TemporalGate, gateway: Gateway) -> None:
 
 @router.post("/register", response_model=GatewayIdentity, responses=responses())
 async def register_gateway(
-    body: GatewayRegistration, request: Request, session: SessionDep, settings: SettingsDep
+    body: GatewayRegistration,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    box: BoxDep,
 ) -> GatewayIdentity:
-    """Exchanges the one-time token for the gateway's identity (used by the gateway itself)."""
+    """Exchanges the one-time token for the gateway's identity (used by the gateway itself).
+
+    The gateway's public sealing key is kept; accounts it serves that were stored before
+    sealing are sealed to it now."""
     secret = new_token("mgs")
     now = utcnow()
     # One conditional UPDATE spends the token, so two racing registrations cannot both win.
@@ -289,6 +297,7 @@ async def register_gateway(
             hostname=body.hostname,
             version=body.version,
             registered_at=now,
+            sealing_public_key=body.sealing_public_key,
         )
         .returning(Gateway.id)
     )
@@ -298,6 +307,17 @@ async def register_gateway(
             "token: registration token unknown, expired or already used; "
             "create a new gateway (POST /v1/gateways) for a fresh token",
         )
+    if body.sealing_public_key is not None:
+        unsealed = await session.scalars(
+            select(CloudAccount).where(
+                CloudAccount.gateway_id == gateway_id, CloudAccount.maas_api_key_sealed.is_(None)
+            )
+        )
+        sealed = seal_unsealed_accounts(unsealed.all(), box, body.sealing_public_key)
+        if sealed:
+            log.info(
+                "gateway %s: sealed %d account key(s) stored before sealing", gateway_id, sealed
+            )
     await session.commit()
     gateway = await session.get(Gateway, gateway_id)
     assert gateway is not None
@@ -312,8 +332,9 @@ async def register_gateway(
         frontdoor_address=settings.frontdoor_address,
         frontdoor_ca_pem=frontdoor_ca_pem(settings),
         temporal_namespace=settings.temporal_namespace,
-        # The active key only: it decodes the tasks this gateway is handed from now on.
-        codec_keys=codec_key_specs(settings)[:1],
+        # Derived from the active key for this gateway alone: it opens the tasks of its own
+        # queue, never another gateway's payloads or the control plane's.
+        codec_keys=[gateway_key_spec(codec_key_specs(settings)[0], gateway.id)],
         proxy=ProxySettings.model_validate(gateway.proxy),
     )
 

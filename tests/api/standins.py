@@ -8,6 +8,7 @@ import asyncio
 from temporalio import activity, workflow
 from temporalio.exceptions import ApplicationError
 
+from activities.maas_session import MaasSessions
 from activities.models import (
     CHECK_ACCOUNT,
     ERR_MAAS_AUTH_FAILED,
@@ -15,6 +16,7 @@ from activities.models import (
     CheckAccountResult,
 )
 from domain.management import UpgradeAction
+from tests.support.api_server import STANDIN_GATEWAY_KEYS
 from workflows.contracts import (
     CREATE_WORKFLOW,
     DELETE_WORKFLOW,
@@ -63,7 +65,7 @@ class CreateStandIn:
 class DeleteStandIn:
     @workflow.run
     async def run(self, inp: DeleteClusterInput) -> str:
-        return inp.cluster.account.api_key
+        return inp.cluster.account.sealed_api_key
 
 
 @workflow.defn(name=MANAGE_WORKFLOW, sandboxed=False)
@@ -130,7 +132,9 @@ class ManageStandIn:
 
 @activity.defn(name=CHECK_ACCOUNT)
 async def check_account_standin(inp: CheckAccountInput) -> CheckAccountResult:
+    """Opens the sealed key as the real system gateway does, then judges it."""
     await asyncio.sleep(0)
+    MaasSessions(keys=STANDIN_GATEWAY_KEYS).open_key(inp.account)
     if inp.account.api_key.startswith("bad"):
         raise ApplicationError("401 Unauthorized", type=ERR_MAAS_AUTH_FAILED, non_retryable=True)
     return CheckAccountResult(

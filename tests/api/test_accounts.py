@@ -3,10 +3,21 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from domain.maas import maas_key_purpose
+from domain.naming import gateway_queue
+from domain.phases import Phase, Reason
+from domain.sealing import SealingError, SealingKeyPair, key_fingerprint
+from store.db import Database
+from store.models import CloudAccount, Cluster
+from store.secrets import SecretBox
 from tests.api.conftest import Api, ProjectKeys
+from tests.api.standins import check_account_standin
 from tests.api.test_gateways import create_gateway, register
+from tests.support.api_server import STANDIN_GATEWAY_KEYS
 
 MAAS_KEY = "ck1:tk1:ts1secretvalue"
 
@@ -118,3 +129,118 @@ async def test_isolation_and_delete(
     assert (await api.http.delete(path, headers=project.viewer)).status_code == 403
     assert (await api.http.delete(path, headers=project.editor)).status_code == 204
     assert (await api.http.get(path, headers=project.viewer)).status_code == 404
+
+
+async def _store(api: Api) -> Database:
+    return await Database.open(api.settings)
+
+
+async def test_the_key_is_kept_only_sealed_to_the_gateway(
+    api: Api, project: ProjectKeys, system_gateway: Worker
+) -> None:
+    created = await create_account(api, project.editor)
+    assert created["maas_api_key_sealed"] is True
+    assert created["maas_api_key_fingerprint"] == key_fingerprint(MAAS_KEY)
+    database = await _store(api)
+    try:
+        async with database.sessions() as session:
+            row = await session.get(CloudAccount, created["id"])
+    finally:
+        await database.close()
+    assert row is not None and row.maas_api_key_sealed is not None
+    assert row.maas_api_key_enc == "", "no copy the control plane could open"
+    purpose = maas_key_purpose(created["maas_url"])
+    assert STANDIN_GATEWAY_KEYS.open(row.maas_api_key_sealed, purpose) == MAAS_KEY
+    with pytest.raises(SealingError):
+        SealingKeyPair.generate().open(row.maas_api_key_sealed, purpose)
+
+
+async def test_move_reseals_for_the_new_gateway_and_its_clusters_follow(
+    api: Api, project: ProjectKeys, env: WorkflowEnvironment, system_gateway: Worker
+) -> None:
+    created = await create_account(api, project.editor)
+    path = f"/v1/cloud-accounts/{created['id']}"
+    cluster_id = f"cl-{uuid.uuid4().hex[:8]}"
+    database = await _store(api)
+    try:
+        async with database.sessions.begin() as session:
+            session.add(
+                Cluster(
+                    id=cluster_id,
+                    project_id=project.project_id,
+                    name=cluster_id,
+                    active_name=cluster_id,
+                    cloud_account_id=created["id"],
+                    gateway_id="system",
+                    spec={},
+                    phase=Phase.RUNNING.value,
+                    reason=Reason.GATEWAY_REVOKED.value,
+                    message="gateway was revoked",
+                    kubernetes_version="v1.30.4",
+                )
+            )
+            stored = await session.get(CloudAccount, created["id"])
+            assert stored is not None
+            before = stored.maas_api_key_sealed
+        gateway = await create_gateway(api, project.editor)
+        gateway_id = gateway["gateway"]["id"]
+        keyless = await api.http.patch(
+            path, json={"gateway_id": gateway_id}, headers=project.editor
+        )
+        assert keyless.status_code == 422, "a move needs the key: nothing can re-seal it"
+        await register(api, gateway["registration_token"])
+        async with Worker(
+            env.client, task_queue=gateway_queue(gateway_id), activities=[check_account_standin]
+        ):
+            moved = await api.http.patch(
+                path,
+                json={"gateway_id": gateway_id, "maas_api_key": MAAS_KEY},
+                headers=project.editor,
+            )
+        assert moved.status_code == 200, moved.text
+        assert moved.json()["gateway_id"] == gateway_id
+        async with database.sessions() as session:
+            account = await session.get(CloudAccount, created["id"])
+            cluster = await session.get(Cluster, cluster_id)
+    finally:
+        await database.close()
+    assert account is not None and cluster is not None
+    assert account.maas_api_key_sealed not in (None, before)
+    assert (cluster.gateway_id, cluster.reason) == (gateway_id, None)
+    await api.http.post(f"/v1/gateways/{gateway_id}/revoke", headers=project.editor)
+    revoked = await api.http.patch(
+        path, json={"gateway_id": gateway_id, "maas_api_key": MAAS_KEY}, headers=project.editor
+    )
+    assert revoked.status_code == 409 and "revoked" in revoked.json()["detail"]
+
+
+async def test_accounts_stored_before_sealing_are_sealed_when_their_gateway_registers(
+    api: Api, project: ProjectKeys
+) -> None:
+    gateway = await create_gateway(api, project.editor)
+    gateway_id = gateway["gateway"]["id"]
+    box = SecretBox.from_settings(api.settings)
+    account_id = f"acc-{uuid.uuid4().hex[:8]}"
+    database = await _store(api)
+    try:
+        async with database.sessions.begin() as session:
+            session.add(
+                CloudAccount(
+                    id=account_id,
+                    project_id=project.project_id,
+                    name=account_id,
+                    maas_url="http://maas.example:5240/MAAS/",
+                    maas_api_key_enc=box.encrypt(MAAS_KEY),
+                    gateway_id=gateway_id,
+                )
+            )
+        await register(api, gateway["registration_token"])
+        async with database.sessions() as session:
+            row = await session.get(CloudAccount, account_id)
+    finally:
+        await database.close()
+    assert row is not None and row.maas_api_key_sealed is not None
+    assert row.maas_api_key_enc == ""
+    assert row.maas_api_key_fingerprint == key_fingerprint(MAAS_KEY)
+    opened = STANDIN_GATEWAY_KEYS.open(row.maas_api_key_sealed, maas_key_purpose(row.maas_url))
+    assert opened == MAAS_KEY

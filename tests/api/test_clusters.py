@@ -10,6 +10,7 @@ from temporalio.worker import Worker
 
 from activities.control_plane import ControlPlaneActivities
 from activities.models import RecordStatusInput
+from domain.maas import maas_key_purpose
 from domain.naming import (
     CONTROL_PLANE_QUEUE,
     SA_CLUSTER_PHASE,
@@ -25,6 +26,7 @@ from tests.api.conftest import Api, ProjectKeys, run_activity
 from tests.api.standins import ManageStandIn, check_account_standin
 from tests.api.test_accounts import MAAS_KEY, create_account
 from tests.api.test_gateways import create_gateway, register
+from tests.support.api_server import STANDIN_GATEWAY_KEYS
 
 
 def spec(name: str | None = None, **over: Any) -> dict[str, Any]:
@@ -254,8 +256,11 @@ async def test_delete_starts_the_delete_saga(
     assert answer.status_code == 202
     assert answer.json()["delete_requested_at"] is not None
     handle = env.client.get_workflow_handle(delete_workflow_id(cluster["id"]))
-    # The stand-in answers with the key it was handed: the store decrypted it for the saga.
-    assert await handle.result() == MAAS_KEY
+    # The stand-in answers with the key it was handed: sealed to the account's gateway,
+    # which alone opens it.
+    sealed = await handle.result()
+    assert MAAS_KEY not in sealed
+    assert STANDIN_GATEWAY_KEYS.open(sealed, maas_key_purpose(account["maas_url"])) == MAAS_KEY
     assert (await api.http.delete(base, headers=project.editor)).status_code == 202
     await run_activity(
         cp_activities.record_status,

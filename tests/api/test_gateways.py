@@ -8,9 +8,11 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from domain.naming import SYSTEM_GATEWAY_ID, gateway_queue, orphan_sweep_schedule_id
+from runtime.codec import gateway_key_spec
 from runtime.temporal import codec_key_specs
 from tests.api.conftest import Api, ProjectKeys
 from tests.api.standins import check_account_standin
+from tests.support.api_server import STANDIN_GATEWAY_KEYS
 from tests.support.temporal import assert_eventually
 
 
@@ -24,9 +26,13 @@ async def create_gateway(api: Api, headers: dict[str, str], **body: Any) -> dict
 
 
 async def register(api: Api, token: str) -> dict[str, Any]:
-    answer = await api.http.post(
-        "/v1/gateways/register", json={"token": token, "hostname": "gw-host", "version": "0.1.0"}
-    )
+    body = {
+        "token": token,
+        "hostname": "gw-host",
+        "version": "0.1.0",
+        "sealing_public_key": STANDIN_GATEWAY_KEYS.public_key,
+    }
+    answer = await api.http.post("/v1/gateways/register", json=body)
     assert answer.status_code == 200, answer.text
     identity: dict[str, Any] = answer.json()
     return identity
@@ -62,7 +68,10 @@ async def test_register_once_then_heartbeat(api: Api, project: ProjectKeys) -> N
     assert identity["task_queue"] == gateway_queue(gateway_id)
     assert identity["frontdoor_address"] == api.settings.frontdoor_address
     assert "temporal_address" not in identity, "gateways never get Temporal's own address"
-    assert identity["codec_keys"] == codec_key_specs(api.settings)[:1]
+    # Its own codec key only: derived for this gateway, never one of the control plane's.
+    [own] = identity["codec_keys"]
+    assert own == gateway_key_spec(codec_key_specs(api.settings)[0], gateway_id)
+    assert own not in codec_key_specs(api.settings)
     assert identity["proxy"]["https_proxy"] == "http://p:1"
     again = await api.http.post(
         "/v1/gateways/register",

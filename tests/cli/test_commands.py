@@ -122,6 +122,19 @@ def test_account_through_an_offline_gateway_fails_and_says_how_to_fix(project_cl
     assert "offline" in error["detail"] and "metalgate gateway run" in error["detail"]
 
 
+def test_account_move_needs_the_key_and_one_gateway(project_cli: Cli) -> None:
+    base = ("account", "move", "acc-nope")
+    error = project_cli.error(*base, "--gateway", "gw", code=ExitCode.USAGE)
+    assert "--maas-api-key" in error["detail"]
+    error = project_cli.error(*base, "--maas-api-key", MAAS_KEY, code=ExitCode.USAGE)
+    assert "--system-gateway" in error["detail"]
+    gateway = project_cli.json("gateway", "create", "--name", "move-target")["gateway"]
+    error = project_cli.error(
+        *base, "--maas-api-key", MAAS_KEY, "--gateway", gateway["id"], code=ExitCode.NOT_FOUND
+    )
+    assert "acc-nope" in error["detail"]
+
+
 def test_cluster_reads_and_not_found(project_cli: Cli) -> None:
     assert project_cli.json("cluster", "list") == []
     assert project_cli.json("cluster", "list", "--phase", "Running") == []

@@ -155,6 +155,40 @@ async def test_record_status_is_forward_only_and_idempotent(
         await run(cp.record_status, RecordStatusInput(cluster_id="cl-nope", phase=Phase.RUNNING))
 
 
+async def test_gateway_revoked_sticks_through_later_status_writes(
+    cp: ControlPlaneActivities, database: Database
+) -> None:
+    """Revoking a gateway marks its clusters GatewayRevoked; the workflows still running for
+    them (management, a create waiting for the gateway) must not write it away."""
+    cluster_id = await add_cluster(database, Phase.RUNNING)
+    revoked = "gateway g1 was revoked; move its cloud account"
+    async with database.sessions.begin() as session:
+        await session.execute(
+            update(Cluster)
+            .where(Cluster.id == cluster_id)
+            .values(reason=Reason.GATEWAY_REVOKED.value, message=revoked)
+        )
+    later = [
+        RecordStatusInput(cluster_id=cluster_id, phase=Phase.RUNNING, message="agent reports"),
+        RecordStatusInput(
+            cluster_id=cluster_id,
+            phase=Phase.UNREACHABLE,
+            reason=Reason.AGENT_SILENT,
+            message="no agent report",
+            event="agent silent",
+        ),
+        RecordStatusInput(cluster_id=cluster_id, phase=Phase.RUNNING),
+    ]
+    for status in later:
+        await run(cp.record_status, status)
+        cluster = await get(database, cluster_id)
+        assert (cluster.phase, cluster.reason, cluster.message) == (
+            status.phase.value,
+            Reason.GATEWAY_REVOKED.value,
+            revoked,
+        )
+
+
 async def test_agent_token_hash_only_and_revoke(
     cp: ControlPlaneActivities, database: Database
 ) -> None:

@@ -31,6 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from activities.models import CHECK_ACCOUNT, CheckAccountInput, CheckAccountResult
+from runtime.codec import gateway_key_spec
 from tests.frontdoor.conftest import Stack, Tenant, gateway_client
 from tests.gateway.activity_runner import run_activity
 from tests.gateway.conftest import Maas
@@ -59,7 +60,8 @@ async def test_registration_hands_the_front_door_not_temporal(
     assert identity.frontdoor_address != stack.settings.temporal_address
     assert "temporal_address" not in identity.model_dump()
     assert identity.frontdoor_ca_pem and "BEGIN CERTIFICATE" in identity.frontdoor_ca_pem
-    assert identity.codec_keys == codec_keys[:1]
+    # Its own codec key, derived for it: it opens no payload of another gateway's queue.
+    assert identity.codec_keys == [gateway_key_spec(codec_keys[0], identity.gateway_id)]
 
 
 async def test_gateway_b_reaches_nothing_of_gateway_a(

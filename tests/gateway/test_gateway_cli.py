@@ -15,15 +15,19 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.models import (
     CHECK_ACCOUNT,
+    ERR_MAAS_AUTH_FAILED,
     WAIT_DEPLOYED,
     CheckAccountInput,
     CheckAccountResult,
     WaitDeployedInput,
     WaitDeployedResult,
 )
+from domain.maas import MaasAccount, maas_key_purpose
 from domain.naming import SYSTEM_GATEWAY_ID, gateway_queue, owner_agent_name
+from domain.sealing import SealingKeyPair, seal
+from runtime import system_gateway_keys
 from runtime.settings import Settings
-from tests.gateway.activity_runner import run_activity
+from tests.gateway.activity_runner import activity_failure, run_activity
 from tests.gateway.conftest import Maas, StartMaas
 from tests.gateway.fake_api import FakeApi
 from tests.gateway.harness import RunActivity, RunActivityInput
@@ -71,6 +75,11 @@ async def test_register_writes_private_config(
     assert config.model_dump(include=set(type(identity).model_fields)) == identity.model_dump()
     assert config.temporal_proxy == "proxy:3128"
     assert [r.hostname for r in api.registrations] == [os.uname().nodename]
+    # It made a key pair and sent only the public half; the private one is in the 0600 file.
+    keys = config.sealing_keys()
+    assert keys is not None
+    assert [r.sealing_public_key for r in api.registrations] == [keys.public_key]
+    assert keys.private_key not in api.registrations[0].model_dump_json()
 
     assert reused.returncode == 1
     assert "refused" in reused_err.decode()
@@ -86,7 +95,19 @@ async def test_run_serves_its_queue_and_stops_on_sigterm(
 ) -> None:
     identity = await identity_for(frontdoor, codec_keys, f"http://127.0.0.1:{free_port()}")
     config_path = tmp_path / "gateway.json"
-    write_config(config_path, GatewayConfig(**identity.model_dump()))
+    keys = SealingKeyPair.generate()
+    write_config(
+        config_path, GatewayConfig(**identity.model_dump(), sealing_private_key=keys.private_key)
+    )
+    purpose = maas_key_purpose(maas.url)
+    # What the control plane sends: the key sealed to this gateway, and nothing that opens it.
+    sealed = MaasAccount(
+        url=maas.url, sealed_api_key=seal(keys.public_key, maas.account.api_key, purpose)
+    )
+    foreign = MaasAccount(
+        url=maas.url,
+        sealed_api_key=seal(SealingKeyPair.generate().public_key, maas.account.api_key, purpose),
+    )
     process = await metalgate(
         "gateway", "run", "--config", str(config_path), "--replica-id", "cli-1"
     )
@@ -96,12 +117,22 @@ async def test_run_serves_its_queue_and_stops_on_sigterm(
                 client,
                 wf_queue,
                 CHECK_ACCOUNT,
-                CheckAccountInput(account=maas.account),
+                CheckAccountInput(account=sealed),
                 CheckAccountResult,
                 activity_queue=identity.task_queue,
                 schedule_to_start_seconds=30,
             )
+            refused = await activity_failure(
+                client,
+                wf_queue,
+                CHECK_ACCOUNT,
+                CheckAccountInput(account=foreign),
+                activity_queue=identity.task_queue,
+                schedule_to_start_seconds=30,
+            )
         assert result.machines == 8
+        assert refused.type == ERR_MAAS_AUTH_FAILED
+        assert "does not open with this gateway's key" in refused.message
         process.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(process.communicate(), 20)
     finally:
@@ -119,22 +150,29 @@ async def test_run_without_config_explains(tmp_path: Path) -> None:
 
 
 async def test_system_gateway_serves_gateway_system(
-    env: WorkflowEnvironment, client: Client, codec_keys: list[str], maas: Maas
+    env: WorkflowEnvironment, client: Client, codec_keys: list[str], maas: Maas, tmp_path: Path
 ) -> None:
     settings = Settings(
         temporal_address=client.service_client.config.target_host,
         temporal_namespace=client.namespace,
         codec_keys=codec_keys,
+        data_dir=tmp_path,
     )
     stop = asyncio.Event()
     running = asyncio.create_task(run_system_gateway(settings, stop))
     try:
+        # Its key pair, made at its start: the API seals to the public half it published.
+        public_key = await assert_eventually(lambda: _published(settings))
+        sealed = MaasAccount(
+            url=maas.url,
+            sealed_api_key=seal(public_key, maas.account.api_key, maas_key_purpose(maas.url)),
+        )
         async with workflows(client) as wf_queue:
             result = await run_activity(
                 client,
                 wf_queue,
                 CHECK_ACCOUNT,
-                CheckAccountInput(account=maas.account),
+                CheckAccountInput(account=sealed),
                 CheckAccountResult,
                 activity_queue=gateway_queue(SYSTEM_GATEWAY_ID),
                 schedule_to_start_seconds=30,
@@ -143,6 +181,14 @@ async def test_system_gateway_serves_gateway_system(
     finally:
         stop.set()
         await running
+
+
+async def _published(settings: Settings) -> str:
+    public_key = system_gateway_keys.public_key(settings)
+    assert public_key is not None, "the system gateway has not published its key yet"
+    private = settings.resolved_data_dir() / "system-gateway" / "sealing-key"
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    return public_key
 
 
 async def test_killed_replica_loses_nothing(

@@ -13,10 +13,26 @@ from pydantic import SecretStr
 from temporalio.client import Client
 
 from api.app import create_app
+from domain.sealing import SealingKeyPair
+from runtime import system_gateway_keys
 from runtime.settings import Settings
 from tests.support.ports import free_port
 
 ADMIN_KEY = "mgk_test-operator-key-0123456789abcdef"
+# The system gateway's key pair in every test API's data dir, as if it had started there,
+# and the key test PCGs register with: stand-in gateways open what the API sealed with it.
+# (That one gateway's key opens nothing sealed to another is tests/domain/test_sealing.py's
+# and tests/secrets/test_no_plaintext_secrets.py's to show.)
+STANDIN_GATEWAY_KEYS = SealingKeyPair.generate()
+
+
+def install_system_gateway_keys(settings: Settings, keys: SealingKeyPair) -> None:
+    """What the system gateway's first start leaves in the data dir."""
+    folder = settings.resolved_data_dir() / system_gateway_keys.STATE_DIR
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (folder / system_gateway_keys.PRIVATE_FILE).write_text(keys.private_key)
+    (folder / system_gateway_keys.PRIVATE_FILE).chmod(0o600)
+    assert system_gateway_keys.load_or_create(settings).public_key == keys.public_key
 
 
 def api_settings(
@@ -32,7 +48,9 @@ def api_settings(
         "api_url": f"http://127.0.0.1:{port}",
         **overrides,
     }
-    return Settings(_env_file=None, **values)
+    settings = Settings(_env_file=None, **values)
+    install_system_gateway_keys(settings, STANDIN_GATEWAY_KEYS)
+    return settings
 
 
 @asynccontextmanager

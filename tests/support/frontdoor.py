@@ -13,6 +13,7 @@ from domain.gateway import GatewayIdentity
 from domain.naming import gateway_queue
 from frontdoor.server import RunningFrontDoor, start_frontdoor
 from frontdoor.tls import development_tls
+from runtime.codec import gateway_key_spec
 from runtime.settings import Settings
 from store.db import Database
 from store.models import Gateway, Project
@@ -86,7 +87,8 @@ class FrontDoorForGateways:
             frontdoor_address=self.settings.frontdoor_address,
             frontdoor_ca_pem=self.settings.frontdoor_ca_file.read_text(),
             temporal_namespace=namespace,
-            codec_keys=codec_keys[:1],
+            # As registration hands it: derived for this gateway alone.
+            codec_keys=[gateway_key_spec(codec_keys[0], gateway_id)],
         )
 
 
