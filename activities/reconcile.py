@@ -28,8 +28,17 @@ from activities.models import (
 )
 from domain.cluster import ClusterSpec
 from domain.gateway import ProxySettings
+from domain.lifecycle import (
+    ClusterRef,
+    CreateClusterInput,
+    DeleteClusterInput,
+    GatewayRef,
+    LifecycleTimeouts,
+)
 from domain.maas import MaasAccount
 from domain.naming import (
+    CREATE_WORKFLOW,
+    DELETE_WORKFLOW,
     SYSTEM_GATEWAY_ID,
     SYSTEM_GATEWAY_NAME,
     create_workflow_id,
@@ -41,15 +50,6 @@ from store.db import SessionFactory
 from store.models import CloudAccount, Cluster, ClusterEvent, Gateway
 from store.secrets import SecretBox
 from store.types import utcnow
-from workflows.contracts import (
-    CREATE_WORKFLOW,
-    DELETE_WORKFLOW,
-    ClusterRef,
-    CreateClusterInput,
-    DeleteClusterInput,
-    GatewayRef,
-    LifecycleTimeouts,
-)
 
 log = logging.getLogger(__name__)
 

@@ -22,19 +22,16 @@ from temporalio.service import RPCError
 from bench.common import ProcessSampler, run_main, write_result
 from bench.stack import bench_stack
 from domain.cluster import ClusterSpec, NodePool
+from domain.lifecycle import ClusterRef, GatewayRef
 from domain.maas import MaasAccount, Machine
-from domain.naming import CONTROL_PLANE_QUEUE, manage_workflow_id
-from embedded.stack import Stack
-from workflows.contracts import (
+from domain.naming import (
+    CONTROL_PLANE_QUEUE,
     MANAGE_WORKFLOW,
     SIGNAL_AGENT_REPORT,
-    AgentReport,
-    ClusterRef,
-    GatewayRef,
-    ManageInput,
-    ManageState,
-    NodeStatus,
+    manage_workflow_id,
 )
+from embedded.stack import Stack
+from workflows.contracts import AgentReport, ManageInput, ManageState, NodeStatus
 
 START_CONCURRENCY = 100
 # Agent reports arrive from many API requests at once; a few in flight is realistic.

@@ -1,4 +1,5 @@
-"""Task-queue names, workflow-id schemes, search attributes and MAAS ownership marks.
+"""Task-queue names, workflow types and their messages, workflow-id schemes, search attributes
+and MAAS ownership marks.
 
 Every side (API, workers, gateway, tests) imports these, so a name is changed in one place.
 """
@@ -33,6 +34,32 @@ def manage_workflow_id(cluster_id: str) -> str:
 
 def validate_account_workflow_id(account_id: str) -> str:
     return f"cloud-account/{account_id}/validate"
+
+
+# Workflow types, and the signals, updates and queries they answer.
+CREATE_WORKFLOW = "ClusterCreate"
+DELETE_WORKFLOW = "ClusterDelete"
+MANAGE_WORKFLOW = "ClusterManagement"
+VALIDATE_ACCOUNT_WORKFLOW = "CloudAccountValidate"
+SILENCE_SWEEP_WORKFLOW = "AgentSilenceSweep"
+ORPHAN_SWEEP_WORKFLOW = "OrphanSweep"
+RECONCILE_WORKFLOW = "Reconcile"
+
+# Signals
+SIGNAL_AGENT_REPORT = "agent_report"
+SIGNAL_AGENT_SILENT = "agent_silent"
+SIGNAL_COMMAND_RESULT = "command_result"
+SIGNAL_STOP = "stop"
+
+# Updates (management)
+UPDATE_UPGRADE = "upgrade"
+UPDATE_SCALE = "scale"
+UPDATE_REPAVE = "repave"
+UPDATE_PAUSE = "pause"
+UPDATE_RESUME = "resume"
+
+# Queries
+QUERY_STATE = "state"
 
 
 SILENCE_SWEEP_SCHEDULE_ID = "fleet/agent-silence-sweep"

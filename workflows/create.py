@@ -39,19 +39,16 @@ with workflow.unsafe.imports_passed_through():
         ReleaseMachinesInput,
         ReleaseMachinesResult,
     )
+    from domain.lifecycle import CreateClusterInput, CreateClusterResult
     from domain.maas import Machine
-    from domain.naming import manage_workflow_id
-    from domain.phases import Phase, Reason
-    from workflows.contracts import (
+    from domain.naming import (
         CREATE_WORKFLOW,
         MANAGE_WORKFLOW,
         SIGNAL_AGENT_REPORT,
-        AgentReport,
-        CreateClusterInput,
-        CreateClusterResult,
-        ManageInput,
-        ManageState,
+        manage_workflow_id,
     )
+    from domain.phases import Phase, Reason
+    from workflows.contracts import AgentReport, ManageInput, ManageState
     from workflows.deploy import Deployer
     from workflows.endpoint import ENDPOINT_PATCH, Endpoint
     from workflows.gateway_calls import GatewayCalls, failure_reason

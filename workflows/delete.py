@@ -32,13 +32,9 @@ with workflow.unsafe.imports_passed_through():
         WaitReleasedResult,
     )
     from domain.cluster import ErasePolicy
+    from domain.lifecycle import DeleteClusterInput, DeleteClusterResult, LifecycleTimeouts
+    from domain.naming import DELETE_WORKFLOW
     from domain.phases import Phase, Reason
-    from workflows.contracts import (
-        DELETE_WORKFLOW,
-        DeleteClusterInput,
-        DeleteClusterResult,
-        LifecycleTimeouts,
-    )
     from workflows.endpoint import ENDPOINT_PATCH, Endpoint
     from workflows.gateway_calls import MAAS_RETRY, GatewayCalls, failure_reason
     from workflows.status import StatusRecorder, annotate, control_plane_call

@@ -32,9 +32,9 @@ with workflow.unsafe.imports_passed_through():
         WaitDeployedInput,
         WaitDeployedResult,
     )
+    from domain.lifecycle import ClusterRef
     from domain.maas import Machine
     from domain.phases import Reason
-    from workflows.contracts import ClusterRef
     from workflows.endpoint import Endpoint
     from workflows.gateway_calls import GatewayCalls, error_type
     from workflows.status import control_plane_call, gather_cancelling

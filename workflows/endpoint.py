@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
         RemoveEndpointResult,
     )
     from domain.cluster import EndpointMode
-    from workflows.contracts import ClusterRef
+    from domain.lifecycle import ClusterRef
     from workflows.gateway_calls import GatewayCalls
 
 # Histories recorded before the sagas made an endpoint replay without these calls.

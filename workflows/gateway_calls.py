@@ -25,9 +25,9 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
     from activities.models import MAAS_NON_RETRYABLE, WAIT_DEPLOYED
+    from domain.lifecycle import GatewayRef, LifecycleTimeouts
     from domain.naming import gateway_queue
     from domain.phases import Reason
-    from workflows.contracts import GatewayRef, LifecycleTimeouts
     from workflows.status import StatusRecorder
 
 R = TypeVar("R")

@@ -27,10 +27,9 @@ with workflow.unsafe.imports_passed_through():
         ReleaseMachinesResult,
     )
     from domain.cluster import MAX_NODES_PER_CLUSTER, MAX_NODES_PER_POOL, NodePool, version_key
+    from domain.lifecycle import AgentSilent
     from domain.maas import Machine
-    from domain.phases import Phase, Reason
-    from workflows.contracts import (
-        ERR_ACTION_REJECTED,
+    from domain.naming import (
         MANAGE_WORKFLOW,
         QUERY_STATE,
         SIGNAL_AGENT_REPORT,
@@ -42,9 +41,12 @@ with workflow.unsafe.imports_passed_through():
         UPDATE_RESUME,
         UPDATE_SCALE,
         UPDATE_UPGRADE,
+    )
+    from domain.phases import Phase, Reason
+    from workflows.contracts import (
+        ERR_ACTION_REJECTED,
         ActionAccepted,
         AgentReport,
-        AgentSilent,
         CommandResult,
         ManageInput,
         ManageState,

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
     from activities.models import RECORD_STATUS, RecordStatusInput
+    from domain.lifecycle import ClusterRef
     from domain.maas import Machine
     from domain.naming import (
         SA_CLUSTER_ID,
@@ -29,7 +30,6 @@ with workflow.unsafe.imports_passed_through():
         SA_PROJECT,
     )
     from domain.phases import Phase, Reason
-    from workflows.contracts import ClusterRef
 
 R = TypeVar("R")
 

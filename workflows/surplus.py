@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
         ReleaseMachinesInput,
         ReleaseMachinesResult,
     )
-    from workflows.contracts import ClusterRef
+    from domain.lifecycle import ClusterRef
     from workflows.gateway_calls import GatewayCalls
 
 PATCH_RELEASE_SURPLUS = "release-surplus-after-acquire"

@@ -22,18 +22,20 @@ from api.schemas.accounts import CloudAccountCreate, CloudAccountList, CloudAcco
 from api.temporal_gate import bounded
 from api.workflow_errors import TIMEOUT, named_failure
 from domain.gateway import ProxySettings
+from domain.lifecycle import GatewayRef
 from domain.maas import MaasAccount
 from domain.naming import (
     CONTROL_PLANE_QUEUE,
     SYSTEM_GATEWAY_ID,
     SYSTEM_GATEWAY_NAME,
+    VALIDATE_ACCOUNT_WORKFLOW,
     validate_account_workflow_id,
 )
 from domain.phases import Phase, Reason
 from store.models import CloudAccount, Cluster
 from store.secrets import new_id
 from store.types import utcnow
-from workflows.contracts import VALIDATE_ACCOUNT_WORKFLOW, GatewayRef, ValidateAccountInput
+from workflows.contracts import ValidateAccountInput
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/cloud-accounts", tags=["cloud accounts"])

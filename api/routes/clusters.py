@@ -42,9 +42,19 @@ from api.workflow_errors import named_failure
 from domain.agent_wire import NodeReport
 from domain.cluster import ClusterSpec
 from domain.gateway import ProxySettings
+from domain.lifecycle import (
+    ClusterRef,
+    CreateClusterInput,
+    DeleteClusterInput,
+    GatewayRef,
+    LifecycleTimeouts,
+)
 from domain.maas import MaasAccount, Machine
 from domain.naming import (
     CONTROL_PLANE_QUEUE,
+    CREATE_WORKFLOW,
+    DELETE_WORKFLOW,
+    QUERY_STATE,
     SA_CLUSTER_ID,
     SA_CLUSTER_NAME,
     SA_CLUSTER_PHASE,
@@ -52,6 +62,9 @@ from domain.naming import (
     SA_PROJECT,
     SYSTEM_GATEWAY_ID,
     SYSTEM_GATEWAY_NAME,
+    UPDATE_REPAVE,
+    UPDATE_SCALE,
+    UPDATE_UPGRADE,
     create_workflow_id,
     delete_workflow_id,
     manage_workflow_id,
@@ -61,23 +74,7 @@ from runtime.settings import Settings, installation_id
 from store.models import AgentNode, CloudAccount, Cluster, ClusterEvent, Gateway
 from store.secrets import SecretBox, new_id
 from store.types import utcnow
-from workflows.contracts import (
-    CREATE_WORKFLOW,
-    DELETE_WORKFLOW,
-    QUERY_STATE,
-    UPDATE_REPAVE,
-    UPDATE_SCALE,
-    UPDATE_UPGRADE,
-    ActionAccepted,
-    ClusterRef,
-    CreateClusterInput,
-    DeleteClusterInput,
-    GatewayRef,
-    LifecycleTimeouts,
-    RepaveRequest,
-    ScaleRequest,
-    UpgradeRequest,
-)
+from workflows.contracts import ActionAccepted, RepaveRequest, ScaleRequest, UpgradeRequest
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/clusters", tags=["clusters"])

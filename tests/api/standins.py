@@ -14,7 +14,8 @@ from activities.models import (
     CheckAccountInput,
     CheckAccountResult,
 )
-from workflows.contracts import (
+from domain.lifecycle import CreateClusterInput, DeleteClusterInput
+from domain.naming import (
     CREATE_WORKFLOW,
     DELETE_WORKFLOW,
     MANAGE_WORKFLOW,
@@ -25,11 +26,11 @@ from workflows.contracts import (
     UPDATE_REPAVE,
     UPDATE_SCALE,
     UPDATE_UPGRADE,
+)
+from workflows.contracts import (
     ActionAccepted,
     AgentReport,
     CommandResult,
-    CreateClusterInput,
-    DeleteClusterInput,
     RepaveRequest,
     ScaleRequest,
     UpgradeRequest,

@@ -71,26 +71,25 @@ from activities.models import (
     WaitReleasedResult,
 )
 from domain.cluster import ClusterSpec, EndpointMode, NodePool
+from domain.lifecycle import (
+    ClusterRef,
+    CreateClusterInput,
+    CreateClusterResult,
+    GatewayRef,
+    LifecycleTimeouts,
+)
 from domain.maas import MaasAccount, Machine
 from domain.naming import (
+    CREATE_WORKFLOW,
     QUARANTINE_TAG,
+    SIGNAL_STOP,
     create_workflow_id,
     gateway_queue,
     manage_workflow_id,
 )
 from domain.phases import Phase, Reason
 from tests.support.temporal import assert_eventually, new_worker
-from workflows.contracts import (
-    CREATE_WORKFLOW,
-    SIGNAL_STOP,
-    AgentReport,
-    ClusterRef,
-    CreateClusterInput,
-    CreateClusterResult,
-    GatewayRef,
-    LifecycleTimeouts,
-    NodeStatus,
-)
+from workflows.contracts import AgentReport, NodeStatus
 from workflows.registry import CONTROL_PLANE_WORKFLOWS
 
 MAAS_API_KEY = "consumer-KEY:token-KEY:sEcReT-maas-api-key-do-not-leak"

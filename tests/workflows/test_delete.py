@@ -6,16 +6,15 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import CancelledError
 
-from domain.naming import delete_workflow_id, manage_workflow_id
-from domain.phases import Phase
-from tests.workflows.fakes import FAST, Harness, harness, is_running, ready_report
-from workflows.contracts import (
+from domain.lifecycle import ClusterRef, DeleteClusterInput, DeleteClusterResult
+from domain.naming import (
     DELETE_WORKFLOW,
     SIGNAL_AGENT_REPORT,
-    ClusterRef,
-    DeleteClusterInput,
-    DeleteClusterResult,
+    delete_workflow_id,
+    manage_workflow_id,
 )
+from domain.phases import Phase
+from tests.workflows.fakes import FAST, Harness, harness, is_running, ready_report
 
 
 async def delete(h: Harness, cluster: ClusterRef, run: int = 0) -> DeleteClusterResult:

@@ -30,12 +30,8 @@ from activities.models import (
     RecordStatusInput,
 )
 from domain.cluster import ControlPlaneEndpoint, EndpointMode
-from domain.naming import delete_workflow_id, manage_workflow_id
-from domain.phases import Phase
-from runtime.temporal import data_converter
-from tests.support.temporal import assert_eventually
-from tests.workflows.fakes import FAST, Harness, harness, ready_report
-from workflows.contracts import (
+from domain.lifecycle import AgentSilent, DeleteClusterInput, DeleteClusterResult
+from domain.naming import (
     DELETE_WORKFLOW,
     QUERY_STATE,
     SIGNAL_AGENT_REPORT,
@@ -44,11 +40,16 @@ from workflows.contracts import (
     SIGNAL_STOP,
     UPDATE_SCALE,
     UPDATE_UPGRADE,
+    delete_workflow_id,
+    manage_workflow_id,
+)
+from domain.phases import Phase
+from runtime.temporal import data_converter
+from tests.support.temporal import assert_eventually
+from tests.workflows.fakes import FAST, Harness, harness, ready_report
+from workflows.contracts import (
     ActionAccepted,
-    AgentSilent,
     CommandResult,
-    DeleteClusterInput,
-    DeleteClusterResult,
     ManageState,
     ScaleRequest,
     UpgradeRequest,
