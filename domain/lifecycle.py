@@ -7,10 +7,18 @@ Kept below all three so none of them imports another layer for a shape.
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from domain.cluster import ClusterSpec
 from domain.gateway import ProxySettings
 from domain.maas import MaasAccount, Machine
+from domain.naming import (
+    SA_CLUSTER_ID,
+    SA_CLUSTER_NAME,
+    SA_CLUSTER_PHASE,
+    SA_GATEWAY_ID,
+    SA_PROJECT,
+)
 from domain.phases import Phase, Reason
 
 # Seconds an agent may stay silent before its cluster shows Unreachable.
@@ -57,6 +65,20 @@ class ClusterRef(BaseModel):
     account: MaasAccount
     installation_id: str = Field(
         default="", description="the control plane's name in MAAS ownership marks"
+    )
+
+
+def cluster_search_attributes(cluster: ClusterRef, phase: Phase) -> TypedSearchAttributes:
+    """What the Temporal UI filters a cluster's workflows on: set by whoever starts one, and
+    upserted by the workflow itself (see workflows.status.annotate)."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(SA_CLUSTER_ID, cluster.cluster_id),
+            SearchAttributePair(SA_CLUSTER_NAME, cluster.spec.name),
+            SearchAttributePair(SA_PROJECT, cluster.project_id),
+            SearchAttributePair(SA_GATEWAY_ID, cluster.gateway.id),
+            SearchAttributePair(SA_CLUSTER_PHASE, phase.value),
+        ]
     )
 
 

@@ -26,20 +26,11 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
-        ACQUIRE_MACHINES,
-        FIND_OWNED,
         ISSUE_AGENT_TOKEN,
-        RELEASE_MACHINES,
-        AcquireMachinesInput,
-        AcquireMachinesResult,
         AgentTokenResult,
-        FindOwnedInput,
-        FindOwnedResult,
         IssueAgentTokenInput,
-        ReleaseMachinesInput,
-        ReleaseMachinesResult,
     )
-    from domain.lifecycle import CreateClusterInput, CreateClusterResult
+    from domain.lifecycle import CreateClusterInput, CreateClusterResult, cluster_search_attributes
     from domain.maas import Machine
     from domain.naming import (
         CREATE_WORKFLOW,
@@ -55,7 +46,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.status import (
         StatusRecorder,
         annotate,
-        cluster_search_attributes,
         control_plane_call,
         run_to_completion,
     )
@@ -121,16 +111,8 @@ class ClusterCreate:
             event=f"acquiring {spec.node_count} machines through gateway {cluster.gateway.name}",
         )
         self._acquire_scheduled = True
-        acquired = await self._calls.run(
-            ACQUIRE_MACHINES,
-            AcquireMachinesInput(
-                account=cluster.account,
-                cluster_id=cluster.cluster_id,
-                request_id=CREATE_REQUEST_ID,
-                pools=[p for p in spec.pools if p.count > 0],
-                installation_id=cluster.installation_id,
-            ),
-            AcquireMachinesResult,
+        acquired = await self._calls.acquire(
+            cluster, CREATE_REQUEST_ID, [p for p in spec.pools if p.count > 0]
         )
         self._held.update({m.system_id: m for m in acquired.machines})
         if workflow.patched(PATCH_RELEASE_SURPLUS):
@@ -303,24 +285,12 @@ class ClusterCreate:
                 self._acquire_scheduled and workflow.patched(PATCH_COMPENSATE_AFTER_GATEWAY_WAIT)
             ):
                 return []
-        owned = await self._calls.run(
-            FIND_OWNED,
-            FindOwnedInput(account=cluster.account, cluster_id=cluster.cluster_id),
-            FindOwnedResult,
-        )
+        owned = await self._calls.find_owned(cluster)
         system_ids = sorted(set(self._held) | {m.system_id for m in owned.machines})
         if not system_ids:
             return []
-        await self._calls.run(
-            RELEASE_MACHINES,
-            ReleaseMachinesInput(
-                account=cluster.account,
-                cluster_id=cluster.cluster_id,
-                system_ids=system_ids,
-                erase_policy=cluster.spec.erase_policy,
-                comment=f"metalgate: create of cluster {cluster.cluster_id} failed",
-            ),
-            ReleaseMachinesResult,
+        await self._calls.release(
+            cluster, system_ids, f"metalgate: create of cluster {cluster.cluster_id} failed"
         )
         self._held.clear()
         return system_ids

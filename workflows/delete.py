@@ -17,15 +17,9 @@ from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
-        FIND_OWNED,
-        RELEASE_MACHINES,
         REVOKE_AGENT_TOKEN,
         STOP_CLUSTER_WORKFLOWS,
         WAIT_RELEASED,
-        FindOwnedInput,
-        FindOwnedResult,
-        ReleaseMachinesInput,
-        ReleaseMachinesResult,
         RevokeAgentTokenInput,
         StopClusterWorkflowsInput,
         WaitReleasedInput,
@@ -98,11 +92,7 @@ class ClusterDelete:
         released: list[str] = []
         rounds = 0
         while True:
-            owned = await calls.run(
-                FIND_OWNED,
-                FindOwnedInput(account=cluster.account, cluster_id=cluster.cluster_id),
-                FindOwnedResult,
-            )
+            owned = await calls.find_owned(cluster)
             releasing = sorted(
                 m.system_id for m in owned.machines if m.status in RELEASING_STATUSES
             )
@@ -119,16 +109,8 @@ class ClusterDelete:
             if system_ids:
                 if rounds:
                     await workflow.sleep(min(2.0**rounds, 30.0))
-                result = await calls.run(
-                    RELEASE_MACHINES,
-                    ReleaseMachinesInput(
-                        account=cluster.account,
-                        cluster_id=cluster.cluster_id,
-                        system_ids=system_ids,
-                        erase_policy=policy,
-                        comment=f"metalgate: cluster {cluster.cluster_id} deleted",
-                    ),
-                    ReleaseMachinesResult,
+                result = await calls.release(
+                    cluster, system_ids, f"metalgate: cluster {cluster.cluster_id} deleted"
                 )
                 released.extend(s for s in result.released if s not in released)
                 releasing = sorted({*releasing, *result.in_progress})

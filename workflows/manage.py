@@ -17,14 +17,8 @@ from temporalio.exceptions import ApplicationError, FailureError, is_cancelled_e
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
-        ACQUIRE_MACHINES,
         ENQUEUE_AGENT_COMMAND,
-        RELEASE_MACHINES,
-        AcquireMachinesInput,
-        AcquireMachinesResult,
         EnqueueAgentCommandInput,
-        ReleaseMachinesInput,
-        ReleaseMachinesResult,
     )
     from domain.cluster import MAX_NODES_PER_CLUSTER, MAX_NODES_PER_POOL, NodePool, version_key
     from domain.lifecycle import AgentSilent
@@ -391,17 +385,8 @@ class ClusterManagement:
         held: dict[str, Machine] = {}
         known = {m.system_id for m in self._s.machines}
         try:
-            acquired = await self._calls.run(
-                ACQUIRE_MACHINES,
-                AcquireMachinesInput(
-                    account=cluster.account,
-                    cluster_id=cluster.cluster_id,
-                    request_id=action["id"],
-                    pools=[delta],
-                    exclude_system_ids=sorted(known),
-                    installation_id=cluster.installation_id,
-                ),
-                AcquireMachinesResult,
+            acquired = await self._calls.acquire(
+                cluster, action["id"], [delta], exclude_system_ids=sorted(known)
             )
             held.update({m.system_id: m for m in acquired.machines})
             if workflow.patched(PATCH_RELEASE_SURPLUS):
@@ -432,14 +417,6 @@ class ClusterManagement:
 
     async def _release(self, system_ids: list[str], why: str) -> None:
         cluster = self._s.cluster
-        await self._calls.run(
-            RELEASE_MACHINES,
-            ReleaseMachinesInput(
-                account=cluster.account,
-                cluster_id=cluster.cluster_id,
-                system_ids=system_ids,
-                erase_policy=cluster.spec.erase_policy,
-                comment=f"metalgate: {why} (cluster {cluster.cluster_id})",
-            ),
-            ReleaseMachinesResult,
+        await self._calls.release(
+            cluster, system_ids, f"metalgate: {why} (cluster {cluster.cluster_id})"
         )

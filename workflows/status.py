@@ -10,24 +10,18 @@ from typing import Any, TypeVar
 from temporalio import workflow
 from temporalio.common import (
     RetryPolicy,
-    SearchAttributePair,
     SearchAttributeUpdate,
-    TypedSearchAttributes,
 )
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
     from activities.models import RECORD_STATUS, RecordStatusInput
-    from domain.lifecycle import ClusterRef
+    from domain.lifecycle import ClusterRef, cluster_search_attributes
     from domain.maas import Machine
     from domain.naming import (
-        SA_CLUSTER_ID,
-        SA_CLUSTER_NAME,
         SA_CLUSTER_PHASE,
         SA_CLUSTER_REASON,
-        SA_GATEWAY_ID,
-        SA_PROJECT,
     )
     from domain.phases import Phase, Reason
 
@@ -69,19 +63,6 @@ async def control_plane_call(
     return result
 
 
-def cluster_search_attributes(cluster: ClusterRef, phase: Phase) -> TypedSearchAttributes:
-    """What the Temporal UI filters on; the API sets the same at start, so upserts are cheap."""
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(SA_CLUSTER_ID, cluster.cluster_id),
-            SearchAttributePair(SA_CLUSTER_NAME, cluster.spec.name),
-            SearchAttributePair(SA_PROJECT, cluster.project_id),
-            SearchAttributePair(SA_GATEWAY_ID, cluster.gateway.id),
-            SearchAttributePair(SA_CLUSTER_PHASE, phase.value),
-        ]
-    )
-
-
 def spec_summary(cluster: ClusterRef) -> dict[str, Any]:
     """Memo shown in the Temporal UI: the cluster's shape at a glance, never a secret."""
     spec = cluster.spec
@@ -97,13 +78,7 @@ def spec_summary(cluster: ClusterRef) -> dict[str, Any]:
 def annotate(cluster: ClusterRef, phase: Phase) -> None:
     """Set search attributes and memo, in case the starter did not (schedules, old clients)."""
     workflow.upsert_search_attributes(
-        [
-            SA_CLUSTER_ID.value_set(cluster.cluster_id),
-            SA_CLUSTER_NAME.value_set(cluster.spec.name),
-            SA_PROJECT.value_set(cluster.project_id),
-            SA_GATEWAY_ID.value_set(cluster.gateway.id),
-            SA_CLUSTER_PHASE.value_set(phase.value),
-        ]
+        [pair.key.value_set(pair.value) for pair in cluster_search_attributes(cluster, phase)]
     )
     workflow.upsert_memo({"spec": spec_summary(cluster)})
 

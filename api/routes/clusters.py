@@ -16,8 +16,6 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
@@ -38,30 +36,21 @@ from api.schemas.clusters import (
     KubeconfigPublic,
 )
 from api.temporal_gate import bounded
-from api.workflow_errors import named_failure
+from api.workflow_errors import failure_http_error
 from domain.agent_wire import NodeReport
 from domain.cluster import ClusterSpec
-from domain.gateway import ProxySettings
 from domain.lifecycle import (
     ClusterRef,
     CreateClusterInput,
     DeleteClusterInput,
-    GatewayRef,
-    LifecycleTimeouts,
+    cluster_search_attributes,
 )
-from domain.maas import MaasAccount, Machine
+from domain.maas import Machine
 from domain.naming import (
     CONTROL_PLANE_QUEUE,
     CREATE_WORKFLOW,
     DELETE_WORKFLOW,
     QUERY_STATE,
-    SA_CLUSTER_ID,
-    SA_CLUSTER_NAME,
-    SA_CLUSTER_PHASE,
-    SA_GATEWAY_ID,
-    SA_PROJECT,
-    SYSTEM_GATEWAY_ID,
-    SYSTEM_GATEWAY_NAME,
     UPDATE_REPAVE,
     UPDATE_SCALE,
     UPDATE_UPGRADE,
@@ -71,7 +60,9 @@ from domain.naming import (
 )
 from domain.phases import MANAGED_PHASES, REASON_HINTS, Phase, Reason
 from runtime.settings import Settings, installation_id
-from store.models import AgentNode, CloudAccount, Cluster, ClusterEvent, Gateway
+from store.cluster_refs import ClusterPartGone
+from store.cluster_refs import cluster_ref as stored_cluster_ref
+from store.models import AgentNode, Cluster, ClusterEvent
 from store.secrets import SecretBox, new_id
 from store.types import utcnow
 from workflows.contracts import ActionAccepted, RepaveRequest, ScaleRequest, UpgradeRequest
@@ -137,54 +128,16 @@ async def project_cluster(session: SessionDep, project_id: str, cluster_id: str)
     return cluster
 
 
-async def cluster_ref(session: SessionDep, box: SecretBox, cluster: Cluster) -> ClusterRef:
-    """What a lifecycle workflow needs; the MAAS key travels encrypted by the payload codec."""
-    account = await session.get(CloudAccount, cluster.cloud_account_id)
-    if account is None:
-        raise HTTPException(
-            409, f"cluster {cluster.name}: its cloud account {cluster.cloud_account_id} is gone"
+async def cluster_ref(
+    session: SessionDep, box: SecretBox, cluster: Cluster, settings: Settings
+) -> ClusterRef:
+    """What a lifecycle workflow needs; 409 when its cloud account or gateway is gone."""
+    try:
+        return await stored_cluster_ref(
+            session, box, cluster, installation_id=installation_id(settings)
         )
-    if account.gateway_id == SYSTEM_GATEWAY_ID:
-        gateway = GatewayRef(id=SYSTEM_GATEWAY_ID, name=SYSTEM_GATEWAY_NAME)
-    else:
-        row = await session.get(Gateway, account.gateway_id)
-        if row is None:
-            raise HTTPException(
-                409, f"cluster {cluster.name}: gateway {account.gateway_id} is gone"
-            )
-        gateway = GatewayRef(
-            id=row.id, name=row.name, proxy=ProxySettings.model_validate(row.proxy)
-        )
-    return ClusterRef(
-        cluster_id=cluster.id,
-        project_id=cluster.project_id,
-        spec=ClusterSpec.model_validate(cluster.spec),
-        gateway=gateway,
-        account=MaasAccount(url=account.maas_url, api_key=box.decrypt(account.maas_api_key_enc)),
-    )
-
-
-def _search_attributes(ref: ClusterRef, phase: Phase) -> TypedSearchAttributes:
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(SA_CLUSTER_ID, ref.cluster_id),
-            SearchAttributePair(SA_CLUSTER_NAME, ref.spec.name),
-            SearchAttributePair(SA_PROJECT, ref.project_id),
-            SearchAttributePair(SA_CLUSTER_PHASE, phase.value),
-            SearchAttributePair(SA_GATEWAY_ID, ref.gateway.id),
-        ]
-    )
-
-
-def lifecycle_timeouts(settings: Settings) -> LifecycleTimeouts:
-    return LifecycleTimeouts(
-        agent_ready=settings.agent_ready_timeout,
-        deploy=settings.deploy_timeout,
-        gateway_probe=settings.gateway_probe_timeout,
-        release_none=settings.release_timeout_none,
-        release_quick=settings.release_timeout_quick,
-        release_secure=settings.release_timeout_secure,
-    )
+    except ClusterPartGone as err:
+        raise HTTPException(409, str(err)) from err
 
 
 async def start_create(client: Client, ref: ClusterRef, settings: Settings) -> None:
@@ -194,15 +147,15 @@ async def start_create(client: Client, ref: ClusterRef, settings: Settings) -> N
             client.start_workflow(
                 CREATE_WORKFLOW,
                 CreateClusterInput(
-                    cluster=ref.model_copy(update={"installation_id": installation_id(settings)}),
-                    timeouts=lifecycle_timeouts(settings),
+                    cluster=ref,
+                    timeouts=settings.lifecycle_timeouts(),
                     silence_seconds=settings.agent_silence_timeout,
                 ),
                 id=create_workflow_id(ref.cluster_id),
                 task_queue=CONTROL_PLANE_QUEUE,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=_search_attributes(ref, Phase.PENDING),
+                search_attributes=cluster_search_attributes(ref, Phase.PENDING),
             )
         )
     except WorkflowAlreadyStartedError:
@@ -241,7 +194,7 @@ async def create_cluster(
                 f"name: a cluster named {spec.name!r} exists in this project; pick another name",
             )
         # The same request again (e.g. the first answer was lost): make sure its saga runs.
-        await start_create(client, await cluster_ref(session, box, existing), settings)
+        await start_create(client, await cluster_ref(session, box, existing, settings), settings)
         return cluster_public(existing, settings)
     cluster = Cluster(
         id=new_id("cl"),
@@ -265,7 +218,7 @@ async def create_cluster(
         raise HTTPException(
             409, f"name: a cluster named {spec.name!r} exists in this project; pick another name"
         ) from exc
-    await start_create(client, await cluster_ref(session, box, cluster), settings)
+    await start_create(client, await cluster_ref(session, box, cluster, settings), settings)
     return cluster_public(cluster, settings)
 
 
@@ -326,7 +279,7 @@ async def delete_cluster(
     cluster = await project_cluster(session, principal.project_id, cluster_id)
     if cluster.phase == Phase.DELETED.value:
         return cluster_public(cluster, settings)
-    ref = await cluster_ref(session, box, cluster)
+    ref = await cluster_ref(session, box, cluster, settings)
     if cluster.delete_requested_at is None:
         cluster.delete_requested_at = utcnow()
         # The cluster-admin credential is not served from here on: drop it.
@@ -342,12 +295,12 @@ async def delete_cluster(
     await bounded(
         client.start_workflow(
             DELETE_WORKFLOW,
-            DeleteClusterInput(cluster=ref, timeouts=lifecycle_timeouts(settings)),
+            DeleteClusterInput(cluster=ref, timeouts=settings.lifecycle_timeouts()),
             id=delete_workflow_id(cluster.id),
             task_queue=CONTROL_PLANE_QUEUE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            search_attributes=_search_attributes(ref, Phase.DELETING),
+            search_attributes=cluster_search_attributes(ref, Phase.DELETING),
         )
     )
     return cluster_public(cluster, settings)
@@ -403,7 +356,7 @@ async def _manage_update(
             earlier = retry_of(state)
             if earlier is not None:
                 return earlier
-        raise HTTPException(409, f"{update} refused: {named_failure(exc)[1]}") from exc
+        raise failure_http_error(exc, (409, "{action} refused: {message}"), action=update) from exc
     except TimeoutError as exc:
         raise HTTPException(
             503,
