@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.status import (
         StatusRecorder,
         annotate,
+        close_search_attributes,
         control_plane_call,
         run_to_completion,
     )
@@ -175,6 +176,7 @@ class ClusterCreate:
             event=f"cluster running: {len(machines)} nodes ready, Kubernetes {version}",
         )
         await self._start_management(input, token, machines, version)
+        close_search_attributes(None)  # the management workflow carries the phase on
         return CreateClusterResult(phase=Phase.RUNNING, machines=machines)
 
     async def _control_plane_token(self, cluster_id: str) -> str:

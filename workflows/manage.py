@@ -53,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.status import (
         StatusRecorder,
         annotate,
+        close_search_attributes,
         control_plane_call,
         run_to_completion,
     )
@@ -239,11 +240,19 @@ class ClusterManagement:
                     self._s.cluster.cluster_id,
                     workflow.info().get_current_history_length(),
                 )
-                workflow.continue_as_new(ManageInput(state=self._s))
+                handed_on = close_search_attributes(None)
+                workflow.continue_as_new(
+                    ManageInput(state=self._s),
+                    search_attributes=(
+                        self._status.search_attributes(self._s.cluster) if handed_on else None
+                    ),
+                )
             else:
                 action = self._next_action()
                 assert action is not None
                 await self._run_action(action)
+        # Only delete stops management: the cluster is going away for good.
+        close_search_attributes(Phase.DELETED)
         workflow.logger.info("cluster %s: management stopped", self._s.cluster.cluster_id)
 
     def _next_action(self) -> dict[str, str] | None:

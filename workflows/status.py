@@ -10,7 +10,9 @@ from typing import Any, TypeVar
 from temporalio import workflow
 from temporalio.common import (
     RetryPolicy,
+    SearchAttributePair,
     SearchAttributeUpdate,
+    TypedSearchAttributes,
 )
 
 with workflow.unsafe.imports_passed_through():
@@ -28,6 +30,8 @@ with workflow.unsafe.imports_passed_through():
 R = TypeVar("R")
 
 CLUSTER_REASON_PATCH = "cluster-reason-search-attribute"
+# A closing run leaves in ClusterPhase what the cluster became (see close_search_attributes).
+CLOSED_PHASE_PATCH = "closed-phase-search-attribute"
 
 # Control-plane activities only touch the store and Temporal: a failure is transient (the
 # store restarting, a deploy), so they retry until they succeed, visibly pending in the UI.
@@ -83,6 +87,22 @@ def annotate(cluster: ClusterRef, phase: Phase) -> None:
     workflow.upsert_memo({"spec": spec_summary(cluster)})
 
 
+def close_search_attributes(phase: Phase | None) -> bool:
+    """Before a run closes: its search attributes never change again, so they say what the
+    cluster became (Deleted), or, for a run that hands the cluster to another (create to
+    management, continue-as-new), no phase at all, so a closed run never claims Running.
+    False when the run's history predates this (nothing was changed)."""
+    if not workflow.patched(CLOSED_PHASE_PATCH):
+        return False
+    workflow.upsert_search_attributes(
+        [
+            SA_CLUSTER_PHASE.value_set(phase.value) if phase else SA_CLUSTER_PHASE.value_unset(),
+            SA_CLUSTER_REASON.value_unset(),
+        ]
+    )
+    return True
+
+
 class StatusRecorder:
     """Records phase and reason through RECORD_STATUS, the ClusterPhase search attribute, logs.
 
@@ -97,6 +117,13 @@ class StatusRecorder:
         self.message = ""
         self._lock = asyncio.Lock()
         self._before_gateway_wait: tuple[Reason | None, str] | None = None
+
+    def search_attributes(self, cluster: ClusterRef) -> TypedSearchAttributes:
+        """All of the cluster's search attributes as recorded now, for a run started next."""
+        pairs = list(cluster_search_attributes(cluster, self.phase))
+        if self.reason:
+            pairs.append(SearchAttributePair(SA_CLUSTER_REASON, self.reason.value))
+        return TypedSearchAttributes(pairs)
 
     async def set(
         self,
