@@ -40,7 +40,8 @@ from activities.models import (
 )
 from activities.node_bootstrap import NodeBootstrapRenderer
 from activities.orphans import claims
-from domain.naming import create_workflow_id, manage_workflow_id
+from domain.lifecycle import AgentSilent
+from domain.naming import SIGNAL_AGENT_SILENT, SIGNAL_STOP, create_workflow_id, manage_workflow_id
 from domain.phases import MANAGED_PHASES, Phase, Reason
 from runtime.settings import Settings, installation_id
 from store.bootstrap_material import BootstrapMaterialStore
@@ -48,7 +49,6 @@ from store.db import SessionFactory
 from store.models import AgentCommandRow, Cluster, ClusterEvent
 from store.secrets import SecretBox, hash_token, new_token
 from store.types import utcnow
-from workflows.contracts import SIGNAL_AGENT_SILENT, SIGNAL_STOP, AgentSilent
 
 log = logging.getLogger(__name__)
 

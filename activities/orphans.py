@@ -36,6 +36,7 @@ from activities.models import (
 )
 from domain.cluster import ClusterSpec, EndpointMode
 from domain.leftovers import LeftBehind, endpoint_of_event
+from domain.lifecycle import GatewayRef
 from domain.maas import MaasAccount, Machine
 from domain.naming import (
     SYSTEM_GATEWAY_ID,
@@ -49,8 +50,6 @@ from domain.phases import TERMINAL_PHASES, Phase, Reason
 from store.db import SessionFactory
 from store.models import CloudAccount, Cluster, ClusterEvent, Gateway
 from store.secrets import SecretBox, maas_account
-from workflows.contracts import GatewayRef
-from workflows.orphan_sweep import ensure_orphan_sweep_schedule
 
 log = logging.getLogger(__name__)
 
@@ -239,14 +238,10 @@ class OrphanActivities:
         ]
 
 
-async def ensure_orphan_sweeps(
-    client: Client, sessions: SessionFactory, *, system_gateway: bool
-) -> list[str]:
-    """One sweep schedule per registered gateway (and the system one when it exists).
-
-    Called at every control-plane worker start, so gateways registered before the sweeper
-    existed, or while no worker ran, get theirs too. Returns the gateway ids.
-    """
+async def registered_gateways(
+    sessions: SessionFactory, *, system_gateway: bool
+) -> list[GatewayRef]:
+    """Every registered gateway (and the system one when it exists): each has a sweep."""
     async with sessions() as session:
         rows = (
             await session.execute(
@@ -256,6 +251,4 @@ async def ensure_orphan_sweeps(
     refs = [GatewayRef(id=gateway_id, name=name) for gateway_id, name in rows]
     if system_gateway:
         refs.append(GatewayRef(id=SYSTEM_GATEWAY_ID, name=SYSTEM_GATEWAY_NAME))
-    for ref in refs:
-        await ensure_orphan_sweep_schedule(client, ref, replace=False)
-    return [ref.id for ref in refs]
+    return refs

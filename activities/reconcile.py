@@ -26,29 +26,24 @@ from activities.models import (
     ReconcileClustersInput,
     ReconcileClustersResult,
 )
-from domain.cluster import ClusterSpec
-from domain.gateway import ProxySettings
+from domain.lifecycle import (
+    ClusterRef,
+    CreateClusterInput,
+    DeleteClusterInput,
+)
 from domain.naming import (
-    SYSTEM_GATEWAY_ID,
-    SYSTEM_GATEWAY_NAME,
+    CREATE_WORKFLOW,
+    DELETE_WORKFLOW,
     create_workflow_id,
     delete_workflow_id,
 )
 from domain.phases import CREATE_PHASES, Phase, Reason
 from runtime.settings import Settings, installation_id
+from store.cluster_refs import ClusterPartGone, cluster_ref
 from store.db import SessionFactory
-from store.models import CloudAccount, Cluster, ClusterEvent, Gateway
-from store.secrets import SecretBox, maas_account
+from store.models import Cluster, ClusterEvent
+from store.secrets import SecretBox
 from store.types import utcnow
-from workflows.contracts import (
-    CREATE_WORKFLOW,
-    DELETE_WORKFLOW,
-    ClusterRef,
-    CreateClusterInput,
-    DeleteClusterInput,
-    GatewayRef,
-    LifecycleTimeouts,
-)
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +56,6 @@ ABANDONED = frozenset(
     }
 )
 CREATING = [p.value for p in CREATE_PHASES if p != Phase.RUNNING]
-
-
-def lifecycle_timeouts(settings: Settings) -> LifecycleTimeouts:
-    """The same timeouts the API starts sagas with."""
-    return LifecycleTimeouts(
-        agent_ready=settings.agent_ready_timeout,
-        deploy=settings.deploy_timeout,
-        gateway_probe=settings.gateway_probe_timeout,
-        release_none=settings.release_timeout_none,
-        release_quick=settings.release_timeout_quick,
-        release_secure=settings.release_timeout_secure,
-    )
 
 
 class ReconcileActivities:
@@ -141,7 +124,7 @@ class ReconcileActivities:
         return described.status.name.lower() if described.status else "unknown"
 
     async def _start(self, ref: ClusterRef, deleting: bool, task_queue: str) -> bool:
-        timeouts = lifecycle_timeouts(self._settings)
+        timeouts = self._settings.lifecycle_timeouts()
         try:
             if deleting:
                 await self._client.start_workflow(
@@ -172,29 +155,13 @@ class ReconcileActivities:
     async def _ref(self, cluster: Cluster) -> ClusterRef | None:
         """What the saga needs, as the API builds it; None (logged) when a part is gone."""
         async with self._sessions() as session:
-            account = await session.get(CloudAccount, cluster.cloud_account_id)
-            if account is None:
-                log.warning("cluster %s: its cloud account is gone; not reconciled", cluster.id)
-                return None
-            if account.gateway_id == SYSTEM_GATEWAY_ID:
-                gateway = GatewayRef(id=SYSTEM_GATEWAY_ID, name=SYSTEM_GATEWAY_NAME)
-            else:
-                row = await session.get(Gateway, account.gateway_id)
-                if row is None:
-                    log.warning("cluster %s: its gateway is gone; not reconciled", cluster.id)
-                    return None
-                gateway = GatewayRef(
-                    id=row.id, name=row.name, proxy=ProxySettings.model_validate(row.proxy)
+            try:
+                return await cluster_ref(
+                    session, self._box, cluster, installation_id=installation_id(self._settings)
                 )
-            maas = maas_account(account, self._box)
-        return ClusterRef(
-            cluster_id=cluster.id,
-            project_id=cluster.project_id,
-            spec=ClusterSpec.model_validate(cluster.spec),
-            gateway=gateway,
-            account=maas,
-            installation_id=installation_id(self._settings),
-        )
+            except ClusterPartGone as err:
+                log.warning("%s; not reconciled", err)
+                return None
 
     async def _event(self, cluster: Cluster, line: str) -> None:
         log.warning("cluster %s: %s", cluster.id, line)

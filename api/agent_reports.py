@@ -17,9 +17,9 @@ from api.temporal_gate import AGENT_SIGNAL_TIMEOUT, TemporalGate, TemporalUnavai
 from domain.agent_wire import AgentHeartbeat, NodeReport
 from domain.cluster import version_key
 from domain.maas import Machine
-from domain.naming import create_workflow_id, manage_workflow_id
+from domain.naming import SIGNAL_AGENT_REPORT, create_workflow_id, manage_workflow_id
 from domain.phases import MANAGED_PHASES, Phase
-from workflows.contracts import SIGNAL_AGENT_REPORT, AgentReport
+from workflows.contracts import AgentReport
 
 log = logging.getLogger(__name__)
 

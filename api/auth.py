@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from api.schemas.projects import Role
-from runtime.settings import Settings
+from runtime.settings import Settings, development_secret
 from store.db import SessionFactory
 from store.models import ApiKey, Project
 from store.secrets import hash_token, new_id, new_token
-
-log = logging.getLogger(__name__)
 
 DEFAULT_PROJECT = "default"
 ADMIN_KEY_FILE = "admin-api-key"
@@ -48,15 +45,7 @@ async def ensure_bootstrap(sessions: SessionFactory, settings: Settings) -> str:
     if settings.bootstrap_admin_key is not None:
         key = settings.bootstrap_admin_key.get_secret_value()
     else:
-        path = settings.resolved_data_dir() / "secrets" / ADMIN_KEY_FILE
-        if path.exists():
-            key = path.read_text().strip()
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            key = new_api_key()
-            path.touch(mode=0o600)
-            path.write_text(key + "\n")
-            log.info("generated the bootstrap admin key in %s", path)
+        key = development_secret(settings, ADMIN_KEY_FILE, new_api_key)
     try:
         return await _store_bootstrap(sessions, key)
     except IntegrityError:

@@ -17,10 +17,11 @@ from api.temporal_gate import bounded
 from api.workflow_errors import TIMEOUT, named_failure
 from domain.capacity_plan import CapacityPlan
 from domain.cluster import NodePool
+from domain.lifecycle import GatewayRef
 from domain.maas import MaasAccount
-from domain.naming import CONTROL_PLANE_QUEUE, plan_workflow_id
+from domain.naming import CONTROL_PLANE_QUEUE, PLAN_WORKFLOW, plan_workflow_id
 from domain.phases import Reason
-from workflows.contracts import PLAN_WORKFLOW, GatewayRef, PlanClusterInput
+from workflows.contracts import PlanClusterInput
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ from temporalio.client import Client
 
 from api.audit import Actor, set_actor
 from api.auth import Principal
-from api.heartbeats import HeartbeatRecorder
 from api.schemas.projects import Role
 from api.temporal_gate import TemporalGate
 from runtime.settings import Settings
@@ -43,11 +42,6 @@ def get_box(request: Request) -> SecretBox:
     return box
 
 
-def get_heartbeats(request: Request) -> HeartbeatRecorder:
-    recorder: HeartbeatRecorder = request.app.state.heartbeats
-    return recorder
-
-
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with request.app.state.db.sessions() as session:
         yield session
@@ -62,7 +56,6 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 BoxDep = Annotated[SecretBox, Depends(get_box)]
-HeartbeatsDep = Annotated[HeartbeatRecorder, Depends(get_heartbeats)]
 
 
 def _token(credentials: HTTPAuthorizationCredentials | None, what: str) -> str:

@@ -2,10 +2,36 @@
 
 from __future__ import annotations
 
+import logging
+from collections import defaultdict
+
+from fastapi import HTTPException
 from temporalio.exceptions import ApplicationError
 from temporalio.exceptions import TimeoutError as TemporalTimeout
 
+from activities.models import ERR_MAAS_AUTH_FAILED, ERR_MAAS_UNREACHABLE
+from domain.phases import Reason
+from workflows.contracts import ERR_ACTION_REJECTED
+
+log = logging.getLogger(__name__)
+
 TIMEOUT = "Timeout"
+
+GATEWAY_OFFLINE = (
+    "gateway {gateway} is offline: start it with `metalgate gateway run` on its host "
+    "(or `metalgate up` for the system gateway), then retry"
+)
+
+# The one table from a named workflow failure to its HTTP answer: the status, and the text
+# (`{message}` is the failure's own; the other fields come from the route). A failure not
+# named here gets the route's default answer.
+FAILURE_ANSWERS: dict[str, tuple[int, str]] = {
+    ERR_MAAS_AUTH_FAILED: (422, "maas_api_key: {message}; copy the key again from MAAS"),
+    ERR_MAAS_UNREACHABLE: (422, "maas_url: {message}; check the URL and the gateway's network"),
+    Reason.GATEWAY_UNAVAILABLE.value: (503, GATEWAY_OFFLINE),
+    TIMEOUT: (503, GATEWAY_OFFLINE),
+    ERR_ACTION_REJECTED: (409, "{action} refused: {message}"),
+}
 
 
 def named_failure(error: BaseException) -> tuple[str | None, str]:
@@ -20,3 +46,15 @@ def named_failure(error: BaseException) -> tuple[str | None, str]:
         innermost = current
         current = getattr(current, "cause", None) or current.__cause__
     return None, str(innermost)
+
+
+def failure_http_error(
+    error: BaseException, default: tuple[int, str], **context: str
+) -> HTTPException:
+    """The HTTP answer to a workflow failure, from FAILURE_ANSWERS or else `default`."""
+    kind, message = named_failure(error)
+    status, text = FAILURE_ANSWERS.get(kind or "", default)
+    if kind not in FAILURE_ANSWERS:
+        log.warning("workflow failure %s: %s", kind or "(unnamed)", message)
+    fields: defaultdict[str, str] = defaultdict(str, context, message=message)
+    return HTTPException(status, text.format_map(fields))

@@ -24,16 +24,11 @@ from temporalio.client import Client
 from bench.common import ProcessSampler, run_main, write_result
 from bench.stack import BenchApi, bench_stack, outbox_backlog, seed_clusters
 from domain.cluster import ClusterSpec, NodePool
+from domain.lifecycle import ClusterRef, GatewayRef
 from domain.maas import MaasAccount, Machine
-from domain.naming import CONTROL_PLANE_QUEUE, manage_workflow_id
+from domain.naming import CONTROL_PLANE_QUEUE, MANAGE_WORKFLOW, manage_workflow_id
 from embedded.stack import Stack
-from workflows.contracts import (
-    MANAGE_WORKFLOW,
-    ClusterRef,
-    GatewayRef,
-    ManageInput,
-    ManageState,
-)
+from workflows.contracts import ManageInput, ManageState
 
 START_CONCURRENCY = 100
 # Agent events arrive from many API requests at once; a few in flight is realistic.

@@ -1,4 +1,5 @@
-"""Task-queue names, workflow-id schemes, search attributes and MAAS ownership marks.
+"""Task-queue names, workflow types and their messages, workflow-id schemes, search attributes
+and MAAS ownership marks.
 
 Every side (API, workers, gateway, tests) imports these, so a name is changed in one place.
 """
@@ -44,6 +45,34 @@ def validate_account_workflow_id(account_id: str) -> str:
 def plan_workflow_id(project_id: str, request_id: str) -> str:
     """Plans take nothing, so each request is its own run."""
     return f"project/{project_id}/plan/{request_id}"
+
+
+# Workflow types, and the signals, updates and queries they answer.
+CREATE_WORKFLOW = "ClusterCreate"
+DELETE_WORKFLOW = "ClusterDelete"
+MANAGE_WORKFLOW = "ClusterManagement"
+VALIDATE_ACCOUNT_WORKFLOW = "CloudAccountValidate"
+PLAN_WORKFLOW = "ClusterPlan"
+SILENCE_SWEEP_WORKFLOW = "AgentSilenceSweep"
+ORPHAN_SWEEP_WORKFLOW = "OrphanSweep"
+RECONCILE_WORKFLOW = "Reconcile"
+
+# Signals
+SIGNAL_AGENT_REPORT = "agent_report"
+SIGNAL_AGENT_SILENT = "agent_silent"
+SIGNAL_COMMAND_RESULT = "command_result"
+SIGNAL_STOP = "stop"
+SIGNAL_FORCE_DELETE = "force_delete"
+
+# Updates (management)
+UPDATE_UPGRADE = "upgrade"
+UPDATE_SCALE = "scale"
+UPDATE_REPAVE = "repave"
+UPDATE_PAUSE = "pause"
+UPDATE_RESUME = "resume"
+
+# Queries
+QUERY_STATE = "state"
 
 
 SILENCE_SWEEP_SCHEDULE_ID = "fleet/agent-silence-sweep"

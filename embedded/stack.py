@@ -36,7 +36,7 @@ from embedded.supervisor import (
     Supervisor,
 )
 from frontdoor.tls import development_tls
-from runtime.settings import Settings, development_secret
+from runtime.settings import Settings, development_secret, secret_file
 from runtime.temporal import codec_key_specs, connect, temporal_binary
 
 log = logging.getLogger(__name__)
@@ -88,12 +88,10 @@ class Stack:
 
 def maas_api_key(data_dir: Path) -> str:
     """The emulator's admin key, kept across restarts (MAAS format consumer:token:secret)."""
-    path = data_dir / "secrets" / "maas-api-key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path.touch(mode=0o600)
-        path.write_text(":".join(secrets.token_hex(10) for _ in range(3)))
-    return path.read_text().strip()
+    return secret_file(
+        data_dir / "secrets" / "maas-api-key",
+        lambda: ":".join(secrets.token_hex(10) for _ in range(3)),
+    )
 
 
 def _metalgate(*args: str) -> list[str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -10,7 +12,10 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.lifecycle import DEFAULT_SILENCE_SECONDS, DEFAULT_TIMEOUTS, LifecycleTimeouts
 from domain.versions import DEFAULT_KUBERNETES_VERSIONS, KubernetesVersion, SupportedVersions
+
+log = logging.getLogger(__name__)
 
 # Values that ship in examples and must never protect a real installation.
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "metalgate", "admin"})
@@ -102,19 +107,39 @@ class Settings(BaseSettings):
         description="enables /codec/ui/<token>/...: the Web UI's codec endpoint carries it",
     )
 
-    # Lifecycle tuning (seconds)
-    agent_ready_timeout: float = 900.0
-    deploy_timeout: float = 1800.0
-    agent_silence_timeout: float = 120.0
+    # Lifecycle tuning (seconds); every LifecycleTimeouts field is one of these.
+    agent_ready_timeout: float = DEFAULT_TIMEOUTS.agent_ready
+    deploy_timeout: float = DEFAULT_TIMEOUTS.deploy
+    deploy_poll_interval: float = DEFAULT_TIMEOUTS.deploy_poll_interval
+    max_deploy_replacements: int = Field(
+        default=DEFAULT_TIMEOUTS.max_deploy_replacements,
+        ge=0,
+        description="machines a create may swap in for ones that failed to deploy",
+    )
+    agent_silence_timeout: float = DEFAULT_SILENCE_SECONDS
     gateway_probe_timeout: float = Field(
-        default=30.0, description="after this long with no gateway polling, show WaitingForGateway"
+        default=DEFAULT_TIMEOUTS.gateway_probe,
+        description="after this long with no gateway polling, show WaitingForGateway",
+    )
+    gateway_give_up_timeout: float = Field(
+        default=DEFAULT_TIMEOUTS.gateway_give_up,
+        description="a saga waiting this long for its gateway fails with GatewayUnavailable",
+    )
+    maas_call_timeout: float = DEFAULT_TIMEOUTS.maas_call
+    command_timeout: float = Field(
+        default=DEFAULT_TIMEOUTS.command, description="how long an agent command may run"
     )
     gateway_heartbeat_interval: float = 15.0
     # How long delete waits for MAAS to release the machines, per erase policy: MAAS keeps
     # them owned while Releasing and Disk erasing, and a secure erase takes hours.
-    release_timeout_none: float = 1800.0
-    release_timeout_quick: float = 3600.0
-    release_timeout_secure: float = 12 * 3600.0
+    release_timeout_none: float = DEFAULT_TIMEOUTS.release_none
+    release_timeout_quick: float = DEFAULT_TIMEOUTS.release_quick
+    release_timeout_secure: float = DEFAULT_TIMEOUTS.release_secure
+    release_poll_interval: float = DEFAULT_TIMEOUTS.release_poll_interval
+    stop_workflows_timeout: float = Field(
+        default=DEFAULT_TIMEOUTS.stop_workflows,
+        description="how long delete lets the cluster's other workflows close before terminating",
+    )
     force_delete_after: float = Field(
         default=900.0,
         ge=0,
@@ -204,6 +229,24 @@ class Settings(BaseSettings):
         """`host:port` this process serves metrics on, or None when metrics are off."""
         return f"{self.metrics_host}:{self.metrics_port}" if self.metrics_port else None
 
+    def lifecycle_timeouts(self) -> LifecycleTimeouts:
+        """The timeouts every saga is started with (API and reconciler alike)."""
+        return LifecycleTimeouts(
+            gateway_probe=self.gateway_probe_timeout,
+            gateway_give_up=self.gateway_give_up_timeout,
+            maas_call=self.maas_call_timeout,
+            deploy=self.deploy_timeout,
+            deploy_poll_interval=self.deploy_poll_interval,
+            agent_ready=self.agent_ready_timeout,
+            max_deploy_replacements=self.max_deploy_replacements,
+            command=self.command_timeout,
+            release_none=self.release_timeout_none,
+            release_quick=self.release_timeout_quick,
+            release_secure=self.release_timeout_secure,
+            release_poll_interval=self.release_poll_interval,
+            stop_workflows=self.stop_workflows_timeout,
+        )
+
     def supported_versions(self) -> SupportedVersions:
         return SupportedVersions(self.kubernetes_versions)
 
@@ -218,16 +261,21 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{self.resolved_data_dir() / 'metalgate.db'}"
 
 
-def development_secret(settings: Settings, name: str) -> str:
+def secret_file(path: Path, make: Callable[[], str] = lambda: secrets.token_urlsafe(32)) -> str:
+    """The secret kept in `path` (0600, in a 0700 folder), made once by `make`."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.touch(mode=0o600)
+        path.write_text(make() + "\n")
+        log.info("generated the development secret %s", path)
+    return path.read_text().strip()
+
+
+def development_secret(
+    settings: Settings, name: str, make: Callable[[], str] = lambda: secrets.token_urlsafe(32)
+) -> str:
     """A random secret kept in the data dir, so development installs need no setup."""
-    path = settings.resolved_data_dir() / "secrets" / name
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    value = secrets.token_urlsafe(32)
-    path.touch(mode=0o600)
-    path.write_text(value)
-    return value
+    return secret_file(settings.resolved_data_dir() / "secrets" / name, make)
 
 
 def installation_id(settings: Settings) -> str:

@@ -16,7 +16,7 @@ from temporalio.converter import DataConverter
 from temporalio.service import HttpConnectProxyConfig, TLSConfig
 
 from runtime.codec import EncryptionCodec, new_key_spec
-from runtime.settings import Settings
+from runtime.settings import Settings, development_secret
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +25,7 @@ def codec_key_specs(settings: Settings) -> list[str]:
     """Configured codec keys, or a development key kept in the data dir."""
     if settings.codec_keys:
         return [k.get_secret_value() for k in settings.codec_keys]
-    path = settings.resolved_data_dir() / "secrets" / "codec-key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path.touch(mode=0o600)
-        path.write_text(new_key_spec("dev1"))
-    return [path.read_text().strip()]
+    return [development_secret(settings, "codec-key", lambda: new_key_spec("dev1"))]
 
 
 def data_converter(key_specs: list[str]) -> DataConverter:

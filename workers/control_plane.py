@@ -8,53 +8,20 @@ import signal
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import (
-    Client,
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
-    ScheduleIntervalSpec,
-    ScheduleOverlapPolicy,
-    SchedulePolicy,
-    ScheduleSpec,
-)
+from temporalio.client import Client
 from temporalio.worker import Worker
 
-from domain.naming import CONTROL_PLANE_QUEUE, SILENCE_SWEEP_SCHEDULE_ID
+from domain.naming import CONTROL_PLANE_QUEUE
+from runtime.schedules import (
+    ensure_orphan_sweeps,
+    ensure_reconcile_schedule,
+    ensure_silence_sweep_schedule,
+)
 from runtime.settings import Settings
 from runtime.temporal import connect_with_retry
-from workflows.contracts import SILENCE_SWEEP_WORKFLOW, SilenceSweepInput
-from workflows.reconcile import ensure_reconcile_schedule
 from workflows.registry import CONTROL_PLANE_WORKFLOWS
 
 log = logging.getLogger(__name__)
-
-# The sweep runs a few times per silence window, so a silent agent is noticed within
-# about silence + silence/4 seconds.
-SWEEPS_PER_WINDOW = 4
-MIN_SWEEP_INTERVAL = 5.0
-
-
-async def ensure_silence_sweep_schedule(client: Client, *, silence_seconds: float) -> None:
-    """Create the fleet-wide silence sweep schedule unless it exists (every worker tries)."""
-    every = max(MIN_SWEEP_INTERVAL, silence_seconds / SWEEPS_PER_WINDOW)
-    schedule = Schedule(
-        action=ScheduleActionStartWorkflow(
-            SILENCE_SWEEP_WORKFLOW,
-            SilenceSweepInput(silence_seconds=silence_seconds),
-            id=f"{SILENCE_SWEEP_SCHEDULE_ID}/run",
-            task_queue=CONTROL_PLANE_QUEUE,
-            execution_timeout=timedelta(seconds=every * 4),
-        ),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=every))]),
-        # A slow sweep is not doubled: the next one starts when it is done.
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-    )
-    try:
-        await client.create_schedule(SILENCE_SWEEP_SCHEDULE_ID, schedule)
-        log.info("created schedule %s (every %.0fs)", SILENCE_SWEEP_SCHEDULE_ID, every)
-    except ScheduleAlreadyRunningError:
-        log.debug("schedule %s already exists", SILENCE_SWEEP_SCHEDULE_ID)
 
 
 async def control_plane_activities(settings: Settings, client: Client) -> tuple[list[Any], Any]:
@@ -92,11 +59,12 @@ async def run_control_plane_worker(settings: Settings, *, client: Client | None 
     client = client or await connect_with_retry(settings)
     await ensure_silence_sweep_schedule(client, silence_seconds=settings.agent_silence_timeout)
     activities, database = await control_plane_activities(settings, client)
-    from activities.orphans import ensure_orphan_sweeps
+    from activities.orphans import registered_gateways
 
-    await ensure_orphan_sweeps(
-        client, database.sessions, system_gateway=settings.mode == "self-hosted"
+    gateways = await registered_gateways(
+        database.sessions, system_gateway=settings.mode == "self-hosted"
     )
+    await ensure_orphan_sweeps(client, gateways)
     await ensure_reconcile_schedule(client, every=timedelta(seconds=settings.reconcile_interval))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

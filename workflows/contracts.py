@@ -1,4 +1,5 @@
-"""Workflow names, inputs, signals and updates: what the API and the agent path drive.
+"""Inputs of management signals and updates, and of the sweeps: what the API and the agent
+path drive. The names are in domain.naming, the lifecycle saga shapes in domain.lifecycle.
 
 Kept apart from the workflow code so the API imports plain models, not workflow classes.
 """
@@ -8,113 +9,16 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.agent_wire import CommandResult, NodeReport
-from domain.cluster import (
-    MAX_NODES_PER_CLUSTER,
-    MAX_NODES_PER_POOL,
-    ClusterSpec,
-    Name,
-    NodePool,
-)
-from domain.gateway import ProxySettings
-from domain.leftovers import LeftBehind
+from domain.cluster import MAX_NODES_PER_CLUSTER, MAX_NODES_PER_POOL, Name, NodePool
+from domain.lifecycle import ClusterRef, GatewayRef, LifecycleTimeouts
 from domain.maas import MaasAccount, Machine
 from domain.management import ActionId, PendingAction
-from domain.phases import Phase, Reason
+from domain.phases import Phase
 from domain.text import Hostname, Message
 from domain.versions import KubeletVersion, KubernetesVersion
 
-CREATE_WORKFLOW = "ClusterCreate"
-DELETE_WORKFLOW = "ClusterDelete"
-MANAGE_WORKFLOW = "ClusterManagement"
-VALIDATE_ACCOUNT_WORKFLOW = "CloudAccountValidate"
-PLAN_WORKFLOW = "ClusterPlan"
-SILENCE_SWEEP_WORKFLOW = "AgentSilenceSweep"
-ORPHAN_SWEEP_WORKFLOW = "OrphanSweep"
-RECONCILE_WORKFLOW = "Reconcile"
-
-# Signals
-SIGNAL_AGENT_REPORT = "agent_report"
-SIGNAL_AGENT_SILENT = "agent_silent"
-SIGNAL_COMMAND_RESULT = "command_result"
-SIGNAL_STOP = "stop"
-SIGNAL_FORCE_DELETE = "force_delete"
-
-# Updates (management)
-UPDATE_UPGRADE = "upgrade"
-UPDATE_SCALE = "scale"
-UPDATE_REPAVE = "repave"
-UPDATE_PAUSE = "pause"
-UPDATE_RESUME = "resume"
-
-# Queries
-QUERY_STATE = "state"
-
 # ApplicationError type of a management update its validator refused.
 ERR_ACTION_REJECTED = "ActionRejected"
-
-
-class LifecycleTimeouts(BaseModel):
-    """Seconds. Inputs, not constants, so tests can shrink them."""
-
-    gateway_probe: float = Field(default=30.0, description="after this long unpolled: waiting")
-    gateway_give_up: float = Field(default=86400.0, description="create fails after this wait")
-    maas_call: float = 120.0
-    deploy: float = 1800.0
-    deploy_poll_interval: float = 2.0
-    agent_ready: float = 900.0
-    max_deploy_replacements: int = 3
-    command: float = 3600.0
-    # Delete: how long MAAS may take to release (by erase policy), and how long the other
-    # workflows get to close before delete terminates them.
-    release_none: float = 1800.0
-    release_quick: float = 3600.0
-    release_secure: float = 12 * 3600.0
-    release_poll_interval: float = 5.0
-    stop_workflows: float = 600.0
-
-
-class GatewayRef(BaseModel):
-    id: str
-    name: str
-    proxy: ProxySettings = Field(default_factory=ProxySettings)
-
-
-class ClusterRef(BaseModel):
-    """Everything a lifecycle workflow needs to know about its cluster and where it lives."""
-
-    cluster_id: str
-    project_id: str
-    spec: ClusterSpec
-    gateway: GatewayRef
-    account: MaasAccount
-    installation_id: str = Field(
-        default="", description="the control plane's name in MAAS ownership marks"
-    )
-
-
-class CreateClusterInput(BaseModel):
-    cluster: ClusterRef
-    timeouts: LifecycleTimeouts = Field(default_factory=LifecycleTimeouts)
-    silence_seconds: float = 120.0
-
-
-class CreateClusterResult(BaseModel):
-    phase: Phase
-    reason: Reason | None = None
-    message: str = ""
-    machines: list[Machine] = Field(default_factory=list)
-
-
-class DeleteClusterInput(BaseModel):
-    cluster: ClusterRef
-    timeouts: LifecycleTimeouts = Field(default_factory=LifecycleTimeouts)
-
-
-class DeleteClusterResult(BaseModel):
-    released: list[str]
-    left_behind: LeftBehind | None = Field(
-        default=None, description="force delete: what MAAS may still hold"
-    )
 
 
 class AgentReport(BaseModel):
@@ -126,10 +30,6 @@ class AgentReport(BaseModel):
     nodes: list[NodeReport] = Field(default_factory=list, max_length=MAX_NODES_PER_CLUSTER)
     healthy: bool = True
     message: Message = ""
-
-
-class AgentSilent(BaseModel):
-    last_seen_unix: float
 
 
 class CommandResultSignal(CommandResult):

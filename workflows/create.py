@@ -26,39 +26,27 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
-        ACQUIRE_MACHINES,
-        FIND_OWNED,
         ISSUE_AGENT_TOKEN,
-        RELEASE_MACHINES,
-        AcquireMachinesInput,
-        AcquireMachinesResult,
         AgentTokenResult,
-        FindOwnedInput,
-        FindOwnedResult,
         IssueAgentTokenInput,
-        ReleaseMachinesInput,
-        ReleaseMachinesResult,
     )
+    from domain.lifecycle import CreateClusterInput, CreateClusterResult, cluster_search_attributes
     from domain.maas import Machine
-    from domain.naming import manage_workflow_id
-    from domain.phases import Phase, Reason
-    from workflows.contracts import (
+    from domain.naming import (
         CREATE_WORKFLOW,
         MANAGE_WORKFLOW,
         SIGNAL_AGENT_REPORT,
-        AgentReport,
-        CreateClusterInput,
-        CreateClusterResult,
-        ManageInput,
-        ManageState,
+        manage_workflow_id,
     )
+    from domain.phases import Phase, Reason
+    from workflows.contracts import AgentReport, ManageInput, ManageState
     from workflows.deploy import Deployer
     from workflows.endpoint import ENDPOINT_PATCH, Endpoint
     from workflows.gateway_calls import GatewayCalls, failure_reason
     from workflows.status import (
         StatusRecorder,
         annotate,
-        cluster_search_attributes,
+        close_search_attributes,
         control_plane_call,
         run_to_completion,
     )
@@ -124,16 +112,8 @@ class ClusterCreate:
             event=f"acquiring {spec.node_count} machines through gateway {cluster.gateway.name}",
         )
         self._acquire_scheduled = True
-        acquired = await self._calls.run(
-            ACQUIRE_MACHINES,
-            AcquireMachinesInput(
-                account=cluster.account,
-                cluster_id=cluster.cluster_id,
-                request_id=CREATE_REQUEST_ID,
-                pools=[p for p in spec.pools if p.count > 0],
-                installation_id=cluster.installation_id,
-            ),
-            AcquireMachinesResult,
+        acquired = await self._calls.acquire(
+            cluster, CREATE_REQUEST_ID, [p for p in spec.pools if p.count > 0]
         )
         self._held.update({m.system_id: m for m in acquired.machines})
         if workflow.patched(PATCH_RELEASE_SURPLUS):
@@ -196,6 +176,7 @@ class ClusterCreate:
             event=f"cluster running: {len(machines)} nodes ready, Kubernetes {version}",
         )
         await self._start_management(input, token, machines, version)
+        close_search_attributes(None)  # the management workflow carries the phase on
         return CreateClusterResult(phase=Phase.RUNNING, machines=machines)
 
     async def _control_plane_token(self, cluster_id: str) -> str:
@@ -306,24 +287,12 @@ class ClusterCreate:
                 self._acquire_scheduled and workflow.patched(PATCH_COMPENSATE_AFTER_GATEWAY_WAIT)
             ):
                 return []
-        owned = await self._calls.run(
-            FIND_OWNED,
-            FindOwnedInput(account=cluster.account, cluster_id=cluster.cluster_id),
-            FindOwnedResult,
-        )
+        owned = await self._calls.find_owned(cluster)
         system_ids = sorted(set(self._held) | {m.system_id for m in owned.machines})
         if not system_ids:
             return []
-        await self._calls.run(
-            RELEASE_MACHINES,
-            ReleaseMachinesInput(
-                account=cluster.account,
-                cluster_id=cluster.cluster_id,
-                system_ids=system_ids,
-                erase_policy=cluster.spec.erase_policy,
-                comment=f"metalgate: create of cluster {cluster.cluster_id} failed",
-            ),
-            ReleaseMachinesResult,
+        await self._calls.release(
+            cluster, system_ids, f"metalgate: create of cluster {cluster.cluster_id} failed"
         )
         self._held.clear()
         return system_ids

@@ -26,16 +26,10 @@ from temporalio.exceptions import ApplicationError, FailureError
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
         CLUSTER_LEFTOVERS,
-        FIND_OWNED,
-        RELEASE_MACHINES,
         REVOKE_AGENT_TOKEN,
         STOP_CLUSTER_WORKFLOWS,
         WAIT_RELEASED,
         ClusterLeftoversInput,
-        FindOwnedInput,
-        FindOwnedResult,
-        ReleaseMachinesInput,
-        ReleaseMachinesResult,
         RevokeAgentTokenInput,
         StopClusterWorkflowsInput,
         WaitReleasedInput,
@@ -43,14 +37,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.cluster import ErasePolicy
     from domain.leftovers import LeftBehind
+    from domain.lifecycle import DeleteClusterInput, DeleteClusterResult, LifecycleTimeouts
+    from domain.naming import DELETE_WORKFLOW, SIGNAL_FORCE_DELETE
     from domain.phases import Phase, Reason
-    from workflows.contracts import (
-        DELETE_WORKFLOW,
-        SIGNAL_FORCE_DELETE,
-        DeleteClusterInput,
-        DeleteClusterResult,
-        LifecycleTimeouts,
-    )
     from workflows.endpoint import ENDPOINT_PATCH, Endpoint
     from workflows.gateway_calls import MAAS_RETRY, GatewayCalls, failure_reason
     from workflows.status import StatusRecorder, annotate, control_plane_call
@@ -184,11 +173,7 @@ class ClusterDelete:
         released: list[str] = []
         rounds = 0
         while True:
-            owned = await calls.run(
-                FIND_OWNED,
-                FindOwnedInput(account=cluster.account, cluster_id=cluster.cluster_id),
-                FindOwnedResult,
-            )
+            owned = await calls.find_owned(cluster)
             releasing = sorted(
                 m.system_id for m in owned.machines if m.status in RELEASING_STATUSES
             )
@@ -205,16 +190,8 @@ class ClusterDelete:
             if system_ids:
                 if rounds:
                     await workflow.sleep(min(2.0**rounds, 30.0))
-                result = await calls.run(
-                    RELEASE_MACHINES,
-                    ReleaseMachinesInput(
-                        account=cluster.account,
-                        cluster_id=cluster.cluster_id,
-                        system_ids=system_ids,
-                        erase_policy=policy,
-                        comment=f"metalgate: cluster {cluster.cluster_id} deleted",
-                    ),
-                    ReleaseMachinesResult,
+                result = await calls.release(
+                    cluster, system_ids, f"metalgate: cluster {cluster.cluster_id} deleted"
                 )
                 released.extend(s for s in result.released if s not in released)
                 releasing = sorted({*releasing, *result.in_progress})

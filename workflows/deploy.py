@@ -14,28 +14,22 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
-        ACQUIRE_MACHINES,
         DEPLOY_MACHINE,
         ERR_MACHINE_DEPLOY_FAILED,
         MAAS_NON_RETRYABLE,
-        RELEASE_MACHINES,
         RENDER_CLOUD_INIT,
         WAIT_DEPLOYED,
-        AcquireMachinesInput,
-        AcquireMachinesResult,
         DeployMachineInput,
         DeployMachineResult,
-        ReleaseMachinesInput,
-        ReleaseMachinesResult,
         RenderCloudInitInput,
         RenderCloudInitResult,
         WaitDeployedInput,
         WaitDeployedResult,
     )
     from domain.agent_wire import NodeRole
+    from domain.lifecycle import ClusterRef
     from domain.maas import Machine
     from domain.phases import Reason
-    from workflows.contracts import ClusterRef
     from workflows.endpoint import Endpoint
     from workflows.gateway_calls import GatewayCalls, error_type
     from workflows.status import control_plane_call, gather_cancelling
@@ -187,16 +181,10 @@ class Deployer:
         )
         # The quarantine tag keeps it out of every later allocation, so it can go back now
         # instead of staying allocated to this cluster.
-        await self.calls.run(
-            RELEASE_MACHINES,
-            ReleaseMachinesInput(
-                account=self.cluster.account,
-                cluster_id=self.cluster.cluster_id,
-                system_ids=[failed.system_id],
-                erase_policy=self.cluster.spec.erase_policy,
-                comment=f"metalgate: deploy failed for cluster {self.cluster.cluster_id}",
-            ),
-            ReleaseMachinesResult,
+        await self.calls.release(
+            self.cluster,
+            [failed.system_id],
+            f"metalgate: deploy failed for cluster {self.cluster.cluster_id}",
         )
         pool = self.cluster.spec.pool(failed.pool)
         if pool is None:
@@ -206,17 +194,11 @@ class Deployer:
                 non_retryable=True,
             )
         async with self._acquire_lock:
-            acquired = await self.calls.run(
-                ACQUIRE_MACHINES,
-                AcquireMachinesInput(
-                    account=self.cluster.account,
-                    cluster_id=self.cluster.cluster_id,
-                    request_id=request_id,
-                    pools=[pool.model_copy(update={"count": 1})],
-                    exclude_system_ids=[*self.failed, *self.held],
-                    installation_id=self.cluster.installation_id,
-                ),
-                AcquireMachinesResult,
+            acquired = await self.calls.acquire(
+                self.cluster,
+                request_id,
+                [pool.model_copy(update={"count": 1})],
+                exclude_system_ids=[*self.failed, *self.held],
             )
         replacement = acquired.machines[0]
         self.held[replacement.system_id] = replacement

@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.cluster import EndpointMode
     from domain.leftovers import endpoint_event
-    from workflows.contracts import ClusterRef
+    from domain.lifecycle import ClusterRef
     from workflows.gateway_calls import GatewayCalls
 
 # Histories recorded before the sagas made an endpoint replay without these calls.

@@ -24,10 +24,23 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
-    from activities.models import MAAS_NON_RETRYABLE, WAIT_DEPLOYED
+    from activities.models import (
+        ACQUIRE_MACHINES,
+        FIND_OWNED,
+        MAAS_NON_RETRYABLE,
+        RELEASE_MACHINES,
+        WAIT_DEPLOYED,
+        AcquireMachinesInput,
+        AcquireMachinesResult,
+        FindOwnedInput,
+        FindOwnedResult,
+        ReleaseMachinesInput,
+        ReleaseMachinesResult,
+    )
+    from domain.cluster import NodePool
+    from domain.lifecycle import ClusterRef, GatewayRef, LifecycleTimeouts
     from domain.naming import gateway_queue
     from domain.phases import Reason
-    from workflows.contracts import GatewayRef, LifecycleTimeouts
     from workflows.status import StatusRecorder
 
 R = TypeVar("R")
@@ -148,3 +161,50 @@ class GatewayCalls:
                 continue
             await self.status.gateway_back(self.gateway.name)
             return result
+
+    # The cluster's MAAS calls, each input built here once.
+
+    async def acquire(
+        self,
+        cluster: ClusterRef,
+        request_id: str,
+        pools: list[NodePool],
+        exclude_system_ids: list[str] | None = None,
+    ) -> AcquireMachinesResult:
+        """Allocate and mark machines for one request; a retry adopts what it already took."""
+        return await self.run(
+            ACQUIRE_MACHINES,
+            AcquireMachinesInput(
+                account=cluster.account,
+                cluster_id=cluster.cluster_id,
+                request_id=request_id,
+                pools=pools,
+                exclude_system_ids=exclude_system_ids or [],
+                installation_id=cluster.installation_id,
+            ),
+            AcquireMachinesResult,
+        )
+
+    async def release(
+        self, cluster: ClusterRef, system_ids: list[str], comment: str
+    ) -> ReleaseMachinesResult:
+        """Give machines back to MAAS with the cluster's erase policy."""
+        return await self.run(
+            RELEASE_MACHINES,
+            ReleaseMachinesInput(
+                account=cluster.account,
+                cluster_id=cluster.cluster_id,
+                system_ids=system_ids,
+                erase_policy=cluster.spec.erase_policy,
+                comment=comment,
+            ),
+            ReleaseMachinesResult,
+        )
+
+    async def find_owned(self, cluster: ClusterRef) -> FindOwnedResult:
+        """Every machine MAAS lists as the cluster's (found by ownership mark)."""
+        return await self.run(
+            FIND_OWNED,
+            FindOwnedInput(account=cluster.account, cluster_id=cluster.cluster_id),
+            FindOwnedResult,
+        )

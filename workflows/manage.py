@@ -20,17 +20,12 @@ from temporalio.exceptions import ApplicationError, FailureError, is_cancelled_e
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
-        ACQUIRE_MACHINES,
         ENQUEUE_AGENT_COMMAND,
-        RELEASE_MACHINES,
-        AcquireMachinesInput,
-        AcquireMachinesResult,
         EnqueueAgentCommandInput,
-        ReleaseMachinesInput,
-        ReleaseMachinesResult,
     )
     from domain.agent_wire import ActionKind, CommandState
     from domain.cluster import MAX_NODES_PER_CLUSTER, MAX_NODES_PER_POOL, NodePool, version_key
+    from domain.lifecycle import AgentSilent
     from domain.maas import Machine
     from domain.management import (
         PendingAction,
@@ -38,9 +33,7 @@ with workflow.unsafe.imports_passed_through():
         ScaleAction,
         UpgradeAction,
     )
-    from domain.phases import Phase, Reason
-    from workflows.contracts import (
-        ERR_ACTION_REJECTED,
+    from domain.naming import (
         MANAGE_WORKFLOW,
         QUERY_STATE,
         SIGNAL_AGENT_REPORT,
@@ -52,9 +45,12 @@ with workflow.unsafe.imports_passed_through():
         UPDATE_RESUME,
         UPDATE_SCALE,
         UPDATE_UPGRADE,
+    )
+    from domain.phases import Phase, Reason
+    from workflows.contracts import (
+        ERR_ACTION_REJECTED,
         ActionAccepted,
         AgentReport,
-        AgentSilent,
         CommandResultSignal,
         ManageInput,
         ManageState,
@@ -67,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.status import (
         StatusRecorder,
         annotate,
+        close_search_attributes,
         control_plane_call,
         run_to_completion,
     )
@@ -284,11 +281,19 @@ class ClusterManagement:
                     self._s.cluster.cluster_id,
                     workflow.info().get_current_history_length(),
                 )
-                workflow.continue_as_new(ManageInput(state=self._s))
+                handed_on = close_search_attributes(None)
+                workflow.continue_as_new(
+                    ManageInput(state=self._s),
+                    search_attributes=(
+                        self._status.search_attributes(self._s.cluster) if handed_on else None
+                    ),
+                )
             else:
                 action = self._next_action()
                 assert action is not None
                 await self._run_action(action)
+        # Only delete stops management: the cluster is going away for good.
+        close_search_attributes(Phase.DELETED)
         workflow.logger.info("cluster %s: management stopped", self._s.cluster.cluster_id)
 
     def _next_action(self) -> PendingAction | None:
@@ -431,17 +436,8 @@ class ClusterManagement:
         held: dict[str, Machine] = {}
         known = {m.system_id for m in self._s.machines}
         try:
-            acquired = await self._calls.run(
-                ACQUIRE_MACHINES,
-                AcquireMachinesInput(
-                    account=cluster.account,
-                    cluster_id=cluster.cluster_id,
-                    request_id=action.id,
-                    pools=[delta],
-                    exclude_system_ids=sorted(known),
-                    installation_id=cluster.installation_id,
-                ),
-                AcquireMachinesResult,
+            acquired = await self._calls.acquire(
+                cluster, action.id, [delta], exclude_system_ids=sorted(known)
             )
             held.update({m.system_id: m for m in acquired.machines})
             if workflow.patched(PATCH_RELEASE_SURPLUS):
@@ -472,14 +468,6 @@ class ClusterManagement:
 
     async def _release(self, system_ids: list[str], why: str) -> None:
         cluster = self._s.cluster
-        await self._calls.run(
-            RELEASE_MACHINES,
-            ReleaseMachinesInput(
-                account=cluster.account,
-                cluster_id=cluster.cluster_id,
-                system_ids=system_ids,
-                erase_policy=cluster.spec.erase_policy,
-                comment=f"metalgate: {why} (cluster {cluster.cluster_id})",
-            ),
-            ReleaseMachinesResult,
+        await self._calls.release(
+            cluster, system_ids, f"metalgate: {why} (cluster {cluster.cluster_id})"
         )

@@ -17,19 +17,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
-from temporalio.client import (
-    Client,
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
-    ScheduleIntervalSpec,
-    ScheduleOverlapPolicy,
-    SchedulePolicy,
-    ScheduleSpec,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
-)
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
@@ -60,14 +48,14 @@ with workflow.unsafe.imports_passed_through():
         RemoveEndpointInput,
         RemoveEndpointResult,
     )
+    from domain.lifecycle import GatewayRef
     from domain.maas import MaasAccount
     from domain.naming import (
         CONTROL_PLANE_QUEUE,
-        SA_GATEWAY_ID,
+        ORPHAN_SWEEP_WORKFLOW,
         gateway_queue,
-        orphan_sweep_schedule_id,
     )
-    from workflows.contracts import ORPHAN_SWEEP_WORKFLOW, GatewayRef, OrphanSweepInput
+    from workflows.contracts import OrphanSweepInput
     from workflows.endpoint import ENDPOINT_PATCH
 
 # A sweep waits for its gateway at most this long per call; the next scheduled run retries,
@@ -216,44 +204,3 @@ class OrphanSweep:
             start_to_close_timeout=CP_CALL_TIMEOUT,
         )
         return released
-
-
-def orphan_sweep_schedule(gateway: GatewayRef, *, every: timedelta, grace: timedelta) -> Schedule:
-    """The schedule of one gateway's sweeps; a run still going when the next is due is skipped."""
-    return Schedule(
-        action=ScheduleActionStartWorkflow(
-            ORPHAN_SWEEP_WORKFLOW,
-            OrphanSweepInput(gateway=gateway, grace_seconds=grace.total_seconds()),
-            id=f"{orphan_sweep_schedule_id(gateway.id)}/run",
-            task_queue=CONTROL_PLANE_QUEUE,
-            typed_search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(SA_GATEWAY_ID, gateway.id)]
-            ),
-        ),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-    )
-
-
-async def ensure_orphan_sweep_schedule(
-    client: Client,
-    gateway: GatewayRef,
-    *,
-    every: timedelta = timedelta(minutes=10),
-    grace: timedelta = timedelta(minutes=10),
-    replace: bool = True,
-) -> None:
-    """Create the gateway's sweep schedule; an existing one is brought to these settings
-    unless `replace` is False (worker starts must not undo an operator's tuning)."""
-    schedule = orphan_sweep_schedule(gateway, every=every, grace=grace)
-    schedule_id = orphan_sweep_schedule_id(gateway.id)
-    try:
-        await client.create_schedule(schedule_id, schedule)
-    except ScheduleAlreadyRunningError:
-        if not replace:
-            return
-
-        def to_current(_: ScheduleUpdateInput) -> ScheduleUpdate:
-            return ScheduleUpdate(schedule=schedule)
-
-        await client.get_schedule_handle(schedule_id).update(to_current)

@@ -15,9 +15,9 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.models import PLAN_MACHINES, PlanMachinesInput
     from domain.capacity_plan import CapacityPlan
-    from domain.naming import gateway_queue
+    from domain.naming import PLAN_WORKFLOW, gateway_queue
     from domain.phases import Reason
-    from workflows.contracts import PLAN_WORKFLOW, PlanClusterInput
+    from workflows.contracts import PlanClusterInput
     from workflows.gateway_calls import error_type, is_schedule_to_start_timeout
     from workflows.validate import CHECK_RETRY, RETRY_MARGIN_SECONDS, last_failure
 

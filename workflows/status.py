@@ -19,21 +19,19 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
     from activities.models import RECORD_STATUS, RecordStatusInput
+    from domain.lifecycle import ClusterRef, cluster_search_attributes
     from domain.maas import Machine
     from domain.naming import (
-        SA_CLUSTER_ID,
-        SA_CLUSTER_NAME,
         SA_CLUSTER_PHASE,
         SA_CLUSTER_REASON,
-        SA_GATEWAY_ID,
-        SA_PROJECT,
     )
     from domain.phases import Phase, Reason
-    from workflows.contracts import ClusterRef
 
 R = TypeVar("R")
 
 CLUSTER_REASON_PATCH = "cluster-reason-search-attribute"
+# A closing run leaves in ClusterPhase what the cluster became (see close_search_attributes).
+CLOSED_PHASE_PATCH = "closed-phase-search-attribute"
 
 # Control-plane activities only touch the store and Temporal: a failure is transient (the
 # store restarting, a deploy), so they retry until they succeed, visibly pending in the UI.
@@ -69,19 +67,6 @@ async def control_plane_call(
     return result
 
 
-def cluster_search_attributes(cluster: ClusterRef, phase: Phase) -> TypedSearchAttributes:
-    """What the Temporal UI filters on; the API sets the same at start, so upserts are cheap."""
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(SA_CLUSTER_ID, cluster.cluster_id),
-            SearchAttributePair(SA_CLUSTER_NAME, cluster.spec.name),
-            SearchAttributePair(SA_PROJECT, cluster.project_id),
-            SearchAttributePair(SA_GATEWAY_ID, cluster.gateway.id),
-            SearchAttributePair(SA_CLUSTER_PHASE, phase.value),
-        ]
-    )
-
-
 def spec_summary(cluster: ClusterRef) -> dict[str, Any]:
     """Memo shown in the Temporal UI: the cluster's shape at a glance, never a secret."""
     spec = cluster.spec
@@ -97,15 +82,25 @@ def spec_summary(cluster: ClusterRef) -> dict[str, Any]:
 def annotate(cluster: ClusterRef, phase: Phase) -> None:
     """Set search attributes and memo, in case the starter did not (schedules, old clients)."""
     workflow.upsert_search_attributes(
-        [
-            SA_CLUSTER_ID.value_set(cluster.cluster_id),
-            SA_CLUSTER_NAME.value_set(cluster.spec.name),
-            SA_PROJECT.value_set(cluster.project_id),
-            SA_GATEWAY_ID.value_set(cluster.gateway.id),
-            SA_CLUSTER_PHASE.value_set(phase.value),
-        ]
+        [pair.key.value_set(pair.value) for pair in cluster_search_attributes(cluster, phase)]
     )
     workflow.upsert_memo({"spec": spec_summary(cluster)})
+
+
+def close_search_attributes(phase: Phase | None) -> bool:
+    """Before a run closes: its search attributes never change again, so they say what the
+    cluster became (Deleted), or, for a run that hands the cluster to another (create to
+    management, continue-as-new), no phase at all, so a closed run never claims Running.
+    False when the run's history predates this (nothing was changed)."""
+    if not workflow.patched(CLOSED_PHASE_PATCH):
+        return False
+    workflow.upsert_search_attributes(
+        [
+            SA_CLUSTER_PHASE.value_set(phase.value) if phase else SA_CLUSTER_PHASE.value_unset(),
+            SA_CLUSTER_REASON.value_unset(),
+        ]
+    )
+    return True
 
 
 class StatusRecorder:
@@ -122,6 +117,13 @@ class StatusRecorder:
         self.message = ""
         self._lock = asyncio.Lock()
         self._before_gateway_wait: tuple[Reason | None, str] | None = None
+
+    def search_attributes(self, cluster: ClusterRef) -> TypedSearchAttributes:
+        """All of the cluster's search attributes as recorded now, for a run started next."""
+        pairs = list(cluster_search_attributes(cluster, self.phase))
+        if self.reason:
+            pairs.append(SearchAttributePair(SA_CLUSTER_REASON, self.reason.value))
+        return TypedSearchAttributes(pairs)
 
     async def set(
         self,

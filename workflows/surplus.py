@@ -10,15 +10,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.models import (
-        FIND_OWNED,
-        RELEASE_MACHINES,
-        FindOwnedInput,
-        FindOwnedResult,
-        ReleaseMachinesInput,
-        ReleaseMachinesResult,
-    )
-    from workflows.contracts import ClusterRef
+    from domain.lifecycle import ClusterRef
     from workflows.gateway_calls import GatewayCalls
 
 PATCH_RELEASE_SURPLUS = "release-surplus-after-acquire"
@@ -33,11 +25,7 @@ async def release_surplus(
     why: str = "taken by a superseded acquire attempt",
 ) -> list[str]:
     """Release what MAAS lists as the cluster's beyond `known`; answers the system ids."""
-    owned = await calls.run(
-        FIND_OWNED,
-        FindOwnedInput(account=cluster.account, cluster_id=cluster.cluster_id),
-        FindOwnedResult,
-    )
+    owned = await calls.find_owned(cluster)
     surplus = sorted(
         m.system_id
         for m in owned.machines
@@ -45,16 +33,8 @@ async def release_surplus(
     )
     if not surplus:
         return []
-    await calls.run(
-        RELEASE_MACHINES,
-        ReleaseMachinesInput(
-            account=cluster.account,
-            cluster_id=cluster.cluster_id,
-            system_ids=surplus,
-            erase_policy=cluster.spec.erase_policy,
-            comment=f"metalgate: surplus of cluster {cluster.cluster_id} ({why})",
-        ),
-        ReleaseMachinesResult,
+    await calls.release(
+        cluster, surplus, f"metalgate: surplus of cluster {cluster.cluster_id} ({why})"
     )
     await calls.status.event(
         f"released {len(surplus)} surplus machine(s) MAAS had marked for the cluster "

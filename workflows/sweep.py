@@ -11,7 +11,8 @@ with workflow.unsafe.imports_passed_through():
         SweepSilentAgentsInput,
         SweepSilentAgentsResult,
     )
-    from workflows.contracts import SILENCE_SWEEP_WORKFLOW, SilenceSweepInput
+    from domain.naming import SILENCE_SWEEP_WORKFLOW
+    from workflows.contracts import SilenceSweepInput
     from workflows.status import control_plane_call
 
 # The schedule starts the next sweep soon anyway; retrying one for long only piles them up.

@@ -18,9 +18,9 @@ with workflow.unsafe.imports_passed_through():
         CheckAccountInput,
         CheckAccountResult,
     )
-    from domain.naming import gateway_queue
+    from domain.naming import VALIDATE_ACCOUNT_WORKFLOW, gateway_queue
     from domain.phases import Reason
-    from workflows.contracts import VALIDATE_ACCOUNT_WORKFLOW, ValidateAccountInput
+    from workflows.contracts import ValidateAccountInput
     from workflows.gateway_calls import error_type, is_schedule_to_start_timeout, root_cause
 
 

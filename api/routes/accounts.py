@@ -19,7 +19,7 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
-from activities.models import ERR_MAAS_AUTH_FAILED, ERR_MAAS_UNREACHABLE, CheckAccountResult
+from activities.models import CheckAccountResult
 from api.deps import Editor, SessionDep, SettingsDep, TemporalDep, Viewer
 from api.errors import responses
 from api.routes.gateways import project_gateway, system_gateway_enabled
@@ -31,13 +31,15 @@ from api.schemas.accounts import (
     KeyThroughGateway,
 )
 from api.temporal_gate import bounded
-from api.workflow_errors import TIMEOUT, named_failure
+from api.workflow_errors import GATEWAY_OFFLINE, failure_http_error
 from domain.gateway import ProxySettings
+from domain.lifecycle import GatewayRef
 from domain.maas import MaasAccount
 from domain.naming import (
     CONTROL_PLANE_QUEUE,
     SYSTEM_GATEWAY_ID,
     SYSTEM_GATEWAY_NAME,
+    VALIDATE_ACCOUNT_WORKFLOW,
     validate_account_workflow_id,
 )
 from domain.phases import Phase, Reason
@@ -46,7 +48,7 @@ from runtime.settings import Settings
 from store.models import CloudAccount, Cluster, ClusterEvent
 from store.secrets import new_id, seal_maas_key
 from store.types import utcnow
-from workflows.contracts import VALIDATE_ACCOUNT_WORKFLOW, GatewayRef, ValidateAccountInput
+from workflows.contracts import ValidateAccountInput
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/cloud-accounts", tags=["cloud accounts"])
@@ -73,11 +75,7 @@ def account_public(account: CloudAccount) -> CloudAccountPublic:
 
 
 def _offline(name: str) -> HTTPException:
-    return HTTPException(
-        503,
-        f"gateway {name} is offline: start it with `metalgate gateway run` on its host "
-        "(or `metalgate up` for the system gateway), then retry",
-    )
+    return HTTPException(503, GATEWAY_OFFLINE.format(gateway=name))
 
 
 async def _validate(
@@ -102,20 +100,9 @@ async def _validate(
         await _terminate_quietly(handle)
         raise _offline(gateway.name) from exc
     except WorkflowFailureError as exc:
-        kind, message = named_failure(exc)
-        if kind == ERR_MAAS_AUTH_FAILED:
-            raise HTTPException(
-                422, f"maas_api_key: {message}; copy the key again from MAAS"
-            ) from exc
-        if kind == ERR_MAAS_UNREACHABLE:
-            raise HTTPException(
-                422,
-                f"maas_url: {message}; check the URL and the gateway's network",
-            ) from exc
-        if kind in (TIMEOUT, Reason.GATEWAY_UNAVAILABLE.value):
-            raise _offline(gateway.name) from exc
-        log.warning("cloud account %s validation failed: %s", account_id, message)
-        raise HTTPException(422, f"cloud account validation failed: {message}") from exc
+        raise failure_http_error(
+            exc, (422, "cloud account validation failed: {message}"), gateway=gateway.name
+        ) from exc
 
 
 async def _terminate_quietly(handle: WorkflowHandle[Any, Any]) -> None:

@@ -33,13 +33,13 @@ from domain.agent_wire import (
     CommandResult,
 )
 from domain.cluster import ClusterSpec
-from domain.naming import manage_workflow_id
+from domain.naming import SIGNAL_COMMAND_RESULT, manage_workflow_id
 from domain.phases import MANAGED_PHASES, TERMINAL_PHASES, Phase
 from store.agent_outbox import record_change
 from store.models import AgentCommandRow, AgentNode, Cluster
 from store.secrets import SecretBox, hash_token
 from store.types import utcnow
-from workflows.contracts import SIGNAL_COMMAND_RESULT, CommandResultSignal
+from workflows.contracts import CommandResultSignal
 
 router = APIRouter(prefix="/v1/agent", tags=["agent"])
 

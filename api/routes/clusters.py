@@ -17,8 +17,6 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
@@ -42,31 +40,20 @@ from api.schemas.clusters import (
     NodePublic,
 )
 from api.temporal_gate import bounded
-from api.workflow_errors import named_failure
+from api.workflow_errors import failure_http_error
 from domain.agent_wire import NodeReport
 from domain.capacity_plan import CapacityPlan
 from domain.cluster import ClusterSpec
-from domain.gateway import ProxySettings
+from domain.lifecycle import (
+    ClusterRef,
+    CreateClusterInput,
+    DeleteClusterInput,
+    GatewayRef,
+    cluster_search_attributes,
+)
 from domain.maas import Machine
 from domain.naming import (
     CONTROL_PLANE_QUEUE,
-    SA_CLUSTER_ID,
-    SA_CLUSTER_NAME,
-    SA_CLUSTER_PHASE,
-    SA_GATEWAY_ID,
-    SA_PROJECT,
-    SYSTEM_GATEWAY_ID,
-    SYSTEM_GATEWAY_NAME,
-    create_workflow_id,
-    delete_workflow_id,
-    manage_workflow_id,
-)
-from domain.phases import MANAGED_PHASES, REASON_HINTS, Phase, Reason
-from runtime.settings import Settings, installation_id
-from store.models import AgentNode, CloudAccount, Cluster, ClusterEvent, Gateway
-from store.secrets import SecretBox, maas_account, new_id
-from store.types import utcnow
-from workflows.contracts import (
     CREATE_WORKFLOW,
     DELETE_WORKFLOW,
     QUERY_STATE,
@@ -76,12 +63,20 @@ from workflows.contracts import (
     UPDATE_RESUME,
     UPDATE_SCALE,
     UPDATE_UPGRADE,
+    create_workflow_id,
+    delete_workflow_id,
+    manage_workflow_id,
+)
+from domain.phases import MANAGED_PHASES, REASON_HINTS, Phase, Reason
+from runtime.settings import Settings, installation_id
+from store.cluster_refs import ClusterPartGone
+from store.cluster_refs import cluster_ref as stored_cluster_ref
+from store.cluster_refs import gateway_ref as stored_gateway_ref
+from store.models import AgentNode, CloudAccount, Cluster, ClusterEvent
+from store.secrets import SecretBox, maas_account, new_id
+from store.types import utcnow
+from workflows.contracts import (
     ActionAccepted,
-    ClusterRef,
-    CreateClusterInput,
-    DeleteClusterInput,
-    GatewayRef,
-    LifecycleTimeouts,
     RepaveRequest,
     ScaleRequest,
     UpgradeRequest,
@@ -148,53 +143,24 @@ async def project_cluster(session: SessionDep, project_id: str, cluster_id: str)
     return cluster
 
 
-async def cluster_ref(session: SessionDep, box: SecretBox, cluster: Cluster) -> ClusterRef:
-    """What a lifecycle workflow needs; the MAAS key travels encrypted by the payload codec."""
-    account = await session.get(CloudAccount, cluster.cloud_account_id)
-    if account is None:
-        raise HTTPException(
-            409, f"cluster {cluster.name}: its cloud account {cluster.cloud_account_id} is gone"
+async def cluster_ref(
+    session: SessionDep, box: SecretBox, cluster: Cluster, settings: Settings
+) -> ClusterRef:
+    """What a lifecycle workflow needs; 409 when its cloud account or gateway is gone."""
+    try:
+        return await stored_cluster_ref(
+            session, box, cluster, installation_id=installation_id(settings)
         )
-    return ClusterRef(
-        cluster_id=cluster.id,
-        project_id=cluster.project_id,
-        spec=ClusterSpec.model_validate(cluster.spec),
-        gateway=await account_gateway(session, account, f"cluster {cluster.name}"),
-        account=maas_account(account, box),
-    )
+    except ClusterPartGone as err:
+        raise HTTPException(409, str(err)) from err
 
 
 async def account_gateway(session: SessionDep, account: CloudAccount, owner: str) -> GatewayRef:
     """The gateway that reaches the account's MAAS; `owner` names who asks, for the 409."""
-    if account.gateway_id == SYSTEM_GATEWAY_ID:
-        return GatewayRef(id=SYSTEM_GATEWAY_ID, name=SYSTEM_GATEWAY_NAME)
-    row = await session.get(Gateway, account.gateway_id)
-    if row is None:
-        raise HTTPException(409, f"{owner}: gateway {account.gateway_id} is gone")
-    return GatewayRef(id=row.id, name=row.name, proxy=ProxySettings.model_validate(row.proxy))
-
-
-def _search_attributes(ref: ClusterRef, phase: Phase) -> TypedSearchAttributes:
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(SA_CLUSTER_ID, ref.cluster_id),
-            SearchAttributePair(SA_CLUSTER_NAME, ref.spec.name),
-            SearchAttributePair(SA_PROJECT, ref.project_id),
-            SearchAttributePair(SA_CLUSTER_PHASE, phase.value),
-            SearchAttributePair(SA_GATEWAY_ID, ref.gateway.id),
-        ]
-    )
-
-
-def lifecycle_timeouts(settings: Settings) -> LifecycleTimeouts:
-    return LifecycleTimeouts(
-        agent_ready=settings.agent_ready_timeout,
-        deploy=settings.deploy_timeout,
-        gateway_probe=settings.gateway_probe_timeout,
-        release_none=settings.release_timeout_none,
-        release_quick=settings.release_timeout_quick,
-        release_secure=settings.release_timeout_secure,
-    )
+    try:
+        return await stored_gateway_ref(session, account, owner)
+    except ClusterPartGone as err:
+        raise HTTPException(409, str(err)) from err
 
 
 async def start_create(client: Client, ref: ClusterRef, settings: Settings) -> None:
@@ -204,15 +170,15 @@ async def start_create(client: Client, ref: ClusterRef, settings: Settings) -> N
             client.start_workflow(
                 CREATE_WORKFLOW,
                 CreateClusterInput(
-                    cluster=ref.model_copy(update={"installation_id": installation_id(settings)}),
-                    timeouts=lifecycle_timeouts(settings),
+                    cluster=ref,
+                    timeouts=settings.lifecycle_timeouts(),
                     silence_seconds=settings.agent_silence_timeout,
                 ),
                 id=create_workflow_id(ref.cluster_id),
                 task_queue=CONTROL_PLANE_QUEUE,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=_search_attributes(ref, Phase.PENDING),
+                search_attributes=cluster_search_attributes(ref, Phase.PENDING),
             )
         )
     except WorkflowAlreadyStartedError:
@@ -310,7 +276,7 @@ async def create_cluster(
                 f"name: a cluster named {spec.name!r} exists in this project; pick another name",
             )
         # The same request again (e.g. the first answer was lost): make sure its saga runs.
-        await start_create(client, await cluster_ref(session, box, existing), settings)
+        await start_create(client, await cluster_ref(session, box, existing, settings), settings)
         return cluster_public(existing, settings)
     cluster = Cluster(
         id=new_id("cl"),
@@ -334,7 +300,7 @@ async def create_cluster(
         raise HTTPException(
             409, f"name: a cluster named {spec.name!r} exists in this project; pick another name"
         ) from exc
-    await start_create(client, await cluster_ref(session, box, cluster), settings)
+    await start_create(client, await cluster_ref(session, box, cluster, settings), settings)
     return cluster_public(cluster, settings)
 
 
@@ -402,7 +368,7 @@ async def delete_cluster(
     cluster = await project_cluster(session, principal.project_id, cluster_id)
     if cluster.phase == Phase.DELETED.value:
         return cluster_public(cluster, settings)
-    ref = await cluster_ref(session, box, cluster)
+    ref = await cluster_ref(session, box, cluster, settings)
     if force:
         await _force_delete(session, settings, client, cluster, ref)
         return cluster_public(cluster, settings)
@@ -421,12 +387,12 @@ async def delete_cluster(
     await bounded(
         client.start_workflow(
             DELETE_WORKFLOW,
-            DeleteClusterInput(cluster=ref, timeouts=lifecycle_timeouts(settings)),
+            DeleteClusterInput(cluster=ref, timeouts=settings.lifecycle_timeouts()),
             id=delete_workflow_id(cluster.id),
             task_queue=CONTROL_PLANE_QUEUE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            search_attributes=_search_attributes(ref, Phase.DELETING),
+            search_attributes=cluster_search_attributes(ref, Phase.DELETING),
         )
     )
     return cluster_public(cluster, settings)
@@ -466,11 +432,11 @@ async def _force_delete(
     await bounded(
         client.start_workflow(
             DELETE_WORKFLOW,
-            DeleteClusterInput(cluster=ref, timeouts=lifecycle_timeouts(settings)),
+            DeleteClusterInput(cluster=ref, timeouts=settings.lifecycle_timeouts()),
             id=delete_workflow_id(cluster.id),
             task_queue=CONTROL_PLANE_QUEUE,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            search_attributes=_search_attributes(ref, Phase.DELETING),
+            search_attributes=cluster_search_attributes(ref, Phase.DELETING),
             # Signal-with-start: a running delete is told to finish; an ended one (failed,
             # say, after waiting a day for the gateway) starts again and finishes at once.
             start_signal=SIGNAL_FORCE_DELETE,
@@ -530,7 +496,7 @@ async def _manage_update(
             earlier = retry_of(state)
             if earlier is not None:
                 return earlier
-        raise HTTPException(409, f"{update} refused: {named_failure(exc)[1]}") from exc
+        raise failure_http_error(exc, (409, "{action} refused: {message}"), action=update) from exc
     except TimeoutError as exc:
         raise HTTPException(
             503,
@@ -631,7 +597,7 @@ async def scale_cluster(
     the answer is the plan of the machines the new count needs; nothing changes."""
     cluster = await project_cluster(session, principal.project_id, cluster_id)
     if dry_run:
-        plan = await _plan_scale(request, client, session, box, cluster, body)
+        plan = await _plan_scale(request, client, session, box, settings, cluster, body)
         return JSONResponse(plan.model_dump(mode="json"))
     answer = await _action(request, session, settings, cluster, UPDATE_SCALE, body)
     if isinstance(answer, ActionAccepted):
@@ -650,6 +616,7 @@ async def _plan_scale(
     client: Client,
     session: SessionDep,
     box: SecretBox,
+    settings: Settings,
     cluster: Cluster,
     body: ScaleRequest,
 ) -> CapacityPlan:
@@ -671,7 +638,7 @@ async def _plan_scale(
             summary=f"{pool.name}: {pool.count} -> {body.count} takes no machine from MAAS"
             + (f"; {-more} would be released" if more else ""),
         )
-    ref = await cluster_ref(session, box, cluster)
+    ref = await cluster_ref(session, box, cluster, settings)
     return await plan_pools(
         request,
         client,

@@ -34,17 +34,17 @@ from domain.gateway import (
     GatewayStatus,
     ProxySettings,
 )
+from domain.lifecycle import GatewayRef
 from domain.naming import SYSTEM_GATEWAY_ID, SYSTEM_GATEWAY_NAME, gateway_queue
 from domain.phases import REASON_HINTS, Phase, Reason
 from runtime.codec import gateway_key_spec
+from runtime.schedules import ensure_orphan_sweep_schedule
 from runtime.settings import Settings
 from runtime.temporal import codec_key_specs
 from store.db import upsert
 from store.models import CloudAccount, Cluster, ClusterEvent, Gateway, GatewayReplica
 from store.secrets import hash_token, new_id, new_token, seal_unsealed_accounts
 from store.types import utcnow
-from workflows.contracts import GatewayRef
-from workflows.orphan_sweep import ensure_orphan_sweep_schedule
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/gateways", tags=["gateways"])

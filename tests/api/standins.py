@@ -15,9 +15,9 @@ from activities.models import (
     CheckAccountInput,
     CheckAccountResult,
 )
+from domain.lifecycle import CreateClusterInput, DeleteClusterInput
 from domain.management import UpgradeAction
-from tests.support.api_server import STANDIN_GATEWAY_KEYS
-from workflows.contracts import (
+from domain.naming import (
     CREATE_WORKFLOW,
     DELETE_WORKFLOW,
     MANAGE_WORKFLOW,
@@ -30,11 +30,12 @@ from workflows.contracts import (
     UPDATE_RESUME,
     UPDATE_SCALE,
     UPDATE_UPGRADE,
+)
+from tests.support.api_server import STANDIN_GATEWAY_KEYS
+from workflows.contracts import (
     ActionAccepted,
     AgentReport,
     CommandResultSignal,
-    CreateClusterInput,
-    DeleteClusterInput,
     RepaveRequest,
     ScaleRequest,
     UpgradeRequest,

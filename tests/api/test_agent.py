@@ -18,7 +18,7 @@ from activities.models import (
     SweepSilentAgentsInput,
 )
 from domain.maas import Machine
-from domain.naming import CONTROL_PLANE_QUEUE, create_workflow_id, manage_workflow_id
+from domain.naming import CONTROL_PLANE_QUEUE, QUERY_STATE, create_workflow_id, manage_workflow_id
 from domain.phases import Phase
 from store.db import Database
 from store.models import Cluster
@@ -28,7 +28,7 @@ from tests.api.standins import ManageStandIn
 from tests.api.test_accounts import create_account
 from tests.api.test_clusters import create_cluster
 from tests.support.temporal import assert_eventually
-from workflows.contracts import QUERY_STATE, AgentReport
+from workflows.contracts import AgentReport
 
 
 @pytest.fixture(scope="module")

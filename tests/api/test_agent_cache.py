@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from api.agent_cache import AgentCache, AgentEntry
-from domain.naming import CONTROL_PLANE_QUEUE, manage_workflow_id
+from domain.naming import CONTROL_PLANE_QUEUE, QUERY_STATE, manage_workflow_id
 from store.db import Database
 from store.models import Cluster
 from store.secrets import hash_token
@@ -25,7 +25,6 @@ from tests.api.conftest import Api, new_project, temporal_address
 from tests.api.standins import ManageStandIn
 from tests.support.api_server import api_settings, running_api
 from tests.support.temporal import assert_eventually
-from workflows.contracts import QUERY_STATE
 
 TTL = 2.0
 

@@ -11,14 +11,13 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from domain.naming import delete_workflow_id
+from domain.naming import SIGNAL_FORCE_DELETE, delete_workflow_id
 from store.db import Database
 from store.models import Cluster
 from store.types import utcnow
 from tests.api.conftest import Api, ProjectKeys
 from tests.api.test_accounts import create_account
 from tests.api.test_clusters import create_cluster
-from workflows.contracts import SIGNAL_FORCE_DELETE
 
 
 async def test_force_waits_for_the_bound_then_signals_the_delete(

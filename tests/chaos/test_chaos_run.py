@@ -30,8 +30,10 @@ import psutil
 import pytest
 
 from cli.api_client import ApiClient
+from domain.lifecycle import GatewayRef
 from domain.phases import Phase, Reason
 from embedded.stack import PCG_NAME, Stack, StackConfig, StackPorts, start_stack
+from runtime.schedules import ensure_orphan_sweep_schedule
 from tests.chaos.conftest import SUMMARIES
 from tests.chaos.diagnose import diagnose
 from tests.chaos.killer import Killer
@@ -40,8 +42,6 @@ from tests.chaos.summary import ChaosSummary
 from tests.chaos.workload import ClusterRun, Workload
 from tests.support.ports import free_port
 from tests.support.temporal import assert_eventually
-from workflows.contracts import GatewayRef
-from workflows.orphan_sweep import ensure_orphan_sweep_schedule
 
 CLUSTERS = int(os.environ.get("METALGATE_CHAOS_CLUSTERS", "20"))
 RELEASE_SECONDS = float(os.environ.get("METALGATE_CHAOS_RELEASE_SECONDS", "2.0"))

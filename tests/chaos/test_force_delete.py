@@ -23,8 +23,22 @@ from activities.models import AcquireMachinesInput, EnsureEndpointInput
 from activities.orphans import OrphanActivities
 from domain.cluster import ClusterSpec, NodePool
 from domain.leftovers import endpoint_event
+from domain.lifecycle import (
+    ClusterRef,
+    DeleteClusterInput,
+    DeleteClusterResult,
+    GatewayRef,
+    LifecycleTimeouts,
+)
 from domain.maas import MaasAccount
-from domain.naming import CONTROL_PLANE_QUEUE, delete_workflow_id, gateway_queue
+from domain.naming import (
+    CONTROL_PLANE_QUEUE,
+    DELETE_WORKFLOW,
+    ORPHAN_SWEEP_WORKFLOW,
+    SIGNAL_FORCE_DELETE,
+    delete_workflow_id,
+    gateway_queue,
+)
 from domain.phases import Phase, Reason
 from maas_emulator.config import EmulatorConfig
 from maas_emulator.server import admin_api_key, build_app
@@ -36,17 +50,7 @@ from store.types import utcnow
 from tests.chaos.maas_watch import MaasWatch, owner_of
 from tests.hostile.hostile_maas import serving
 from tests.support.temporal import assert_eventually
-from workflows.contracts import (
-    DELETE_WORKFLOW,
-    ORPHAN_SWEEP_WORKFLOW,
-    SIGNAL_FORCE_DELETE,
-    ClusterRef,
-    DeleteClusterInput,
-    DeleteClusterResult,
-    GatewayRef,
-    LifecycleTimeouts,
-    OrphanSweepInput,
-)
+from workflows.contracts import OrphanSweepInput
 from workflows.delete import ClusterDelete
 from workflows.orphan_sweep import OrphanSweep, OrphanSweepResult
 

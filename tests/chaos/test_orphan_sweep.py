@@ -19,11 +19,13 @@ from temporalio.worker import Worker
 from activities.control_plane import ControlPlaneActivities
 from activities.maas import MaasActivities
 from activities.models import AcquireMachinesInput, EnsureEndpointInput
-from activities.orphans import OrphanActivities, ensure_orphan_sweeps
+from activities.orphans import OrphanActivities, registered_gateways
 from domain.cluster import ControlPlaneEndpoint, NodePool
+from domain.lifecycle import GatewayRef
 from domain.maas import MaasAccount
 from domain.naming import (
     CONTROL_PLANE_QUEUE,
+    ORPHAN_SWEEP_WORKFLOW,
     create_workflow_id,
     endpoint_record_name,
     gateway_queue,
@@ -32,6 +34,7 @@ from domain.naming import (
 from domain.phases import Phase, Reason
 from maas_emulator.config import EmulatorConfig
 from maas_emulator.server import admin_api_key, build_app
+from runtime.schedules import ensure_orphan_sweep_schedule, ensure_orphan_sweeps
 from runtime.settings import Settings
 from store.db import Database
 from store.models import CloudAccount, Cluster, ClusterEvent, Gateway, Project
@@ -39,8 +42,8 @@ from store.secrets import SecretBox
 from store.types import utcnow
 from tests.chaos.maas_watch import MaasWatch, owner_of
 from tests.hostile.hostile_maas import serving
-from workflows.contracts import ORPHAN_SWEEP_WORKFLOW, GatewayRef, OrphanSweepInput
-from workflows.orphan_sweep import OrphanSweep, OrphanSweepResult, ensure_orphan_sweep_schedule
+from workflows.contracts import OrphanSweepInput
+from workflows.orphan_sweep import OrphanSweep, OrphanSweepResult
 
 pytestmark = pytest.mark.timeout(120)
 OURS = "mg-ours"
@@ -188,7 +191,8 @@ async def test_worker_start_schedules_every_registered_gateway(
     custom = GatewayRef(id=registered, name="r")
     await ensure_orphan_sweep_schedule(client, custom, every=timedelta(minutes=2))
     try:
-        ids = await ensure_orphan_sweeps(client, database.sessions, system_gateway=False)
+        gateways = await registered_gateways(database.sessions, system_gateway=False)
+        ids = await ensure_orphan_sweeps(client, gateways)
         assert ids == [registered]
         described = await client.get_schedule_handle(
             orphan_sweep_schedule_id(registered)

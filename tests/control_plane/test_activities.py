@@ -35,8 +35,9 @@ from bootstrap import kubeadm_config as kc
 from bootstrap.pki import discovery_hash
 from domain.cluster import ClusterSpec, ControlPlaneEndpoint, EndpointMode, NodePool
 from domain.gateway import ProxySettings
+from domain.lifecycle import AgentSilent
 from domain.maas import Machine
-from domain.naming import create_workflow_id, manage_workflow_id
+from domain.naming import SIGNAL_AGENT_SILENT, SIGNAL_STOP, create_workflow_id, manage_workflow_id
 from domain.phases import Phase, Reason
 from runtime.settings import Settings, installation_id
 from store.db import Database
@@ -44,7 +45,6 @@ from store.models import AgentCommandRow, Cluster, ClusterBootstrapRow, ClusterE
 from store.secrets import hash_token
 from store.types import utcnow
 from tests.support.temporal import new_worker
-from workflows.contracts import SIGNAL_AGENT_SILENT, SIGNAL_STOP, AgentSilent
 
 
 @pytest.fixture

@@ -13,12 +13,13 @@ from temporalio.client import Client, WorkflowFailureError
 from activities.maas import MaasActivities
 from domain.capacity_plan import CapacityPlan
 from domain.cluster import MachineConstraints, NodePool
-from domain.naming import gateway_queue
+from domain.lifecycle import GatewayRef
+from domain.naming import PLAN_WORKFLOW, gateway_queue
 from domain.phases import Reason
 from maas_emulator.inventory import Inventory, MachineSpec
 from tests.gateway.conftest import Maas, StartMaas
 from tests.support.temporal import new_worker
-from workflows.contracts import PLAN_WORKFLOW, GatewayRef, PlanClusterInput
+from workflows.contracts import PlanClusterInput
 from workflows.plan import ClusterPlan
 
 pytestmark = pytest.mark.timeout(90)

@@ -15,13 +15,12 @@ from temporalio.worker import Worker
 from activities.control_plane import ControlPlaneActivities
 from activities.models import IssueAgentTokenInput, RecordStatusInput
 from domain.maas import Machine
-from domain.naming import CONTROL_PLANE_QUEUE, manage_workflow_id
+from domain.naming import CONTROL_PLANE_QUEUE, QUERY_STATE, manage_workflow_id
 from domain.phases import Phase
 from tests.api.conftest import Api, ProjectKeys, run_activity
 from tests.api.standins import ManageStandIn
 from tests.api.test_accounts import create_account
 from tests.api.test_gateways import create_gateway
-from workflows.contracts import QUERY_STATE
 
 KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters: []\n"
 HOSTS = ["cp-1", "worker-1", "worker-2"]

@@ -23,11 +23,12 @@ from activities.models import (
     CheckAccountInput,
     CheckAccountResult,
 )
+from domain.lifecycle import GatewayRef
 from domain.maas import MaasAccount
-from domain.naming import CONTROL_PLANE_QUEUE, gateway_queue
+from domain.naming import CONTROL_PLANE_QUEUE, VALIDATE_ACCOUNT_WORKFLOW, gateway_queue
 from tests.hostile.hostile_maas import serving
 from tests.support.ports import free_port
-from workflows.contracts import VALIDATE_ACCOUNT_WORKFLOW, GatewayRef, ValidateAccountInput
+from workflows.contracts import ValidateAccountInput
 
 KEY = "consumerkey:tokenkey:tokensecret"
 INTERNAL = "INTERNAL-ADMIN-PAGE do-not-leak"

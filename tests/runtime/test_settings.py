@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from domain.lifecycle import DEFAULT_TIMEOUTS, LifecycleTimeouts
 from runtime.codec import new_key_spec
 from runtime.settings import Settings
 
@@ -56,3 +57,31 @@ def test_node_bootstrap_settings_for_an_air_gapped_site(monkeypatch: pytest.Monk
         Settings(_env_file=None, kubernetes_package_key_url="mirror.corp/key")
     with pytest.raises(ValidationError, match="METALGATE_BOOTSTRAP_TOKEN_TTL"):
         Settings(_env_file=None, bootstrap_token_ttl=3600, deploy_timeout=3600)
+
+
+# Each saga timeout and the setting an operator changes it with.
+LIFECYCLE_SETTINGS = {
+    "gateway_probe": "METALGATE_GATEWAY_PROBE_TIMEOUT",
+    "gateway_give_up": "METALGATE_GATEWAY_GIVE_UP_TIMEOUT",
+    "maas_call": "METALGATE_MAAS_CALL_TIMEOUT",
+    "deploy": "METALGATE_DEPLOY_TIMEOUT",
+    "deploy_poll_interval": "METALGATE_DEPLOY_POLL_INTERVAL",
+    "agent_ready": "METALGATE_AGENT_READY_TIMEOUT",
+    "max_deploy_replacements": "METALGATE_MAX_DEPLOY_REPLACEMENTS",
+    "command": "METALGATE_COMMAND_TIMEOUT",
+    "release_none": "METALGATE_RELEASE_TIMEOUT_NONE",
+    "release_quick": "METALGATE_RELEASE_TIMEOUT_QUICK",
+    "release_secure": "METALGATE_RELEASE_TIMEOUT_SECURE",
+    "release_poll_interval": "METALGATE_RELEASE_POLL_INTERVAL",
+    "stop_workflows": "METALGATE_STOP_WORKFLOWS_TIMEOUT",
+}
+
+
+def test_every_lifecycle_timeout_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert set(LIFECYCLE_SETTINGS) == set(LifecycleTimeouts.model_fields)
+    assert Settings().lifecycle_timeouts() == LifecycleTimeouts(), "one set of defaults"
+    for field, env in LIFECYCLE_SETTINGS.items():
+        monkeypatch.setenv(env, str(getattr(DEFAULT_TIMEOUTS, field) + 1))
+    timeouts = Settings().lifecycle_timeouts()
+    for field in LIFECYCLE_SETTINGS:
+        assert getattr(timeouts, field) == getattr(DEFAULT_TIMEOUTS, field) + 1, field

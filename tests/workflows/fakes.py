@@ -75,9 +75,18 @@ from activities.models import (
 from domain.agent_wire import NodeReport
 from domain.cluster import ClusterSpec, EndpointMode, NodePool
 from domain.leftovers import LeftBehind
+from domain.lifecycle import (
+    ClusterRef,
+    CreateClusterInput,
+    CreateClusterResult,
+    GatewayRef,
+    LifecycleTimeouts,
+)
 from domain.maas import MaasAccount, Machine
 from domain.naming import (
+    CREATE_WORKFLOW,
     QUARANTINE_TAG,
+    SIGNAL_STOP,
     create_workflow_id,
     gateway_queue,
     manage_workflow_id,
@@ -85,14 +94,7 @@ from domain.naming import (
 from domain.phases import Phase, Reason
 from tests.support.temporal import assert_eventually, new_worker
 from workflows.contracts import (
-    CREATE_WORKFLOW,
-    SIGNAL_STOP,
     AgentReport,
-    ClusterRef,
-    CreateClusterInput,
-    CreateClusterResult,
-    GatewayRef,
-    LifecycleTimeouts,
 )
 from workflows.registry import CONTROL_PLANE_WORKFLOWS
 

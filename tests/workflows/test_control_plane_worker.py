@@ -7,10 +7,10 @@ import uuid
 from temporalio.client import Client, ScheduleActionStartWorkflow
 
 from activities.models import SweepSilentAgentsResult
-from domain.naming import SILENCE_SWEEP_SCHEDULE_ID
+from domain.naming import SILENCE_SWEEP_SCHEDULE_ID, SILENCE_SWEEP_WORKFLOW
+from runtime.schedules import ensure_silence_sweep_schedule
 from tests.workflows.fakes import harness
-from workers.control_plane import ensure_silence_sweep_schedule
-from workflows.contracts import SILENCE_SWEEP_WORKFLOW, SilenceSweepInput
+from workflows.contracts import SilenceSweepInput
 
 
 async def test_silence_sweep_schedule_is_created_once(client: Client) -> None:

@@ -6,10 +6,10 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import CancelledError
 
-from domain.naming import QUARANTINE_TAG, manage_workflow_id
+from domain.naming import QUARANTINE_TAG, QUERY_STATE, SIGNAL_AGENT_REPORT, manage_workflow_id
 from domain.phases import CREATE_PHASES, Phase, Reason
 from tests.workflows.fakes import FAST, harness, is_running, ready_report
-from workflows.contracts import QUERY_STATE, SIGNAL_AGENT_REPORT, ManageState
+from workflows.contracts import ManageState
 
 
 async def test_three_node_cluster_runs_once_the_agent_reports(client: Client) -> None:

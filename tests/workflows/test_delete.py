@@ -7,17 +7,16 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import CancelledError
 
 from domain.leftovers import LeftBehind
-from domain.naming import delete_workflow_id, manage_workflow_id
-from domain.phases import Phase, Reason
-from tests.workflows.fakes import FAST, Harness, harness, is_running, ready_report
-from workflows.contracts import (
+from domain.lifecycle import ClusterRef, DeleteClusterInput, DeleteClusterResult
+from domain.naming import (
     DELETE_WORKFLOW,
     SIGNAL_AGENT_REPORT,
     SIGNAL_FORCE_DELETE,
-    ClusterRef,
-    DeleteClusterInput,
-    DeleteClusterResult,
+    delete_workflow_id,
+    manage_workflow_id,
 )
+from domain.phases import Phase, Reason
+from tests.workflows.fakes import FAST, Harness, harness, is_running, ready_report
 
 
 async def delete(h: Harness, cluster: ClusterRef, run: int = 0) -> DeleteClusterResult:

@@ -6,22 +6,19 @@ from temporalio.client import Client
 
 from activities.models import DEPLOY_MACHINE, ENSURE_ENDPOINT, RELEASE_MACHINES, REMOVE_ENDPOINT
 from domain.cluster import ControlPlaneEndpoint, EndpointMode, NodePool
-from domain.naming import delete_workflow_id, manage_workflow_id
-from domain.phases import Phase
-from tests.support.temporal import assert_eventually
-from tests.workflows.fakes import FAST, Harness, harness, ready_report
-from workflows.contracts import (
+from domain.lifecycle import ClusterRef, DeleteClusterInput, DeleteClusterResult
+from domain.naming import (
     DELETE_WORKFLOW,
     QUERY_STATE,
     SIGNAL_AGENT_REPORT,
     UPDATE_SCALE,
-    ActionAccepted,
-    ClusterRef,
-    DeleteClusterInput,
-    DeleteClusterResult,
-    ManageState,
-    ScaleRequest,
+    delete_workflow_id,
+    manage_workflow_id,
 )
+from domain.phases import Phase
+from tests.support.temporal import assert_eventually
+from tests.workflows.fakes import FAST, Harness, harness, ready_report
+from workflows.contracts import ActionAccepted, ManageState, ScaleRequest
 
 
 def with_endpoint(cluster: ClusterRef, **endpoint: object) -> ClusterRef:

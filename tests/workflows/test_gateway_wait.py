@@ -6,15 +6,11 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 
 from activities.models import CheckAccountResult
-from domain.naming import create_workflow_id
+from domain.naming import SIGNAL_AGENT_REPORT, VALIDATE_ACCOUNT_WORKFLOW, create_workflow_id
 from domain.phases import Phase, Reason
 from tests.support.temporal import assert_eventually
 from tests.workflows.fakes import BAD_API_KEY, FAST, harness, ready_report
-from workflows.contracts import (
-    SIGNAL_AGENT_REPORT,
-    VALIDATE_ACCOUNT_WORKFLOW,
-    ValidateAccountInput,
-)
+from workflows.contracts import ValidateAccountInput
 
 
 async def test_create_waits_visibly_for_an_absent_gateway_then_proceeds(client: Client) -> None:

@@ -18,8 +18,19 @@ from temporalio.client import Client
 from activities.control_plane import ControlPlaneActivities
 from activities.maas import MaasActivities
 from domain.cluster import ClusterSpec, NodePool
+from domain.lifecycle import (
+    ClusterRef,
+    CreateClusterInput,
+    CreateClusterResult,
+    DeleteClusterInput,
+    DeleteClusterResult,
+    GatewayRef,
+)
 from domain.maas import MaasAccount, Machine
 from domain.naming import (
+    CREATE_WORKFLOW,
+    DELETE_WORKFLOW,
+    SIGNAL_AGENT_REPORT,
     create_workflow_id,
     delete_workflow_id,
     gateway_queue,
@@ -35,17 +46,6 @@ from store.models import Cluster, Project
 from tests.support.ports import free_port
 from tests.support.temporal import assert_eventually, new_worker
 from tests.workflows.fakes import FAST, is_running, ready_report
-from workflows.contracts import (
-    CREATE_WORKFLOW,
-    DELETE_WORKFLOW,
-    SIGNAL_AGENT_REPORT,
-    ClusterRef,
-    CreateClusterInput,
-    CreateClusterResult,
-    DeleteClusterInput,
-    DeleteClusterResult,
-    GatewayRef,
-)
 from workflows.registry import CONTROL_PLANE_WORKFLOWS
 
 PROJECT = "prj-int"

@@ -12,12 +12,8 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from activities.models import AcquireMachinesInput
-from domain.naming import manage_workflow_id
-from domain.phases import Phase, Reason
-from tests.support.temporal import assert_eventually
-from tests.workflows.fakes import FAST, Harness, agent_token, harness, ready_report
-from workflows.contracts import (
-    ERR_ACTION_REJECTED,
+from domain.lifecycle import AgentSilent
+from domain.naming import (
     MANAGE_WORKFLOW,
     QUERY_STATE,
     SIGNAL_AGENT_REPORT,
@@ -29,8 +25,14 @@ from workflows.contracts import (
     UPDATE_RESUME,
     UPDATE_SCALE,
     UPDATE_UPGRADE,
+    manage_workflow_id,
+)
+from domain.phases import Phase, Reason
+from tests.support.temporal import assert_eventually
+from tests.workflows.fakes import FAST, Harness, agent_token, harness, ready_report
+from workflows.contracts import (
+    ERR_ACTION_REJECTED,
     ActionAccepted,
-    AgentSilent,
     CommandResultSignal,
     ManageInput,
     ManageState,

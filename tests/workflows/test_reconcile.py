@@ -16,19 +16,20 @@ from activities.models import ReconcileClustersInput, ReconcileClustersResult
 from activities.reconcile import ReconcileActivities
 from domain.cluster import ClusterSpec, NodePool
 from domain.naming import (
+    CREATE_WORKFLOW,
     RECONCILE_SCHEDULE_ID,
+    RECONCILE_WORKFLOW,
     SYSTEM_GATEWAY_ID,
     create_workflow_id,
     delete_workflow_id,
 )
 from domain.phases import Phase, Reason
+from runtime.schedules import ensure_reconcile_schedule
 from runtime.settings import Settings
 from store.db import Database
 from store.models import CloudAccount, Cluster, ClusterEvent, Project
 from store.secrets import SecretBox
 from store.types import utcnow
-from workflows.contracts import CREATE_WORKFLOW, RECONCILE_WORKFLOW
-from workflows.reconcile import ensure_reconcile_schedule
 
 BOX = SecretBox("reconcile-test")
 

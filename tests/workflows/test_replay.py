@@ -7,6 +7,7 @@ Re-record after an intended, patched change:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from datetime import timedelta
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 from temporalio import workflow
-from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
@@ -34,12 +35,8 @@ from activities.models import (
 )
 from domain.cluster import ControlPlaneEndpoint, EndpointMode
 from domain.leftovers import LeftBehind
-from domain.naming import delete_workflow_id, manage_workflow_id
-from domain.phases import Phase, Reason
-from runtime.temporal import data_converter
-from tests.support.temporal import assert_eventually
-from tests.workflows.fakes import FAST, Harness, agent_token, harness, ready_report
-from workflows.contracts import (
+from domain.lifecycle import AgentSilent, DeleteClusterInput, DeleteClusterResult
+from domain.naming import (
     DELETE_WORKFLOW,
     MANAGE_WORKFLOW,
     QUERY_STATE,
@@ -51,11 +48,17 @@ from workflows.contracts import (
     UPDATE_REPAVE,
     UPDATE_SCALE,
     UPDATE_UPGRADE,
+    delete_workflow_id,
+    manage_workflow_id,
+)
+from domain.phases import Phase, Reason
+from runtime.temporal import data_converter
+from tests.support.temporal import assert_eventually
+from tests.workflows.fakes import FAST, Harness, agent_token, harness, ready_report
+from tests.workflows.test_manage import start_manage
+from workflows.contracts import (
     ActionAccepted,
-    AgentSilent,
     CommandResultSignal,
-    DeleteClusterInput,
-    DeleteClusterResult,
     ManageInput,
     ManageState,
     RepaveRequest,
@@ -267,6 +270,43 @@ async def test_record_force_delete_history(env: WorkflowEnvironment) -> None:
         await save("delete_forced.json", delete)
 
 
+@pytest.mark.skipif(not RECORD, reason="set METALGATE_RECORD_HISTORIES=1 to re-record")
+async def test_record_closed_phase_histories(env: WorkflowEnvironment) -> None:
+    """Histories made after the closed-phase patch: a create handing its cluster on, and a
+    management run that continues as new; the older ones stay as they are."""
+    client = Client(
+        env.client.service_client,
+        namespace=env.client.namespace,
+        data_converter=data_converter([REPLAY_KEY]),
+    )
+    async with harness(client) as h:
+        cluster = h.cluster(workers=1)
+        create = await h.start_create(cluster)
+        await h.wait_phase(cluster.cluster_id, Phase.BOOTSTRAPPING_CONTROL_PLANE)
+        machines = [m.machine() for m in h.maas.owned(cluster.cluster_id)]
+        await create.signal(SIGNAL_AGENT_REPORT, ready_report(machines))
+        assert (await create.result()).phase == Phase.RUNNING
+        await save("create_running_closed_phase.json", create)
+
+        manage = await start_manage(h, history_limit=50)
+        first_run = manage.first_execution_run_id or (await manage.describe()).run_id
+        for n in range(60):
+            await manage.signal(SIGNAL_AGENT_REPORT, ready_report([]))
+            if n % 10 == 9:
+                await asyncio.sleep(0.2)
+        first = client.get_workflow_handle(manage.id, run_id=first_run)
+
+        async def continued() -> None:
+            status = (await first.describe()).status
+            assert status == WorkflowExecutionStatus.CONTINUED_AS_NEW
+
+        await assert_eventually(continued, within=60.0)
+        await save("manage_continued_closed_phase.json", first)
+        await manage.signal(SIGNAL_STOP)
+        await manage.result()
+        await save("manage_stopped_closed_phase.json", manage)
+
+
 async def exercise_management(h: Harness, manage: WorkflowHandle[Any, Any]) -> None:
     await manage.signal(SIGNAL_AGENT_SILENT, AgentSilent(last_seen_unix=0))
     await h.wait_phase(manage.id.split("/")[1], Phase.UNREACHABLE)
@@ -305,6 +345,9 @@ async def test_recorded_histories_replay() -> None:
         "delete_endpoint.json",
         "manage_untyped_pending_run2.json",
         "delete_forced.json",
+        "create_running_closed_phase.json",
+        "manage_continued_closed_phase.json",
+        "manage_stopped_closed_phase.json",
     } <= set(names)
     replayer = Replayer(
         workflows=CONTROL_PLANE_WORKFLOWS, data_converter=data_converter([REPLAY_KEY])
@@ -375,3 +418,21 @@ def test_endpoint_histories_exercise_the_endpoint_calls() -> None:
     assert create.index(ENSURE_ENDPOINT) < create.index(DEPLOY_MACHINE)
     assert REMOVE_ENDPOINT in scheduled_activities(load("delete_endpoint.json"))
     assert ENSURE_ENDPOINT not in scheduled_activities(load("create_running.json"))
+
+
+def test_closed_phase_histories_hold_the_patch() -> None:
+    """Each closes with the patch's upsert (what the cluster became, or no phase), so their
+    replay checks it."""
+    expected = {
+        "create_running_closed_phase.json": None,
+        "manage_continued_closed_phase.json": None,
+        "manage_stopped_closed_phase.json": Phase.DELETED.value,
+    }
+    for name, phase in expected.items():
+        upserts = [
+            e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+            for e in load(name).events
+            if e.HasField("upsert_workflow_search_attributes_event_attributes")
+        ]
+        last = upserts[-1]["ClusterPhase"]
+        assert json.loads(last.data or b"null") == phase, name

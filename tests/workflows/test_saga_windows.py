@@ -20,23 +20,25 @@ from activities.models import (
     AcquireMachinesResult,
 )
 from domain.cluster import ErasePolicy
-from domain.naming import delete_workflow_id, gateway_queue, manage_workflow_id
-from domain.phases import Phase, Reason
-from tests.support.temporal import assert_eventually, new_worker
-from tests.workflows.fakes import FAST, FakeMaas, Harness, harness, is_running, ready_report
-from workflows.contracts import (
-    DELETE_WORKFLOW,
-    QUERY_STATE,
-    SIGNAL_AGENT_REPORT,
-    UPDATE_SCALE,
-    ActionAccepted,
+from domain.lifecycle import (
     ClusterRef,
     CreateClusterResult,
     DeleteClusterInput,
     DeleteClusterResult,
-    ManageState,
-    ScaleRequest,
 )
+from domain.naming import (
+    DELETE_WORKFLOW,
+    QUERY_STATE,
+    SIGNAL_AGENT_REPORT,
+    UPDATE_SCALE,
+    delete_workflow_id,
+    gateway_queue,
+    manage_workflow_id,
+)
+from domain.phases import Phase, Reason
+from tests.support.temporal import assert_eventually, new_worker
+from tests.workflows.fakes import FAST, FakeMaas, Harness, harness, is_running, ready_report
+from workflows.contracts import ActionAccepted, ManageState, ScaleRequest
 
 
 def gateway(h: Harness, maas: FakeMaas) -> Worker:

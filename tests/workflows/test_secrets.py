@@ -6,10 +6,9 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 
-from domain.naming import manage_workflow_id
+from domain.naming import SIGNAL_AGENT_REPORT, manage_workflow_id
 from domain.phases import Phase
 from tests.workflows.fakes import MAAS_API_KEY, agent_token, harness, ready_report
-from workflows.contracts import SIGNAL_AGENT_REPORT
 
 
 async def raw_history(handle: WorkflowHandle[Any, Any]) -> bytes:
