@@ -13,6 +13,7 @@ from domain.gateway import ProxySettings
 from domain.maas import MaasAccount, Machine
 from domain.management import ActionId, PendingAction
 from domain.phases import Phase, Reason
+from domain.remediation import NodeRemediation
 from domain.text import Hostname, Message
 from domain.versions import KubeletVersion, KubernetesVersion
 
@@ -116,7 +117,6 @@ class AgentReport(BaseModel):
     message: Message = ""
 
 
-
 class AgentSilent(BaseModel):
     last_seen_unix: float
 
@@ -165,6 +165,9 @@ class ManageState(BaseModel):
     paused: bool = False
     nodes: list[NodeReport] = Field(default_factory=list)
     pending: list[PendingAction] = Field(default_factory=list)
+    remediation: list[NodeRemediation] = Field(
+        default_factory=list, description="unhealthy nodes and their place on the ladder"
+    )
     action_seq: int = 0
     last_report_unix: float = 0.0
     timeouts: LifecycleTimeouts = Field(default_factory=LifecycleTimeouts)
