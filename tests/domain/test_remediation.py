@@ -122,7 +122,7 @@ def test_etcd_quorum_guard() -> None:
 
 
 def test_policy_validation_names_the_field() -> None:
-    assert RemediationPolicy(max_in_remediation=3).max_in_remediation == "3"  # type: ignore[arg-type]
+    assert RemediationPolicy.model_validate({"max_in_remediation": 3}).max_in_remediation == "3"
     for bad in ("0", "-1", "150x", "%"):
         with pytest.raises(ValidationError, match="max_in_remediation"):
             RemediationPolicy(max_in_remediation=bad)
