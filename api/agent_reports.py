@@ -68,7 +68,7 @@ def aggregate(
 # While machines are deployed or replaced, a node's agent may report before its machine is
 # recorded: it is told to retry (425 is retried by agents) rather than refused for good.
 MACHINES_IN_FLUX = frozenset({Phase.PENDING, Phase.ACQUIRING_MACHINES, Phase.DEPLOYING_OS})
-MACHINES_IN_FLUX |= {Phase.SCALING, Phase.REPAVING}
+MACHINES_IN_FLUX |= {Phase.SCALING, Phase.REPAVING, Phase.REMEDIATING}
 
 
 def own_machine(node: NodeReport, machines: list[Any], phase: Phase) -> Machine:

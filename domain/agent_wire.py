@@ -41,6 +41,7 @@ class ActionKind(StrEnum):
     UPGRADE = "upgrade"
     SCALE = "scale"
     REPAVE = "repave"
+    REMEDIATE = "remediate"
 
 
 # An admin kubeconfig is a few KB; this bounds what a node may make us store.

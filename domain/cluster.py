@@ -54,6 +54,41 @@ DEFAULT_CNI_MANIFEST = (
 )
 
 
+# "N" nodes or "N%" of the pool (at least one node).
+MAX_IN_REMEDIATION_PATTERN = r"^([1-9][0-9]{0,2})%?$"
+
+
+class RemediationPolicy(BaseModel):
+    """When and how far a pool's unhealthy nodes are repaired (see domain.remediation)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, description="false: unhealthy nodes are only reported")
+    unhealthy_seconds: int = Field(
+        default=300,
+        ge=1,
+        le=86400,
+        description="how long a node is NotReady (or silent) before the next repair step",
+    )
+    max_in_remediation: str = Field(
+        default="1",
+        pattern=MAX_IN_REMEDIATION_PATTERN,
+        description='nodes of the pool in remediation at once: "N" or "N%" (at least 1)',
+    )
+
+    @field_validator("max_in_remediation", mode="before")
+    @classmethod
+    def _count_as_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    def max_nodes(self, pool_size: int) -> int:
+        """How many of `pool_size` nodes may be in remediation at once."""
+        text = self.max_in_remediation
+        if text.endswith("%"):
+            return max(1, pool_size * int(text[:-1]) // 100)
+        return int(text)
+
+
 class NodePool(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -65,6 +100,7 @@ class NodePool(BaseModel):
         pattern=IMAGE_PATTERN,
         description="ubuntu/<series> or custom/<name>; default ubuntu/<distro_series>",
     )
+    remediation: RemediationPolicy = Field(default_factory=RemediationPolicy)
 
 
 class EndpointMode(StrEnum):
@@ -125,6 +161,9 @@ class ClusterSpec(BaseModel):
         max_length=2048,
         pattern=r"^https?://[^\s]+$",
         description="applied after kubeadm init; an air-gapped site names its mirror",
+    )
+    remediation_enabled: bool = Field(
+        default=True, description="false: no pool's unhealthy nodes are repaired"
     )
 
     @field_validator("control_plane")

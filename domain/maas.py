@@ -44,3 +44,8 @@ class Machine(BaseModel):
     cpu_count: int = 0
     memory_mib: int = 0
     zone: str = ""
+    remediation: str = Field(
+        default="",
+        description="the remediation step under way on this node (domain.remediation); "
+        "empty when it is healthy",
+    )

@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.agent_wire import ActionKind, SystemId
 from domain.cluster import MAX_NODES_PER_POOL, Name
-from domain.text import Hostname, Label
+from domain.remediation import RemediationStep
+from domain.text import Hostname, Label, Message
 from domain.versions import KubernetesVersion
 
 # An action id, `<kind>-<seq>.<cluster id>`: also the id of the agent command it becomes.
@@ -48,5 +49,17 @@ class RepaveAction(_Action):
     system_id: SystemId
 
 
+class RemediateAction(_Action):
+    """One step of the remediation ladder for one unhealthy node (see domain.remediation)."""
+
+    kind: Literal[ActionKind.REMEDIATE] = ActionKind.REMEDIATE
+    node: Hostname
+    system_id: SystemId
+    step: RemediationStep
+    reason: Message
+
+
 # One queued action, told apart by `kind`; the old dict-of-strings shape reads as one of these.
-PendingAction = Annotated[UpgradeAction | ScaleAction | RepaveAction, Field(discriminator="kind")]
+PendingAction = Annotated[
+    UpgradeAction | ScaleAction | RepaveAction | RemediateAction, Field(discriminator="kind")
+]

@@ -15,6 +15,7 @@ class Phase(StrEnum):
     UPGRADING = "Upgrading"
     SCALING = "Scaling"
     REPAVING = "Repaving"
+    REMEDIATING = "Remediating"
     UNREACHABLE = "Unreachable"
     DELETING = "Deleting"
     DELETED = "Deleted"
@@ -32,7 +33,14 @@ CREATE_PHASES = (
 )
 TERMINAL_PHASES = frozenset({Phase.DELETED, Phase.FAILED})
 MANAGED_PHASES = frozenset(
-    {Phase.RUNNING, Phase.UPGRADING, Phase.SCALING, Phase.REPAVING, Phase.UNREACHABLE}
+    {
+        Phase.RUNNING,
+        Phase.UPGRADING,
+        Phase.SCALING,
+        Phase.REPAVING,
+        Phase.REMEDIATING,
+        Phase.UNREACHABLE,
+    }
 )
 
 
@@ -63,6 +71,8 @@ class Reason(StrEnum):
     RECONCILED = "Reconciled"
     GATEWAY_REVOKED = "GatewayRevoked"
     FORCE_DELETED = "ForceDeleted"
+    NODE_UNHEALTHY = "NodeUnhealthy"
+    REMEDIATION_BLOCKED = "RemediationBlocked"
 
 
 # Human guidance shown next to a failure reason.
@@ -89,5 +99,9 @@ REASON_HINTS: dict[Reason, str] = {
     Reason.WAITING_FOR_DISK_ERASE: "MAAS is erasing the disks (secure erase takes hours); "
     "check the machines' events in MAAS if it stalls",
     Reason.WORKFLOW_TERMINATED: "a workflow that could not go on was ended; see the events",
+    Reason.NODE_UNHEALTHY: "a node is NotReady or silent; metalgate repairs it step by step "
+    "(power cycle, redeploy, replace); see the cluster's events",
+    Reason.REMEDIATION_BLOCKED: "a node needs repair but a guard holds it (quorum, "
+    "max_in_remediation, or remediation turned off); see the events",
     Reason.RECONCILED: "the reconciler restarted a missing or ended workflow; see the events",
 }

@@ -193,10 +193,14 @@ class Lifecycle:
     def power(self, machine: Machine, username: str, on: bool, comment: str) -> None:
         if on and machine.owner is None:
             raise Conflict("Can't start node: it hasn't been allocated.")
+        was_on = machine.power_state == PowerState.ON
         machine.power_state = PowerState.ON if on else PowerState.OFF
         what = "Powering on" if on else "Powering off"
         description = f"{what}: {comment}" if comment else what
         self._state.save_machine(machine, new_event(machine, username, what, description))
+        # A Deployed machine runs its OS only while on: off stops it, on boots it again.
+        if machine.status == NodeStatus.DEPLOYED and was_on != on:
+            self._fire("deployed" if on else "released", machine)
 
     def _move(self, machine: Machine, target: NodeStatus, comment: str = "") -> Event:
         description = f"From '{machine.status.label}' to '{target.label}'"

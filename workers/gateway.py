@@ -20,6 +20,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.maas import MaasActivities
+from activities.maas_remediation import RemediationActivities
 from activities.maas_session import MaasSessions
 from domain.naming import SYSTEM_GATEWAY_ID, gateway_queue
 from runtime import system_gateway_keys
@@ -47,7 +48,7 @@ def build_gateway_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        activities=activities.all(),
+        activities=[*activities.all(), *RemediationActivities(activities.sessions).all()],
         identity=f"{replica_id}@{task_queue}",
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )

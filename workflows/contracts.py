@@ -14,6 +14,7 @@ from domain.lifecycle import ClusterRef, GatewayRef, LifecycleTimeouts
 from domain.maas import MaasAccount, Machine
 from domain.management import ActionId, PendingAction
 from domain.phases import Phase
+from domain.remediation import NodeRemediation
 from domain.text import Hostname, Message
 from domain.versions import KubeletVersion, KubernetesVersion
 
@@ -76,6 +77,9 @@ class ManageState(BaseModel):
     paused: bool = False
     nodes: list[NodeReport] = Field(default_factory=list)
     pending: list[PendingAction] = Field(default_factory=list)
+    remediation: list[NodeRemediation] = Field(
+        default_factory=list, description="unhealthy nodes and their place on the ladder"
+    )
     action_seq: int = 0
     last_report_unix: float = 0.0
     timeouts: LifecycleTimeouts = Field(default_factory=LifecycleTimeouts)

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.maas import Machine
     from domain.management import (
         PendingAction,
+        RemediateAction,
         RepaveAction,
         ScaleAction,
         UpgradeAction,
@@ -60,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.deploy import Deployer
     from workflows.gateway_calls import GatewayCalls, failure_reason
+    from workflows.remediation import PATCH_REMEDIATION, Remediation
     from workflows.status import (
         StatusRecorder,
         annotate,
@@ -73,9 +75,10 @@ ACTION_PHASES = {
     ActionKind.UPGRADE: Phase.UPGRADING,
     ActionKind.SCALE: Phase.SCALING,
     ActionKind.REPAVE: Phase.REPAVING,
+    ActionKind.REMEDIATE: Phase.REMEDIATING,
 }
 PATCH_RELEASE_FAILED_SCALE_UP = "release-failed-scale-up"
-A = TypeVar("A", UpgradeAction, ScaleAction, RepaveAction)
+A = TypeVar("A", UpgradeAction, ScaleAction, RepaveAction, RemediateAction)
 R = TypeVar("R", bound=BaseModel)
 
 
@@ -97,6 +100,9 @@ class ClusterManagement:
         self._results: dict[str, CommandResultSignal] = {}
         self._transition_event: str | None = None
         self._machines_changed = False
+        self._remediation = Remediation(self._s, self._calls, self._status)
+        # Set by reports and silence: the remediation ladder looks at health again.
+        self._health_changed = True
 
     # --- signals: state changes only -----------------------------------------------------
 
@@ -106,12 +112,14 @@ class ClusterManagement:
         # Keep each node's latest status: a report need not list every node.
         nodes = {n.hostname: n for n in [*self._s.nodes, *report.nodes]}
         self._s.nodes = sorted(nodes.values(), key=lambda n: n.hostname)
+        self._health_changed = True
         if self._s.phase == Phase.UNREACHABLE:
             self._s.phase = self._working_phase()
             self._transition_event = "the agent reports again"
 
     @workflow.signal(name=SIGNAL_AGENT_SILENT)
     def agent_silent(self, silent: AgentSilent) -> None:
+        self._health_changed = True
         if self._s.phase != Phase.UNREACHABLE:
             self._s.phase = Phase.UNREACHABLE
             self._transition_event = (
@@ -262,14 +270,7 @@ class ClusterManagement:
     async def run(self, input: ManageInput) -> None:
         annotate(self._s.cluster, self._s.phase)
         while True:
-            await workflow.wait_condition(
-                lambda: (
-                    self._stop
-                    or self._phase_stale()
-                    or self._history_too_long()
-                    or self._next_action() is not None
-                )
-            )
+            await self._wait_for_work()
             if self._stop:
                 break
             if self._phase_stale():
@@ -288,13 +289,37 @@ class ClusterManagement:
                         self._status.search_attributes(self._s.cluster) if handed_on else None
                     ),
                 )
-            else:
-                action = self._next_action()
-                assert action is not None
+            elif (action := self._next_action()) is not None:
                 await self._run_action(action)
         # Only delete stops management: the cluster is going away for good.
         close_search_attributes(Phase.DELETED)
         workflow.logger.info("cluster %s: management stopped", self._s.cluster.cluster_id)
+
+    def _has_work(self) -> bool:
+        return (
+            self._stop
+            or self._phase_stale()
+            or self._history_too_long()
+            or self._next_action() is not None
+        )
+
+    async def _wait_for_work(self) -> None:
+        """Wait for work; with remediation, also for a health change or a step falling due."""
+        if not workflow.patched(PATCH_REMEDIATION):
+            await workflow.wait_condition(self._has_work)
+            return
+        if not self._s.paused:
+            self._health_changed = False
+            await self._remediation.review(self._next_id, self._queue)
+        wake_at = None if self._s.paused else self._remediation.wake_at()
+        timeout = None if wake_at is None else max(1.0, wake_at - workflow.time())
+        try:
+            await workflow.wait_condition(
+                lambda: self._has_work() or (self._health_changed and not self._s.paused),
+                timeout=None if timeout is None else timedelta(seconds=timeout),
+            )
+        except TimeoutError:
+            pass  # a remediation step is due: the next review queues it
 
     def _next_action(self) -> PendingAction | None:
         return self._s.pending[0] if self._s.pending and not self._s.paused else None
@@ -364,6 +389,10 @@ class ClusterManagement:
                     return await self._agent_command(
                         action, {"node": action.node, "system_id": action.system_id}
                     )
+                case RemediateAction():
+                    outcome = await self._remediation.run(action, self._scale_up)
+                    self._machines_changed = True
+                    return outcome
                 case _:
                     assert_never(action)
         except FailureError as err:
@@ -431,7 +460,9 @@ class ClusterManagement:
         self._machines_changed = True
         return f"{action.id} succeeded: pool {pool_name} has {count} nodes ({change})"
 
-    async def _scale_up(self, action: ScaleAction, delta: NodePool) -> list[Machine]:
+    async def _scale_up(
+        self, action: ScaleAction | RemediateAction, delta: NodePool
+    ) -> list[Machine]:
         cluster = self._s.cluster
         held: dict[str, Machine] = {}
         known = {m.system_id for m in self._s.machines}

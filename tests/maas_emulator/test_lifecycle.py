@@ -117,3 +117,18 @@ async def test_abort_broken_fixed_and_power(start_emulator: StartEmulator) -> No
     assert broken.status == NodeStatus.BROKEN
     fixed = await broken.mark_fixed()
     assert fixed.status == NodeStatus.READY and fixed.owner is None
+
+
+async def test_power_cycle_of_a_deployed_machine_stops_and_boots_its_os(
+    start_emulator: StartEmulator,
+) -> None:
+    """What remediation's power cycle relies on: off stops the OS (its agent), on boots it."""
+    emu = await start_emulator(machines=1, deploy_seconds=0)
+    client = await emu.client()
+    machine = await client.machines.allocate()
+    deployed = await machine.deploy(user_data=b"#cloud-config\n")
+    assert deployed.status == NodeStatus.DEPLOYED
+    assert (await deployed.power_off()).power_state == PowerState.OFF
+    assert (await deployed.power_on()).power_state == PowerState.ON
+    assert [e.event for e in emu.hook_events] == ["deployed", "released", "deployed"]
+    assert emu.hook_events[-1].user_data == b"#cloud-config\n"

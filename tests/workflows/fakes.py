@@ -72,6 +72,13 @@ from activities.models import (
     WaitReleasedInput,
     WaitReleasedResult,
 )
+from activities.remediation_models import (
+    POWER_CYCLE_MACHINE,
+    QUARANTINE_MACHINE,
+    RELEASE_FOR_REDEPLOY,
+    RemediateMachineInput,
+    RemediateMachineResult,
+)
 from domain.agent_wire import NodeReport
 from domain.cluster import ClusterSpec, EndpointMode, NodePool
 from domain.leftovers import LeftBehind
@@ -176,6 +183,9 @@ class FakeMaas:
             self.check_account,
             self.ensure_endpoint,
             self.remove_endpoint,
+            self.power_cycle_machine,
+            self.release_for_redeploy,
+            self.quarantine_machine,
         ]
 
     def owned(self, cluster_id: str) -> list[FakeMachine]:
@@ -284,6 +294,23 @@ class FakeMaas:
             )
         machine.status = "Deployed"
         return WaitDeployedResult(machine=machine.machine())
+
+    @activity.defn(name=POWER_CYCLE_MACHINE)
+    async def power_cycle_machine(self, inp: RemediateMachineInput) -> RemediateMachineResult:
+        self.calls.append(f"{POWER_CYCLE_MACHINE} {inp.system_id}")
+        return RemediateMachineResult(system_id=inp.system_id, detail="powered off and on")
+
+    @activity.defn(name=RELEASE_FOR_REDEPLOY)
+    async def release_for_redeploy(self, inp: RemediateMachineInput) -> RemediateMachineResult:
+        self.calls.append(f"{RELEASE_FOR_REDEPLOY} {inp.system_id}")
+        self.machines[inp.system_id].status = "Allocated"
+        return RemediateMachineResult(system_id=inp.system_id, detail="released and allocated back")
+
+    @activity.defn(name=QUARANTINE_MACHINE)
+    async def quarantine_machine(self, inp: RemediateMachineInput) -> RemediateMachineResult:
+        self.calls.append(f"{QUARANTINE_MACHINE} {inp.system_id}")
+        self.machines[inp.system_id].tags.add(QUARANTINE_TAG)
+        return RemediateMachineResult(system_id=inp.system_id, detail="quarantined")
 
     @activity.defn(name=RELEASE_MACHINES)
     async def release_machines(self, inp: ReleaseMachinesInput) -> ReleaseMachinesResult:

@@ -335,6 +335,28 @@ async def exercise_management(h: Harness, manage: WorkflowHandle[Any, Any]) -> N
     await manage.result()
 
 
+@pytest.mark.skipif(not RECORD, reason="set METALGATE_RECORD_HISTORIES=1 to re-record")
+async def test_record_remediation_histories(env: WorkflowEnvironment) -> None:
+    """Management after the remediation patch: a NotReady worker is power-cycled, then Ready."""
+    from tests.workflows.test_remediation import event_matching, report, start, worker
+
+    client = Client(
+        env.client.service_client,
+        namespace=env.client.namespace,
+        data_converter=data_converter([REPLAY_KEY]),
+    )
+    async with harness(client) as h:
+        manage, machines = await start(h)
+        cluster_id = manage.id.split("/")[1]
+        sick = worker(machines)
+        await report(manage, machines, {sick.hostname})
+        await event_matching(h, cluster_id, "power-cycle of", sick.hostname, "succeeded")
+        await report(manage, machines, set())
+        await event_matching(h, cluster_id, f"remediation of {sick.hostname} done")
+        await h.stop_management(cluster_id)
+        await save("manage_remediation.json", manage)
+
+
 async def test_recorded_histories_replay() -> None:
     names = sorted(p.name for p in HISTORIES.glob("*.json"))
     assert {
@@ -348,6 +370,7 @@ async def test_recorded_histories_replay() -> None:
         "create_running_closed_phase.json",
         "manage_continued_closed_phase.json",
         "manage_stopped_closed_phase.json",
+        "manage_remediation.json",
     } <= set(names)
     replayer = Replayer(
         workflows=CONTROL_PLANE_WORKFLOWS, data_converter=data_converter([REPLAY_KEY])
