@@ -64,7 +64,7 @@ _CREATE_RANK = {
     Phase.ACQUIRING_MACHINES: 1,
     Phase.DEPLOYING_OS: 2,
     Phase.BOOTSTRAPPING_CONTROL_PLANE: 3,
-    Phase.WAITING_FOR_AGENT: 4,
+    Phase.JOINING_NODES: 4,
 }
 _LATE_RANK = {Phase.FAILED: 6, Phase.DELETING: 7, Phase.DELETED: 8}
 
@@ -126,7 +126,7 @@ class ControlPlaneActivities:
             if cluster is None:
                 raise ApplicationError(
                     f"cluster {inp.cluster_id} is not in the store",
-                    type="ClusterNotFound",
+                    type=Reason.CLUSTER_NOT_FOUND.value,
                     non_retryable=True,
                 )
             current = Phase(cluster.phase)
@@ -189,7 +189,7 @@ class ControlPlaneActivities:
             if result.rowcount == 0:  # type: ignore[attr-defined]
                 raise ApplicationError(
                     f"cluster {inp.cluster_id} is not in the store",
-                    type="ClusterNotFound",
+                    type=Reason.CLUSTER_NOT_FOUND.value,
                     non_retryable=True,
                 )
         return AgentTokenResult(token=token)

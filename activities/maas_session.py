@@ -31,12 +31,8 @@ from pydantic import BaseModel, ConfigDict, StrictInt, TypeAdapter, ValidationEr
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.models import (
-    ERR_MAAS_AUTH_FAILED,
-    ERR_MAAS_PROTOCOL_ERROR,
-    ERR_MAAS_UNREACHABLE,
-)
 from domain.maas import MaasAccount
+from domain.phases import Reason
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +142,7 @@ def protocol_error(account: MaasAccount, what: str, problem: str) -> Application
         account,
         f"{account} answered {what} with {problem}; is the URL a MAAS 2.x API "
         "(and not a proxy or another service)?",
-        ERR_MAAS_PROTOCOL_ERROR,
+        Reason.MAAS_PROTOCOL_ERROR.value,
     )
 
 
@@ -199,7 +195,7 @@ def maas_errors(account: MaasAccount, what: str, timeout: float) -> Iterator[Non
                 account,
                 f"{account} rejected the API key (HTTP {error.status}); "
                 "update the cloud account's key",
-                ERR_MAAS_AUTH_FAILED,
+                Reason.MAAS_AUTH_FAILED.value,
                 non_retryable=True,
             ) from None
         if error.status >= 500:
@@ -207,20 +203,20 @@ def maas_errors(account: MaasAccount, what: str, timeout: float) -> Iterator[Non
                 account,
                 f"{account} answered {what} with HTTP {error.status} (a server error; "
                 "retried while transient)",
-                ERR_MAAS_UNREACHABLE,
+                Reason.MAAS_UNREACHABLE.value,
             ) from None
         raise
     except TimeoutError:
         raise maas_error(
             account,
             f"{account} did not answer {what} within {timeout:g}s",
-            ERR_MAAS_UNREACHABLE,
+            Reason.MAAS_UNREACHABLE.value,
         ) from None
     except CONNECTION_ERRORS as error:
         raise maas_error(
             account,
             f"{account} is unreachable from this gateway ({what}): {connection_problem(error)}",
-            ERR_MAAS_UNREACHABLE,
+            Reason.MAAS_UNREACHABLE.value,
         ) from None
     except ValueError as error:
         # python-libmaas decodes a body declared JSON with json.loads: a truncated or
@@ -293,7 +289,7 @@ class MaasSessions:
                 account,
                 f"the API key for {account} is malformed: MAAS keys have three parts, "
                 "consumer_key:token_key:token_secret",
-                ERR_MAAS_AUTH_FAILED,
+                Reason.MAAS_AUTH_FAILED.value,
                 non_retryable=True,
             ) from None
         base = str(api_url(account.url))
@@ -325,7 +321,7 @@ class MaasSessions:
             raise maas_error(
                 account,
                 f"{account} answered describe/ with HTTP {status} ({_body_shape(body)})",
-                ERR_MAAS_UNREACHABLE,
+                Reason.MAAS_UNREACHABLE.value,
             )
         if status != 200:
             raise protocol_error(
@@ -371,7 +367,7 @@ class MaasSessions:
         try:
             yield
         except ApplicationError as error:
-            if error.type in (ERR_MAAS_UNREACHABLE, ERR_MAAS_PROTOCOL_ERROR):
+            if error.type in (Reason.MAAS_UNREACHABLE, Reason.MAAS_PROTOCOL_ERROR):
                 self.reachable[account.url] = False
             raise
         except CallError:

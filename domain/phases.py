@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# Phase names that were renamed: stored rows and recorded histories may still hold them.
+RENAMED_PHASES = {"WaitingForAgent": "JoiningNodes"}
+
 
 class Phase(StrEnum):
     PENDING = "Pending"
     ACQUIRING_MACHINES = "AcquiringMachines"
     DEPLOYING_OS = "DeployingOS"
     BOOTSTRAPPING_CONTROL_PLANE = "BootstrappingControlPlane"
-    WAITING_FOR_AGENT = "WaitingForAgent"
+    JOINING_NODES = "JoiningNodes"
     RUNNING = "Running"
     UPGRADING = "Upgrading"
     SCALING = "Scaling"
@@ -20,6 +23,11 @@ class Phase(StrEnum):
     DELETED = "Deleted"
     FAILED = "Failed"
 
+    @classmethod
+    def _missing_(cls, value: object) -> Phase | None:
+        renamed = RENAMED_PHASES.get(value) if isinstance(value, str) else None
+        return cls(renamed) if renamed else None
+
 
 # Phases the create saga moves through, in order.
 CREATE_PHASES = (
@@ -27,7 +35,7 @@ CREATE_PHASES = (
     Phase.ACQUIRING_MACHINES,
     Phase.DEPLOYING_OS,
     Phase.BOOTSTRAPPING_CONTROL_PLANE,
-    Phase.WAITING_FOR_AGENT,
+    Phase.JOINING_NODES,
     Phase.RUNNING,
 )
 TERMINAL_PHASES = frozenset({Phase.DELETED, Phase.FAILED})
@@ -52,7 +60,6 @@ class Reason(StrEnum):
     MAAS_AUTH_FAILED = "MaasAuthFailed"
     MAAS_PROTOCOL_ERROR = "MaasProtocolError"
     CANCELLED = "Cancelled"
-    DELETED_DURING_CREATE = "DeletedDuringCreate"
     AGENT_SILENT = "AgentSilent"
     INTERNAL_ERROR = "InternalError"
     ORPHAN_RELEASED = "OrphanReleased"
@@ -62,6 +69,16 @@ class Reason(StrEnum):
     WORKFLOW_TERMINATED = "WorkflowTerminated"
     RECONCILED = "Reconciled"
     GATEWAY_REVOKED = "GatewayRevoked"
+    # Failures activities and workflows raise as ApplicationError types.
+    MACHINES_STILL_OWNED = "MachinesStillOwned"
+    CLUSTER_NOT_FOUND = "ClusterNotFound"
+    INVALID_CLUSTER_SPEC = "InvalidClusterSpec"
+    INVALID_BOOTSTRAP_INPUT = "InvalidBootstrapInput"
+    CONTROL_PLANE_ENDPOINT_MISSING = "ControlPlaneEndpointMissing"
+    # A late attempt of an acquire found a newer attempt of the same request at work: it
+    # gave back what it took. The server discards its answer anyway; the name is for logs.
+    ACQUIRE_SUPERSEDED = "AcquireSuperseded"
+    ACTION_REJECTED = "ActionRejected"
 
 
 # Human guidance shown next to a failure reason.
@@ -87,4 +104,20 @@ REASON_HINTS: dict[Reason, str] = {
     "check the machines' events in MAAS if it stalls",
     Reason.WORKFLOW_TERMINATED: "a workflow that could not go on was ended; see the events",
     Reason.RECONCILED: "the reconciler restarted a missing or ended workflow; see the events",
+    Reason.WAITING_FOR_DEPLOYMENT: "MAAS is deploying the OS; follow the machines' events in MAAS",
+    Reason.WAITING_FOR_AGENT: "the nodes are booting; check they can reach the control plane API",
+    Reason.INTERNAL_ERROR: "an unexpected error; see the cluster's events and the worker logs, "
+    "then delete the cluster or create it again",
+    Reason.ORPHAN_RELEASED: "a machine no cluster owns any more was given back to MAAS",
+    Reason.MACHINES_STILL_OWNED: "MAAS did not release every machine; check their events in "
+    "MAAS, then run the delete again",
+    Reason.CLUSTER_NOT_FOUND: "the cluster is gone from the store; nothing left to do",
+    Reason.INVALID_CLUSTER_SPEC: "the stored spec does not validate; delete the cluster and "
+    "create it again with a valid spec",
+    Reason.INVALID_BOOTSTRAP_INPUT: "the node's bootstrap input is incomplete; delete the "
+    "cluster and create it again",
+    Reason.CONTROL_PLANE_ENDPOINT_MISSING: "the control-plane endpoint was not made before the "
+    "nodes; delete the cluster and create it again",
+    Reason.ACQUIRE_SUPERSEDED: "a newer attempt of the same acquire took over; nothing to do",
+    Reason.ACTION_REJECTED: "fix the request as the message says and send it again",
 }

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from domain.phases import RENAMED_PHASES
 from store.models import Base, ClusterBootstrapRow, IdempotencyRecord, SchemaVersion
 from store.types import utcnow
 
@@ -63,11 +64,22 @@ def _lifecycle_and_audit(conn: Connection) -> None:
     Base.metadata.tables["audit_log"].create(conn, checkfirst=True)
 
 
+def _renamed_phases(conn: Connection) -> None:
+    # Filters on the phase column (reconcile, list by phase) compare the stored string.
+    for table in ("clusters", "cluster_events"):
+        for old, new in RENAMED_PHASES.items():
+            conn.execute(
+                text(f"UPDATE {table} SET phase = :new WHERE phase = :old"),
+                {"new": new, "old": old},
+            )
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "initial schema", _initial_schema),
     Step(2, "cluster bootstrap material", _cluster_bootstrap),
     Step(3, "idempotency keys", _idempotency_keys),
     Step(4, "key and gateway lifecycle, audit log", _lifecycle_and_audit),
+    Step(5, "renamed phases", _renamed_phases),
 )
 
 

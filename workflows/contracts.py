@@ -40,9 +40,6 @@ UPDATE_RESUME = "resume"
 # Queries
 QUERY_STATE = "state"
 
-# ApplicationError type of a management update its validator refused.
-ERR_ACTION_REJECTED = "ActionRejected"
-
 
 class LifecycleTimeouts(BaseModel):
     """Seconds. Inputs, not constants, so tests can shrink them."""
@@ -114,7 +111,6 @@ class AgentReport(BaseModel):
     nodes: list[NodeReport] = Field(default_factory=list, max_length=MAX_NODES_PER_CLUSTER)
     healthy: bool = True
     message: Message = ""
-
 
 
 class AgentSilent(BaseModel):

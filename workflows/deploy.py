@@ -16,7 +16,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.models import (
         ACQUIRE_MACHINES,
         DEPLOY_MACHINE,
-        ERR_MACHINE_DEPLOY_FAILED,
         MAAS_NON_RETRYABLE,
         RELEASE_MACHINES,
         RENDER_CLOUD_INIT,
@@ -102,7 +101,7 @@ class Deployer:
             try:
                 return await self._deploy_one(machine, first_control_plane)
             except ActivityError as err:
-                if error_type(err) != ERR_MACHINE_DEPLOY_FAILED:
+                if error_type(err) != Reason.MACHINE_DEPLOY_FAILED:
                     raise
                 machine = await self._replace(machine, err)
 

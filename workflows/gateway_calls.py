@@ -24,7 +24,7 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
-    from activities.models import MAAS_NON_RETRYABLE, WAIT_DEPLOYED
+    from activities.models import MAAS_NON_RETRYABLE, WAIT_DEPLOYED, WAIT_RELEASED
     from domain.naming import gateway_queue
     from domain.phases import Reason
     from workflows.contracts import GatewayRef, LifecycleTimeouts
@@ -78,6 +78,8 @@ def failure_reason(err: BaseException) -> tuple[Reason, str]:
     if isinstance(err, ActivityError) and isinstance(cause, TimeoutError):
         if err.activity_type == WAIT_DEPLOYED:
             return Reason.DEPLOY_TIMEOUT, "a machine did not reach Deployed in time"
+        if err.activity_type == WAIT_RELEASED:
+            return Reason.MACHINES_STILL_OWNED, "MAAS did not release the machines in time"
         return Reason.INTERNAL_ERROR, f"{err.activity_type} timed out ({cause.type})"
     return Reason.INTERNAL_ERROR, str(cause)
 

@@ -14,7 +14,7 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
-from activities.models import ERR_MAAS_AUTH_FAILED, ERR_MAAS_UNREACHABLE, CheckAccountResult
+from activities.models import CheckAccountResult
 from api.deps import BoxDep, Editor, SessionDep, SettingsDep, TemporalDep, Viewer
 from api.errors import responses
 from api.routes.gateways import project_gateway, system_gateway_enabled
@@ -88,11 +88,11 @@ async def _validate(
         raise _offline(gateway.name) from exc
     except WorkflowFailureError as exc:
         kind, message = named_failure(exc)
-        if kind == ERR_MAAS_AUTH_FAILED:
+        if kind == Reason.MAAS_AUTH_FAILED:
             raise HTTPException(
                 422, f"maas_api_key: {message}; copy the key again from MAAS"
             ) from exc
-        if kind == ERR_MAAS_UNREACHABLE:
+        if kind == Reason.MAAS_UNREACHABLE:
             raise HTTPException(
                 422,
                 f"maas_url: {message}; check the URL and the gateway's network",

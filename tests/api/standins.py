@@ -10,11 +10,11 @@ from temporalio.exceptions import ApplicationError
 
 from activities.models import (
     CHECK_ACCOUNT,
-    ERR_MAAS_AUTH_FAILED,
     CheckAccountInput,
     CheckAccountResult,
 )
 from domain.management import UpgradeAction
+from domain.phases import Reason
 from workflows.contracts import (
     CREATE_WORKFLOW,
     DELETE_WORKFLOW,
@@ -116,7 +116,9 @@ class ManageStandIn:
 async def check_account_standin(inp: CheckAccountInput) -> CheckAccountResult:
     await asyncio.sleep(0)
     if inp.account.api_key.startswith("bad"):
-        raise ApplicationError("401 Unauthorized", type=ERR_MAAS_AUTH_FAILED, non_retryable=True)
+        raise ApplicationError(
+            "401 Unauthorized", type=Reason.MAAS_AUTH_FAILED.value, non_retryable=True
+        )
     return CheckAccountResult(
         maas_version="2.2.0",
         zones=["default"],

@@ -19,7 +19,6 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.control_plane import ControlPlaneActivities, is_forward
 from activities.models import (
-    ERR_CONTROL_PLANE_ENDPOINT_MISSING,
     ClusterClaimsInput,
     EnqueueAgentCommandInput,
     IssueAgentTokenInput,
@@ -254,7 +253,7 @@ async def test_ha_render_needs_an_endpoint_unless_the_spec_names_one(
     cluster_id = await add_cluster(database, spec=HA_SPEC, machines=[CP1, CP2, GPU])
     with pytest.raises(ApplicationError) as caught:
         await run(cp.render_cloud_init, render_input(cluster_id, CP1, first=True))
-    assert caught.value.type == ERR_CONTROL_PLANE_ENDPOINT_MISSING
+    assert caught.value.type == Reason.CONTROL_PLANE_ENDPOINT_MISSING
     assert caught.value.non_retryable
     with pytest.raises(ApplicationError, match="not in the store"):
         await run(cp.render_cloud_init, render_input("cl-nope", CP1, first=True, host="h"))

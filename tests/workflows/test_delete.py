@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.exceptions import CancelledError
+from temporalio.exceptions import ApplicationError, CancelledError
 
 from domain.naming import delete_workflow_id, manage_workflow_id
-from domain.phases import Phase
+from domain.phases import Phase, Reason
 from tests.workflows.fakes import FAST, Harness, harness, is_running, ready_report
 from workflows.contracts import (
     DELETE_WORKFLOW,
@@ -74,3 +74,27 @@ async def test_delete_of_a_running_cluster_is_idempotent(client: Client) -> None
         records = h.cp.records[cluster.cluster_id]
         assert [r.phase for r in records[-2:]] == [Phase.DELETING, Phase.DELETED]
         assert h.cp.phases(cluster.cluster_id).count(Phase.DELETED) == 2
+
+
+async def test_a_delete_that_gives_up_names_the_machines_still_owned(client: Client) -> None:
+    async with harness(client) as h:
+        cluster = h.cluster(workers=1)
+        stuck = h.maas.machines["m0"]
+        stuck.owner, stuck.request, stuck.status = cluster.cluster_id, "create", "Allocated"
+        h.maas._free = lambda machine: None  # type: ignore[method-assign]  # MAAS keeps it
+        timeouts = FAST.model_copy(update={"release_quick": 0.5})
+
+        with pytest.raises(WorkflowFailureError) as failure:
+            await h.client.execute_workflow(
+                DELETE_WORKFLOW,
+                DeleteClusterInput(cluster=cluster, timeouts=timeouts),
+                id=delete_workflow_id(cluster.cluster_id),
+                task_queue=h.task_queue,
+                result_type=DeleteClusterResult,
+            )
+
+        cause = failure.value.cause
+        assert isinstance(cause, ApplicationError) and cause.type == Reason.MACHINES_STILL_OWNED
+        last = h.cp.last(cluster.cluster_id)
+        assert last is not None and last.phase == Phase.DELETING
+        assert last.reason == Reason.MACHINES_STILL_OWNED and "m0" in last.message

@@ -17,7 +17,6 @@ from domain.phases import Phase, Reason
 from tests.support.temporal import assert_eventually
 from tests.workflows.fakes import FAST, Harness, agent_token, harness, ready_report
 from workflows.contracts import (
-    ERR_ACTION_REJECTED,
     MANAGE_WORKFLOW,
     QUERY_STATE,
     SIGNAL_AGENT_REPORT,
@@ -99,7 +98,7 @@ async def rejected(
     with pytest.raises(WorkflowUpdateFailedError) as failure:
         await update(handle, name, arg)
     cause = failure.value.cause
-    assert isinstance(cause, ApplicationError) and cause.type == ERR_ACTION_REJECTED
+    assert isinstance(cause, ApplicationError) and cause.type == Reason.ACTION_REJECTED
     assert match in cause.message
 
 
