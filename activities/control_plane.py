@@ -40,6 +40,7 @@ from activities.models import (
 )
 from activities.node_bootstrap import NodeBootstrapRenderer
 from activities.orphans import claims
+from domain.conditions import apply_status, read_conditions
 from domain.naming import create_workflow_id, manage_workflow_id
 from domain.phases import MANAGED_PHASES, Phase, Reason
 from runtime.settings import Settings, installation_id
@@ -80,33 +81,6 @@ def is_forward(current: Phase, new: Phase) -> bool:
     return phase_rank(new) >= phase_rank(current)
 
 
-def _condition(inp: RecordStatusInput, at: str) -> dict[str, Any]:
-    failed = inp.phase == Phase.FAILED or (
-        inp.reason is not None and inp.phase not in MANAGED_PHASES
-    )
-    return {
-        "type": inp.phase.value,
-        "status": "False" if failed else "True",
-        "reason": inp.reason.value if inp.reason else None,
-        "message": inp.message,
-        "last_transition_time": at,
-    }
-
-
-def _merge_conditions(conditions: list[Any], new: dict[str, Any]) -> list[Any]:
-    """One condition per phase, in the order the phases were first reached."""
-    merged = [c for c in conditions if c.get("type") != new["type"]]
-    old = next((c for c in conditions if c.get("type") == new["type"]), None)
-    if old is not None and (old["status"], old["reason"], old["message"]) == (
-        new["status"],
-        new["reason"],
-        new["message"],
-    ):
-        return conditions
-    merged.append(new)
-    return merged
-
-
 class ControlPlaneActivities:
     """Activities with their clients handed in, so tests can give them their own."""
 
@@ -142,9 +116,14 @@ class ControlPlaneActivities:
             cluster.phase = inp.phase.value
             cluster.reason = inp.reason.value if inp.reason else None
             cluster.message = inp.message
-            cluster.conditions = _merge_conditions(
-                list(cluster.conditions), _condition(inp, now.isoformat())
+            conditions = apply_status(
+                read_conditions(list(cluster.conditions)),
+                inp.phase,
+                inp.reason,
+                inp.message,
+                now.isoformat(),
             )
+            cluster.conditions = [c.model_dump(mode="json") for c in conditions]
             if inp.machines is not None:
                 cluster.machines = [m.model_dump(mode="json") for m in inp.machines]
             if inp.kubernetes_version:

@@ -48,6 +48,7 @@ class Reason(StrEnum):
     """Why a cluster waits or failed. Each names what a person can do about it."""
 
     WAITING_FOR_GATEWAY = "WaitingForGateway"
+    WAITING_FOR_MACHINES = "WaitingForMachines"
     WAITING_FOR_DEPLOYMENT = "WaitingForDeployment"
     WAITING_FOR_AGENT = "WaitingForAgent"
     INSUFFICIENT_CAPACITY = "InsufficientCapacity"
@@ -104,6 +105,7 @@ REASON_HINTS: dict[Reason, str] = {
     "check the machines' events in MAAS if it stalls",
     Reason.WORKFLOW_TERMINATED: "a workflow that could not go on was ended; see the events",
     Reason.RECONCILED: "the reconciler restarted a missing or ended workflow; see the events",
+    Reason.WAITING_FOR_MACHINES: "the gateway is allocating machines in MAAS",
     Reason.WAITING_FOR_DEPLOYMENT: "MAAS is deploying the OS; follow the machines' events in MAAS",
     Reason.WAITING_FOR_AGENT: "the nodes are booting; check they can reach the control plane API",
     Reason.INTERNAL_ERROR: "an unexpected error; see the cluster's events and the worker logs, "

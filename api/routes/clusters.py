@@ -41,6 +41,7 @@ from api.temporal_gate import bounded
 from api.workflow_errors import named_failure
 from domain.agent_wire import NodeReport
 from domain.cluster import ClusterSpec
+from domain.conditions import read_conditions
 from domain.gateway import ProxySettings
 from domain.maas import MaasAccount, Machine
 from domain.naming import (
@@ -116,7 +117,10 @@ def cluster_public(
         reason=reason,
         hint=REASON_HINTS.get(reason) if reason else None,
         message=cluster.message,
-        conditions=[ConditionPublic.model_validate(c) for c in cluster.conditions],
+        conditions=[
+            ConditionPublic.model_validate(c.model_dump())
+            for c in read_conditions(cluster.conditions)
+        ],
         machines=[Machine.model_validate(m) for m in cluster.machines],
         nodes=nodes or [],
         kubernetes_version=cluster.kubernetes_version,
