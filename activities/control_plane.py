@@ -40,6 +40,7 @@ from activities.models import (
 )
 from activities.node_bootstrap import NodeBootstrapRenderer
 from activities.orphans import claims
+from domain.conditions import apply_status, read_conditions
 from domain.lifecycle import AgentSilent
 from domain.naming import SIGNAL_AGENT_SILENT, SIGNAL_STOP, create_workflow_id, manage_workflow_id
 from domain.phases import MANAGED_PHASES, Phase, Reason
@@ -64,7 +65,7 @@ _CREATE_RANK = {
     Phase.ACQUIRING_MACHINES: 1,
     Phase.DEPLOYING_OS: 2,
     Phase.BOOTSTRAPPING_CONTROL_PLANE: 3,
-    Phase.WAITING_FOR_AGENT: 4,
+    Phase.JOINING_NODES: 4,
 }
 _LATE_RANK = {Phase.FAILED: 6, Phase.DELETING: 7, Phase.DELETED: 8}
 
@@ -78,33 +79,6 @@ def phase_rank(phase: Phase) -> int:
 def is_forward(current: Phase, new: Phase) -> bool:
     """May a cluster in `current` be recorded as `new`? Same-rank writes update reasons."""
     return phase_rank(new) >= phase_rank(current)
-
-
-def _condition(inp: RecordStatusInput, at: str) -> dict[str, Any]:
-    failed = inp.phase == Phase.FAILED or (
-        inp.reason is not None and inp.phase not in MANAGED_PHASES
-    )
-    return {
-        "type": inp.phase.value,
-        "status": "False" if failed else "True",
-        "reason": inp.reason.value if inp.reason else None,
-        "message": inp.message,
-        "last_transition_time": at,
-    }
-
-
-def _merge_conditions(conditions: list[Any], new: dict[str, Any]) -> list[Any]:
-    """One condition per phase, in the order the phases were first reached."""
-    merged = [c for c in conditions if c.get("type") != new["type"]]
-    old = next((c for c in conditions if c.get("type") == new["type"]), None)
-    if old is not None and (old["status"], old["reason"], old["message"]) == (
-        new["status"],
-        new["reason"],
-        new["message"],
-    ):
-        return conditions
-    merged.append(new)
-    return merged
 
 
 class ControlPlaneActivities:
@@ -126,7 +100,7 @@ class ControlPlaneActivities:
             if cluster is None:
                 raise ApplicationError(
                     f"cluster {inp.cluster_id} is not in the store",
-                    type="ClusterNotFound",
+                    type=Reason.CLUSTER_NOT_FOUND.value,
                     non_retryable=True,
                 )
             current = Phase(cluster.phase)
@@ -145,9 +119,14 @@ class ControlPlaneActivities:
             if cluster.reason != Reason.GATEWAY_REVOKED.value:
                 cluster.reason = inp.reason.value if inp.reason else None
                 cluster.message = inp.message
-            cluster.conditions = _merge_conditions(
-                list(cluster.conditions), _condition(inp, now.isoformat())
+            conditions = apply_status(
+                read_conditions(list(cluster.conditions)),
+                inp.phase,
+                inp.reason,
+                inp.message,
+                now.isoformat(),
             )
+            cluster.conditions = [c.model_dump(mode="json") for c in conditions]
             if inp.machines is not None:
                 cluster.machines = [m.model_dump(mode="json") for m in inp.machines]
             if inp.kubernetes_version:
@@ -192,7 +171,7 @@ class ControlPlaneActivities:
             if result.rowcount == 0:  # type: ignore[attr-defined]
                 raise ApplicationError(
                     f"cluster {inp.cluster_id} is not in the store",
-                    type="ClusterNotFound",
+                    type=Reason.CLUSTER_NOT_FOUND.value,
                     non_retryable=True,
                 )
         return AgentTokenResult(token=token)

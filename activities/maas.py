@@ -60,11 +60,6 @@ from activities.models import (
     ACQUIRE_MACHINES,
     CHECK_ACCOUNT,
     DEPLOY_MACHINE,
-    ERR_ACQUIRE_SUPERSEDED,
-    ERR_INSUFFICIENT_CAPACITY,
-    ERR_INVALID_CONSTRAINTS,
-    ERR_MAAS_AUTH_FAILED,
-    ERR_MACHINE_DEPLOY_FAILED,
     FIND_OWNED,
     RELEASE_MACHINES,
     WAIT_DEPLOYED,
@@ -96,6 +91,7 @@ from domain.naming import (
     QUARANTINE_TAG,
     owner_agent_name,
 )
+from domain.phases import Reason
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +163,7 @@ class MaasActivities:
         if shortfalls:
             raise ApplicationError(
                 f"not enough machines in {input.account}: " + "; ".join(shortfalls),
-                type=ERR_INSUFFICIENT_CAPACITY,
+                type=Reason.INSUFFICIENT_CAPACITY.value,
                 non_retryable=True,
             )
 
@@ -267,7 +263,7 @@ class MaasActivities:
         )
         raise ApplicationError(
             f"acquire attempt {attempt} was superseded by attempt {newest}",
-            type=ERR_ACQUIRE_SUPERSEDED,
+            type=Reason.ACQUIRE_SUPERSEDED.value,
             non_retryable=True,
         )
 
@@ -289,7 +285,7 @@ class MaasActivities:
                 raise ApplicationError(
                     f"pool {pool.name!r}: {account} rejects the constraints: "
                     f"{call_error_text(error, account)}",
-                    type=ERR_INVALID_CONSTRAINTS,
+                    type=Reason.INVALID_CONSTRAINTS.value,
                     non_retryable=True,
                 ) from None
             if error.status != HTTP_CONFLICT:  # 409: nothing free now; counted next.
@@ -338,7 +334,7 @@ class MaasActivities:
         raise ApplicationError(
             f"not enough machines in {input.account}: pool {pool.name!r} lost its candidates "
             "to concurrent allocations",
-            type=ERR_INSUFFICIENT_CAPACITY,
+            type=Reason.INSUFFICIENT_CAPACITY.value,
             non_retryable=True,
         )
 
@@ -392,7 +388,7 @@ class MaasActivities:
                 raise ApplicationError(
                     f"{input.account} refused to deploy {input.system_id}: "
                     f"{call_error_text(error, input.account)}",
-                    type=ERR_MACHINE_DEPLOY_FAILED,
+                    type=Reason.MACHINE_DEPLOY_FAILED.value,
                     non_retryable=True,
                 ) from None
             raise
@@ -420,14 +416,14 @@ class MaasActivities:
                     raise ApplicationError(
                         f"{now.hostname or system_id} ({system_id}) failed to "
                         f"deploy: {now.status_message or 'Failed deployment'}; it is {how}",
-                        type=ERR_MACHINE_DEPLOY_FAILED,
+                        type=Reason.MACHINE_DEPLOY_FAILED.value,
                         non_retryable=True,
                     )
                 if now.status != STATUS_DEPLOYING:
                     raise ApplicationError(
                         f"{system_id} is {now.status_name!r} while waiting for "
                         "Deployed: someone aborted or released it",
-                        type=ERR_MACHINE_DEPLOY_FAILED,
+                        type=Reason.MACHINE_DEPLOY_FAILED.value,
                         non_retryable=True,
                     )
 
@@ -439,7 +435,7 @@ class MaasActivities:
         try:
             await self._tag_quarantined(account, system_id)
         except ApplicationError as error:
-            if error.type != ERR_MAAS_AUTH_FAILED:
+            if error.type != Reason.MAAS_AUTH_FAILED:
                 raise
             await self.sessions.call(
                 account,

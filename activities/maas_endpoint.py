@@ -41,8 +41,6 @@ from activities.maas_answers import (
 from activities.maas_session import HTTP_BAD_REQUEST, HTTP_NOT_FOUND, MaasSessions, call_error_text
 from activities.models import (
     ENSURE_ENDPOINT,
-    ERR_ENDPOINT_UNAVAILABLE,
-    ERR_MAAS_AUTH_FAILED,
     FIND_OWNED_ENDPOINTS,
     REMOVE_ENDPOINT,
     EnsureEndpointInput,
@@ -62,6 +60,7 @@ from domain.naming import (
     endpoint_record_name,
     owner_agent_name,
 )
+from domain.phases import Reason
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +72,7 @@ NEEDS_ADMIN = (
 
 def _unavailable(account: MaasAccount, message: str) -> ApplicationError:
     return ApplicationError(
-        f"{account}: {message}", type=ERR_ENDPOINT_UNAVAILABLE, non_retryable=True
+        f"{account}: {message}", type=Reason.ENDPOINT_UNAVAILABLE.value, non_retryable=True
     )
 
 
@@ -185,7 +184,7 @@ class EndpointActivities:
                 account, f"cannot write the DNS record {fqdn}: {call_error_text(error, account)}"
             ) from None
         except ApplicationError as error:
-            if error.type != ERR_MAAS_AUTH_FAILED:
+            if error.type != Reason.MAAS_AUTH_FAILED:
                 raise
             raise _unavailable(account, f"{NEEDS_ADMIN} (writing {fqdn})") from None
         return EnsureEndpointResult(mode=EndpointMode.DNS, host=fqdn, addresses=addresses)
@@ -264,7 +263,7 @@ class EndpointActivities:
                 if error.status != HTTP_NOT_FOUND:
                     raise
             except ApplicationError as error:
-                if error.type != ERR_MAAS_AUTH_FAILED:
+                if error.type != Reason.MAAS_AUTH_FAILED:
                     raise
                 if record.ip_addresses:
                     raise _unavailable(account, f"{NEEDS_ADMIN} (deleting {record.fqdn})") from None
@@ -309,7 +308,7 @@ def _record_name(cluster_id: str) -> str:
     if not DNS_LABEL_PATTERN.fullmatch(name):
         raise ApplicationError(
             f"cluster id {cluster_id!r} does not make a DNS name ({name!r})",
-            type=ERR_ENDPOINT_UNAVAILABLE,
+            type=Reason.ENDPOINT_UNAVAILABLE.value,
             non_retryable=True,
         )
     return name

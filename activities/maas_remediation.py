@@ -28,7 +28,6 @@ from activities.maas_answers import (
     MaasMachine,
 )
 from activities.maas_session import HTTP_NOT_FOUND, MaasSessions
-from activities.models import ERR_MAAS_AUTH_FAILED, ERR_MACHINE_DEPLOY_FAILED
 from activities.remediation_models import (
     POWER_CYCLE_MACHINE,
     QUARANTINE_MACHINE,
@@ -44,6 +43,7 @@ from domain.naming import (
     QUARANTINE_TAG,
     owner_agent_name,
 )
+from domain.phases import Reason
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class RemediationActivities:
             raise ApplicationError(
                 f"{input.system_id} is no longer cluster {input.cluster_id}'s in "
                 f"{input.account}; it is left alone",
-                type=ERR_MACHINE_DEPLOY_FAILED,
+                type=Reason.MACHINE_DEPLOY_FAILED.value,
                 non_retryable=True,
             )
         return found[0]
@@ -151,7 +151,7 @@ class RemediationActivities:
         try:
             await self._tag(input.account, input.system_id)
         except ApplicationError as error:
-            if error.type != ERR_MAAS_AUTH_FAILED:
+            if error.type != Reason.MAAS_AUTH_FAILED.value:
                 raise
             await self.sessions.call(
                 input.account,

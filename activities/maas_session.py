@@ -32,12 +32,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.maas_answers import Shape, ShapeError, body_shape
-from activities.models import (
-    ERR_MAAS_AUTH_FAILED,
-    ERR_MAAS_PROTOCOL_ERROR,
-    ERR_MAAS_UNREACHABLE,
-)
 from domain.maas import MaasAccount, maas_key_purpose
+from domain.phases import Reason
 from domain.sealing import SealingError, SealingKeyPair
 from runtime.metrics import maas_call_metrics
 
@@ -88,7 +84,7 @@ def protocol_error(account: MaasAccount, what: str, problem: str) -> Application
         account,
         f"{account} answered {what} with {problem}; is the URL a MAAS 2.x API "
         "(and not a proxy or another service)?",
-        ERR_MAAS_PROTOCOL_ERROR,
+        Reason.MAAS_PROTOCOL_ERROR.value,
     )
 
 
@@ -133,7 +129,7 @@ def maas_errors(account: MaasAccount, what: str, timeout: float) -> Iterator[Non
                 account,
                 f"{account} rejected the API key (HTTP {error.status}); "
                 "update the cloud account's key",
-                ERR_MAAS_AUTH_FAILED,
+                Reason.MAAS_AUTH_FAILED.value,
                 non_retryable=True,
             ) from None
         if error.status >= 500:
@@ -141,20 +137,20 @@ def maas_errors(account: MaasAccount, what: str, timeout: float) -> Iterator[Non
                 account,
                 f"{account} answered {what} with HTTP {error.status} (a server error; "
                 "retried while transient)",
-                ERR_MAAS_UNREACHABLE,
+                Reason.MAAS_UNREACHABLE.value,
             ) from None
         raise
     except TimeoutError:
         raise maas_error(
             account,
             f"{account} did not answer {what} within {timeout:g}s",
-            ERR_MAAS_UNREACHABLE,
+            Reason.MAAS_UNREACHABLE.value,
         ) from None
     except CONNECTION_ERRORS as error:
         raise maas_error(
             account,
             f"{account} is unreachable from this gateway ({what}): {connection_problem(error)}",
-            ERR_MAAS_UNREACHABLE,
+            Reason.MAAS_UNREACHABLE.value,
         ) from None
     except ValueError as error:
         # python-libmaas decodes a body declared JSON with json.loads: a truncated or
@@ -223,7 +219,7 @@ class MaasSessions:
                 account,
                 f"the API key for {account} is sealed to a gateway key, but this gateway has "
                 "none: register it again (`metalgate gateway register`)",
-                ERR_MAAS_AUTH_FAILED,
+                Reason.MAAS_AUTH_FAILED.value,
                 non_retryable=True,
             )
         try:
@@ -234,7 +230,7 @@ class MaasSessions:
                 f"the API key for {account} does not open with this gateway's key (it was "
                 "sealed to another gateway, or this one registered anew): give the key again "
                 "(PATCH /v1/cloud-accounts/{id} with maas_api_key)",
-                ERR_MAAS_AUTH_FAILED,
+                Reason.MAAS_AUTH_FAILED.value,
                 non_retryable=True,
             ) from None
 
@@ -279,7 +275,7 @@ class MaasSessions:
                 account,
                 f"the API key for {account} is malformed: MAAS keys have three parts, "
                 "consumer_key:token_key:token_secret",
-                ERR_MAAS_AUTH_FAILED,
+                Reason.MAAS_AUTH_FAILED.value,
                 non_retryable=True,
             ) from None
         base = str(api_url(account.url))
@@ -311,7 +307,7 @@ class MaasSessions:
             raise maas_error(
                 account,
                 f"{account} answered describe/ with HTTP {status} ({body_shape(body)})",
-                ERR_MAAS_UNREACHABLE,
+                Reason.MAAS_UNREACHABLE.value,
             )
         if status != 200:
             raise protocol_error(
@@ -363,7 +359,7 @@ class MaasSessions:
         try:
             yield
         except ApplicationError as error:
-            if error.type in (ERR_MAAS_UNREACHABLE, ERR_MAAS_PROTOCOL_ERROR):
+            if error.type in (Reason.MAAS_UNREACHABLE.value, Reason.MAAS_PROTOCOL_ERROR.value):
                 self.reachable[account.url] = False
             raise
         except CallError:

@@ -29,31 +29,16 @@ REMOVE_ENDPOINT = "maas.remove_endpoint"
 FIND_OWNED_ENDPOINTS = "maas.find_owned_endpoints"
 PLAN_MACHINES = "maas.plan_machines"
 
-# ApplicationError types raised by MAAS activities; MAAS_NON_RETRYABLE lists those that
-# retrying cannot fix.
-ERR_INSUFFICIENT_CAPACITY = "InsufficientCapacity"
-ERR_INVALID_CONSTRAINTS = "InvalidConstraints"
-ERR_MACHINE_DEPLOY_FAILED = "MachineDeployFailed"
-ERR_MAAS_AUTH_FAILED = "MaasAuthFailed"
-ERR_MAAS_UNREACHABLE = "MaasUnreachable"
-# MAAS (or whatever answers at its URL) sent something that is not the MAAS API: an HTML
-# page, JSON of the wrong shape, a truncated document. Retryable: a proxy's error page, a
-# MAAS mid-upgrade or a cut transfer can clear up, and the workflows' retry policies bound
-# the attempts, so the saga still ends with this named failure.
-ERR_MAAS_PROTOCOL_ERROR = "MaasProtocolError"
-# The control-plane endpoint cannot be made as the spec asks: the VIP is taken, the subnet
-# full or unknown, or the key may not write DNS.
-ERR_ENDPOINT_UNAVAILABLE = Reason.ENDPOINT_UNAVAILABLE.value
-# A late attempt of an acquire found a newer attempt of the same request at work: it gave
-# back what it took. The server discards its answer anyway; the name is for the logs.
-ERR_ACQUIRE_SUPERSEDED = "AcquireSuperseded"
+# Failure reasons (ApplicationError types) of MAAS activities that retrying cannot fix.
+# MaasProtocolError is retryable: a proxy's error page, a MAAS mid-upgrade or a cut transfer
+# can clear up, and the workflows' retry policies bound the attempts.
 MAAS_NON_RETRYABLE = [
-    ERR_INSUFFICIENT_CAPACITY,
-    ERR_ENDPOINT_UNAVAILABLE,
-    ERR_INVALID_CONSTRAINTS,
-    ERR_MACHINE_DEPLOY_FAILED,
-    ERR_MAAS_AUTH_FAILED,
-    ERR_ACQUIRE_SUPERSEDED,
+    Reason.INSUFFICIENT_CAPACITY.value,
+    Reason.ENDPOINT_UNAVAILABLE.value,
+    Reason.INVALID_CONSTRAINTS.value,
+    Reason.MACHINE_DEPLOY_FAILED.value,
+    Reason.MAAS_AUTH_FAILED.value,
+    Reason.ACQUIRE_SUPERSEDED.value,
 ]
 
 
@@ -232,7 +217,6 @@ LIST_GATEWAY_ACCOUNTS = "cp.list_gateway_accounts"
 
 # RENDER_CLOUD_INIT refuses, without retrying, a cluster whose API endpoint is not known:
 # with 3 or 5 control-plane nodes, one node's IP must never become kubeadm's endpoint.
-ERR_CONTROL_PLANE_ENDPOINT_MISSING = "ControlPlaneEndpointMissing"
 RECORD_ORPHAN_RELEASE = "cp.record_orphan_release"
 LIVE_CLUSTERS = "cp.live_clusters"
 CLUSTER_LEFTOVERS = "cp.cluster_leftovers"

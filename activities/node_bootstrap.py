@@ -13,7 +13,7 @@ from importlib.metadata import version as package_version
 from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 
-from activities.models import ERR_CONTROL_PLANE_ENDPOINT_MISSING, RenderCloudInitInput
+from activities.models import RenderCloudInitInput
 from bootstrap.agent_distribution import DISTRIBUTION as AGENT_DISTRIBUTION
 from bootstrap.agent_distribution import wheel_name as agent_wheel_name
 from bootstrap.cloud_config import NodeRole, NodeUserData, PackageSources, render_cloud_config
@@ -22,6 +22,7 @@ from domain import agent_wire
 from domain.agent_wire import AgentBootstrap
 from domain.cluster import ClusterSpec, EndpointMode, NodePool, version_key
 from domain.maas import Machine
+from domain.phases import Reason
 from runtime.settings import Settings
 from store.bootstrap_material import BootstrapMaterialStore
 from store.db import SessionFactory
@@ -45,7 +46,7 @@ class NodeBootstrapRenderer:
             if cluster is None:
                 raise ApplicationError(
                     f"cluster {inp.cluster_id} is not in the store",
-                    type="ClusterNotFound",
+                    type=Reason.CLUSTER_NOT_FOUND.value,
                     non_retryable=True,
                 )
             stored_spec, stored_machines = cluster.spec, list(cluster.machines)
@@ -54,7 +55,7 @@ class NodeBootstrapRenderer:
         except ValidationError as err:
             raise ApplicationError(
                 f"cluster {inp.cluster_id}: stored spec is invalid: {_summary(err)}",
-                type="InvalidClusterSpec",
+                type=Reason.INVALID_CLUSTER_SPEC.value,
                 non_retryable=True,
             ) from err
         host = (
@@ -78,7 +79,7 @@ class NodeBootstrapRenderer:
             raise ApplicationError(
                 f"cluster {inp.cluster_id}: cannot render {inp.machine.hostname}'s bootstrap: "
                 f"{_summary(err)}",
-                type="InvalidBootstrapInput",
+                type=Reason.INVALID_BOOTSTRAP_INPUT.value,
                 non_retryable=True,
             ) from err
         log.info(
@@ -178,7 +179,7 @@ def _single_control_plane_host(
             f"cluster {inp.cluster_id} has {spec.control_plane.count} control-plane nodes but no "
             f"{spec.control_plane_endpoint.mode.value} endpoint address; one node's IP must not "
             "be the API endpoint",
-            type=ERR_CONTROL_PLANE_ENDPOINT_MISSING,
+            type=Reason.CONTROL_PLANE_ENDPOINT_MISSING.value,
             non_retryable=True,
         )
     if inp.first_control_plane:
@@ -189,7 +190,7 @@ def _single_control_plane_host(
         if found is None:
             raise ApplicationError(
                 f"cluster {inp.cluster_id}: no control-plane machine recorded to reach the API at",
-                type=ERR_CONTROL_PLANE_ENDPOINT_MISSING,
+                type=Reason.CONTROL_PLANE_ENDPOINT_MISSING.value,
                 non_retryable=True,
             )
         first = found

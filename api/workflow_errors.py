@@ -9,9 +9,7 @@ from fastapi import HTTPException
 from temporalio.exceptions import ApplicationError
 from temporalio.exceptions import TimeoutError as TemporalTimeout
 
-from activities.models import ERR_MAAS_AUTH_FAILED, ERR_MAAS_UNREACHABLE
 from domain.phases import Reason
-from workflows.contracts import ERR_ACTION_REJECTED
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +24,14 @@ GATEWAY_OFFLINE = (
 # (`{message}` is the failure's own; the other fields come from the route). A failure not
 # named here gets the route's default answer.
 FAILURE_ANSWERS: dict[str, tuple[int, str]] = {
-    ERR_MAAS_AUTH_FAILED: (422, "maas_api_key: {message}; copy the key again from MAAS"),
-    ERR_MAAS_UNREACHABLE: (422, "maas_url: {message}; check the URL and the gateway's network"),
+    Reason.MAAS_AUTH_FAILED.value: (422, "maas_api_key: {message}; copy the key again from MAAS"),
+    Reason.MAAS_UNREACHABLE.value: (
+        422,
+        "maas_url: {message}; check the URL and the gateway's network",
+    ),
     Reason.GATEWAY_UNAVAILABLE.value: (503, GATEWAY_OFFLINE),
     TIMEOUT: (503, GATEWAY_OFFLINE),
-    ERR_ACTION_REJECTED: (409, "{action} refused: {message}"),
+    Reason.ACTION_REJECTED.value: (409, "{action} refused: {message}"),
 }
 
 

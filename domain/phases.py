@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# Phase names that were renamed: stored rows and recorded histories may still hold them.
+RENAMED_PHASES = {"WaitingForAgent": "JoiningNodes"}
+
 
 class Phase(StrEnum):
     PENDING = "Pending"
     ACQUIRING_MACHINES = "AcquiringMachines"
     DEPLOYING_OS = "DeployingOS"
     BOOTSTRAPPING_CONTROL_PLANE = "BootstrappingControlPlane"
-    WAITING_FOR_AGENT = "WaitingForAgent"
+    JOINING_NODES = "JoiningNodes"
     RUNNING = "Running"
     UPGRADING = "Upgrading"
     SCALING = "Scaling"
@@ -21,6 +24,11 @@ class Phase(StrEnum):
     DELETED = "Deleted"
     FAILED = "Failed"
 
+    @classmethod
+    def _missing_(cls, value: object) -> Phase | None:
+        renamed = RENAMED_PHASES.get(value) if isinstance(value, str) else None
+        return cls(renamed) if renamed else None
+
 
 # Phases the create saga moves through, in order.
 CREATE_PHASES = (
@@ -28,7 +36,7 @@ CREATE_PHASES = (
     Phase.ACQUIRING_MACHINES,
     Phase.DEPLOYING_OS,
     Phase.BOOTSTRAPPING_CONTROL_PLANE,
-    Phase.WAITING_FOR_AGENT,
+    Phase.JOINING_NODES,
     Phase.RUNNING,
 )
 TERMINAL_PHASES = frozenset({Phase.DELETED, Phase.FAILED})
@@ -48,6 +56,7 @@ class Reason(StrEnum):
     """Why a cluster waits or failed. Each names what a person can do about it."""
 
     WAITING_FOR_GATEWAY = "WaitingForGateway"
+    WAITING_FOR_MACHINES = "WaitingForMachines"
     WAITING_FOR_DEPLOYMENT = "WaitingForDeployment"
     WAITING_FOR_AGENT = "WaitingForAgent"
     INSUFFICIENT_CAPACITY = "InsufficientCapacity"
@@ -60,7 +69,6 @@ class Reason(StrEnum):
     MAAS_AUTH_FAILED = "MaasAuthFailed"
     MAAS_PROTOCOL_ERROR = "MaasProtocolError"
     CANCELLED = "Cancelled"
-    DELETED_DURING_CREATE = "DeletedDuringCreate"
     AGENT_SILENT = "AgentSilent"
     INTERNAL_ERROR = "InternalError"
     ORPHAN_RELEASED = "OrphanReleased"
@@ -73,6 +81,16 @@ class Reason(StrEnum):
     FORCE_DELETED = "ForceDeleted"
     NODE_UNHEALTHY = "NodeUnhealthy"
     REMEDIATION_BLOCKED = "RemediationBlocked"
+    # Failures activities and workflows raise as ApplicationError types.
+    MACHINES_STILL_OWNED = "MachinesStillOwned"
+    CLUSTER_NOT_FOUND = "ClusterNotFound"
+    INVALID_CLUSTER_SPEC = "InvalidClusterSpec"
+    INVALID_BOOTSTRAP_INPUT = "InvalidBootstrapInput"
+    CONTROL_PLANE_ENDPOINT_MISSING = "ControlPlaneEndpointMissing"
+    # A late attempt of an acquire found a newer attempt of the same request at work: it
+    # gave back what it took. The server discards its answer anyway; the name is for logs.
+    ACQUIRE_SUPERSEDED = "AcquireSuperseded"
+    ACTION_REJECTED = "ActionRejected"
 
 
 # Human guidance shown next to a failure reason.
@@ -104,4 +122,21 @@ REASON_HINTS: dict[Reason, str] = {
     Reason.REMEDIATION_BLOCKED: "a node needs repair but a guard holds it (quorum, "
     "max_in_remediation, or remediation turned off); see the events",
     Reason.RECONCILED: "the reconciler restarted a missing or ended workflow; see the events",
+    Reason.WAITING_FOR_MACHINES: "the gateway is allocating machines in MAAS",
+    Reason.WAITING_FOR_DEPLOYMENT: "MAAS is deploying the OS; follow the machines' events in MAAS",
+    Reason.WAITING_FOR_AGENT: "the nodes are booting; check they can reach the control plane API",
+    Reason.INTERNAL_ERROR: "an unexpected error; see the cluster's events and the worker logs, "
+    "then delete the cluster or create it again",
+    Reason.ORPHAN_RELEASED: "a machine no cluster owns any more was given back to MAAS",
+    Reason.MACHINES_STILL_OWNED: "MAAS did not release every machine; check their events in "
+    "MAAS, then run the delete again",
+    Reason.CLUSTER_NOT_FOUND: "the cluster is gone from the store; nothing left to do",
+    Reason.INVALID_CLUSTER_SPEC: "the stored spec does not validate; delete the cluster and "
+    "create it again with a valid spec",
+    Reason.INVALID_BOOTSTRAP_INPUT: "the node's bootstrap input is incomplete; delete the "
+    "cluster and create it again",
+    Reason.CONTROL_PLANE_ENDPOINT_MISSING: "the control-plane endpoint was not made before the "
+    "nodes; delete the cluster and create it again",
+    Reason.ACQUIRE_SUPERSEDED: "a newer attempt of the same acquire took over; nothing to do",
+    Reason.ACTION_REJECTED: "fix the request as the message says and send it again",
 }

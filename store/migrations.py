@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from domain.phases import RENAMED_PHASES
 from store.models import (
     AgentOutboxRow,
     Base,
@@ -83,6 +84,16 @@ def _sealed_secrets(conn: Connection) -> None:
     )
 
 
+def _renamed_phases(conn: Connection) -> None:
+    # Filters on the phase column (reconcile, list by phase) compare the stored string.
+    for table in ("clusters", "cluster_events"):
+        for old, new in RENAMED_PHASES.items():
+            conn.execute(
+                text(f"UPDATE {table} SET phase = :new WHERE phase = :old"),
+                {"new": new, "old": old},
+            )
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "initial schema", _initial_schema),
     Step(2, "cluster bootstrap material", _cluster_bootstrap),
@@ -90,6 +101,7 @@ STEPS: tuple[Step, ...] = (
     Step(4, "key and gateway lifecycle, audit log", _lifecycle_and_audit),
     Step(5, "agent report outbox", _agent_outbox),
     Step(6, "secrets sealed to gateways", _sealed_secrets),
+    Step(7, "renamed phases", _renamed_phases),
 )
 
 

@@ -18,9 +18,6 @@ from domain.remediation import NodeRemediation
 from domain.text import Hostname, Message
 from domain.versions import KubeletVersion, KubernetesVersion
 
-# ApplicationError type of a management update its validator refused.
-ERR_ACTION_REJECTED = "ActionRejected"
-
 
 class AgentReport(BaseModel):
     """What changed, as the agent reported it: the nodes whose state changed (receivers merge

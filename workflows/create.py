@@ -158,7 +158,7 @@ class ClusterCreate:
             machines,
         )
         await self._status.set(
-            Phase.WAITING_FOR_AGENT,
+            Phase.JOINING_NODES,
             reason=Reason.WAITING_FOR_AGENT,
             message="waiting for every node to be ready",
             event="control plane ready",

@@ -184,7 +184,7 @@ class ClusterDelete:
                 raise ApplicationError(
                     f"MAAS still lists {', '.join(system_ids + releasing)} as owned by the "
                     f"cluster after {rounds} release rounds",
-                    type="MachinesStillOwned",
+                    type=Reason.MACHINES_STILL_OWNED.value,
                     non_retryable=True,
                 )
             if system_ids:

@@ -15,7 +15,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
         DEPLOY_MACHINE,
-        ERR_MACHINE_DEPLOY_FAILED,
         MAAS_NON_RETRYABLE,
         RENDER_CLOUD_INIT,
         WAIT_DEPLOYED,
@@ -96,7 +95,7 @@ class Deployer:
             try:
                 return await self._deploy_one(machine, first_control_plane)
             except ActivityError as err:
-                if error_type(err) != ERR_MACHINE_DEPLOY_FAILED:
+                if error_type(err) != Reason.MACHINE_DEPLOY_FAILED:
                     raise
                 machine = await self._replace(machine, err)
 

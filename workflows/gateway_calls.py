@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         MAAS_NON_RETRYABLE,
         RELEASE_MACHINES,
         WAIT_DEPLOYED,
+        WAIT_RELEASED,
         AcquireMachinesInput,
         AcquireMachinesResult,
         FindOwnedInput,
@@ -91,6 +92,8 @@ def failure_reason(err: BaseException) -> tuple[Reason, str]:
     if isinstance(err, ActivityError) and isinstance(cause, TimeoutError):
         if err.activity_type == WAIT_DEPLOYED:
             return Reason.DEPLOY_TIMEOUT, "a machine did not reach Deployed in time"
+        if err.activity_type == WAIT_RELEASED:
+            return Reason.MACHINES_STILL_OWNED, "MAAS did not release the machines in time"
         return Reason.INTERNAL_ERROR, f"{err.activity_type} timed out ({cause.type})"
     return Reason.INTERNAL_ERROR, str(cause)
 

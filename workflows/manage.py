@@ -49,7 +49,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.phases import Phase, Reason
     from workflows.contracts import (
-        ERR_ACTION_REJECTED,
         ActionAccepted,
         AgentReport,
         CommandResultSignal,
@@ -83,7 +82,7 @@ R = TypeVar("R", bound=BaseModel)
 
 
 def _reject(message: str) -> ApplicationError:
-    return ApplicationError(message, type=ERR_ACTION_REJECTED, non_retryable=True)
+    return ApplicationError(message, type=Reason.ACTION_REJECTED.value, non_retryable=True)
 
 
 @workflow.defn(name=MANAGE_WORKFLOW)

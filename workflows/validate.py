@@ -11,9 +11,6 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError,
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
         CHECK_ACCOUNT,
-        ERR_MAAS_AUTH_FAILED,
-        ERR_MAAS_PROTOCOL_ERROR,
-        ERR_MAAS_UNREACHABLE,
         MAAS_NON_RETRYABLE,
         CheckAccountInput,
         CheckAccountResult,
@@ -31,7 +28,7 @@ CHECK_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=2),
     # Something that is not MAAS at the URL is answered at once: the user fixes the URL.
-    non_retryable_error_types=[*MAAS_NON_RETRYABLE, ERR_MAAS_PROTOCOL_ERROR],
+    non_retryable_error_types=[*MAAS_NON_RETRYABLE, Reason.MAAS_PROTOCOL_ERROR],
 )
 # The API waits wait_seconds + 5 for the answer: the retries end before that.
 RETRY_MARGIN_SECONDS = 3.0
@@ -77,9 +74,9 @@ class CloudAccountValidate:
                 ) from err
             failure = last_failure(err)
             kind = failure.type if isinstance(failure, ApplicationError) else error_type(err)
-            if kind == ERR_MAAS_AUTH_FAILED:
+            if kind == Reason.MAAS_AUTH_FAILED:
                 message = f"MAAS at {input.account.url} refused the API key: {failure}"
-            elif kind == ERR_MAAS_UNREACHABLE:
+            elif kind == Reason.MAAS_UNREACHABLE:
                 message = (
                     f"gateway {gateway.name} cannot reach MAAS at {input.account.url}: {failure}"
                 )

@@ -44,6 +44,7 @@ from api.workflow_errors import failure_http_error
 from domain.agent_wire import NodeReport
 from domain.capacity_plan import CapacityPlan
 from domain.cluster import ClusterSpec
+from domain.conditions import read_conditions
 from domain.lifecycle import (
     ClusterRef,
     CreateClusterInput,
@@ -119,7 +120,10 @@ def cluster_public(
         reason=reason,
         hint=REASON_HINTS.get(reason) if reason else None,
         message=cluster.message,
-        conditions=[ConditionPublic.model_validate(c) for c in cluster.conditions],
+        conditions=[
+            ConditionPublic.model_validate(c.model_dump())
+            for c in read_conditions(cluster.conditions)
+        ],
         machines=[Machine.model_validate(m) for m in cluster.machines],
         nodes=nodes or [],
         kubernetes_version=cluster.kubernetes_version,

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from domain.agent_wire import NodeReport
 from domain.cluster import ClusterSpec
+from domain.conditions import ConditionStatus, ConditionType
 from domain.maas import Machine
 from domain.phases import Phase, Reason
 
@@ -22,10 +23,11 @@ class ClusterCreate(ClusterSpec):
 
 
 class ConditionPublic(BaseModel):
-    """One gate of the lifecycle: when it was reached and why it waits or failed."""
+    """One gate of the lifecycle (Cluster API style): False with a reason while the cluster
+    waits on it or failed at it, True once passed; the time is when its status last changed."""
 
-    type: str
-    status: str = Field(description="True, False or Unknown")
+    type: ConditionType
+    status: ConditionStatus
     reason: str | None = None
     message: str = ""
     last_transition_time: datetime

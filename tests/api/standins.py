@@ -11,7 +11,6 @@ from temporalio.exceptions import ApplicationError
 from activities.maas_session import MaasSessions
 from activities.models import (
     CHECK_ACCOUNT,
-    ERR_MAAS_AUTH_FAILED,
     CheckAccountInput,
     CheckAccountResult,
 )
@@ -31,6 +30,7 @@ from domain.naming import (
     UPDATE_SCALE,
     UPDATE_UPGRADE,
 )
+from domain.phases import Reason
 from tests.support.api_server import STANDIN_GATEWAY_KEYS
 from workflows.contracts import (
     ActionAccepted,
@@ -137,7 +137,9 @@ async def check_account_standin(inp: CheckAccountInput) -> CheckAccountResult:
     await asyncio.sleep(0)
     MaasSessions(keys=STANDIN_GATEWAY_KEYS).open_key(inp.account)
     if inp.account.api_key.startswith("bad"):
-        raise ApplicationError("401 Unauthorized", type=ERR_MAAS_AUTH_FAILED, non_retryable=True)
+        raise ApplicationError(
+            "401 Unauthorized", type=Reason.MAAS_AUTH_FAILED.value, non_retryable=True
+        )
     return CheckAccountResult(
         maas_version="2.2.0",
         zones=["default"],

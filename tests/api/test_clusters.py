@@ -193,11 +193,21 @@ async def test_status_events_and_lifecycle_actions(
     assert got["phase"] == "AcquiringMachines"
     assert got["reason"] == "WaitingForGateway"
     assert "metalgate gateway run" in got["hint"]
-    assert got["conditions"][-1]["type"] == "AcquiringMachines"
+    assert got["conditions"][-1]["type"] == "MachinesAcquired"
+    assert got["conditions"][-1]["reason"] == "WaitingForGateway"
     await run_activity(
         cp_activities.record_status,
         RecordStatusInput(cluster_id=cluster["id"], phase=Phase.RUNNING, event="running"),
     )
+    running = (await api.http.get(base, headers=project.viewer)).json()
+    # Cluster API's style: every gate the create passed is True, none still shows waiting.
+    assert [(c["type"], c["status"]) for c in running["conditions"]] == [
+        ("MachinesAcquired", "True"),
+        ("OSDeployed", "True"),
+        ("ControlPlaneReady", "True"),
+        ("NodesReady", "True"),
+        ("AgentConnected", "True"),
+    ]
     events = (await api.http.get(f"{base}/events", headers=project.viewer)).json()["items"]
     assert [e["message"] for e in events] == ["cluster accepted", "waiting", "running"]
     after = (

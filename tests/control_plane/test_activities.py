@@ -19,7 +19,6 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.control_plane import ControlPlaneActivities, is_forward
 from activities.models import (
-    ERR_CONTROL_PLANE_ENDPOINT_MISSING,
     ClusterClaimsInput,
     EnqueueAgentCommandInput,
     IssueAgentTokenInput,
@@ -110,6 +109,26 @@ def test_phase_order() -> None:
     assert not is_forward(Phase.DELETED, Phase.DELETING)
 
 
+async def test_a_failed_create_records_the_failing_gate_false_with_its_reason(
+    cp: ControlPlaneActivities, database: Database
+) -> None:
+    cluster_id = await add_cluster(database)
+    for phase, reason in [
+        (Phase.ACQUIRING_MACHINES, None),
+        (Phase.DEPLOYING_OS, Reason.WAITING_FOR_DEPLOYMENT),
+        (Phase.FAILED, Reason.MACHINE_DEPLOY_FAILED),
+    ]:
+        await run(
+            cp.record_status,
+            RecordStatusInput(cluster_id=cluster_id, phase=phase, reason=reason, message="m0"),
+        )
+    cluster = await get(database, cluster_id)
+    assert [(c["type"], c["status"], c["reason"]) for c in cluster.conditions] == [
+        ("MachinesAcquired", "True", None),
+        ("OSDeployed", "False", "MachineDeployFailed"),
+    ]
+
+
 async def test_record_status_is_forward_only_and_idempotent(
     cp: ControlPlaneActivities, database: Database
 ) -> None:
@@ -132,9 +151,11 @@ async def test_record_status_is_forward_only_and_idempotent(
     cluster = await get(database, cluster_id)
     assert cluster.phase == "DeployingOS" and cluster.reason is None
     assert cluster.machines == [machine.model_dump(mode="json")]
-    assert [c["type"] for c in cluster.conditions] == ["AcquiringMachines", "DeployingOS"]
-    assert cluster.conditions[0]["status"] == "False"
-    assert cluster.conditions[0]["reason"] == "WaitingForGateway"
+    # One condition per gate: the gate the gateway wait held up is passed now.
+    assert [(c["type"], c["status"], c["reason"]) for c in cluster.conditions] == [
+        ("MachinesAcquired", "True", None),
+        ("OSDeployed", "False", "WaitingForDeployment"),
+    ]
     await run(
         cp.record_status,
         RecordStatusInput(cluster_id=cluster_id, phase=Phase.RUNNING, kubernetes_version="v1.31.0"),
@@ -288,7 +309,7 @@ async def test_ha_render_needs_an_endpoint_unless_the_spec_names_one(
     cluster_id = await add_cluster(database, spec=HA_SPEC, machines=[CP1, CP2, GPU])
     with pytest.raises(ApplicationError) as caught:
         await run(cp.render_cloud_init, render_input(cluster_id, CP1, first=True))
-    assert caught.value.type == ERR_CONTROL_PLANE_ENDPOINT_MISSING
+    assert caught.value.type == Reason.CONTROL_PLANE_ENDPOINT_MISSING
     assert caught.value.non_retryable
     with pytest.raises(ApplicationError, match="not in the store"):
         await run(cp.render_cloud_init, render_input("cl-nope", CP1, first=True, host="h"))

@@ -15,7 +15,6 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.models import (
     CHECK_ACCOUNT,
-    ERR_MAAS_AUTH_FAILED,
     WAIT_DEPLOYED,
     CheckAccountInput,
     CheckAccountResult,
@@ -24,6 +23,7 @@ from activities.models import (
 )
 from domain.maas import MaasAccount, maas_key_purpose
 from domain.naming import SYSTEM_GATEWAY_ID, gateway_queue, owner_agent_name
+from domain.phases import Reason
 from domain.sealing import SealingKeyPair, seal
 from runtime import system_gateway_keys
 from runtime.settings import Settings
@@ -131,7 +131,7 @@ async def test_run_serves_its_queue_and_stops_on_sigterm(
                 schedule_to_start_seconds=30,
             )
         assert result.machines == 8
-        assert refused.type == ERR_MAAS_AUTH_FAILED
+        assert refused.type == Reason.MAAS_AUTH_FAILED.value
         assert "does not open with this gateway's key" in refused.message
         process.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(process.communicate(), 20)

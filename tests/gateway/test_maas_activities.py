@@ -13,11 +13,6 @@ from activities.models import (
     ACQUIRE_MACHINES,
     CHECK_ACCOUNT,
     DEPLOY_MACHINE,
-    ERR_INSUFFICIENT_CAPACITY,
-    ERR_INVALID_CONSTRAINTS,
-    ERR_MAAS_AUTH_FAILED,
-    ERR_MAAS_UNREACHABLE,
-    ERR_MACHINE_DEPLOY_FAILED,
     FIND_OWNED,
     RELEASE_MACHINES,
     WAIT_DEPLOYED,
@@ -43,6 +38,7 @@ from domain.naming import (
     QUARANTINE_TAG,
     owner_agent_name,
 )
+from domain.phases import Reason
 from tests.gateway.activity_runner import activity_failure, run_activity
 from tests.gateway.conftest import Maas
 from tests.gateway.harness import RunActivity
@@ -92,7 +88,7 @@ async def test_check_account_bad_key_is_non_retryable_auth_failure(
     error = await activity_failure(
         client, queue, CHECK_ACCOUNT, CheckAccountInput(account=bad), max_attempts=5
     )
-    assert error.type == ERR_MAAS_AUTH_FAILED
+    assert error.type == Reason.MAAS_AUTH_FAILED
     assert error.non_retryable
     assert "ccc" not in error.message
 
@@ -102,7 +98,7 @@ async def test_check_account_unreachable_is_retryable(client: Client, queue: str
     error = await activity_failure(
         client, queue, CHECK_ACCOUNT, CheckAccountInput(account=nowhere), max_attempts=2
     )
-    assert error.type == ERR_MAAS_UNREACHABLE
+    assert error.type == Reason.MAAS_UNREACHABLE
     assert not error.non_retryable
     assert "secret" not in error.message
 
@@ -164,7 +160,7 @@ async def test_acquire_shortfall_takes_nothing(client: Client, queue: str, maas:
     )
     error = await activity_failure(client, queue, ACQUIRE_MACHINES, request)
 
-    assert error.type == ERR_INSUFFICIENT_CAPACITY
+    assert error.type == Reason.INSUFFICIENT_CAPACITY
     assert error.non_retryable
     assert "'gpus' asks 3" in error.message and "has 2 available" in error.message
     assert await allocated(maas) == []
@@ -177,7 +173,7 @@ async def test_acquire_unknown_tag_is_invalid_constraints(
     request = acquire(maas, "c4", "r1", NodePool(name="cp", count=1, constraints=bad))
     error = await activity_failure(client, queue, ACQUIRE_MACHINES, request)
 
-    assert error.type == ERR_INVALID_CONSTRAINTS
+    assert error.type == Reason.INVALID_CONSTRAINTS
     assert "no-such-tag" in error.message
     assert await allocated(maas) == []
 
@@ -194,7 +190,7 @@ async def test_acquire_skips_excluded_and_quarantined(
 
     blocked = request.model_copy(update={"exclude_system_ids": [gpu02["system_id"]]})
     error = await activity_failure(client, queue, ACQUIRE_MACHINES, blocked)
-    assert error.type == ERR_INSUFFICIENT_CAPACITY
+    assert error.type == Reason.INSUFFICIENT_CAPACITY
 
     result = await run_activity(client, queue, ACQUIRE_MACHINES, request, AcquireMachinesResult)
     assert [m.hostname for m in result.machines] == ["gpu02"]
@@ -250,7 +246,7 @@ async def test_failed_deploy_quarantines_machine(client: Client, queue: str, maa
     )
     error = await activity_failure(client, queue, WAIT_DEPLOYED, wait, heartbeat_seconds=5)
 
-    assert error.type == ERR_MACHINE_DEPLOY_FAILED
+    assert error.type == Reason.MACHINE_DEPLOY_FAILED
     assert error.non_retryable
     raw = next(m for m in await maas.machines() if m["system_id"] == system_id)
     assert QUARANTINE_TAG in raw["tag_names"]
@@ -290,7 +286,7 @@ async def test_failed_deploy_with_non_admin_key_marks_machine_broken(
     )
     error = await activity_failure(client, queue, WAIT_DEPLOYED, wait)
 
-    assert error.type == ERR_MACHINE_DEPLOY_FAILED
+    assert error.type == Reason.MACHINE_DEPLOY_FAILED
     assert "marked broken" in error.message
     raw = next(m for m in await maas.machines() if m["system_id"] == system_id)
     assert raw["status_name"] == "Broken"
@@ -303,7 +299,7 @@ async def test_maas_server_errors_are_retryable_unreachable(
     error = await activity_failure(
         client, queue, CHECK_ACCOUNT, CheckAccountInput(account=maas.account), max_attempts=2
     )
-    assert error.type == ERR_MAAS_UNREACHABLE
+    assert error.type == Reason.MAAS_UNREACHABLE
     assert not error.non_retryable
     assert "503" in error.message
 

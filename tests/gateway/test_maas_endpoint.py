@@ -13,7 +13,6 @@ from activities.models import (
     ACQUIRE_MACHINES,
     DEPLOY_MACHINE,
     ENSURE_ENDPOINT,
-    ERR_ENDPOINT_UNAVAILABLE,
     FIND_OWNED_ENDPOINTS,
     REMOVE_ENDPOINT,
     AcquireMachinesInput,
@@ -30,6 +29,7 @@ from activities.models import (
 from domain.cluster import ControlPlaneEndpoint, EndpointMode, NodePool
 from domain.maas import MaasAccount
 from domain.naming import endpoint_record_name
+from domain.phases import Reason
 from tests.gateway.activity_runner import activity_failure, run_activity
 from tests.gateway.conftest import Maas
 from tests.gateway.harness import RunActivity
@@ -121,7 +121,7 @@ async def test_vip_at_the_address_the_spec_names(client: Client, queue: str, maa
         ENSURE_ENDPOINT,
         ensure(maas.account, "c2", mode="vip", address="10.20.77.1"),
     )
-    assert error.type == ERR_ENDPOINT_UNAVAILABLE and error.non_retryable
+    assert error.type == Reason.ENDPOINT_UNAVAILABLE and error.non_retryable
     assert "10.20.77.1" in error.message and "control_plane_endpoint.address" in error.message
     outside = await activity_failure(
         client,
@@ -129,7 +129,7 @@ async def test_vip_at_the_address_the_spec_names(client: Client, queue: str, maa
         ENSURE_ENDPOINT,
         ensure(maas.account, "c3", mode="vip", address="192.168.9.9"),
     )
-    assert outside.type == ERR_ENDPOINT_UNAVAILABLE and "No known subnet" in outside.message
+    assert outside.type == Reason.ENDPOINT_UNAVAILABLE and "No known subnet" in outside.message
 
 
 async def test_dns_record_follows_the_control_plane_machines(
@@ -231,7 +231,7 @@ async def test_dns_mode_needs_an_admin_key_and_says_so(
         DeployMachineResult,
     )
     error = await activity_failure(client, queue, ENSURE_ENDPOINT, ensure(user, "c1", mode="dns"))
-    assert error.type == ERR_ENDPOINT_UNAVAILABLE and "admin" in error.message
+    assert error.type == Reason.ENDPOINT_UNAVAILABLE and "admin" in error.message
     # vip mode works with the same key, and its removal too.
     vip = await run_activity(
         client, queue, ENSURE_ENDPOINT, ensure(user, "c1"), EnsureEndpointResult

@@ -14,7 +14,6 @@ from activities.maas import MaasActivities
 from activities.maas_answers import MaasMachine
 from activities.maas_session import MaasSessions
 from activities.models import (
-    ERR_ACQUIRE_SUPERSEDED,
     AcquireMachinesInput,
     DeployMachineInput,
     FindOwnedInput,
@@ -23,6 +22,7 @@ from activities.models import (
 )
 from domain.cluster import ErasePolicy, MachineConstraints, NodePool
 from domain.naming import OWNER_DATA_INSTALLATION
+from domain.phases import Reason
 from tests.gateway.conftest import Maas, StartMaas
 
 SMALL = MachineConstraints(min_cpu=2, min_memory_mib=4096)
@@ -81,7 +81,7 @@ async def test_a_late_acquire_attempt_gives_back_what_it_took(
     sessions.resume.set()
     with pytest.raises(ApplicationError) as superseded:
         await asyncio.wait_for(stale, timeout=30)
-    assert superseded.value.type == ERR_ACQUIRE_SUPERSEDED
+    assert superseded.value.type == Reason.ACQUIRE_SUPERSEDED
 
     found = await attempt(1).run(
         MaasActivities().find_owned, FindOwnedInput(account=maas.account, cluster_id="c-fence")

@@ -13,7 +13,6 @@ from activities.maas_session import MaasSessions
 from activities.models import (
     ACQUIRE_MACHINES,
     DEPLOY_MACHINE,
-    ERR_MACHINE_DEPLOY_FAILED,
     WAIT_DEPLOYED,
     AcquireMachinesInput,
     AcquireMachinesResult,
@@ -31,6 +30,7 @@ from activities.remediation_models import (
 )
 from domain.cluster import NodePool
 from domain.naming import OWNER_DATA_CLUSTER, OWNER_DATA_POOL, QUARANTINE_TAG
+from domain.phases import Reason
 from tests.gateway.activity_runner import activity_failure, run_activity
 from tests.gateway.conftest import Maas
 from tests.gateway.harness import RunActivity
@@ -117,7 +117,7 @@ async def test_steps_leave_a_machine_of_another_cluster_alone(
     failure = await activity_failure(
         client, queue, POWER_CYCLE_MACHINE, step(maas, "other", system_id)
     )
-    assert failure.type == ERR_MACHINE_DEPLOY_FAILED and "left alone" in failure.message
+    assert failure.type == Reason.MACHINE_DEPLOY_FAILED.value and "left alone" in failure.message
     assert "Powering off" not in await events(maas, system_id)
 
 

@@ -16,12 +16,10 @@ from activities import maas_session
 from activities.maas import MaasActivities
 from activities.maas_session import MaasSessions, bounded, scrub
 from activities.models import (
-    ERR_MAAS_AUTH_FAILED,
-    ERR_MAAS_PROTOCOL_ERROR,
-    ERR_MAAS_UNREACHABLE,
     CheckAccountInput,
 )
 from domain.maas import MaasAccount
+from domain.phases import Reason
 from tests.gateway.conftest import Maas
 from tests.hostile.hostile_maas import serving
 
@@ -40,7 +38,7 @@ async def test_a_malformed_key_is_a_named_auth_failure_without_the_key() -> None
     account = MaasAccount(url="http://127.0.0.1:1/MAAS/", api_key="just-a-secret-string")
     with pytest.raises(ApplicationError) as caught:
         await MaasSessions().session(account)
-    assert caught.value.type == ERR_MAAS_AUTH_FAILED
+    assert caught.value.type == Reason.MAAS_AUTH_FAILED
     assert caught.value.non_retryable
     assert "just-a-secret-string" not in str(caught.value)
 
@@ -72,7 +70,7 @@ async def test_an_echoed_key_never_reaches_the_error_message(maas: Maas) -> None
             await ActivityEnvironment().run(
                 MaasActivities().check_account, CheckAccountInput(account=account)
             )
-    assert caught.value.type == ERR_MAAS_UNREACHABLE
+    assert caught.value.type == Reason.MAAS_UNREACHABLE
     assert "HTTP 500" in str(caught.value)
     assert secret not in str(caught.value)
 
@@ -125,7 +123,7 @@ async def test_a_hanging_connect_is_bounded_by_the_call_timeout() -> None:
         sessions = MaasSessions(call_timeout=0.5)
         with pytest.raises(ApplicationError) as caught:
             await asyncio.wait_for(sessions.session(account), 5.0)
-    assert caught.value.type == ERR_MAAS_UNREACHABLE
+    assert caught.value.type == Reason.MAAS_UNREACHABLE
     assert "within 0.5s" in str(caught.value)
     assert sessions.reachable[account.url] is False
 
@@ -135,7 +133,7 @@ async def test_a_non_maas_describe_is_a_protocol_error() -> None:
         account = MaasAccount(url=f"{url}/MAAS/", api_key=KEY)
         with pytest.raises(ApplicationError) as caught:
             await MaasSessions().session(account)
-    assert caught.value.type == ERR_MAAS_PROTOCOL_ERROR
+    assert caught.value.type == Reason.MAAS_PROTOCOL_ERROR
     assert not caught.value.non_retryable
     assert url in str(caught.value)
     assert "text/html" in str(caught.value)

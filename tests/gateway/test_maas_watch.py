@@ -20,7 +20,6 @@ from activities.maas_session import MaasSessions
 from activities.models import (
     ACQUIRE_MACHINES,
     DEPLOY_MACHINE,
-    ERR_MACHINE_DEPLOY_FAILED,
     RELEASE_MACHINES,
     WAIT_DEPLOYED,
     WAIT_RELEASED,
@@ -36,6 +35,7 @@ from activities.models import (
     WaitReleasedResult,
 )
 from domain.cluster import ErasePolicy, MachineConstraints, NodePool
+from domain.phases import Reason
 from maas_emulator.requests import LoggedRequest
 from tests.gateway.activity_runner import activity_failure, run_activity
 from tests.gateway.conftest import Maas, StartMaas
@@ -201,7 +201,7 @@ async def test_a_machine_that_fails_deploy_fails_only_its_own_wait(
     ]
     failed, deployed = await asyncio.gather(failing_wait, asyncio.gather(*other_waits))
 
-    assert failed.type == ERR_MACHINE_DEPLOY_FAILED
+    assert failed.type == Reason.MACHINE_DEPLOY_FAILED.value
     assert failing in failed.message
     assert [d.machine.status for d in deployed] == ["Deployed"] * 3
 

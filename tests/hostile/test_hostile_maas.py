@@ -17,18 +17,19 @@ from activities.maas import MaasActivities
 from activities.maas_session import MaasSessions
 from domain.cluster import NodePool
 from domain.maas import MaasAccount
+from domain.phases import Reason
 from maas_emulator.config import EmulatorConfig
 from maas_emulator.server import admin_api_key, build_app
 from tests.hostile.hostile_maas import Mode, hostile_app, serving
 
 # Failures a workflow can act on: each has a name and a retry decision.
 NAMED = {
-    m.ERR_MAAS_UNREACHABLE,
-    m.ERR_MAAS_AUTH_FAILED,
-    m.ERR_INVALID_CONSTRAINTS,
-    m.ERR_INSUFFICIENT_CAPACITY,
-    m.ERR_MACHINE_DEPLOY_FAILED,
-    m.ERR_MAAS_PROTOCOL_ERROR,
+    Reason.MAAS_UNREACHABLE,
+    Reason.MAAS_AUTH_FAILED,
+    Reason.INVALID_CONSTRAINTS,
+    Reason.INSUFFICIENT_CAPACITY,
+    Reason.MACHINE_DEPLOY_FAILED,
+    Reason.MAAS_PROTOCOL_ERROR,
 }
 # An activity against a MAAS that never answers must give up on its own well before this.
 BOUND_SECONDS = 45.0
@@ -92,12 +93,12 @@ CASES = [
     if mode != Mode.HANG or name in ("check_account", "find_owned")
 ]
 EXPECTED = {
-    Mode.HTML: m.ERR_MAAS_PROTOCOL_ERROR,
-    Mode.WRONG_JSON: m.ERR_MAAS_PROTOCOL_ERROR,
-    Mode.TRUNCATED: m.ERR_MAAS_PROTOCOL_ERROR,
-    Mode.ERROR_500: m.ERR_MAAS_UNREACHABLE,
-    Mode.ERROR_503: m.ERR_MAAS_UNREACHABLE,
-    Mode.HANG: m.ERR_MAAS_UNREACHABLE,
+    Mode.HTML: Reason.MAAS_PROTOCOL_ERROR,
+    Mode.WRONG_JSON: Reason.MAAS_PROTOCOL_ERROR,
+    Mode.TRUNCATED: Reason.MAAS_PROTOCOL_ERROR,
+    Mode.ERROR_500: Reason.MAAS_UNREACHABLE,
+    Mode.ERROR_503: Reason.MAAS_UNREACHABLE,
+    Mode.HANG: Reason.MAAS_UNREACHABLE,
 }
 
 

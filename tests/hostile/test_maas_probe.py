@@ -18,14 +18,13 @@ from temporalio.worker import Worker
 from activities.maas_session import MaasSessions
 from activities.models import (
     CHECK_ACCOUNT,
-    ERR_MAAS_PROTOCOL_ERROR,
-    ERR_MAAS_UNREACHABLE,
     CheckAccountInput,
     CheckAccountResult,
 )
 from domain.lifecycle import GatewayRef
 from domain.maas import MaasAccount
 from domain.naming import CONTROL_PLANE_QUEUE, VALIDATE_ACCOUNT_WORKFLOW, gateway_queue
+from domain.phases import Reason
 from tests.hostile.hostile_maas import serving
 from tests.support.ports import free_port
 from workflows.contracts import ValidateAccountInput
@@ -42,13 +41,13 @@ async def probe_failure(url: str) -> ApplicationError:
 
 async def test_a_host_that_does_not_resolve_is_named_dns() -> None:
     failure = await probe_failure("http://no-such-maas.invalid:5240/MAAS/")
-    assert failure.type == ERR_MAAS_UNREACHABLE
+    assert failure.type == Reason.MAAS_UNREACHABLE
     assert "DNS" in str(failure) and "does not resolve" in str(failure), failure
 
 
 async def test_a_closed_port_is_named_refused() -> None:
     failure = await probe_failure(f"http://127.0.0.1:{free_port()}/MAAS/")
-    assert failure.type == ERR_MAAS_UNREACHABLE
+    assert failure.type == Reason.MAAS_UNREACHABLE
     assert "connection refused" in str(failure), failure
 
 
@@ -66,17 +65,17 @@ def internal_service(status: int = 200) -> web.Application:
 async def test_https_to_a_plain_http_server_is_named_tls() -> None:
     async with serving(internal_service()) as url:
         failure = await probe_failure(url.replace("http://", "https://") + "/MAAS/")
-    assert failure.type == ERR_MAAS_UNREACHABLE
+    assert failure.type == Reason.MAAS_UNREACHABLE
     assert "TLS" in str(failure), failure
 
 
-@pytest.mark.parametrize(("status", "kind"), [(200, ERR_MAAS_PROTOCOL_ERROR), (404, None)])
+@pytest.mark.parametrize(("status", "kind"), [(200, Reason.MAAS_PROTOCOL_ERROR), (404, None)])
 async def test_another_service_is_named_not_maas_without_its_body(
     status: int, kind: str | None
 ) -> None:
     async with serving(internal_service(status)) as url:
         failure = await probe_failure(f"{url}/MAAS/")
-    assert failure.type == ERR_MAAS_PROTOCOL_ERROR
+    assert failure.type == Reason.MAAS_PROTOCOL_ERROR
     assert "not MAAS" in str(failure) and "HTML page" in str(failure), failure
     assert INTERNAL not in str(failure)
     assert "do-not-leak" not in str(failure)
@@ -85,7 +84,7 @@ async def test_another_service_is_named_not_maas_without_its_body(
 async def test_a_server_error_page_is_not_echoed() -> None:
     async with serving(internal_service(503)) as url:
         failure = await probe_failure(f"{url}/MAAS/")
-    assert failure.type == ERR_MAAS_UNREACHABLE
+    assert failure.type == Reason.MAAS_UNREACHABLE
     assert "HTTP 503" in str(failure)
     assert "do-not-leak" not in str(failure)
 
@@ -105,7 +104,8 @@ class Flaky:
         self.attempts += 1
         if self.attempts <= self.failures:
             raise ApplicationError(
-                f"{inp.account} answered Version.read with HTTP 503", type=ERR_MAAS_UNREACHABLE
+                f"{inp.account} answered Version.read with HTTP 503",
+                type=Reason.MAAS_UNREACHABLE.value,
             )
         return CheckAccountResult(
             maas_version="2.2.0", zones=[], resource_pools=[], tags=[], machines=0, ready_machines=0
@@ -145,6 +145,6 @@ async def test_validation_gives_up_on_a_lasting_outage_in_bounded_time(
         await validate(env, flaky, wait=2.0)
     cause = caught.value.cause
     assert isinstance(cause, ApplicationError)
-    assert cause.type == ERR_MAAS_UNREACHABLE
+    assert cause.type == Reason.MAAS_UNREACHABLE
     assert "HTTP 503" in cause.message and "cannot reach MAAS" in cause.message
     assert flaky.attempts > 2

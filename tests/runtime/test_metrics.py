@@ -12,8 +12,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 import runtime.metrics
-from activities.models import ERR_MAAS_UNREACHABLE
 from domain.naming import QUARANTINE_TAG
+from domain.phases import Reason
 from runtime.metrics import MAAS_CALL_BUCKETS, MAAS_CALL_SECONDS, maas_call_metrics
 from tests.support.ports import free_port
 
@@ -69,14 +69,14 @@ async def test_calls_are_counted_by_operation_and_outcome(served: str) -> None:
     sessions.fail = MaasSaid(409)
     with pytest.raises(MaasSaid):
         await sessions.call(None, "Machines", "allocate", None, system_id="a")
-    sessions.fail = ApplicationError("down", type=ERR_MAAS_UNREACHABLE)
+    sessions.fail = ApplicationError("down", type=Reason.MAAS_UNREACHABLE.value)
     with pytest.raises(ApplicationError):
         await sessions.call(None, "Machines", "read", None)
     got = await scraped(served)
     calls = got["metalgate_maas_calls_total"]
     assert calls[(("operation", "Machines.read"), ("outcome", "ok"))] == 1
     assert calls[(("operation", "Machines.allocate"), ("outcome", "http_409"))] == 1
-    assert calls[(("operation", "Machines.read"), ("outcome", ERR_MAAS_UNREACHABLE))] == 1
+    assert calls[(("operation", "Machines.read"), ("outcome", Reason.MAAS_UNREACHABLE.value))] == 1
     assert got["metalgate_maas_call_duration_seconds_count"][(("operation", "Machines.read"),)] == 2
     # A refused allocate took no machine.
     assert "metalgate_machines_acquired_total" not in got

@@ -7,10 +7,19 @@ import pytest
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 
+from domain.phases import Phase
 from runtime.settings import Settings
 from store.db import Database, upsert
 from store.migrations import STEPS, migrate
-from store.models import Base, Cluster, Gateway, GatewayReplica, Project, SchemaVersion
+from store.models import (
+    Base,
+    Cluster,
+    ClusterEvent,
+    Gateway,
+    GatewayReplica,
+    Project,
+    SchemaVersion,
+)
 from store.secrets import SecretBox, hash_token, new_token
 from store.types import utcnow
 
@@ -139,3 +148,25 @@ async def test_sqlite_runs_in_wal_mode(tmp_path) -> None:
         assert mode == "wal"
     finally:
         await db.close()
+
+
+async def test_renamed_phase_names_are_rewritten_in_stored_rows(database: Database) -> None:
+    """A cluster stored as WaitingForAgent is JoiningNodes, so filters on the phase find it."""
+    project_id = await _project(database, "renamed")
+    old = _cluster(project_id, "cl-old-phase", "old-phase")
+    old.phase = "WaitingForAgent"
+    async with database.sessions.begin() as session:
+        session.add(old)
+        await session.flush()
+        session.add(ClusterEvent(cluster_id=old.id, phase="WaitingForAgent", message="cp ready"))
+    step = next(s for s in STEPS if s.description == "renamed phases")
+
+    async with database.engine.begin() as conn:
+        await conn.run_sync(step.apply)
+
+    async with database.sessions() as session:
+        assert await session.scalar(select(Cluster.phase).where(Cluster.id == old.id)) == (
+            Phase.JOINING_NODES.value
+        )
+        events = (await session.scalars(select(ClusterEvent.phase))).all()
+        assert list(events) == [Phase.JOINING_NODES.value]

@@ -27,9 +27,6 @@ from activities.models import (
     DEPLOY_MACHINE,
     ENQUEUE_AGENT_COMMAND,
     ENSURE_ENDPOINT,
-    ERR_INSUFFICIENT_CAPACITY,
-    ERR_MAAS_AUTH_FAILED,
-    ERR_MACHINE_DEPLOY_FAILED,
     FIND_OWNED,
     ISSUE_AGENT_TOKEN,
     RECORD_STATUS,
@@ -219,7 +216,7 @@ class FakeMaas:
                 raise ApplicationError(
                     f"pool {pool.name} asks {pool.count} machines; MAAS has {len(free)} "
                     "Ready machines that match",
-                    type=ERR_INSUFFICIENT_CAPACITY,
+                    type=Reason.INSUFFICIENT_CAPACITY.value,
                     non_retryable=True,
                 )
             chosen = free[: pool.count]
@@ -289,7 +286,7 @@ class FakeMaas:
             machine.tags.add(QUARANTINE_TAG)
             raise ApplicationError(
                 f"{machine.hostname} failed to deploy; quarantined",
-                type=ERR_MACHINE_DEPLOY_FAILED,
+                type=Reason.MACHINE_DEPLOY_FAILED.value,
                 non_retryable=True,
             )
         machine.status = "Deployed"
@@ -362,7 +359,7 @@ class FakeMaas:
     async def check_account(self, inp: CheckAccountInput) -> CheckAccountResult:
         if inp.account.api_key == BAD_API_KEY:
             raise ApplicationError(
-                "MAAS answered 401", type=ERR_MAAS_AUTH_FAILED, non_retryable=True
+                "MAAS answered 401", type=Reason.MAAS_AUTH_FAILED.value, non_retryable=True
             )
         return CheckAccountResult(
             maas_version="2.9.2",

@@ -122,7 +122,7 @@ async def test_control_plane_ready_but_a_node_never_ready_times_out(client: Clie
 
         assert result.reason == Reason.AGENT_TIMEOUT
         assert "every node ready" in result.message and "node-2" in result.message
-        assert Phase.WAITING_FOR_AGENT in h.cp.phases(cluster.cluster_id)
+        assert Phase.JOINING_NODES in h.cp.phases(cluster.cluster_id)
         assert h.maas.owned(cluster.cluster_id) == []
 
 

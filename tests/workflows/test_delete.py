@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.exceptions import CancelledError
+from temporalio.exceptions import ApplicationError, CancelledError
 
 from domain.leftovers import LeftBehind
 from domain.lifecycle import ClusterRef, DeleteClusterInput, DeleteClusterResult
@@ -144,3 +144,27 @@ async def test_force_restarts_a_delete_that_gave_up(client: Client) -> None:
         assert result.left_behind is not None and len(result.left_behind.machines) == 2
         last = h.cp.last(cluster.cluster_id)
         assert last is not None and last.reason == Reason.FORCE_DELETED
+
+
+async def test_a_delete_that_gives_up_names_the_machines_still_owned(client: Client) -> None:
+    async with harness(client) as h:
+        cluster = h.cluster(workers=1)
+        stuck = h.maas.machines["m0"]
+        stuck.owner, stuck.request, stuck.status = cluster.cluster_id, "create", "Allocated"
+        h.maas._free = lambda machine: None  # type: ignore[method-assign]  # MAAS keeps it
+        timeouts = FAST.model_copy(update={"release_quick": 0.5})
+
+        with pytest.raises(WorkflowFailureError) as failure:
+            await h.client.execute_workflow(
+                DELETE_WORKFLOW,
+                DeleteClusterInput(cluster=cluster, timeouts=timeouts),
+                id=delete_workflow_id(cluster.cluster_id),
+                task_queue=h.task_queue,
+                result_type=DeleteClusterResult,
+            )
+
+        cause = failure.value.cause
+        assert isinstance(cause, ApplicationError) and cause.type == Reason.MACHINES_STILL_OWNED
+        last = h.cp.last(cluster.cluster_id)
+        assert last is not None and last.phase == Phase.DELETING
+        assert last.reason == Reason.MACHINES_STILL_OWNED and "m0" in last.message

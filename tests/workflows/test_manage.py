@@ -31,7 +31,6 @@ from domain.phases import Phase, Reason
 from tests.support.temporal import assert_eventually
 from tests.workflows.fakes import FAST, Harness, agent_token, harness, ready_report
 from workflows.contracts import (
-    ERR_ACTION_REJECTED,
     ActionAccepted,
     CommandResultSignal,
     ManageInput,
@@ -101,7 +100,7 @@ async def rejected(
     with pytest.raises(WorkflowUpdateFailedError) as failure:
         await update(handle, name, arg)
     cause = failure.value.cause
-    assert isinstance(cause, ApplicationError) and cause.type == ERR_ACTION_REJECTED
+    assert isinstance(cause, ApplicationError) and cause.type == Reason.ACTION_REJECTED
     assert match in cause.message
 
 

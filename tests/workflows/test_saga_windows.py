@@ -14,7 +14,6 @@ from temporalio.worker import Worker
 
 from activities.models import (
     ACQUIRE_MACHINES,
-    ERR_INSUFFICIENT_CAPACITY,
     FIND_OWNED,
     AcquireMachinesInput,
     AcquireMachinesResult,
@@ -194,7 +193,7 @@ class PartialScaleMaas(FakeMaas):
         )
         raise ApplicationError(
             "lost candidates to concurrent allocations",
-            type=ERR_INSUFFICIENT_CAPACITY,
+            type=Reason.INSUFFICIENT_CAPACITY.value,
             non_retryable=True,
         )
 
