@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from domain.sealing import parse_public_key
 from domain.text import Hostname, Label, no_control_characters
 
 MAX_PROXY_URL = 2048
@@ -99,6 +98,9 @@ class GatewayRegistration(BaseModel):
 
 
 def sealing_public_key(value: str) -> str:
+    # Imported here: the agent's own wheel carries this module but not `cryptography`.
+    from domain.sealing import parse_public_key
+
     parse_public_key(value)  # raises SealingError (a ValueError) naming what is wrong
     return value
 
