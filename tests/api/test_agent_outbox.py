@@ -102,7 +102,7 @@ async def test_reports_made_while_temporal_is_down_are_delivered_when_it_returns
             await assert_eventually(delivered, within=60, interval=0.5)
 
 
-@pytest.mark.timeout(600)  # 5,000 HTTP reports take minutes on a loaded 2-core machine
+@pytest.mark.timeout(300)  # 1,000 HTTP reports through the whole API stack
 async def test_a_storm_of_reports_becomes_few_signals_and_the_latest_state_wins(
     api: Api,
     project: ProjectKeys,
@@ -111,7 +111,7 @@ async def test_a_storm_of_reports_becomes_few_signals_and_the_latest_state_wins(
     system_gateway: Worker,
 ) -> None:
     account = await create_account(api, project.editor)
-    nodes, per_node = [f"node-{i}" for i in range(10)], 500
+    nodes, per_node = [f"node-{i}" for i in range(10)], 100
     cluster, agent = await agent_cluster(api, project, account, cp_activities, nodes)
 
     async def report(node: str) -> None:
