@@ -13,6 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.maas import MaasActivities
+from activities.maas_session import MaasSessions
 from activities.models import RecordStatusInput
 from domain.naming import gateway_queue
 from domain.phases import Phase
@@ -23,6 +24,7 @@ from tests.api.test_accounts import create_account
 from tests.api.test_clusters import spec
 from tests.api.test_gateways import create_gateway, register
 from tests.hostile.hostile_maas import serving
+from tests.support.api_server import STANDIN_GATEWAY_KEYS
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -43,7 +45,9 @@ async def gateway(api: Api, project: ProjectKeys) -> dict[str, Any]:
 
 def _worker(env: WorkflowEnvironment, gateway: dict[str, Any]) -> Worker:
     return Worker(
-        env.client, task_queue=gateway_queue(gateway["id"]), activities=MaasActivities().all()
+        env.client,
+        task_queue=gateway_queue(gateway["id"]),
+        activities=MaasActivities(MaasSessions(keys=STANDIN_GATEWAY_KEYS)).all(),
     )
 
 
