@@ -102,6 +102,26 @@ ERASE_PARAMS: dict[ErasePolicy, dict[str, bool]] = {
 }
 
 
+async def tag_quarantined(sessions: MaasSessions, account: MaasAccount, system_id: str) -> None:
+    """Tag the machine out of every later allocation (the tag is made when MAAS lacks it)."""
+    try:
+        await sessions.call(account, "Tag", "read", ONE_NAMED, name=QUARANTINE_TAG)
+    except CallError as error:
+        if error.status != HTTP_NOT_FOUND:
+            raise
+        await sessions.call(
+            account,
+            "Tags",
+            "create",
+            ANY_JSON,
+            name=QUARANTINE_TAG,
+            comment="metalgate: machines that failed deployment or remediation; remove to reuse",
+        )
+    await sessions.call(
+        account, "Tag", "update_nodes", ANY_JSON, name=QUARANTINE_TAG, add=[system_id]
+    )
+
+
 class MaasActivities:
     """The gateway's MAAS activities; `sessions` is shared so the heartbeat sees reachability,
     and `watcher` is the one reader of machines in transition for every waiting activity."""
@@ -453,22 +473,7 @@ class MaasActivities:
         return f"quarantined with tag {QUARANTINE_TAG!r}"
 
     async def _tag_quarantined(self, account: MaasAccount, system_id: str) -> None:
-        try:
-            await self.sessions.call(account, "Tag", "read", ONE_NAMED, name=QUARANTINE_TAG)
-        except CallError as error:
-            if error.status != HTTP_NOT_FOUND:
-                raise
-            await self.sessions.call(
-                account,
-                "Tags",
-                "create",
-                ANY_JSON,
-                name=QUARANTINE_TAG,
-                comment="metalgate: machines that failed deployment; remove to reuse",
-            )
-        await self.sessions.call(
-            account, "Tag", "update_nodes", ANY_JSON, name=QUARANTINE_TAG, add=[system_id]
-        )
+        await tag_quarantined(self.sessions, account, system_id)
 
     # --- release -------------------------------------------------------------------------
 

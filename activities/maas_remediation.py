@@ -14,20 +14,19 @@ import asyncio
 import logging
 from typing import Any
 
-from maas.client.bones import CallError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.maas import tag_quarantined
 from activities.maas_answers import (
     ANY_JSON,
     MACHINE,
     MACHINES,
-    ONE_NAMED,
     STATUS_READY,
     STATUS_RELEASING,
     MaasMachine,
 )
-from activities.maas_session import HTTP_NOT_FOUND, MaasSessions
+from activities.maas_session import MaasSessions
 from activities.remediation_models import (
     POWER_CYCLE_MACHINE,
     QUARANTINE_MACHINE,
@@ -35,7 +34,6 @@ from activities.remediation_models import (
     RemediateMachineInput,
     RemediateMachineResult,
 )
-from domain.maas import MaasAccount
 from domain.naming import (
     OWNER_DATA_CLUSTER,
     OWNER_DATA_POOL,
@@ -149,7 +147,7 @@ class RemediationActivities:
     async def quarantine_machine(self, input: RemediateMachineInput) -> RemediateMachineResult:
         """Tag the machine out of every later allocation; without tag rights, mark it broken."""
         try:
-            await self._tag(input.account, input.system_id)
+            await tag_quarantined(self.sessions, input.account, input.system_id)
         except ApplicationError as error:
             if error.type != Reason.MAAS_AUTH_FAILED.value:
                 raise
@@ -167,22 +165,4 @@ class RemediationActivities:
         log.warning("quarantined %s with tag %s: %s", input.system_id, QUARANTINE_TAG, input.reason)
         return RemediateMachineResult(
             system_id=input.system_id, detail=f"quarantined with tag {QUARANTINE_TAG!r}"
-        )
-
-    async def _tag(self, account: MaasAccount, system_id: str) -> None:
-        try:
-            await self.sessions.call(account, "Tag", "read", ONE_NAMED, name=QUARANTINE_TAG)
-        except CallError as error:
-            if error.status != HTTP_NOT_FOUND:
-                raise
-            await self.sessions.call(
-                account,
-                "Tags",
-                "create",
-                ANY_JSON,
-                name=QUARANTINE_TAG,
-                comment="metalgate: machines that failed deployment or remediation; remove to reuse",
-            )
-        await self.sessions.call(
-            account, "Tag", "update_nodes", ANY_JSON, name=QUARANTINE_TAG, add=[system_id]
         )
