@@ -53,7 +53,8 @@ class ChildSpec:
     env: dict[str, str] = field(default_factory=dict)
     ready: ReadyCheck | None = None
     ready_timeout: float = 60.0
-    stop_timeout: float = 2.5
+    # Stops run in two waves (see stop_all): two of these must fit in Ctrl-C's 5 s.
+    stop_timeout: float = 2.0
     # Run after every start once ready, a restart by the watcher included.
     on_ready: Callable[[], Awaitable[None]] | None = None
 
