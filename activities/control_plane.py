@@ -160,20 +160,29 @@ class ControlPlaneActivities:
 
     @activity.defn(name=ISSUE_AGENT_TOKEN)
     async def issue_agent_token(self, inp: IssueAgentTokenInput) -> AgentTokenResult:
-        """A fresh token; only its hash is stored, so a retry simply replaces it."""
+        """A fresh token; only its hash is stored, so a retry simply replaces it.
+
+        The create's first step, so it also fences a create that starts after a delete was
+        requested (a reconciler or a repeated POST racing the DELETE): it fails here, before
+        anything is taken in MAAS, and the delete's stop never has to catch it.
+        """
         token = new_token("mga")
         async with self._sessions.begin() as session:
-            result = await session.execute(
-                update(Cluster)
-                .where(Cluster.id == inp.cluster_id)
-                .values(agent_token_hash=hash_token(token))
-            )
-            if result.rowcount == 0:  # type: ignore[attr-defined]
+            cluster = await session.get(Cluster, inp.cluster_id, with_for_update=True)
+            if cluster is None:
                 raise ApplicationError(
                     f"cluster {inp.cluster_id} is not in the store",
                     type=Reason.CLUSTER_NOT_FOUND.value,
                     non_retryable=True,
                 )
+            if cluster.delete_requested_at is not None:
+                raise ApplicationError(
+                    f"cluster {inp.cluster_id}: a delete was requested before the create "
+                    "began; nothing was taken",
+                    type=Reason.CANCELLED.value,
+                    non_retryable=True,
+                )
+            cluster.agent_token_hash = hash_token(token)
         return AgentTokenResult(token=token)
 
     @activity.defn(name=REVOKE_AGENT_TOKEN)
@@ -217,16 +226,23 @@ class ControlPlaneActivities:
         deadline = loop.time() + inp.wait_seconds
         manage_cancel_at = loop.time() + min(30.0, inp.wait_seconds / 2)
         manage_terminate_at = loop.time() + min(MANAGE_TERMINATE_SECONDS, inp.wait_seconds)
-        if await _running(create):
-            await _ignore_not_found(create.cancel())
-        if await _running(manage):
-            await _ignore_not_found(manage.signal(SIGNAL_STOP))
-        manage_cancelled = False
+        cancelled_run: str | None = None
+        manage_stopped = manage_cancelled = False
         while True:
-            create_open, manage_open = await _running(create), await _running(manage)
+            create_run, manage_open = await _open_run(create), await _open_run(manage) is not None
+            create_open = create_run is not None
             if not create_open and not manage_open:
                 return
             activity.heartbeat(f"create open={create_open} manage open={manage_open}")
+            # Looked at every round, not only the first: a create may start after the first
+            # look (a start the API sent while Temporal was down lands late, or a reconciler
+            # round races the DELETE), and only a cancel makes it compensate.
+            if create_run is not None and create_run != cancelled_run:
+                await _ignore_not_found(create.cancel())
+                cancelled_run = create_run
+            if manage_open and not manage_stopped:
+                await _ignore_not_found(manage.signal(SIGNAL_STOP))
+                manage_stopped = True
             if manage_open and not manage_cancelled and loop.time() > manage_cancel_at:
                 await _ignore_not_found(manage.cancel())
                 manage_cancelled = True
@@ -310,14 +326,17 @@ class ControlPlaneActivities:
         ]
 
 
-async def _running(handle: Any) -> bool:
+async def _open_run(handle: Any) -> str | None:
+    """The run id of the handle's workflow if it is running, else None."""
     try:
         description = await handle.describe()
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
-            return False
+            return None
         raise
-    return bool(description.status == WorkflowExecutionStatus.RUNNING)
+    return (
+        str(description.run_id) if description.status == WorkflowExecutionStatus.RUNNING else None
+    )
 
 
 async def _ignore_not_found(call: Any) -> None:

@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 # Time in-flight activities get to finish on SIGTERM before they are cancelled (and retried
 # elsewhere); MAAS waits heartbeat, so a cancelled wait resumes on another replica.
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+# A cancel reaches an activity only with a heartbeat's answer. The SDK's default holds
+# heartbeats back for 80 % of the heartbeat timeout (24 s for a 30 s one): a delete would
+# wait that long for a cancelled MAAS wait, and a loaded replica would miss its timeout.
+HEARTBEAT_THROTTLE = timedelta(seconds=3)
 
 
 def default_replica_id() -> str:
@@ -51,6 +55,8 @@ def build_gateway_worker(
         activities=[*activities.all(), *RemediationActivities(activities.sessions).all()],
         identity=f"{replica_id}@{task_queue}",
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )
 
 

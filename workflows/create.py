@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.status import (
         StatusRecorder,
         annotate,
+        cancel_requested,
         close_search_attributes,
         control_plane_call,
         run_to_completion,
@@ -56,6 +57,10 @@ CREATE_REQUEST_ID = "create"
 # Compensate after a gateway wait too when an acquire was scheduled: an attempt may have
 # allocated before the gateway went away.
 PATCH_COMPENSATE_AFTER_GATEWAY_WAIT = "compensate-after-gateway-wait"
+# Histories recorded before a cancelled create skipped the gateway when it never asked it.
+PATCH_CANCELLED_BEFORE_ACQUIRE = "cancelled-before-acquire"
+# Histories recorded before a cancel hidden behind an activity failure still ended cancelled.
+PATCH_CANCEL_WINS = "cancel-wins"
 
 
 @workflow.defn(name=CREATE_WORKFLOW)
@@ -90,11 +95,16 @@ class ClusterCreate:
             return await self._create(input)
         except (asyncio.CancelledError, FailureError) as err:
             # A cancel surfaces as asyncio's CancelledError or, when an activity's cancel
-            # lands first, as an ActivityError caused by one.
-            if is_cancelled_exception(err):
+            # lands first, as an ActivityError caused by one, or behind another activity's
+            # failure: the workflow still ends cancelled, so whoever cancelled sees it.
+            cancelled = is_cancelled_exception(err)
+            hidden = not cancelled and cancel_requested() and workflow.patched(PATCH_CANCEL_WINS)
+            if cancelled or hidden:
                 await run_to_completion(
                     self._fail(input, Reason.CANCELLED, "the create was cancelled")
                 )
+                if hidden:
+                    raise asyncio.CancelledError("the create was cancelled") from err
                 raise
             reason, message = failure_reason(err)
             return await run_to_completion(self._fail(input, reason, message))
@@ -280,6 +290,15 @@ class ClusterCreate:
     async def _compensate(self, input: CreateClusterInput, reason: Reason) -> list[str]:
         """Release what this saga holds plus whatever MAAS says the cluster owns."""
         cluster = input.cluster
+        if (
+            reason == Reason.CANCELLED
+            and not self._acquire_scheduled
+            and workflow.patched(PATCH_CANCELLED_BEFORE_ACQUIRE)
+        ):
+            # Only a delete cancels a create (or fences one that starts after it), and the
+            # delete releases by ownership whatever an earlier run left: a create that never
+            # asked the gateway has nothing to give back and must not wait for it.
+            return []
         if reason == Reason.GATEWAY_UNAVAILABLE and not self._held:
             # Nothing ran on the gateway unless an acquire was scheduled: one of its attempts
             # may have allocated before the gateway went away, so then wait for it again.

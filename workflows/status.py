@@ -203,6 +203,14 @@ class StatusRecorder:
             )
 
 
+def cancel_requested() -> bool:
+    """Whether this workflow was asked to cancel, whatever error surfaced first: the cancel
+    reaches parallel activities together, and one that fails in the same moment (a MAAS
+    error, a lost heartbeat) makes gather raise its error instead of the cancel."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 async def run_to_completion(work: Awaitable[R]) -> R:
     """Await `work` to the end even if the workflow is cancelled meanwhile (compensation)."""
     task = asyncio.ensure_future(work)

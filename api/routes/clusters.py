@@ -269,6 +269,12 @@ async def create_cluster(
         plan = await _plan_spec(request, client, session, box, principal.project_id, account, spec)
         return JSONResponse(plan.model_dump(mode="json"))
     if existing is not None:
+        if existing.delete_requested_at is not None:
+            raise HTTPException(
+                409,
+                f"name: the cluster named {spec.name!r} is being deleted; wait for its delete "
+                "to finish (metalgate cluster delete --wait) or pick another name",
+            )
         same_request = (
             existing.phase == Phase.PENDING.value
             and existing.cloud_account_id == account.id

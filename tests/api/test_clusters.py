@@ -83,6 +83,20 @@ async def test_create_starts_one_saga(
     assert conflict.json()["detail"].startswith("name:")
 
 
+async def test_a_repeated_create_after_its_delete_is_refused(
+    api: Api, project: ProjectKeys, account: dict[str, Any], env: WorkflowEnvironment
+) -> None:
+    body = {**spec(), "cloud_account_id": account["id"]}
+    cluster = (await api.http.post("/v1/clusters", json=body, headers=project.editor)).json()
+    deleted = await api.http.delete(f"/v1/clusters/{cluster['id']}", headers=project.editor)
+    assert deleted.status_code == 202, deleted.text
+    # Before: a late retry of the POST (its first answer lost) counted as "the same request"
+    # while the cluster was still Pending, and started a create the delete never cancelled.
+    again = await api.http.post("/v1/clusters", json=body, headers=project.editor)
+    assert again.status_code == 409, again.text
+    assert again.json()["detail"].startswith("name:") and "deleted" in again.json()["detail"]
+
+
 async def test_history_never_holds_the_maas_key(
     api: Api, project: ProjectKeys, account: dict[str, Any], env: WorkflowEnvironment
 ) -> None:

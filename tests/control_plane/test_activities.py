@@ -13,7 +13,7 @@ import pytest
 import yaml
 from sqlalchemy import select, update
 from temporalio import workflow
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -221,6 +221,22 @@ async def test_agent_token_hash_only_and_revoke(
     assert (await get(database, cluster_id)).agent_token_hash is None
     with pytest.raises(ApplicationError):
         await run(cp.issue_agent_token, IssueAgentTokenInput(cluster_id="cl-nope"))
+
+
+async def test_no_agent_token_once_a_delete_is_requested(
+    cp: ControlPlaneActivities, database: Database
+) -> None:
+    # A create started after the delete's stop request (a reconciler or a repeated POST that
+    # raced the DELETE) must fail at its first step, before it takes anything in MAAS.
+    cluster_id = await add_cluster(database)
+    async with database.sessions.begin() as session:
+        await session.execute(
+            update(Cluster).where(Cluster.id == cluster_id).values(delete_requested_at=utcnow())
+        )
+    with pytest.raises(ApplicationError) as caught:
+        await run(cp.issue_agent_token, IssueAgentTokenInput(cluster_id=cluster_id))
+    assert caught.value.type == Reason.CANCELLED.value and caught.value.non_retryable
+    assert (await get(database, cluster_id)).agent_token_hash is None
 
 
 def render_input(
@@ -457,6 +473,35 @@ async def test_stop_cluster_workflows_waits_until_closed(
             cp.stop_cluster_workflows,
             StopClusterWorkflowsInput(cluster_id="cl-none", wait_seconds=5),
         )
+
+
+async def test_stop_cancels_a_create_that_starts_while_it_waits(
+    cp: ControlPlaneActivities, client: Client, database: Database
+) -> None:
+    # Chaos run: a create started after the stop's first look (the reconciler restarting a
+    # create the API could not start) was never cancelled, so the delete waited out the
+    # whole bound and then terminated it.
+    cluster_id = await add_cluster(database, Phase.PENDING)
+    async with new_worker(client, StopTarget) as worker:
+        manage = await client.start_workflow(
+            StopTarget.run, True, id=manage_workflow_id(cluster_id), task_queue=worker.task_queue
+        )
+        stopping = asyncio.ensure_future(
+            run(
+                cp.stop_cluster_workflows,
+                StopClusterWorkflowsInput(cluster_id=cluster_id, wait_seconds=60),
+            )
+        )
+        await asyncio.sleep(0.5)
+        create = await client.start_workflow(
+            StopTarget.run, True, id=create_workflow_id(cluster_id), task_queue=worker.task_queue
+        )
+        # Before: nothing cancelled it; the stop waited out its bound, then terminated it.
+        with pytest.raises(WorkflowFailureError):
+            await asyncio.wait_for(create.result(), timeout=20)
+        assert (await create.describe()).status == WorkflowExecutionStatus.CANCELED
+        await manage.terminate("this test is about the create")
+        await asyncio.wait_for(stopping, timeout=20)
 
 
 async def test_stop_terminates_a_workflow_that_cannot_close_and_says_so(

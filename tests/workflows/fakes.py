@@ -97,6 +97,7 @@ from domain.naming import (
 )
 from domain.phases import Phase, Reason
 from tests.support.temporal import assert_eventually, new_worker
+from workers.gateway import HEARTBEAT_THROTTLE
 from workflows.contracts import (
     AgentReport,
 )
@@ -382,6 +383,8 @@ class FakeControlPlane:
         self.rendered: list[RenderCloudInitInput] = []
         # What the store would list as held in MAAS, per cluster, for a force delete.
         self.left: dict[str, LeftBehind] = {}
+        # Clusters whose delete was requested: the real token activity fences their create.
+        self.delete_requested: set[str] = set()
 
     def activities(self) -> list[Any]:
         return [
@@ -408,6 +411,12 @@ class FakeControlPlane:
 
     @activity.defn(name=ISSUE_AGENT_TOKEN)
     async def issue_agent_token(self, inp: IssueAgentTokenInput) -> AgentTokenResult:
+        if inp.cluster_id in self.delete_requested:
+            raise ApplicationError(
+                "a delete was requested before the create began",
+                type=Reason.CANCELLED.value,
+                non_retryable=True,
+            )
         return AgentTokenResult(token=agent_token(inp.cluster_id))
 
     @activity.defn(name=RENDER_CLOUD_INIT)
@@ -495,10 +504,14 @@ class Harness:
         )
 
     def gateway_worker(self) -> Worker:
+        # Heartbeats flushed often, as the real gateway worker does (HEARTBEAT_THROTTLE):
+        # with the SDK's default a loaded machine misses heartbeat timeouts.
         return new_worker(
             self.client,
             activities=self.maas.activities(),
             task_queue=gateway_queue(self.gateway.id),
+            max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+            default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         )
 
     async def start_create(

@@ -16,7 +16,13 @@ from typing import Any
 
 import pytest
 from temporalio import workflow
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowHistory
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowHistory,
+)
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
@@ -56,6 +62,7 @@ from runtime.temporal import data_converter
 from tests.support.temporal import assert_eventually
 from tests.workflows.fakes import FAST, Harness, agent_token, harness, ready_report
 from tests.workflows.test_manage import start_manage
+from tests.workflows.test_saga_windows import FailsWhenCancelledMaas, gateway
 from workflows.contracts import (
     ActionAccepted,
     CommandResultSignal,
@@ -65,6 +72,7 @@ from workflows.contracts import (
     ScaleRequest,
     UpgradeRequest,
 )
+from workflows.create import PATCH_CANCEL_WINS, PATCH_CANCELLED_BEFORE_ACQUIRE
 from workflows.registry import CONTROL_PLANE_WORKFLOWS
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -357,6 +365,33 @@ async def test_record_remediation_histories(env: WorkflowEnvironment) -> None:
         await save("manage_remediation.json", manage)
 
 
+@pytest.mark.skipif(not RECORD, reason="set METALGATE_RECORD_HISTORIES=1 to re-record")
+async def test_record_cancel_histories(env: WorkflowEnvironment) -> None:
+    """Creates after the cancel patches: a cancel hidden behind a MAAS failure, and a create
+    fenced by a delete requested before it began."""
+    client = Client(
+        env.client.service_client,
+        namespace=env.client.namespace,
+        data_converter=data_converter([REPLAY_KEY]),
+    )
+    async with harness(client, gateway_up=False) as h:
+        maas = FailsWhenCancelledMaas()
+        async with gateway(h, maas):
+            cluster = h.cluster(workers=1)
+            create = await h.start_create(cluster)
+            await asyncio.wait_for(maas.waiting.wait(), timeout=20)
+            await create.cancel()
+            with pytest.raises(WorkflowFailureError):
+                await create.result()
+            await save("create_cancel_hidden.json", create)
+
+            fenced = h.cluster(workers=1)
+            h.cp.delete_requested.add(fenced.cluster_id)
+            handle = await h.start_create(fenced)
+            assert (await handle.result()).reason == Reason.CANCELLED
+            await save("create_fenced.json", handle)
+
+
 async def test_recorded_histories_replay() -> None:
     names = sorted(p.name for p in HISTORIES.glob("*.json"))
     assert {
@@ -371,6 +406,8 @@ async def test_recorded_histories_replay() -> None:
         "manage_continued_closed_phase.json",
         "manage_stopped_closed_phase.json",
         "manage_remediation.json",
+        "create_cancel_hidden.json",
+        "create_fenced.json",
     } <= set(names)
     replayer = Replayer(
         workflows=CONTROL_PLANE_WORKFLOWS, data_converter=data_converter([REPLAY_KEY])
@@ -459,3 +496,16 @@ def test_closed_phase_histories_hold_the_patch() -> None:
         ]
         last = upserts[-1]["ClusterPhase"]
         assert json.loads(last.data or b"null") == phase, name
+
+
+def test_cancel_histories_hold_their_patches() -> None:
+    for name, patch in {
+        "create_cancel_hidden.json": PATCH_CANCEL_WINS,
+        "create_fenced.json": PATCH_CANCELLED_BEFORE_ACQUIRE,
+    }.items():
+        patches = [
+            json.loads(e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)
+            for e in load(name).events
+            if e.HasField("marker_recorded_event_attributes")
+        ]
+        assert patch in [p["id"] for p in patches], name

@@ -7,16 +7,20 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from temporalio import activity
-from temporalio.client import Client, WorkflowHandle
-from temporalio.exceptions import ApplicationError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.worker import Worker
 
 from activities.models import (
     ACQUIRE_MACHINES,
     FIND_OWNED,
+    WAIT_DEPLOYED,
     AcquireMachinesInput,
     AcquireMachinesResult,
+    WaitDeployedInput,
+    WaitDeployedResult,
 )
 from domain.cluster import ErasePolicy
 from domain.lifecycle import (
@@ -175,6 +179,65 @@ async def test_create_failing_after_a_gateway_wait_releases_an_earlier_attempts_
         assert result.phase == Phase.FAILED
         assert result.reason == Reason.GATEWAY_UNAVAILABLE
         assert maas.owned(cluster.cluster_id) == []
+
+
+async def test_a_create_fenced_by_a_delete_ends_without_waiting_for_the_gateway(
+    client: Client,
+) -> None:
+    # A create that starts after its cluster's DELETE fails at its first step; the delete
+    # releases by ownership, so with the gateway away it must end at once, not wait for it.
+    timeouts = FAST.model_copy(update={"gateway_probe": 1.0, "gateway_give_up": 120.0})
+    async with harness(client, gateway_up=False) as h:
+        cluster = h.cluster(workers=2)
+        h.cp.delete_requested.add(cluster.cluster_id)
+        create = await h.start_create(cluster, timeouts)
+        # Before: compensation asked the absent gateway what the cluster owns and waited.
+        result = CreateClusterResult.model_validate(
+            await asyncio.wait_for(create.result(), timeout=20)
+        )
+        assert (result.phase, result.reason) == (Phase.FAILED, Reason.CANCELLED)
+        assert h.maas.calls == []
+        reasons = [r.reason for r in h.cp.records[cluster.cluster_id]]
+        assert Reason.WAITING_FOR_GATEWAY not in reasons
+
+
+class FailsWhenCancelledMaas(FakeMaas):
+    """A deploy wait that ends in an error of its own when cancelled, as a MAAS call that
+    fails in the same moment does (or an attempt whose heartbeat timed out under load)."""
+
+    def __init__(self) -> None:
+        super().__init__(6)
+        self.waiting = asyncio.Event()
+
+    @activity.defn(name=WAIT_DEPLOYED)
+    async def wait_deployed(self, inp: WaitDeployedInput) -> WaitDeployedResult:
+        self.waiting.set()
+        try:
+            while True:
+                activity.heartbeat()
+                await asyncio.sleep(0.1)
+        except asyncio.CancelledError:
+            raise ApplicationError(
+                "MAAS answered 503", type=Reason.MAAS_UNREACHABLE.value, non_retryable=True
+            ) from None
+
+
+async def test_a_cancel_is_not_lost_when_an_activity_fails_as_it_lands(client: Client) -> None:
+    async with harness(client, gateway_up=False) as h:
+        maas = FailsWhenCancelledMaas()
+        cluster = h.cluster(workers=2)
+        async with gateway(h, maas):
+            create = await h.start_create(cluster)
+            await asyncio.wait_for(maas.waiting.wait(), timeout=20)
+            await create.cancel()
+            # Before: the first error out of the parallel deploys was the 503, so the create
+            # took the cancel for a MAAS failure, compensated and completed as Failed.
+            with pytest.raises(WorkflowFailureError) as failure:
+                await asyncio.wait_for(create.result(), timeout=30)
+        assert isinstance(failure.value.cause, CancelledError)
+        assert maas.owned(cluster.cluster_id) == []
+        last = h.cp.last(cluster.cluster_id)
+        assert last is not None and (last.phase, last.reason) == (Phase.FAILED, Reason.CANCELLED)
 
 
 class PartialScaleMaas(FakeMaas):
