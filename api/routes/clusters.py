@@ -650,6 +650,7 @@ async def _plan_scale(
         ref.account,
         ref.gateway,
         [pool.model_copy(update={"count": more})],
+        cluster_id=cluster.id,
     )
 
 
