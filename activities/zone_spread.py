@@ -11,8 +11,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from typing import Protocol, TypeVar
 
-from activities.maas_answers import MaasMachine
+
+class Zoned(Protocol):
+    @property
+    def zone(self) -> str: ...
+
+
+M = TypeVar("M", bound=Zoned)
 
 
 class ZoneSpread:
@@ -24,7 +31,7 @@ class ZoneSpread:
         self.counts = {z: already[z] for z in self.zones}
         self.passed_over: list[str] = []
 
-    def rank(self, machines: list[MaasMachine]) -> list[MaasMachine]:
+    def rank(self, machines: list[M]) -> list[M]:
         """`machines` in the order the next pick tries them: the emptiest zone's first."""
         if not self.zones:
             return list(machines)
@@ -41,10 +48,10 @@ class ZoneSpread:
                     self.passed_over.append(z)
         self.counts[zone] += 1
 
-    def order(self, machines: list[MaasMachine], picks: int) -> list[MaasMachine]:
+    def order(self, machines: list[M], picks: int) -> list[M]:
         """`machines` with the first `picks` in the order successive picks take them."""
         remaining = list(machines)
-        ordered: list[MaasMachine] = []
+        ordered: list[M] = []
         while remaining and len(ordered) < picks:
             best = self.rank(remaining)[0]
             remaining.remove(best)
