@@ -56,7 +56,6 @@ from activities.maas_session import (
     call_error_text,
 )
 from activities.maas_watch import MachineWatcher
-from activities.zone_spread import ZoneSpread
 from activities.models import (
     ACQUIRE_MACHINES,
     CHECK_ACCOUNT,
@@ -81,6 +80,7 @@ from activities.models import (
     WaitReleasedInput,
     WaitReleasedResult,
 )
+from activities.zone_spread import ZoneSpread
 from domain.cluster import ErasePolicy, NodePool
 from domain.maas import MaasAccount, Machine
 from domain.naming import (
@@ -174,7 +174,9 @@ class MaasActivities:
         wanted = [p for p in input.pools if needs[p.name] > 0]
         zones: set[str] = set()
         if any(p.constraints.zones for p in wanted):
-            zones = {z.name for z in await self.sessions.call(input.account, "Zones", "read", NAMED)}
+            zones = {
+                z.name for z in await self.sessions.call(input.account, "Zones", "read", NAMED)
+            }
         for pool in wanted:
             await self._validate_constraints(input.account, pool, quarantine, zones)
         # Only Ready machines can be taken; filtering in MAAS keeps this read small on a

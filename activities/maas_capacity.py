@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from activities.maas_answers import STATUS_READY, MaasMachine
-from domain.cluster import MachineConstraints, NodePool
 from activities.zone_spread import ZoneSpread
+from domain.cluster import MachineConstraints, NodePool
 from domain.naming import QUARANTINE_TAG
 
 

@@ -48,7 +48,9 @@ def relaxations(constraints: MachineConstraints) -> list[tuple[str, MachineConst
         rest = [t for t in constraints.not_tags if t != tag]
         out.append((f"not tag {tag}", constraints.model_copy(update={"not_tags": rest})))
     if constraints.zones:
-        out.append((zones_constraint(constraints.zones), constraints.model_copy(update={"zones": []})))
+        out.append(
+            (zones_constraint(constraints.zones), constraints.model_copy(update={"zones": []}))
+        )
     if constraints.resource_pool:
         out.append(
             (

@@ -36,8 +36,8 @@ from domain.cluster import ClusterSpec, ControlPlaneEndpoint, EndpointMode, Node
 from domain.gateway import ProxySettings
 from domain.lifecycle import AgentSilent
 from domain.maas import Machine
-from domain.node_labels import Taint
 from domain.naming import SIGNAL_AGENT_SILENT, SIGNAL_STOP, create_workflow_id, manage_workflow_id
+from domain.node_labels import Taint
 from domain.phases import Phase, Reason
 from runtime.settings import Settings, installation_id
 from store.db import Database

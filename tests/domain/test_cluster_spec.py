@@ -94,7 +94,9 @@ def test_zone_and_zones_together_are_refused_with_the_fix() -> None:
     ],
 )
 def test_bad_zones_name_the_field(zones: list[str], field: str, words: str) -> None:
-    text = error_text(spec(worker_pools=[{"name": "w", "count": 1, "constraints": {"zones": zones}}]))
+    text = error_text(
+        spec(worker_pools=[{"name": "w", "count": 1, "constraints": {"zones": zones}}])
+    )
     assert f"worker_pools.0.constraints.{field}" in text and words in text
 
 

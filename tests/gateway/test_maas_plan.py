@@ -140,7 +140,9 @@ async def test_a_plan_spreads_over_zones_and_names_a_zone_without_room(
     )
     # The plain machines are all in az1: az2's share of this pool goes there.
     plain = NodePool(
-        name="plain", count=2, constraints=MachineConstraints(not_tags=["gpu"], zones=["az2", "az1"])
+        name="plain",
+        count=2,
+        constraints=MachineConstraints(not_tags=["gpu"], zones=["az2", "az1"]),
     )
     plan = await _plan(client, zoned, gateway, [gpus, plain])
     assert plan.satisfiable, plan.summary

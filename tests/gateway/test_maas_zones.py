@@ -126,9 +126,7 @@ async def test_an_unknown_zone_names_the_zones_maas_has(maas: Maas) -> None:
     with pytest.raises(ApplicationError) as failure:
         await acquire(maas, "create", NodePool(name="workers", count=1, constraints=bad))
     assert failure.value.type == Reason.INVALID_CONSTRAINTS and failure.value.non_retryable
-    assert "no zone az9" in failure.value.message and "az1, az2, az3, default" in str(
-        failure.value
-    )
+    assert "no zone az9" in failure.value.message and "az1, az2, az3, default" in str(failure.value)
     assert not [m for m in await maas.machines() if m["status_name"] != "Ready"]
 
 

@@ -223,8 +223,8 @@ class FakeMaas:
                 and (not zones or m.zone in zones)
             ]
             # The real spread, on this inventory (activities.zone_spread).
-            held = [m.zone for m in self.owned(inp.cluster_id) if m.pool == pool.name]
-            spread = ZoneSpread(zones, held)
+            in_pool = [m.zone for m in self.owned(inp.cluster_id) if m.pool == pool.name]
+            spread = ZoneSpread(zones, in_pool)
             free = spread.order(free, pool.count)
             if note := spread.note(pool.name):
                 notes.append(note)
