@@ -3,7 +3,8 @@ request fits before anything is taken.
 
 MAAS's allocate `dry_run` answers for one machine at a time, so it cannot tell whether N
 machines are free; we count Ready machines matching each pool's constraints ourselves and
-keep `dry_run` for what only MAAS knows: whether the tag, zone and pool names exist.
+keep `dry_run` for what only MAAS knows: whether the tag and pool names exist (allocate
+takes one zone, so listed zones are checked against MAAS's list of zones instead).
 """
 
 from __future__ import annotations

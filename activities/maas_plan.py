@@ -1,7 +1,7 @@
 """The plan activity: what MAAS would hand a cluster's pools, answered without taking anything.
 
 Read-only by construction: names are checked with allocate `dry_run` (MAAS answers 400 for
-an unknown tag, zone or pool and allocates nothing), capacity is counted on one read of the
+an unknown tag or pool and allocates nothing) and zones against MAAS's zone list, capacity is counted on one read of the
 Ready machines (the same read and planner `acquire_machines` uses, so the plan says what
 acquire would do), and a pool that falls short is explained by the Ready machines that miss
 exactly one of its constraints.
