@@ -45,7 +45,7 @@ from activities.maas_answers import (
     VERSION,
     MaasMachine,
 )
-from activities.maas_capacity import allocate_params, matches, plan_capacity
+from activities.maas_capacity import allocate_params, matches, plan_capacity, zones_problem
 from activities.maas_endpoint import EndpointActivities
 from activities.maas_plan import PlanActivities
 from activities.maas_session import (
@@ -80,6 +80,7 @@ from activities.models import (
     WaitReleasedInput,
     WaitReleasedResult,
 )
+from activities.zone_spread import ZoneSpread
 from domain.cluster import ErasePolicy, NodePool
 from domain.maas import MaasAccount, Machine
 from domain.naming import (
@@ -154,9 +155,14 @@ class MaasActivities:
 
     @activity.defn(name=ACQUIRE_MACHINES)
     async def acquire_machines(self, input: AcquireMachinesInput) -> AcquireMachinesResult:
-        """Take every machine the request asks for, or nothing new if it cannot all fit."""
+        """Take every machine the request asks for, or nothing new if it cannot all fit.
+
+        A pool with zones is spread over them (activities.zone_spread), counting the machines
+        the cluster already runs in each; a zone without room is named in `notes`.
+        """
         attempt = _fence_token()
-        held = await self._held_by_request(input, attempt)
+        owned = await self._owned(input.account, input.cluster_id)
+        held = await self._held_by_request(input, attempt, owned)
         needs = {p.name: p.count for p in input.pools}
         for machine in held:
             needs[machine.pool] = needs.get(machine.pool, 0) - 1
@@ -165,20 +171,27 @@ class MaasActivities:
 
         tags = await self.sessions.call(input.account, "Tags", "read", NAMED)
         quarantine = any(t.name == QUARANTINE_TAG for t in tags)
-        for pool in input.pools:
-            if needs[pool.name] > 0:
-                await self._validate_constraints(input.account, pool, quarantine)
+        wanted = [p for p in input.pools if needs[p.name] > 0]
+        zones: set[str] = set()
+        if any(p.constraints.zones for p in wanted):
+            zones = {
+                z.name for z in await self.sessions.call(input.account, "Zones", "read", NAMED)
+            }
+        for pool in wanted:
+            await self._validate_constraints(input.account, pool, quarantine, zones)
         # Only Ready machines can be taken; filtering in MAAS keeps this read small on a
         # busy fleet instead of costing every acquire a read of every machine.
         ready = await self.sessions.call(
             input.account, "Machines", "read", MACHINES, status="ready"
         )
+        held_zones = _zones_held(input, owned, held)
         plans, shortfalls = plan_capacity(
             needs,
             input.pools,
             ready,
             set(input.exclude_system_ids),
             order=f"{input.cluster_id}/{input.request_id}",
+            held_zones=held_zones,
         )
         if shortfalls:
             raise ApplicationError(
@@ -187,27 +200,40 @@ class MaasActivities:
                 non_retryable=True,
             )
 
+        by_id = {m.system_id: m for m in ready}
         taken = {m.system_id for m in held}
         acquired = list(held)
         mine: list[str] = []
+        notes: list[str] = []
         for plan in plans:
+            spread = ZoneSpread(plan.pool.constraints.zones, held_zones.get(plan.pool.name, []))
             for _ in range(plan.needed):
+                # Ranked again for each pick: a candidate lost to a concurrent allocation
+                # leaves the next pick to the zone that is emptiest now.
+                free = [by_id[sid] for sid in plan.candidates if sid not in taken]
                 machine = await self._allocate_one(
-                    input, plan.pool, plan.candidates, taken, quarantine, attempt, mine
+                    input, plan.pool, spread.rank(free), taken, quarantine, attempt, mine
                 )
+                spread.took(by_id[machine.system_id].zone)
                 taken.add(machine.system_id)
                 acquired.append(machine)
                 mine.append(machine.system_id)
+            note = spread.note(plan.pool.name)
+            if note:
+                notes.append(note)
         await self._fence(input, attempt, mine)
         log.info(
-            "cluster %s request %s holds %d machine(s)",
+            "cluster %s request %s holds %d machine(s)%s",
             input.cluster_id,
             input.request_id,
             len(acquired),
+            "".join(f"; {n}" for n in notes),
         )
-        return AcquireMachinesResult(machines=acquired)
+        return AcquireMachinesResult(machines=acquired, notes=notes)
 
-    async def _held_by_request(self, input: AcquireMachinesInput, attempt: Fence) -> list[Machine]:
+    async def _held_by_request(
+        self, input: AcquireMachinesInput, attempt: Fence, owned: list[MaasMachine]
+    ) -> list[Machine]:
         """Machines this request already holds, adopting any an interrupted attempt left
         without owner_data (allocated, then the worker died before marking it).
 
@@ -216,7 +242,7 @@ class MaasActivities:
         """
         held: list[Machine] = []
         unmarked: list[MaasMachine] = []
-        for found in await self._owned(input.account, input.cluster_id):
+        for found in owned:
             data = found.owner_data
             request = data.get(OWNER_DATA_REQUEST)
             if request == input.request_id:
@@ -288,9 +314,17 @@ class MaasActivities:
         )
 
     async def _validate_constraints(
-        self, account: MaasAccount, pool: NodePool, quarantine: bool
+        self, account: MaasAccount, pool: NodePool, quarantine: bool, zones: set[str]
     ) -> None:
-        """Ask MAAS (dry run) whether the tag, zone and pool names exist."""
+        """Check the zone names against MAAS's zones, and ask MAAS (dry run) whether the tag
+        and pool names exist."""
+        problem = zones_problem(pool.constraints, zones)
+        if problem:
+            raise ApplicationError(
+                f"pool {pool.name!r}: {account} has {problem}",
+                type=Reason.INVALID_CONSTRAINTS.value,
+                non_retryable=True,
+            )
         try:
             await self.sessions.call(
                 account,
@@ -315,14 +349,15 @@ class MaasActivities:
         self,
         input: AcquireMachinesInput,
         pool: NodePool,
-        candidates: list[str],
+        candidates: list[MaasMachine],
         taken: set[str],
         quarantine: bool,
         attempt: Fence,
         mine: list[str],
     ) -> Machine:
         """Allocate one planned candidate by system id; on a lost race try the next one."""
-        for system_id in candidates:
+        for candidate in candidates:
+            system_id = candidate.system_id
             if system_id in taken:
                 continue
             taken.add(system_id)
@@ -336,7 +371,11 @@ class MaasActivities:
                     agent_name=owner_agent_name(input.cluster_id),
                     comment=f"metalgate cluster {input.cluster_id} request {input.request_id} "
                     f"pool {pool.name}",
-                    **allocate_params(pool.constraints, quarantine=quarantine),
+                    **allocate_params(
+                        pool.constraints,
+                        quarantine=quarantine,
+                        zone=candidate.zone if pool.constraints.zones else None,
+                    ),
                 )
             except CallError as error:
                 if error.status == HTTP_CONFLICT:
@@ -592,6 +631,27 @@ def _deploy_result(machine: MaasMachine) -> DeployMachineResult:
         status=machine.status_name,
         ip_addresses=list(machine.ip_addresses),
     )
+
+
+def _zones_held(
+    input: AcquireMachinesInput, owned: list[MaasMachine], held: list[Machine]
+) -> dict[str, list[str]]:
+    """Per pool, the zones of the cluster's live machines in it: this request's and the
+    others' (a scale-up keeps the balance), leaving out the ones being replaced."""
+    zones: dict[str, list[str]] = {}
+    mine = {m.system_id for m in held}
+    for machine in held:
+        zones.setdefault(machine.pool, []).append(machine.zone)
+    for found in owned:
+        pool = found.owner_data.get(OWNER_DATA_POOL)
+        if (
+            pool
+            and found.system_id not in mine
+            and found.system_id not in input.replacing
+            and found.status not in RELEASED_OR_RELEASING
+        ):
+            zones.setdefault(pool, []).append(found.zone)
+    return zones
 
 
 def _pool_for(machine: MaasMachine, pools: list[NodePool], counts: dict[str, int]) -> NodePool:

@@ -1,7 +1,7 @@
 """The plan activity: what MAAS would hand a cluster's pools, answered without taking anything.
 
 Read-only by construction: names are checked with allocate `dry_run` (MAAS answers 400 for
-an unknown tag, zone or pool and allocates nothing), capacity is counted on one read of the
+an unknown tag or pool and allocates nothing) and zones against MAAS's zone list, capacity is counted on one read of the
 Ready machines (the same read and planner `acquire_machines` uses, so the plan says what
 acquire would do), and a pool that falls short is explained by the Ready machines that miss
 exactly one of its constraints.
@@ -14,8 +14,15 @@ from typing import Any
 from maas.client.bones import CallError
 from temporalio import activity
 
-from activities.maas_answers import ANY_JSON, MACHINES, NAMED, MaasMachine
-from activities.maas_capacity import allocate_params, describe, matches, plan_capacity
+from activities.maas_answers import ANY_JSON, MACHINES, NAMED, RELEASED_OR_RELEASING, MaasMachine
+from activities.maas_capacity import (
+    allocate_params,
+    describe,
+    matches,
+    plan_capacity,
+    zones_constraint,
+    zones_problem,
+)
 from activities.maas_session import HTTP_BAD_REQUEST, HTTP_CONFLICT, MaasSessions, call_error_text
 from activities.models import PLAN_MACHINES, PlanMachinesInput
 from domain.capacity_plan import (
@@ -28,7 +35,7 @@ from domain.capacity_plan import (
 )
 from domain.cluster import MachineConstraints, NodePool
 from domain.maas import MaasAccount
-from domain.naming import QUARANTINE_TAG
+from domain.naming import OWNER_DATA_POOL, QUARANTINE_TAG, owner_agent_name
 
 
 def relaxations(constraints: MachineConstraints) -> list[tuple[str, MachineConstraints]]:
@@ -40,8 +47,10 @@ def relaxations(constraints: MachineConstraints) -> list[tuple[str, MachineConst
     for tag in constraints.not_tags:
         rest = [t for t in constraints.not_tags if t != tag]
         out.append((f"not tag {tag}", constraints.model_copy(update={"not_tags": rest})))
-    if constraints.zone:
-        out.append((f"zone={constraints.zone}", constraints.model_copy(update={"zone": None})))
+    if constraints.zones:
+        out.append(
+            (zones_constraint(constraints.zones), constraints.model_copy(update={"zones": []}))
+        )
     if constraints.resource_pool:
         out.append(
             (
@@ -85,7 +94,8 @@ def pool_summary(plan: PoolPlan, constraints: MachineConstraints) -> str:
         return f"{plan.pool}: {plan.asked} asked; {plan.problem}"
     if plan.satisfiable:
         taken = ", ".join(f"{m.hostname or m.system_id} ({m.zone})" for m in plan.would_take)
-        return f"{head}; would take {taken}" if taken else head
+        line = f"{head}; would take {taken}" if taken else head
+        return f"{line}; {plan.note}" if plan.note else line
     more = "; ".join(
         f"{r.machines} more without {r.constraint} ({zones_text(r.by_zone)})"
         for r in plan.relaxations
@@ -102,8 +112,13 @@ class PlanActivities:
     def all(self) -> list[Any]:
         return [self.plan_machines]
 
-    async def _names_problem(self, account: MaasAccount, pool: NodePool, quarantine: bool) -> str:
+    async def _names_problem(
+        self, account: MaasAccount, pool: NodePool, quarantine: bool, zones: set[str]
+    ) -> str:
         """What MAAS says is wrong with the pool's tag, zone or pool names ('' if nothing)."""
+        problem = zones_problem(pool.constraints, zones)
+        if problem:
+            return f"MAAS has {problem}"
         try:
             await self.sessions.call(
                 account,
@@ -120,6 +135,22 @@ class PlanActivities:
                 raise
         return ""
 
+    async def _held_zones(
+        self, account: MaasAccount, cluster_id: str | None
+    ) -> dict[str, list[str]]:
+        """Per pool, the zones of a cluster's live machines: a scale-up keeps the balance."""
+        if cluster_id is None:
+            return {}
+        owned = await self.sessions.call(
+            account, "Machines", "read", MACHINES, agent_name=[owner_agent_name(cluster_id)]
+        )
+        held: dict[str, list[str]] = {}
+        for machine in owned:
+            pool = machine.owner_data.get(OWNER_DATA_POOL)
+            if pool and machine.status not in RELEASED_OR_RELEASING:
+                held.setdefault(pool, []).append(machine.zone)
+        return held
+
     @activity.defn(name=PLAN_MACHINES)
     async def plan_machines(self, input: PlanMachinesInput) -> CapacityPlan:
         """Per pool: the Ready machines acquire would take, or why it cannot."""
@@ -127,11 +158,22 @@ class PlanActivities:
         tags = await self.sessions.call(account, "Tags", "read", NAMED)
         quarantine = any(t.name == QUARANTINE_TAG for t in tags)
         wanted = [p for p in input.pools if p.count > 0]
-        problems = {p.name: await self._names_problem(account, p, quarantine) for p in wanted}
+        zones: set[str] = set()
+        if any(p.constraints.zones for p in wanted):
+            zones = {z.name for z in await self.sessions.call(account, "Zones", "read", NAMED)}
+        problems = {
+            p.name: await self._names_problem(account, p, quarantine, zones) for p in wanted
+        }
         ready = await self.sessions.call(account, "Machines", "read", MACHINES, status="ready")
         by_id = {m.system_id: m for m in ready}
         valid = [p for p in wanted if not problems[p.name]]
-        plans, _ = plan_capacity({p.name: p.count for p in valid}, valid, ready, set())
+        plans, _ = plan_capacity(
+            {p.name: p.count for p in valid},
+            valid,
+            ready,
+            set(),
+            held_zones=await self._held_zones(account, input.cluster_id),
+        )
         answers: dict[str, PoolPlan] = {}
         taken: set[str] = set()
         for capacity in plans:  # the planner's order: a narrow pool picks first
@@ -155,6 +197,7 @@ class PlanActivities:
                 if ok
                 else [],
                 relaxations=[] if ok else explain(pool, free),
+                note=(capacity.note or "") if ok else "",
                 summary="",
             )
             answers[pool.name] = plan.model_copy(

@@ -55,10 +55,18 @@ class AcquireMachinesInput(BaseModel):
     pools: list[NodePool]
     exclude_system_ids: list[str] = Field(default_factory=list)
     installation_id: str = Field(default="", description="written into the ownership mark")
+    replacing: list[str] = Field(
+        default_factory=list,
+        description="machines the new ones replace (they leave next): not counted in the "
+        "zone spread, so a replacement goes to the zone the leaving machine frees",
+    )
 
 
 class AcquireMachinesResult(BaseModel):
     machines: list[Machine]
+    notes: list[str] = Field(
+        default_factory=list, description="zones that had no room for their share, for events"
+    )
 
 
 class DeployMachineInput(BaseModel):
@@ -188,6 +196,9 @@ class PlanMachinesInput(BaseModel):
 
     account: MaasAccount
     pools: list[NodePool]
+    cluster_id: str | None = Field(
+        default=None, description="a scale-up's cluster: its machines count in the zone spread"
+    )
 
 
 class CheckAccountInput(BaseModel):

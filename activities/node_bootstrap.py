@@ -22,6 +22,7 @@ from domain import agent_wire
 from domain.agent_wire import AgentBootstrap
 from domain.cluster import ClusterSpec, EndpointMode, NodePool, version_key
 from domain.maas import Machine
+from domain.node_labels import ZONE_LABEL, label_value
 from domain.phases import Reason
 from runtime.settings import Settings
 from store.bootstrap_material import BootstrapMaterialStore
@@ -127,6 +128,9 @@ class NodeBootstrapRenderer:
             packages=self._packages(inp.kubernetes_version),
             token_ttl_seconds=int(self._settings.bootstrap_token_ttl),
             rendered_at=utcnow(),
+            zone=_zone_label(inp),
+            labels=pool.labels if pool else {},
+            taints=pool.taints if pool else [],
         )
 
     async def drop(self, cluster_id: str) -> None:
@@ -156,6 +160,22 @@ def _summary(err: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors(include_input=False)
     )
+
+
+def _zone_label(inp: RenderCloudInitInput) -> str:
+    """The machine's MAAS zone as a label value; MAAS allows zone names Kubernetes does not
+    (a leading '_', over 63 characters): such a node joins without the zone label."""
+    try:
+        return label_value(inp.machine.zone)
+    except ValueError:
+        log.warning(
+            "cluster %s: %s's MAAS zone %r is not a Kubernetes label value; it joins without %s",
+            inp.cluster_id,
+            inp.machine.hostname,
+            inp.machine.zone,
+            ZONE_LABEL,
+        )
+        return ""
 
 
 def _role(inp: RenderCloudInitInput) -> NodeRole:

@@ -42,13 +42,21 @@ async def plan_pools(
     account: MaasAccount,
     gateway: GatewayRef,
     pools: list[NodePool],
+    cluster_id: str | None = None,
 ) -> CapacityPlan:
-    """What MAAS would hand `pools` (each count = machines needed), within the API's wait."""
+    """What MAAS would hand `pools` (each count = machines needed), within the API's wait;
+    with `cluster_id` (a scale-up) the zone spread counts the cluster's machines."""
     wait: float = request.app.state.account_validation_seconds
     handle: WorkflowHandle[Any, CapacityPlan] = await bounded(
         client.start_workflow(
             PLAN_WORKFLOW,
-            PlanClusterInput(account=account, gateway=gateway, pools=pools, wait_seconds=wait),
+            PlanClusterInput(
+                account=account,
+                gateway=gateway,
+                pools=pools,
+                wait_seconds=wait,
+                cluster_id=cluster_id,
+            ),
             id=plan_workflow_id(project_id, uuid.uuid4().hex),
             task_queue=CONTROL_PLANE_QUEUE,
             result_type=CapacityPlan,

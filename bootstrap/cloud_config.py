@@ -40,6 +40,16 @@ from bootstrap.proxy import apt_config, environment_file, no_proxy_list, systemd
 from domain.agent_wire import AgentBootstrap
 from domain.cluster import EndpointMode
 from domain.gateway import ProxySettings
+from domain.node_labels import (
+    CONTROL_PLANE_TAINT,
+    MAX_LABELS,
+    MAX_TAINTS,
+    ZONE_LABEL,
+    LabelKey,
+    LabelValue,
+    Taint,
+    node_labels_arg,
+)
 
 AGENT_BOOTSTRAP_PATH = "/etc/metalgate/bootstrap.json"
 AGENT_UNIT = "metalgate-agent.service"
@@ -91,6 +101,9 @@ class NodeUserData(BaseModel):
     packages: PackageSources
     token_ttl_seconds: int = Field(ge=3600, description="the window tokens' TTL")
     rendered_at: AwareDatetime = Field(description="the token's TTL in kubeadm counts from here")
+    zone: LabelValue = Field(default="", description="the machine's MAAS zone, as a label")
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=MAX_LABELS)
+    taints: list[Taint] = Field(default_factory=list, max_length=MAX_TAINTS)
 
     @field_validator("proxy")
     @classmethod
@@ -113,11 +126,33 @@ class NodeUserData(BaseModel):
     def custom_image(self) -> bool:
         return self.image.startswith("custom/")
 
+    @property
+    def node_labels(self) -> dict[str, str]:
+        """What the kubelet registers the node with: the pool's labels and the zone."""
+        return {**self.labels, ZONE_LABEL: self.zone} if self.zone else dict(self.labels)
+
+
+def node_registration(node: NodeUserData) -> kc.NodeRegistration:
+    """Name, labels and taints the node joins with, for init and join alike."""
+    registration = kc.NodeRegistration(name=node.agent.hostname)
+    if node.node_labels:
+        registration.kubelet_extra_args = {"node-labels": node_labels_arg(node.node_labels)}
+    if node.taints:
+        taints = list(node.taints)
+        # Giving any taint replaces kubeadm's default: keep the control plane's own.
+        own = (CONTROL_PLANE_TAINT.key, CONTROL_PLANE_TAINT.effect)
+        if node.control_plane and own not in [(t.key, t.effect) for t in taints]:
+            taints.insert(0, CONTROL_PLANE_TAINT)
+        registration.taints = [
+            kc.Taint(key=t.key, value=t.value or None, effect=t.effect.value) for t in taints
+        ]
+    return registration
+
 
 def kubeadm_documents(node: NodeUserData) -> list[kc.KubeadmDocument]:
     """InitConfiguration + ClusterConfiguration on the first node, a JoinConfiguration elsewhere."""
     material, token = node.bootstrap.material, node.bootstrap.token
-    registration = kc.NodeRegistration(name=node.agent.hostname)
+    registration = node_registration(node)
     # With a VIP or DNS record the endpoint reaches the API servers directly, so they listen
     # on its port; an external load balancer may forward from any port to 6443.
     bind = kc.APIEndpoint(

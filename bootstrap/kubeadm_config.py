@@ -31,9 +31,22 @@ class BootstrapTokenSpec(_Strict):
     groups: list[str] = ["system:bootstrappers:kubeadm:default-node-token"]
 
 
+class Taint(_Strict):
+    """core/v1 Taint as kubeadm's nodeRegistration takes it."""
+
+    key: str
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+
+
 class NodeRegistration(_Strict):
     name: str
     cri_socket: str = CRI_SOCKET
+    # None: kubeadm's default (control-plane nodes get its NoSchedule taint); a list
+    # replaces that default entirely.
+    taints: list[Taint] | None = None
+    # Flags without the leading dashes, e.g. {"node-labels": "a=b,c=d"}.
+    kubelet_extra_args: dict[str, str] | None = None
     ignore_preflight_errors: list[str] | None = None
 
 

@@ -64,8 +64,16 @@ MACHINE_COLUMNS: list[Column] = [
     ("Hostname", "hostname"),
     ("System ID", "system_id"),
     ("Pool", "pool"),
+    ("Zone", "zone"),
     ("Status", "status"),
     ("IP", "ip_addresses"),
+]
+POOL_COLUMNS: list[Column] = [
+    ("Pool", "name"),
+    ("Role", "role"),
+    ("Nodes", lambda p: f"{p['machines']}/{p['count']}"),
+    ("Zones", lambda p: ", ".join(p["zones"]) or "any"),
+    ("Spread", lambda p: ", ".join(f"{z['zone']}: {z['machines']}" for z in p["by_zone"])),
 ]
 CONDITION_COLUMNS: list[Column] = [
     ("Condition", "type"),
@@ -323,13 +331,14 @@ def register(app: typer.Typer) -> None:
     @cluster_app.command("get")
     @handles_api_errors
     def get(cluster_id: ClusterId, output: OutputOption = OutputFormat.TABLE) -> None:
-        """Show a cluster: phase, reason, machines and conditions."""
+        """Show a cluster: phase, reason, pools and their zones, machines and conditions."""
         with client(output) as api:
             cluster_id = resolve_cluster(api, cluster_id)
             cluster = api.get_cluster(cluster_id)
         emit_object(cluster, output, CLUSTER_FIELDS)
         if output is OutputFormat.TABLE:
             for title, key, columns in (
+                ("Pools", "pools", POOL_COLUMNS),
                 ("Machines", "machines", MACHINE_COLUMNS),
                 ("Conditions", "conditions", CONDITION_COLUMNS),
             ):

@@ -36,6 +36,9 @@ class PoolPlan(BaseModel):
     by_zone: list[ZoneCount] = Field(default_factory=list)
     would_take: list[PlannedMachine] = Field(default_factory=list)
     problem: str = Field(default="", description="why MAAS cannot serve it, when it cannot")
+    note: str = Field(
+        default="", description="a listed zone without room for its share, when one has none"
+    )
     relaxations: list[Relaxation] = Field(default_factory=list)
     summary: str
 

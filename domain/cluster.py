@@ -8,11 +8,13 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from domain.node_labels import MAX_LABELS, MAX_TAINTS, LabelKey, LabelValue, Taint
 from domain.versions import KubernetesVersion, parse_version
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 MAX_NODES_PER_POOL = 200
 MAX_NODES_PER_CLUSTER = 500
+MAX_ZONES = 16
 
 Name = Annotated[str, Field(pattern=DNS_LABEL, min_length=1, max_length=63)]
 TagName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,256}$")]
@@ -33,10 +35,39 @@ class MachineConstraints(BaseModel):
 
     tags: list[TagName] = Field(default_factory=list, max_length=32)
     not_tags: list[TagName] = Field(default_factory=list, max_length=32)
-    zone: Name | None = None
+    zones: list[Name] = Field(
+        default_factory=list,
+        max_length=MAX_ZONES,
+        description="MAAS zones the pool's machines come from, its failure domains: "
+        "control-plane nodes spread over them, workers balance across them; empty: any zone",
+    )
     resource_pool: Name | None = None
     min_cpu: int = Field(default=1, ge=1, le=4096)
     min_memory_mib: int = Field(default=1024, ge=256, le=64 * 1024 * 1024)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_zone_is_a_list_of_one(cls, data: object) -> object:
+        # `zone: az1` is how specs (and recorded workflow inputs) named one zone before zones.
+        if not isinstance(data, dict) or "zone" not in data:
+            return data
+        data = dict(data)
+        zone = data.pop("zone")
+        if zone is not None:
+            if data.get("zones"):
+                raise ValueError(
+                    "constraints: give zone or zones, not both; move the zone into zones"
+                )
+            data["zones"] = [zone]
+        return data
+
+    @field_validator("zones")
+    @classmethod
+    def _zones_unique(cls, zones: list[str]) -> list[str]:
+        twice = sorted({z for z in zones if zones.count(z) > 1})
+        if twice:
+            raise ValueError(f"zones lists {twice} more than once; list each zone once")
+        return zones
 
     @model_validator(mode="after")
     def _tags_disjoint(self) -> MachineConstraints:
@@ -101,6 +132,26 @@ class NodePool(BaseModel):
         description="ubuntu/<series> or custom/<name>; default ubuntu/<distro_series>",
     )
     remediation: RemediationPolicy = Field(default_factory=RemediationPolicy)
+    labels: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict,
+        max_length=MAX_LABELS,
+        description="Kubernetes labels each node registers with (topology.kubernetes.io/zone "
+        "is always set, from the machine's MAAS zone)",
+    )
+    taints: list[Taint] = Field(
+        default_factory=list,
+        max_length=MAX_TAINTS,
+        description="taints each node registers with; the control plane keeps kubeadm's own",
+    )
+
+    @field_validator("taints")
+    @classmethod
+    def _taints_unique(cls, taints: list[Taint]) -> list[Taint]:
+        pairs = [(t.key, t.effect.value) for t in taints]
+        twice = sorted({f"{k}:{e}" for k, e in pairs if pairs.count((k, e)) > 1})
+        if twice:
+            raise ValueError(f"taints {twice} appear more than once; keep one per key and effect")
+        return taints
 
 
 class EndpointMode(StrEnum):

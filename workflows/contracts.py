@@ -106,6 +106,9 @@ class PlanClusterInput(BaseModel):
     gateway: GatewayRef
     pools: list[NodePool]
     wait_seconds: float = 20.0
+    cluster_id: str | None = Field(
+        default=None, description="a scale-up's cluster: its machines count in the zone spread"
+    )
 
 
 class SilenceSweepInput(BaseModel):

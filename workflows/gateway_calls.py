@@ -46,6 +46,9 @@ with workflow.unsafe.imports_passed_through():
 
 R = TypeVar("R")
 
+# An acquire that could not give a listed zone its share says so in the cluster's events.
+PATCH_ZONE_NOTES = "acquire-zone-notes"
+
 # MaasUnreachable and 5xx retry with backoff for a few minutes, then the saga fails with a
 # reason instead of retrying forever against a MAAS that is down.
 MAAS_RETRY = RetryPolicy(
@@ -173,9 +176,13 @@ class GatewayCalls:
         request_id: str,
         pools: list[NodePool],
         exclude_system_ids: list[str] | None = None,
+        replacing: list[str] | None = None,
     ) -> AcquireMachinesResult:
-        """Allocate and mark machines for one request; a retry adopts what it already took."""
-        return await self.run(
+        """Allocate and mark machines for one request; a retry adopts what it already took.
+
+        `replacing`: machines about to leave, so the zone spread gives their zones back.
+        """
+        acquired: AcquireMachinesResult = await self.run(
             ACQUIRE_MACHINES,
             AcquireMachinesInput(
                 account=cluster.account,
@@ -184,9 +191,14 @@ class GatewayCalls:
                 pools=pools,
                 exclude_system_ids=exclude_system_ids or [],
                 installation_id=cluster.installation_id,
+                replacing=replacing or [],
             ),
             AcquireMachinesResult,
         )
+        # Results recorded before notes existed have none, so they never reach the patch.
+        if acquired.notes and workflow.patched(PATCH_ZONE_NOTES):
+            await self.status.event("; ".join(acquired.notes))
+        return acquired
 
     async def release(
         self, cluster: ClusterRef, system_ids: list[str], comment: str

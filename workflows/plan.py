@@ -30,7 +30,9 @@ class ClusterPlan:
         try:
             return await workflow.execute_activity(
                 PLAN_MACHINES,
-                PlanMachinesInput(account=input.account, pools=input.pools),
+                PlanMachinesInput(
+                    account=input.account, pools=input.pools, cluster_id=input.cluster_id
+                ),
                 result_type=CapacityPlan,
                 task_queue=gateway_queue(gateway.id),
                 schedule_to_start_timeout=timedelta(seconds=input.wait_seconds),

@@ -38,11 +38,12 @@ from api.schemas.clusters import (
     KubeconfigPublic,
     NodeList,
     NodePublic,
+    PoolStatus,
 )
 from api.temporal_gate import bounded
 from api.workflow_errors import failure_http_error
 from domain.agent_wire import NodeReport
-from domain.capacity_plan import CapacityPlan
+from domain.capacity_plan import CapacityPlan, by_zone
 from domain.cluster import ClusterSpec
 from domain.conditions import read_conditions
 from domain.lifecycle import (
@@ -105,17 +106,34 @@ def current_workflow_id(cluster: Cluster) -> str:
     return create_workflow_id(cluster.id)
 
 
+def pool_status(spec: ClusterSpec, machines: list[Machine]) -> list[PoolStatus]:
+    """Each pool's size and spread over zones, from the machines the cluster holds."""
+    return [
+        PoolStatus(
+            name=pool.name,
+            role="control-plane" if pool is spec.control_plane else "worker",
+            count=pool.count,
+            machines=sum(1 for m in machines if m.pool == pool.name),
+            zones=pool.constraints.zones,
+            by_zone=by_zone([m.zone for m in machines if m.pool == pool.name]),
+        )
+        for pool in spec.pools
+    ]
+
+
 def cluster_public(
     cluster: Cluster, settings: Settings, nodes: list[NodeReport] | None = None
 ) -> ClusterPublic:
     reason = Reason(cluster.reason) if cluster.reason else None
+    spec = ClusterSpec.model_validate(cluster.spec)
+    machines = [Machine.model_validate(m) for m in cluster.machines]
     return ClusterPublic(
         id=cluster.id,
         project_id=cluster.project_id,
         name=cluster.name,
         cloud_account_id=cluster.cloud_account_id,
         gateway_id=cluster.gateway_id,
-        spec=ClusterSpec.model_validate(cluster.spec),
+        spec=spec,
         phase=Phase(cluster.phase),
         reason=reason,
         hint=REASON_HINTS.get(reason) if reason else None,
@@ -124,7 +142,8 @@ def cluster_public(
             ConditionPublic.model_validate(c.model_dump())
             for c in read_conditions(cluster.conditions)
         ],
-        machines=[Machine.model_validate(m) for m in cluster.machines],
+        machines=machines,
+        pools=pool_status(spec, machines),
         nodes=nodes or [],
         kubernetes_version=cluster.kubernetes_version,
         agent_silent=cluster.silent,
@@ -656,6 +675,7 @@ async def _plan_scale(
         ref.account,
         ref.gateway,
         [pool.model_copy(update={"count": more})],
+        cluster_id=cluster.id,
     )
 
 

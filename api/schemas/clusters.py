@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from domain.agent_wire import NodeReport
+from domain.capacity_plan import ZoneCount
 from domain.cluster import ClusterSpec
 from domain.conditions import ConditionStatus, ConditionType
 from domain.maas import Machine
@@ -33,6 +34,21 @@ class ConditionPublic(BaseModel):
     last_transition_time: datetime
 
 
+class PoolStatus(BaseModel):
+    """One pool: the nodes its spec asks and how the machines it holds spread over zones."""
+
+    name: str
+    role: str = Field(description="control-plane or worker")
+    count: int = Field(description="the nodes the spec asks")
+    machines: int = Field(description="the machines the cluster holds for it")
+    zones: list[str] = Field(
+        default_factory=list, description="the MAAS zones the spec lists; empty: any zone"
+    )
+    by_zone: list[ZoneCount] = Field(
+        default_factory=list, description="the pool's machines per MAAS zone"
+    )
+
+
 class ClusterPublic(BaseModel):
     id: str
     project_id: str
@@ -46,6 +62,9 @@ class ClusterPublic(BaseModel):
     message: str = ""
     conditions: list[ConditionPublic] = Field(default_factory=list)
     machines: list[Machine] = Field(default_factory=list)
+    pools: list[PoolStatus] = Field(
+        default_factory=list, description="per pool, its size and spread over MAAS zones"
+    )
     nodes: list[NodeReport] = Field(
         default_factory=list, description="each node as its agent last reported it (GET one only)"
     )

@@ -112,3 +112,78 @@ async def test_nodes_join_machines_with_agent_reports(
     ]
     other = await api.http.get("/v1/clusters/nope/nodes", headers=project.viewer)
     assert other.status_code == 404
+
+
+async def test_status_shows_each_pools_spread_over_zones(
+    api: Api, project: ProjectKeys, system_gateway: Worker, cp_activities: Any
+) -> None:
+    zones = {"constraints": {"zones": ["az1", "az2", "az3"]}}
+    account = await create_account(api, project.editor)
+    cluster = await create_cluster(
+        api,
+        project.editor,
+        account,
+        control_plane={"name": "control-plane", "count": 3, **zones},
+        worker_pools=[{"name": "workers", "count": 2, **zones}],
+    )
+    machines = [
+        Machine(system_id=f"c{i}", hostname=f"cp-{i}", pool="control-plane", zone=zone)
+        for i, zone in enumerate(["az1", "az2", "az1"])
+    ] + [Machine(system_id="w1", hostname="w-1", pool="workers", zone="az2")]
+    await run_activity(
+        cp_activities.record_status,
+        RecordStatusInput(cluster_id=cluster["id"], phase=Phase.RUNNING, machines=machines),
+    )
+    got = await api.http.get(f"/v1/clusters/{cluster['id']}", headers=project.viewer)
+    assert got.status_code == 200, got.text
+    pools = {p["name"]: p for p in got.json()["pools"]}
+    assert pools["control-plane"] == {
+        "name": "control-plane",
+        "role": "control-plane",
+        "count": 3,
+        "machines": 3,
+        "zones": ["az1", "az2", "az3"],
+        "by_zone": [{"zone": "az1", "machines": 2}, {"zone": "az2", "machines": 1}],
+    }
+    assert (pools["workers"]["count"], pools["workers"]["machines"]) == (2, 1)
+    assert got.json()["spec"]["control_plane"]["constraints"]["zones"] == ["az1", "az2", "az3"]
+
+
+async def test_hostile_zones_labels_and_taints_answer_422_naming_the_field(
+    api: Api, project: ProjectKeys, system_gateway: Worker
+) -> None:
+    account = await create_account(api, project.editor)
+    cases: list[tuple[dict[str, Any], str, str]] = [
+        ({"constraints": {"zones": ["az1", "az1"]}}, "constraints.zones", "once"),
+        ({"constraints": {"zones": ["x"] * 10_000}}, "constraints.zones", "at most 16"),
+        ({"constraints": {"zone": "az1", "zones": ["az2"]}}, "constraints", "not both"),
+        ({"constraints": {"zones": ["a\nb"]}}, "constraints.zones.0", "pattern"),
+        ({"labels": {"node-role.kubernetes.io/gpu": ""}}, "labels", "NodeRestriction"),
+        ({"labels": {"x" * 5000: "y"}}, "labels", "at most"),
+        ({"labels": {"gpu": "a\u2028b"}}, "labels.gpu", "control character"),
+        ({"labels": {"gpu": ["a"]}}, "labels.gpu", "string"),
+        ({"taints": [{"key": "gpu", "effect": "Never"}]}, "taints.0.effect", "NoSchedule"),
+        ({"taints": "gpu=true:NoSchedule"}, "taints", "list"),
+    ]
+    for pool, field, words in cases:
+        body = {
+            "name": "hostile",
+            "cloud_account_id": account["id"],
+            "worker_pools": [{"name": "w", "count": 1, **pool}],
+        }
+        answer = await api.http.post("/v1/clusters", json=body, headers=project.editor)
+        assert answer.status_code == 422, (pool, answer.text)
+        errors = answer.json()["errors"]
+        assert any(
+            e["field"].startswith(f"body.worker_pools.0.{field}") and words in e["message"]
+            for e in errors
+        ), (pool, errors)
+    # The one-zone spelling stored specs use is still accepted, and answered as zones.
+    body = {
+        "name": "one-zone",
+        "cloud_account_id": account["id"],
+        "worker_pools": [{"name": "w", "count": 1, "constraints": {"zone": "az1"}}],
+    }
+    answer = await api.http.post("/v1/clusters", json=body, headers=project.editor)
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["spec"]["worker_pools"][0]["constraints"]["zones"] == ["az1"]

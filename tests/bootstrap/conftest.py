@@ -12,6 +12,7 @@ from bootstrap.tokens import window_token
 from domain.agent_wire import AgentBootstrap
 from domain.cluster import EndpointMode
 from domain.gateway import ProxySettings
+from domain.node_labels import Taint
 
 PROXY = ProxySettings(
     http_proxy="http://proxy.corp:3128",
@@ -41,6 +42,9 @@ def make_node(
     image: str = "ubuntu/jammy",
     version: str = "v1.30.4",
     port: int = 6443,
+    zone: str = "",
+    labels: dict[str, str] | None = None,
+    taints: list[Taint] | None = None,
 ) -> NodeUserData:
     proxy = proxy or ProxySettings()
     hostname = {"first-control-plane": "cp-1", "control-plane": "cp-2", "worker": "w-1"}[role]
@@ -79,4 +83,7 @@ def make_node(
         ),
         token_ttl_seconds=24 * 3600,
         rendered_at=datetime.now(UTC),
+        zone=zone,
+        labels=labels or {},
+        taints=taints or [],
     )

@@ -18,6 +18,7 @@ from bootstrap import node_script, token_window
 from bootstrap.cloud_config import NodeRole, render_cloud_config
 from bootstrap.material import ClusterBootstrap
 from domain.cluster import EndpointMode
+from domain.node_labels import Taint
 from tests.bootstrap.conftest import ENDPOINT_HOST, PROXY, make_node
 from tests.bootstrap.test_pki import openssl_hash
 from tests.support.tools import require_tool
@@ -72,6 +73,34 @@ def test_user_data_passes_cloud_init_schema(
     assert (node_script.PROXY_ENV in written) == proxied
     # The emulator's boot hook and the agent still find their bootstrap.
     assert bootstrap_from_user_data(user_data).hostname == node.agent.hostname
+
+
+@pytest.mark.parametrize("role", list(NodeRole), ids=[r.value for r in NodeRole])
+def test_a_pool_with_labels_taints_and_a_zone_passes_cloud_init_schema(
+    cluster_bootstrap: ClusterBootstrap, tmp_path: Path, role: NodeRole
+) -> None:
+    cloud_init = require_tool("cloud-init")
+    node = make_node(
+        cluster_bootstrap,
+        role=role,
+        zone="az3",
+        labels={"example.com/gpu": "a100", "tier": ""},
+        taints=[Taint(key="example.com/gpu", value="true", effect="NoExecute")],
+    )
+    user_data = render_cloud_config(node)
+    path = tmp_path / "user-data"
+    path.write_text(user_data)
+    checked = subprocess.run(
+        [cloud_init, "schema", "-c", str(path)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    (first, *_) = kc.parse_documents(files(user_data)[node_script.KUBEADM_CONFIG]["content"])
+    assert isinstance(first, kc.InitConfiguration | kc.JoinConfiguration)
+    assert first.node_registration is not None
+    assert first.node_registration.kubelet_extra_args == {
+        "node-labels": "example.com/gpu=a100,tier=,topology.kubernetes.io/zone=az3"
+    }
+    assert [t.key for t in first.node_registration.taints or []][-1] == "example.com/gpu"
 
 
 def test_secrets_are_in_0600_files_and_never_on_a_command_line(

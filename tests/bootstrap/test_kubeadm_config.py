@@ -11,6 +11,7 @@ from bootstrap.cloud_config import NodeRole, kubeadm_documents, upload_certs_doc
 from bootstrap.material import ClusterBootstrap
 from bootstrap.pki import discovery_hash
 from domain.cluster import EndpointMode
+from domain.node_labels import Taint
 from tests.bootstrap.conftest import make_node
 
 
@@ -90,3 +91,68 @@ def test_control_plane_nodes_can_reupload_certificates(cluster_bootstrap: Cluste
     assert init.certificate_key == cluster_bootstrap.material.certificate_key
     assert init.bootstrap_tokens is None  # no token minted by a re-upload
     assert cluster.kubernetes_version == "v1.30.4"
+
+
+LABELS = {"example.com/gpu": "a100", "node.kubernetes.io/tier": "batch"}
+TAINTS = [
+    Taint(key="example.com/gpu", value="true", effect="NoSchedule"),
+    Taint(key="example.com/spot", effect="PreferNoSchedule"),
+]
+
+
+@pytest.mark.parametrize("role", list(NodeRole))
+def test_every_node_registers_with_its_zone_labels_and_taints(
+    cluster_bootstrap: ClusterBootstrap, role: NodeRole
+) -> None:
+    node = make_node(cluster_bootstrap, role=role, zone="az2", labels=LABELS, taints=TAINTS)
+    first = kc.parse_documents(kc.dump_documents(*kubeadm_documents(node)))[0]
+    assert isinstance(first, kc.InitConfiguration | kc.JoinConfiguration)
+    registration = first.node_registration
+    assert registration is not None
+    assert registration.kubelet_extra_args == {
+        "node-labels": "example.com/gpu=a100,node.kubernetes.io/tier=batch,"
+        "topology.kubernetes.io/zone=az2"
+    }
+    taints = [(t.key, t.value, t.effect) for t in registration.taints or []]
+    pool_taints = [
+        ("example.com/gpu", "true", "NoSchedule"),
+        ("example.com/spot", None, "PreferNoSchedule"),
+    ]
+    # A list replaces kubeadm's default taint, so control-plane nodes keep it explicitly.
+    own = [("node-role.kubernetes.io/control-plane", None, "NoSchedule")]
+    assert taints == (pool_taints if role == NodeRole.WORKER else own + pool_taints)
+
+
+def test_without_labels_or_taints_kubeadm_keeps_its_defaults(
+    cluster_bootstrap: ClusterBootstrap,
+) -> None:
+    for role in NodeRole:
+        first = kubeadm_documents(make_node(cluster_bootstrap, role=role))[0]
+        assert isinstance(first, kc.InitConfiguration | kc.JoinConfiguration)
+        assert first.node_registration is not None
+        assert first.node_registration.taints is None
+        assert first.node_registration.kubelet_extra_args is None
+    # The zone alone is a label.
+    zoned = kubeadm_documents(make_node(cluster_bootstrap, role=NodeRole.WORKER, zone="az1"))[0]
+    assert isinstance(zoned, kc.JoinConfiguration)
+    assert zoned.node_registration.kubelet_extra_args == {
+        "node-labels": "topology.kubernetes.io/zone=az1"
+    }
+
+
+def test_the_documents_keep_kubeadms_spelling(cluster_bootstrap: ClusterBootstrap) -> None:
+    node = make_node(cluster_bootstrap, role=NodeRole.WORKER, zone="az1", taints=TAINTS[:1])
+    (join,) = yaml.safe_load_all(kc.dump_documents(*kubeadm_documents(node)))
+    assert join["nodeRegistration"]["kubeletExtraArgs"] == {
+        "node-labels": "topology.kubernetes.io/zone=az1"
+    }
+    assert join["nodeRegistration"]["taints"] == [
+        {"key": "example.com/gpu", "value": "true", "effect": "NoSchedule"}
+    ]
+
+
+def test_a_node_refuses_labels_a_kubelet_may_not_set(cluster_bootstrap: ClusterBootstrap) -> None:
+    with pytest.raises(ValidationError, match="NodeRestriction"):
+        make_node(cluster_bootstrap, labels={"node-role.kubernetes.io/gpu": ""})
+    with pytest.raises(ValidationError, match="zone"):
+        make_node(cluster_bootstrap, zone="bad zone")

@@ -30,3 +30,26 @@ def test_ids_are_whole_in_a_narrow_table(monkeypatch: pytest.MonkeyPatch) -> Non
         assert row["id"] in text, text
         assert row["system_id"] in text, text
     assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_a_clusters_pools_show_their_spread_over_zones(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cli.clusters import POOL_COLUMNS
+
+    out = io.StringIO()
+    monkeypatch.setattr(cli.output, "console", Console(file=out, width=100, no_color=True))
+    pools = [
+        {
+            "name": "control-plane",
+            "role": "control-plane",
+            "count": 3,
+            "machines": 3,
+            "zones": ["az1", "az2", "az3"],
+            "by_zone": [{"zone": "az1", "machines": 2}, {"zone": "az2", "machines": 1}],
+        },
+        {"name": "workers", "role": "worker", "count": 2, "machines": 2, "zones": [],
+         "by_zone": [{"zone": "default", "machines": 2}]},
+    ]  # fmt: skip
+    emit_list(pools, OutputFormat.TABLE, POOL_COLUMNS)
+    text = out.getvalue()
+    assert "az1, az2, az3" in text and "az1: 2, az2: 1" in text
+    assert "3/3" in text and "any" in text and "default: 2" in text

@@ -37,6 +37,7 @@ from domain.gateway import ProxySettings
 from domain.lifecycle import AgentSilent
 from domain.maas import Machine
 from domain.naming import SIGNAL_AGENT_SILENT, SIGNAL_STOP, create_workflow_id, manage_workflow_id
+from domain.node_labels import Taint
 from domain.phases import Phase, Reason
 from runtime.settings import Settings, installation_id
 from store.db import Database
@@ -364,6 +365,42 @@ async def test_single_control_plane_falls_back_to_its_node(
     (_, cluster) = kc.parse_documents(written(rendered.user_data)["/etc/metalgate/kubeadm.yaml"])
     assert isinstance(cluster, kc.ClusterConfiguration)
     assert cluster.control_plane_endpoint == "cp-2:6443"
+
+
+async def test_each_node_joins_with_its_zone_and_its_pools_labels_and_taints(
+    cp: ControlPlaneActivities, database: Database
+) -> None:
+    gpu_pool = NodePool(
+        name="gpu",
+        count=1,
+        labels={"example.com/gpu": "a100"},
+        taints=[Taint(key="example.com/gpu", effect="NoSchedule")],
+    )
+    spec = ClusterSpec(name="web", worker_pools=[gpu_pool])
+    cp1 = CP1.model_copy(update={"zone": "az1"})
+    gpu = GPU.model_copy(update={"zone": "az2"})
+    # MAAS allows zone names Kubernetes does not take as a label value.
+    odd = GPU.model_copy(update={"system_id": "jkl", "hostname": "gpu-2", "zone": "_lab"})
+    cluster_id = await add_cluster(database, spec=spec, machines=[cp1, gpu, odd])
+
+    def registration(user_data: str) -> kc.NodeRegistration:
+        first = kc.parse_documents(written(user_data)["/etc/metalgate/kubeadm.yaml"])[0]
+        assert isinstance(first, kc.InitConfiguration | kc.JoinConfiguration)
+        assert first.node_registration is not None
+        return first.node_registration
+
+    init = registration(
+        (await run(cp.render_cloud_init, render_input(cluster_id, cp1, first=True))).user_data
+    )
+    assert init.kubelet_extra_args == {"node-labels": "topology.kubernetes.io/zone=az1"}
+    assert init.taints is None  # the control-plane pool has none: kubeadm's default stays
+    join = registration((await run(cp.render_cloud_init, render_input(cluster_id, gpu))).user_data)
+    assert join.kubelet_extra_args == {
+        "node-labels": "example.com/gpu=a100,topology.kubernetes.io/zone=az2"
+    }
+    assert [(t.key, t.effect) for t in join.taints or []] == [("example.com/gpu", "NoSchedule")]
+    other = registration((await run(cp.render_cloud_init, render_input(cluster_id, odd))).user_data)
+    assert other.kubelet_extra_args == {"node-labels": "example.com/gpu=a100"}
 
 
 async def test_enqueue_is_idempotent(cp: ControlPlaneActivities, database: Database) -> None:

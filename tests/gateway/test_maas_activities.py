@@ -46,7 +46,7 @@ from tests.support.ports import free_port
 from tests.support.temporal import new_worker
 
 SMALL = MachineConstraints(min_cpu=2, min_memory_mib=4096)
-GPU = MachineConstraints(tags=["gpu"], zone="zone-a", resource_pool="gpu", min_cpu=16)
+GPU = MachineConstraints(tags=["gpu"], zones=["zone-a"], resource_pool="gpu", min_cpu=16)
 
 
 @pytest.fixture

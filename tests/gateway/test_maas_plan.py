@@ -3,14 +3,17 @@ worker against the real emulator. A plan answers per pool and never allocates.""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.testing import ActivityEnvironment
 
 from activities.maas import MaasActivities
+from activities.models import AcquireMachinesInput
 from domain.capacity_plan import CapacityPlan
 from domain.cluster import MachineConstraints, NodePool
 from domain.lifecycle import GatewayRef
@@ -60,12 +63,23 @@ async def gateway(client: Client) -> AsyncIterator[GatewayRef]:
 
 
 async def _plan(
-    client: Client, maas: Maas, gateway: GatewayRef, pools: list[NodePool], wait: float = 10.0
+    client: Client,
+    maas: Maas,
+    gateway: GatewayRef,
+    pools: list[NodePool],
+    wait: float = 10.0,
+    cluster_id: str | None = None,
 ) -> CapacityPlan:
     async with new_worker(client, ClusterPlan) as worker:
         return await client.execute_workflow(
             PLAN_WORKFLOW,
-            PlanClusterInput(account=maas.account, gateway=gateway, pools=pools, wait_seconds=wait),
+            PlanClusterInput(
+                account=maas.account,
+                gateway=gateway,
+                pools=pools,
+                wait_seconds=wait,
+                cluster_id=cluster_id,
+            ),
             id=f"test-plan-{uuid.uuid4()}",
             task_queue=worker.task_queue,
             result_type=CapacityPlan,
@@ -104,7 +118,7 @@ async def test_unsatisfiable_spec_names_the_failing_constraint(
     client: Client, zoned: Maas, gateway: GatewayRef
 ) -> None:
     workers = NodePool(
-        name="workers", count=3, constraints=MachineConstraints(tags=["gpu"], zone="az1")
+        name="workers", count=3, constraints=MachineConstraints(tags=["gpu"], zones=["az1"])
     )
     plan = await _plan(client, zoned, gateway, [CONTROL_PLANE, workers])
     assert not plan.satisfiable
@@ -115,6 +129,67 @@ async def test_unsatisfiable_spec_names_the_failing_constraint(
     assert "workers: 3 asked, 1 Ready machine(s) match" in answer.summary
     assert "2 more without zone=az1 (2 in zone az2)" in answer.summary
     assert answer.summary in plan.summary
+    await _nothing_allocated(zoned)
+
+
+async def test_a_plan_spreads_over_zones_and_names_a_zone_without_room(
+    client: Client, zoned: Maas, gateway: GatewayRef
+) -> None:
+    gpus = NodePool(
+        name="gpus", count=3, constraints=MachineConstraints(tags=["gpu"], zones=["az1", "az2"])
+    )
+    # The plain machines are all in az1: az2's share of this pool goes there.
+    plain = NodePool(
+        name="plain",
+        count=2,
+        constraints=MachineConstraints(not_tags=["gpu"], zones=["az2", "az1"]),
+    )
+    plan = await _plan(client, zoned, gateway, [gpus, plain])
+    assert plan.satisfiable, plan.summary
+    by_pool = {p.pool: p for p in plan.pools}
+    assert [m.zone for m in by_pool["gpus"].would_take] == ["az1", "az2", "az2"]
+    assert not by_pool["gpus"].note  # as balanced as three machines in two zones can be
+    assert [m.zone for m in by_pool["plain"].would_take] == ["az1", "az1"]
+    assert by_pool["plain"].note == (
+        "pool plain: no free matching machine in zone az2, so its share went to the other "
+        "zones (az2: 0, az1: 2)"
+    )
+    assert "zones=az2,az1" in by_pool["plain"].summary
+    assert by_pool["plain"].note in by_pool["plain"].summary
+    await _nothing_allocated(zoned)
+
+
+async def test_a_scale_up_plan_counts_the_clusters_machines_per_zone(
+    client: Client, zoned: Maas, gateway: GatewayRef
+) -> None:
+    gpus = MachineConstraints(tags=["gpu"], zones=["az2", "az1"])
+    workers = NodePool(name="workers", count=1, constraints=gpus)
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, heartbeat_timeout=None)
+    held = await env.run(
+        MaasActivities().acquire_machines,
+        AcquireMachinesInput(
+            account=zoned.account, cluster_id="c-plan", request_id="create", pools=[workers]
+        ),
+    )
+    assert [m.zone for m in held.machines] == ["az2"]
+    # The cluster's pool has one machine in az2: the next one goes to az1.
+    scale = await _plan(client, zoned, gateway, [workers], cluster_id="c-plan")
+    assert [m.zone for m in scale.pools[0].would_take] == ["az1"]
+    # A create of the same pool would start with the zone listed first.
+    create = await _plan(client, zoned, gateway, [workers])
+    assert [m.zone for m in create.pools[0].would_take] == ["az2"]
+
+
+async def test_an_unknown_zone_is_named_with_the_zones_maas_has(
+    client: Client, zoned: Maas, gateway: GatewayRef
+) -> None:
+    workers = NodePool(name="workers", count=1, constraints=MachineConstraints(zones=["az7"]))
+    plan = await _plan(client, zoned, gateway, [workers])
+    assert not plan.satisfiable
+    assert plan.pools[0].problem == (
+        "MAAS has no zone az7; its zones are az1, az2, default: fix constraints.zones"
+    )
     await _nothing_allocated(zoned)
 
 

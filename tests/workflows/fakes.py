@@ -76,6 +76,7 @@ from activities.remediation_models import (
     RemediateMachineInput,
     RemediateMachineResult,
 )
+from activities.zone_spread import ZoneSpread
 from domain.agent_wire import NodeReport
 from domain.cluster import ClusterSpec, EndpointMode, NodePool
 from domain.leftovers import LeftBehind
@@ -130,6 +131,7 @@ class FakeMachine:
     pool: str = ""
     user_data: str = ""
     installation: str = ""
+    zone: str = ""
 
     def machine(self) -> Machine:
         return Machine(
@@ -139,6 +141,7 @@ class FakeMachine:
             request_id=self.request or "",
             status=self.status,
             ip_addresses=[f"10.0.0.{int(self.system_id[1:]) + 10}"],
+            zone=self.zone,
         )
 
 
@@ -151,9 +154,13 @@ class FakeMaas:
         *,
         fail_deploy: set[str] | None = None,
         release_seconds: float = 0.0,
+        zones: dict[str, str] | None = None,
     ) -> None:
         self.machines = {
-            f"m{i}": FakeMachine(system_id=f"m{i}", hostname=f"node-{i}") for i in range(machines)
+            f"m{i}": FakeMachine(
+                system_id=f"m{i}", hostname=f"node-{i}", zone=(zones or {}).get(f"m{i}", "")
+            )
+            for i in range(machines)
         }
         self.fail_deploy = set(fail_deploy or ())
         # Cleared: deployments wait (heartbeating) until it is set.
@@ -202,7 +209,9 @@ class FakeMaas:
             return AcquireMachinesResult(machines=[m.machine() for m in held])
         taken: set[str] = set()
         plan: list[tuple[NodePool, list[FakeMachine]]] = []
+        notes: list[str] = []
         for pool in inp.pools:
+            zones = pool.constraints.zones
             free = [
                 m
                 for m in self.machines.values()
@@ -212,7 +221,14 @@ class FakeMaas:
                 and m.system_id not in inp.exclude_system_ids
                 and m.system_id not in taken
                 and set(pool.constraints.tags) <= m.tags
+                and (not zones or m.zone in zones)
             ]
+            # The real spread, on this inventory (activities.zone_spread).
+            in_pool = [m.zone for m in self.owned(inp.cluster_id) if m.pool == pool.name]
+            spread = ZoneSpread(zones, in_pool)
+            free = spread.order(free, pool.count)
+            if note := spread.note(pool.name):
+                notes.append(note)
             if len(free) < pool.count:
                 raise ApplicationError(
                     f"pool {pool.name} asks {pool.count} machines; MAAS has {len(free)} "
@@ -234,7 +250,7 @@ class FakeMaas:
                 )
                 m.installation = inp.installation_id
                 result.append(m.machine())
-        return AcquireMachinesResult(machines=result)
+        return AcquireMachinesResult(machines=result, notes=notes)
 
     @activity.defn(name=DEPLOY_MACHINE)
     async def deploy_machine(self, inp: DeployMachineInput) -> DeployMachineResult:

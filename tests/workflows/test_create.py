@@ -6,6 +6,8 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import CancelledError
 
+from domain.cluster import MachineConstraints
+from domain.lifecycle import ClusterRef
 from domain.naming import QUARANTINE_TAG, QUERY_STATE, SIGNAL_AGENT_REPORT, manage_workflow_id
 from domain.phases import CREATE_PHASES, Phase, Reason
 from tests.workflows.fakes import FAST, harness, is_running, ready_report
@@ -144,3 +146,54 @@ async def test_cancel_mid_deploy_releases_everything(client: Client) -> None:
         assert last is not None and last.phase == Phase.FAILED
         assert last.reason == Reason.CANCELLED
         h.maas.deploy_gate.set()
+
+
+SPREAD = MachineConstraints(zones=["az1", "az2", "az3"])
+# No machine in az3: the third control-plane node must fall back to another zone.
+ZONED = {"m0": "az1", "m1": "az1", "m2": "az2", "m3": "az2", "m4": "az1", "m5": "az2"}
+
+
+def zoned(cluster: ClusterRef) -> ClusterRef:
+    spec = cluster.spec
+    pools = {
+        "control_plane": spec.control_plane.model_copy(update={"constraints": SPREAD}),
+        "worker_pools": [p.model_copy(update={"constraints": SPREAD}) for p in spec.worker_pools],
+    }
+    return cluster.model_copy(update={"spec": spec.model_copy(update=pools)})
+
+
+async def test_a_zone_without_room_is_named_in_the_clusters_events(client: Client) -> None:
+    async with harness(client, zones=ZONED) as h:
+        cluster = zoned(h.cluster(workers=2, control_plane=3))
+        handle = await h.start_create(cluster)
+        await h.wait_phase(cluster.cluster_id, Phase.BOOTSTRAPPING_CONTROL_PLANE)
+        machines = [m.machine() for m in h.maas.owned(cluster.cluster_id)]
+        await handle.signal(SIGNAL_AGENT_REPORT, ready_report(machines))
+        assert (await handle.result()).phase == Phase.RUNNING
+
+        events = [r.event or "" for r in h.cp.records[cluster.cluster_id]]
+        note = next(e for e in events if "no free matching machine" in e)
+        assert note.startswith("pool control-plane: no free matching machine in zone az3")
+        assert "pool workers" not in note  # two workers in az1 and az2 are balanced
+        # The note comes between the acquire and the deploys it decided.
+        assert events.index(note) < next(i for i, e in enumerate(events) if "acquired" in e)
+        control_plane = [m.zone for m in machines if m.pool == "control-plane"]
+        assert sorted(control_plane) == ["az1", "az1", "az2"]
+        # Each node's render knows its zone (its topology.kubernetes.io/zone label).
+        assert {r.machine.system_id: r.machine.zone for r in h.cp.rendered} == {
+            m.system_id: m.zone for m in machines
+        }
+        await h.stop_management(cluster.cluster_id)
+
+
+async def test_without_zones_no_note_is_written(client: Client) -> None:
+    async with harness(client, zones=ZONED) as h:
+        cluster = h.cluster(workers=1)
+        handle = await h.start_create(cluster)
+        await h.wait_phase(cluster.cluster_id, Phase.BOOTSTRAPPING_CONTROL_PLANE)
+        machines = [m.machine() for m in h.maas.owned(cluster.cluster_id)]
+        await handle.signal(SIGNAL_AGENT_REPORT, ready_report(machines))
+        assert (await handle.result()).phase == Phase.RUNNING
+        events = [r.event or "" for r in h.cp.records[cluster.cluster_id]]
+        assert not [e for e in events if "no free matching machine" in e]
+        await h.stop_management(cluster.cluster_id)

@@ -27,6 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from activities.models import (
+    ACQUIRE_MACHINES,
     CLUSTER_LEFTOVERS,
     DEPLOY_MACHINE,
     ENSURE_ENDPOINT,
@@ -73,6 +74,7 @@ from workflows.contracts import (
     UpgradeRequest,
 )
 from workflows.create import PATCH_CANCEL_WINS, PATCH_CANCELLED_BEFORE_ACQUIRE
+from workflows.gateway_calls import PATCH_ZONE_NOTES
 from workflows.registry import CONTROL_PLANE_WORKFLOWS
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -392,6 +394,28 @@ async def test_record_cancel_histories(env: WorkflowEnvironment) -> None:
             await save("create_fenced.json", handle)
 
 
+@pytest.mark.skipif(not RECORD, reason="set METALGATE_RECORD_HISTORIES=1 to re-record")
+async def test_record_zone_histories(env: WorkflowEnvironment) -> None:
+    """A create over three zones, one without machines: the acquire's note becomes an event
+    (after the zone-notes patch)."""
+    from tests.workflows.test_create import ZONED, zoned
+
+    client = Client(
+        env.client.service_client,
+        namespace=env.client.namespace,
+        data_converter=data_converter([REPLAY_KEY]),
+    )
+    async with harness(client, zones=ZONED) as h:
+        cluster = zoned(h.cluster(workers=1, control_plane=3))
+        create = await h.start_create(cluster)
+        await h.wait_phase(cluster.cluster_id, Phase.BOOTSTRAPPING_CONTROL_PLANE)
+        machines = [m.machine() for m in h.maas.owned(cluster.cluster_id)]
+        await create.signal(SIGNAL_AGENT_REPORT, ready_report(machines))
+        assert (await create.result()).phase == Phase.RUNNING
+        await save("create_zone_notes.json", create)
+        await h.stop_management(cluster.cluster_id)
+
+
 async def test_recorded_histories_replay() -> None:
     names = sorted(p.name for p in HISTORIES.glob("*.json"))
     assert {
@@ -408,6 +432,7 @@ async def test_recorded_histories_replay() -> None:
         "manage_remediation.json",
         "create_cancel_hidden.json",
         "create_fenced.json",
+        "create_zone_notes.json",
     } <= set(names)
     replayer = Replayer(
         workflows=CONTROL_PLANE_WORKFLOWS, data_converter=data_converter([REPLAY_KEY])
@@ -509,3 +534,17 @@ def test_cancel_histories_hold_their_patches() -> None:
             if e.HasField("marker_recorded_event_attributes")
         ]
         assert patch in [p["id"] for p in patches], name
+
+
+def test_the_zone_history_writes_the_acquires_note() -> None:
+    """Its replay (above) checks the event the patch added after the acquire."""
+    history = load("create_zone_notes.json")
+    patches = [
+        json.loads(e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)
+        for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+    ]
+    assert PATCH_ZONE_NOTES in [p["id"] for p in patches]
+    scheduled = scheduled_activities(history)
+    after_acquire = scheduled[scheduled.index(ACQUIRE_MACHINES) + 1]
+    assert after_acquire == RECORD_STATUS
