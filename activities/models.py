@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from domain.agent_wire import NodeRole
 from domain.cluster import ControlPlaneEndpoint, EndpointMode, ErasePolicy, NodePool
 from domain.gateway import ProxySettings
+from domain.lifecycle import DEFAULT_NODE_SILENCE_SECONDS
 from domain.maas import MaasAccount, Machine
 from domain.naming import CONTROL_PLANE_QUEUE
 from domain.phases import Phase, Reason
@@ -283,10 +284,14 @@ class RevokeAgentTokenInput(BaseModel):
 
 class SweepSilentAgentsInput(BaseModel):
     silence_seconds: float
+    node_silence_seconds: float = DEFAULT_NODE_SILENCE_SECONDS
 
 
 class SweepSilentAgentsResult(BaseModel):
     signalled: list[str]
+    silent_nodes: list[str] = Field(
+        default_factory=list, description="<cluster id>/<hostname> of nodes newly marked silent"
+    )
 
 
 class ClusterClaimsInput(BaseModel):

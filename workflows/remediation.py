@@ -102,7 +102,8 @@ class Remediation:
                     node=entry.hostname,
                     system_id=entry.system_id,
                     step=step,
-                    reason=f"{Reason.NODE_UNHEALTHY}: not Ready for "
+                    reason=f"{Reason.NODE_UNHEALTHY}: "
+                    f"{'agent silent' if entry.agent_silent else 'not Ready'} for "
                     f"{now - entry.unhealthy_since:.0f}s",
                 )
             )

@@ -6,6 +6,7 @@ and MAAS calls: power cycle, redeploy, replace (old machine quarantined), and th
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
@@ -26,6 +27,7 @@ from domain.naming import (
     SIGNAL_AGENT_REPORT,
     manage_workflow_id,
 )
+from domain.remediation import ObservedNode
 from tests.support.temporal import assert_eventually
 from tests.workflows.fakes import FAST, Harness, agent_token, harness
 from workflows.contracts import AgentReport, ManageInput, ManageState
@@ -222,4 +224,30 @@ async def test_control_plane_step_that_would_break_etcd_quorum_is_held(client: C
         # One control-plane node down of three keeps quorum: it is repaired.
         await report(handle, machines, {cps[0].hostname})
         await event_matching(h, cid, "power-cycle of", cps[0].hostname, "succeeded")
+        await h.stop_management(cid)
+
+
+async def test_a_node_whose_agent_went_silent_is_remediated(client: Client) -> None:
+    """The API marks a node silent (store/node_silence.py) while the others report: the
+    threshold runs from when it was last heard, and the step says why."""
+    async with harness(client) as h:
+        handle, machines = await start(h, unhealthy_seconds=600)
+        cid, quiet = cluster_id(handle), worker(machines)
+        last_heard = time.time() - 600  # the pool's threshold has passed already
+        nodes = [
+            ObservedNode(
+                hostname=m.hostname,
+                system_id=m.system_id,
+                ready=m is not quiet,
+                kubelet_version="v1.30.4",
+                silent_since=last_heard if m is quiet else None,
+            )
+            for m in machines
+        ]
+        await handle.signal(
+            SIGNAL_AGENT_REPORT,
+            AgentReport(control_plane_ready=True, kubernetes_version="v1.30.4", nodes=nodes),
+        )
+        line = await event_matching(h, cid, "remediation power-cycle of", quiet.hostname)
+        assert "NodeUnhealthy: agent silent for" in line
         await h.stop_management(cid)
