@@ -18,6 +18,7 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, or_, update
 
+from domain.lifecycle import DEFAULT_NODE_SILENCE_SECONDS
 from store.db import SessionFactory
 from store.models import Cluster
 from store.node_silence import touch_nodes
@@ -32,7 +33,7 @@ class HeartbeatRecorder:
         sessions: SessionFactory,
         interval: float = 2.0,
         *,
-        node_every: float = 10.0,
+        node_every: float = DEFAULT_NODE_SILENCE_SECONDS / 4,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sessions = sessions

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import typer
 from rich.console import Console
 
@@ -242,6 +243,23 @@ class Demo:
         for machine in machines:
             console.print(f"    {machine.hostname} {machine.status_name}, owner {machine.owner}")
         return True
+
+
+async def kill_machine(maas_url: str, maas_key: str, system_id: str) -> None:
+    """Kill an emulator machine: its hardware dead (the `dead_machines` fault, so no power
+    cycle or redeploy brings it back), then powered off through MAAS, which stops its agent."""
+    from maas.client import connect
+
+    faults_url = maas_url.split("/MAAS/")[0] + "/_emulator/faults"
+    headers = {"Authorization": f"Bearer {maas_key}"}
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        dead = (await http.get(faults_url, headers=headers)).raise_for_status().json()
+        wanted = sorted({*dead["dead_machines"], system_id})
+        answer = await http.put(faults_url, json={"dead_machines": wanted}, headers=headers)
+        answer.raise_for_status()
+    client = await connect(maas_url, apikey=maas_key)
+    machine = await client.machines.get(system_id)
+    await machine.power_off(comment="metalgate demo: the machine dies")
 
 
 def _metalgate() -> list[str]:
