@@ -398,9 +398,9 @@ async def start_stack(config: StackConfig) -> Stack:
                 ChildSpec(
                     "agent-runtime",
                     _metalgate(
-                        "agent", "runtime", "--host", host, "--port", str(ports.agent_runtime),
+                        *("agent", "runtime", "--host", host, "--port", str(ports.agent_runtime)),
                         *config.agent_runtime_args,
-                    ),  # fmt: skip
+                    ),
                     env,
                     ready=_answers_as(
                         f"http://{host}:{ports.agent_runtime}/healthz", ports.agent_runtime
