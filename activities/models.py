@@ -147,6 +147,10 @@ class EnsureEndpointInput(BaseModel):
     cluster_id: str
     endpoint: ControlPlaneEndpoint
     control_plane_pool: str
+    exclude_system_ids: list[str] = Field(
+        default_factory=list,
+        description="dns: control-plane machines left out (taken out by remediation)",
+    )
 
 
 class EnsureEndpointResult(BaseModel):
