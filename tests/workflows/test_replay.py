@@ -23,6 +23,7 @@ from temporalio.worker import Replayer
 from activities.models import (
     CLUSTER_LEFTOVERS,
     DEPLOY_MACHINE,
+    ENQUEUE_AGENT_COMMAND,
     ENSURE_ENDPOINT,
     FIND_OWNED,
     RECORD_STATUS,
@@ -33,6 +34,7 @@ from activities.models import (
     FindOwnedResult,
     RecordStatusInput,
 )
+from activities.remediation_models import QUARANTINE_MACHINE
 from domain.cluster import ControlPlaneEndpoint, EndpointMode
 from domain.leftovers import LeftBehind
 from domain.lifecycle import AgentSilent, DeleteClusterInput, DeleteClusterResult
@@ -357,6 +359,28 @@ async def test_record_remediation_histories(env: WorkflowEnvironment) -> None:
         await save("manage_remediation.json", manage)
 
 
+@pytest.mark.skipif(not RECORD, reason="set METALGATE_RECORD_HISTORIES=1 to re-record")
+async def test_record_control_plane_remediation_history(env: WorkflowEnvironment) -> None:
+    """After the control-plane take-out patch: the first control plane of three (dns endpoint)
+    stays NotReady, is power-cycled, redeployed and replaced, its etcd member removed first."""
+    from tests.workflows.test_remediation import answer_commands, event_matching, report, start
+
+    client = Client(
+        env.client.service_client,
+        namespace=env.client.namespace,
+        data_converter=data_converter([REPLAY_KEY]),
+    )
+    async with harness(client, machines=8) as h:
+        manage, machines = await start(h, control_plane=3, workers=1, endpoint=EndpointMode.DNS)
+        cluster_id = manage.id.split("/")[1]
+        sick = machines[0]
+        await report(manage, machines, {sick.hostname})
+        await answer_commands(h, manage, 2)
+        await event_matching(h, cluster_id, "replace of", sick.hostname, "succeeded")
+        await h.stop_management(cluster_id)
+        await save("manage_remediation_control_plane.json", manage)
+
+
 async def test_recorded_histories_replay() -> None:
     names = sorted(p.name for p in HISTORIES.glob("*.json"))
     assert {
@@ -371,6 +395,7 @@ async def test_recorded_histories_replay() -> None:
         "manage_continued_closed_phase.json",
         "manage_stopped_closed_phase.json",
         "manage_remediation.json",
+        "manage_remediation_control_plane.json",
     } <= set(names)
     replayer = Replayer(
         workflows=CONTROL_PLANE_WORKFLOWS, data_converter=data_converter([REPLAY_KEY])
@@ -459,3 +484,9 @@ def test_closed_phase_histories_hold_the_patch() -> None:
         ]
         last = upserts[-1]["ClusterPhase"]
         assert json.loads(last.data or b"null") == phase, name
+
+
+def test_control_plane_remediation_history_exercises_the_take_out() -> None:
+    scheduled = scheduled_activities(load("manage_remediation_control_plane.json"))
+    assert scheduled.count(ENQUEUE_AGENT_COMMAND) == 2  # before the redeploy and the replace
+    assert ENSURE_ENDPOINT in scheduled and QUARANTINE_MACHINE not in scheduled[:3]
