@@ -106,6 +106,11 @@ def _node_silence(conn: Connection) -> None:
     )
 
 
+def _management_paused(conn: Connection) -> None:
+    stamp = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    _add_columns(conn, "clusters", {"management_paused_at": stamp})
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "initial schema", _initial_schema),
     Step(2, "cluster bootstrap material", _cluster_bootstrap),
@@ -115,6 +120,7 @@ STEPS: tuple[Step, ...] = (
     Step(6, "secrets sealed to gateways", _sealed_secrets),
     Step(7, "renamed phases", _renamed_phases),
     Step(8, "per-node agent silence", _node_silence),
+    Step(9, "management pause shown", _management_paused),
 )
 
 

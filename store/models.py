@@ -135,6 +135,8 @@ class Cluster(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     delete_requested_at: Mapped[datetime | None]
+    # Intent, like the spec: set by POST /pause once the management workflow took it.
+    management_paused_at: Mapped[datetime | None]
 
 
 class ClusterBootstrapRow(Base):

@@ -129,6 +129,8 @@ def cluster_public(
         kubernetes_version=cluster.kubernetes_version,
         agent_silent=cluster.silent,
         last_heartbeat_at=cluster.last_heartbeat_at,
+        management_paused=cluster.management_paused_at is not None,
+        management_paused_at=cluster.management_paused_at,
         create_workflow_id=create_workflow_id(cluster.id),
         delete_workflow_id=delete_workflow_id(cluster.id),
         manage_workflow_id=manage_workflow_id(cluster.id),
@@ -673,6 +675,11 @@ async def _pause_or_resume(
 ) -> ActionAccepted:
     cluster = await project_cluster(session, project_id, cluster_id)
     accepted = await _manage_update(request, session, cluster, update)
+    # Shown by GET (which needs no worker); a repeated pause keeps the first time.
+    if update == UPDATE_RESUME:
+        cluster.management_paused_at = None
+    elif cluster.management_paused_at is None:
+        cluster.management_paused_at = utcnow()
     session.add(ClusterEvent(cluster_id=cluster.id, phase=cluster.phase, message=accepted.message))
     await session.commit()
     return accepted

@@ -52,6 +52,11 @@ class ClusterPublic(BaseModel):
     kubernetes_version: str
     agent_silent: bool = False
     last_heartbeat_at: datetime | None = None
+    management_paused: bool = Field(
+        default=False,
+        description="POST .../pause took effect: queued actions and remediation wait",
+    )
+    management_paused_at: datetime | None = None
     create_workflow_id: str
     delete_workflow_id: str
     manage_workflow_id: str

@@ -54,11 +54,15 @@ async def test_pause_refuses_actions_until_resumed(
     paused = await api.http.post(f"{base}/pause", headers=project.editor)
     assert paused.status_code == 200, paused.text
     assert paused.json()["kind"] == "pause"
+    shown = (await api.http.get(base, headers=project.viewer)).json()
+    assert shown["management_paused"] is True and shown["management_paused_at"]
     upgrade = {"kubernetes_version": "v1.31.0"}
     refused = await api.http.post(f"{base}/upgrade", json=upgrade, headers=project.editor)
     assert refused.status_code == 409 and "paused" in refused.json()["detail"]
     resumed = await api.http.post(f"{base}/resume", headers=project.editor)
     assert resumed.json()["kind"] == "resume"
+    shown = (await api.http.get(base, headers=project.viewer)).json()
+    assert shown["management_paused"] is False and shown["management_paused_at"] is None
     accepted = await api.http.post(f"{base}/upgrade", json=upgrade, headers=project.editor)
     assert accepted.status_code == 200, accepted.text
     events = (await api.http.get(f"{base}/events", headers=project.viewer)).json()["items"]
