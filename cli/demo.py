@@ -24,6 +24,7 @@ import typer
 from rich.console import Console
 
 from cli.api_client import ApiClient, ApiError
+from domain.agent_wire import ActionKind
 from domain.cluster import ClusterSpec, NodePool, RemediationPolicy
 from domain.naming import QUARANTINE_TAG
 from domain.phases import Phase
@@ -39,7 +40,7 @@ UPGRADES = ("v1.31.2", "v1.32.0")
 # steps follow each other quickly; noticing the silent node takes the stack's
 # METALGATE_AGENT_NODE_SILENCE_TIMEOUT.
 DEMO_REMEDIATION = RemediationPolicy(unhealthy_seconds=5)
-LADDER_WORDS = ("remediation", "etcd member", "failed to deploy", "control-plane endpoint")
+LADDER_WORDS = ("etcd member", "failed to deploy", "control-plane endpoint")
 
 
 class DemoFailedError(RuntimeError):
@@ -179,7 +180,7 @@ class Demo:
             nonlocal seen
             for event in api.cluster_events(cluster_id, after=seen):
                 seen = event["id"]
-                if any(word in event["message"] for word in LADDER_WORDS):
+                if _ladder_event(event["message"]):
                     console.print(f"    event: {event['message']}", markup=False)
             return _replaced(api.get_cluster(cluster_id), system_id, "workers", 3)
 
@@ -367,3 +368,12 @@ def _replaced(cluster: Json, old: str, pool: str, count: int) -> bool:
         and all(m["system_id"] != old for m in machines)
         and all(m["hostname"] in ready for m in cluster["machines"])
     )
+
+
+def _ladder_event(message: str) -> bool:
+    """A step of the ladder starting or ending (not the action's own started line)."""
+    if message.startswith("remediation "):
+        return True
+    if message.startswith(f"{ActionKind.REMEDIATE}-"):
+        return " started: " not in message
+    return any(word in message for word in LADDER_WORDS)
