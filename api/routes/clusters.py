@@ -725,6 +725,7 @@ async def cluster_nodes(cluster_id: str, principal: Viewer, session: SessionDep)
                 role=report.role if report else role,
                 kubelet_version=report.kubelet_version if report else "",
                 ready=report.ready if report else None,
+                remediation=machine.remediation or "-",
             )
         )
     # A node the agent reports that the store lists no machine for (yet) is shown too.

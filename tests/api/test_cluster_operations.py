@@ -76,7 +76,14 @@ async def test_nodes_join_machines_with_agent_reports(
         Machine(
             system_id="m1", hostname="cp-1", pool="control-plane", zone="az1", status="Deployed"
         ),
-        Machine(system_id="m2", hostname="w-1", pool="workers", zone="az2", status="Deployed"),
+        Machine(
+            system_id="m2",
+            hostname="w-1",
+            pool="workers",
+            zone="az2",
+            status="Deployed",
+            remediation="power-cycle",
+        ),
         Machine(system_id="m3", hostname="w-2", pool="workers", zone="az1", status="Deploying"),
     ]
     cluster_id = await _running(api, project, cp_activities, machines)
@@ -111,7 +118,7 @@ async def test_nodes_join_machines_with_agent_reports(
     ]
     assert rows == [
         ("cp-1", "az1", "control-plane", "v1.30.4", True, "-"),
-        ("w-1", "az2", "worker", "v1.30.4", False, "-"),
+        ("w-1", "az2", "worker", "v1.30.4", False, "power-cycle"),
         ("w-2", "az1", "worker", "", None, "-"),
     ]
     other = await api.http.get("/v1/clusters/nope/nodes", headers=project.viewer)
