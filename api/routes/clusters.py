@@ -69,6 +69,7 @@ from domain.naming import (
     manage_workflow_id,
 )
 from domain.phases import MANAGED_PHASES, REASON_HINTS, Phase, Reason
+from domain.remediation import ObservedNode
 from runtime.settings import Settings, installation_id
 from store.cluster_refs import ClusterPartGone
 from store.cluster_refs import cluster_ref as stored_cluster_ref
@@ -106,7 +107,7 @@ def current_workflow_id(cluster: Cluster) -> str:
 
 
 def cluster_public(
-    cluster: Cluster, settings: Settings, nodes: list[NodeReport] | None = None
+    cluster: Cluster, settings: Settings, nodes: list[ObservedNode] | None = None
 ) -> ClusterPublic:
     reason = Reason(cluster.reason) if cluster.reason else None
     return ClusterPublic(
@@ -348,7 +349,7 @@ async def get_cluster(
         .where(AgentNode.cluster_id == cluster.id)
         .order_by(AgentNode.hostname)
     )
-    nodes = [NodeReport.model_validate(report["node"]) for report in reports]
+    nodes = [ObservedNode.model_validate(report["node"]) for report in reports]
     return cluster_public(cluster, settings, nodes)
 
 

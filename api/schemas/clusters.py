@@ -6,11 +6,11 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from domain.agent_wire import NodeReport
 from domain.cluster import ClusterSpec
 from domain.conditions import ConditionStatus, ConditionType
 from domain.maas import Machine
 from domain.phases import Phase, Reason
+from domain.remediation import ObservedNode
 
 
 class ClusterCreate(ClusterSpec):
@@ -46,8 +46,10 @@ class ClusterPublic(BaseModel):
     message: str = ""
     conditions: list[ConditionPublic] = Field(default_factory=list)
     machines: list[Machine] = Field(default_factory=list)
-    nodes: list[NodeReport] = Field(
-        default_factory=list, description="each node as its agent last reported it (GET one only)"
+    nodes: list[ObservedNode] = Field(
+        default_factory=list,
+        description="each node as its agent last reported it, or since when it is silent "
+        "(GET one only)",
     )
     kubernetes_version: str
     agent_silent: bool = False

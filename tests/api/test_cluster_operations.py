@@ -12,6 +12,7 @@ from domain.agent_wire import NodeReport
 from domain.maas import Machine
 from domain.naming import CONTROL_PLANE_QUEUE, manage_workflow_id
 from domain.phases import Phase
+from domain.remediation import ObservedNode
 from store.db import Database
 from store.models import AgentNode
 from tests.api.conftest import Api, ProjectKeys, run_activity
@@ -98,7 +99,13 @@ async def test_nodes_join_machines_with_agent_reports(
                     ready=True,
                     kubelet_version="v1.30.4",
                 ),
-                NodeReport(hostname="w-1", system_id="m2", ready=False, kubelet_version="v1.30.4"),
+                ObservedNode(
+                    hostname="w-1",
+                    system_id="m2",
+                    ready=False,
+                    kubelet_version="v1.30.4",
+                    silent_since=1700000000.0,
+                ),
             ):
                 session.add(
                     AgentNode(
@@ -121,5 +128,8 @@ async def test_nodes_join_machines_with_agent_reports(
         ("w-1", "az2", "worker", "v1.30.4", False, "power-cycle"),
         ("w-2", "az1", "worker", "", None, "-"),
     ]
+    # GET of the cluster says since when a silent node's agent was last heard from.
+    shown = (await api.http.get(f"/v1/clusters/{cluster_id}", headers=project.viewer)).json()
+    assert [n["silent_since"] for n in shown["nodes"]] == [None, 1700000000.0]
     other = await api.http.get("/v1/clusters/nope/nodes", headers=project.viewer)
     assert other.status_code == 404
