@@ -48,6 +48,7 @@ from runtime.settings import Settings, installation_id
 from store.bootstrap_material import BootstrapMaterialStore
 from store.db import SessionFactory
 from store.models import AgentCommandRow, Cluster, ClusterEvent
+from store.node_silence import mark_silent_nodes
 from store.secrets import SecretBox, hash_token, new_token
 from store.types import utcnow
 
@@ -272,7 +273,10 @@ class ControlPlaneActivities:
 
     @activity.defn(name=SWEEP_SILENT_AGENTS)
     async def sweep_silent_agents(self, inp: SweepSilentAgentsInput) -> SweepSilentAgentsResult:
-        """One indexed query for newly silent clusters; each is signalled, then marked silent."""
+        """One indexed query for newly silent clusters; each is signalled, then marked silent.
+
+        Then one for nodes whose own agent went silent in clusters still heard from: each is
+        marked not Ready and queued through the agent outbox (store/node_silence.py)."""
         cutoff = utcnow() - timedelta(seconds=inp.silence_seconds)
         watched = [p.value for p in MANAGED_PHASES if p != Phase.UNREACHABLE]
         async with self._sessions() as session:
@@ -305,7 +309,20 @@ class ControlPlaneActivities:
                     update(Cluster).where(Cluster.id == cluster_id).values(silent=True)
                 )
             signalled.append(cluster_id)
-        return SweepSilentAgentsResult(signalled=signalled)
+        node_cutoff = utcnow() - timedelta(seconds=inp.node_silence_seconds)
+        marked = await mark_silent_nodes(self._sessions, cutoff=node_cutoff, phases=watched)
+        for node in marked:
+            log.warning(
+                "cluster %s: the agent of %s is silent since %s%s",
+                node.cluster_id,
+                node.hostname,
+                node.last_seen_at.isoformat(timespec="seconds"),
+                "" if node.queued else " (no longer one of its machines)",
+            )
+        return SweepSilentAgentsResult(
+            signalled=signalled,
+            silent_nodes=[f"{n.cluster_id}/{n.hostname}" for n in marked if n.queued],
+        )
 
     @activity.defn(name=CLUSTER_CLAIMS)
     async def cluster_claims(self, inp: ClusterClaimsInput) -> ClusterClaimsResult:

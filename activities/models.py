@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from domain.agent_wire import NodeRole
 from domain.cluster import ControlPlaneEndpoint, EndpointMode, ErasePolicy, NodePool
 from domain.gateway import ProxySettings
+from domain.lifecycle import DEFAULT_NODE_SILENCE_SECONDS
 from domain.maas import MaasAccount, Machine
 from domain.naming import CONTROL_PLANE_QUEUE
 from domain.phases import Phase, Reason
@@ -154,6 +155,10 @@ class EnsureEndpointInput(BaseModel):
     cluster_id: str
     endpoint: ControlPlaneEndpoint
     control_plane_pool: str
+    exclude_system_ids: list[str] = Field(
+        default_factory=list,
+        description="dns: control-plane machines left out (taken out by remediation)",
+    )
 
 
 class EnsureEndpointResult(BaseModel):
@@ -294,10 +299,14 @@ class RevokeAgentTokenInput(BaseModel):
 
 class SweepSilentAgentsInput(BaseModel):
     silence_seconds: float
+    node_silence_seconds: float = DEFAULT_NODE_SILENCE_SECONDS
 
 
 class SweepSilentAgentsResult(BaseModel):
     signalled: list[str]
+    silent_nodes: list[str] = Field(
+        default_factory=list, description="<cluster id>/<hostname> of nodes newly marked silent"
+    )
 
 
 class ClusterClaimsInput(BaseModel):

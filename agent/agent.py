@@ -27,6 +27,7 @@ from domain.agent_wire import (
     AgentBootstrap,
     AgentCommand,
     CommandResult,
+    NodeRole,
 )
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class Agent:
                 # A finished init or join means the API server answers, seen from this node.
                 self._reporter.control_plane_ready = True
                 tasks.create_task(self.backend.watch_self(self._on_node_change))
-                if self.bootstrap.first_control_plane:
+                if self.bootstrap.role == NodeRole.CONTROL_PLANE:
                     tasks.create_task(self._poll_commands_forever())
         finally:
             await self.backend.close()
@@ -109,7 +110,18 @@ class Agent:
             self._queue(self._reporter.heartbeat())
             await asyncio.sleep(self.timings.heartbeat_interval)
 
+    def _runs(self, command: AgentCommand) -> bool:
+        """A command naming a `runner` is that node's; any other is the first control plane's
+        (a remediation names another when the first control plane is the node repaired)."""
+        runner = command.args.get("runner")
+        if runner:
+            return runner == self.bootstrap.hostname
+        return self.bootstrap.first_control_plane
+
     async def _poll_commands_forever(self) -> None:
+        first = self.bootstrap.first_control_plane
+        timings = self.timings
+        interval = timings.command_poll_interval if first else timings.standby_command_poll_interval
         while True:
             try:
                 listing = await self._api.commands()
@@ -117,10 +129,10 @@ class Agent:
                 log.info("agent %s: command poll failed: %s", self.name, error)
                 listing = None
             for command in listing.commands if listing else []:
-                if command.id not in self._taken:
+                if command.id not in self._taken and self._runs(command):
                     self._taken.add(command.id)
                     await self._execute(command)
-            await asyncio.sleep(self.timings.command_poll_interval)
+            await asyncio.sleep(interval)
 
     async def _execute(self, command: AgentCommand) -> None:
         log.info("agent %s: running %s command %s", self.name, command.kind, command.id)

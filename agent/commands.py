@@ -1,4 +1,5 @@
-"""What the first control-plane node does with a command: upgrade and repave, with progress.
+"""What a control-plane node does with a command: upgrade, repave and a remediation's take-out,
+with progress. The first control plane runs them, or the node a command names as its runner.
 
 Exactly once across restarts: each finished step is saved in the agent's state before the
 next starts, so a restarted agent resumes after the last finished step, and a finished
@@ -76,6 +77,8 @@ async def execute(
             final = await _upgrade(command, backend, steps, post)
         elif command.kind == ActionKind.REPAVE:
             final = await _repave(command, backend, steps, post)
+        elif command.kind == ActionKind.REMEDIATE:
+            final = await _take_out(command, backend, steps, post)
         else:
             final = CommandResult(state=FAILED, message=f"unknown command kind {command.kind!r}")
     except asyncio.CancelledError:
@@ -141,6 +144,26 @@ async def _repave(
     post(CommandResult(state=RUNNING, node=node.name, progress="0/1", message="repaving"))
     await steps.once(f"{node.name}:repave", partial(backend.repave, node.name))
     return CommandResult(state=SUCCEEDED, node=node.name, progress="1/1", message="node repaved")
+
+
+async def _take_out(
+    command: AgentCommand, backend: NodeBackend, steps: _Steps, post: Post
+) -> CommandResult:
+    """A node remediation replaces or redeploys: its etcd member (control plane) and its Node
+    go, so etcd counts only members that answer and the machine can join again."""
+    name = command.args.get("node", "")
+    if not name:
+        return CommandResult(state=FAILED, message="remediate needs args.node")
+    post(CommandResult(state=RUNNING, node=name, progress="0/1", message="taking the node out"))
+    removed = []
+    if command.args.get("etcd_member") == "true":
+        await steps.once(f"{name}:etcd-member", partial(backend.remove_etcd_member, name))
+        removed.append("etcd member")
+    await steps.once(f"{name}:node", partial(backend.delete_node, name))
+    removed.append("Node")
+    return CommandResult(
+        state=SUCCEEDED, node=name, progress="1/1", message=f"{' and '.join(removed)} removed"
+    )
 
 
 def one_line(text: str, limit: int = MAX_MESSAGE) -> str:

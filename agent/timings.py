@@ -14,6 +14,11 @@ class AgentTimings(BaseModel):
     repave: float = Field(default=1.0, ge=0)
     heartbeat_interval: float = Field(default=5.0, gt=0)
     command_poll_interval: float = Field(default=2.0, gt=0)
+    standby_command_poll_interval: float = Field(
+        default=10.0,
+        gt=0,
+        description="other control planes: they run only commands addressed to them (runner)",
+    )
     request_timeout: float = Field(default=10.0, gt=0)
     backoff_initial: float = Field(default=0.2, gt=0)
     backoff_max: float = Field(default=10.0, gt=0)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from datetime import timedelta
 from enum import StrEnum
@@ -19,6 +17,7 @@ from domain.cluster import version_key
 from domain.maas import Machine
 from domain.naming import SIGNAL_AGENT_REPORT, create_workflow_id, manage_workflow_id
 from domain.phases import MANAGED_PHASES, Phase
+from domain.remediation import ObservedNode
 from workflows.contracts import AgentReport
 
 log = logging.getLogger(__name__)
@@ -32,10 +31,6 @@ def node_state(beat: AgentHeartbeat) -> dict[str, object]:
         "healthy": beat.healthy,
         "message": beat.message,
     }
-
-
-def fingerprint(state: dict[str, object]) -> str:
-    return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
 
 
 def _version_sort(version: str) -> tuple[int, int]:
@@ -52,14 +47,14 @@ def aggregate(
     healthy if all nodes are. The workflows merge nodes by hostname, so the signal's size
     grows with what changed, not with the cluster."""
     states = [*others, *changed]
-    nodes = [NodeReport.model_validate(s["node"]) for s in states]
+    nodes = [ObservedNode.model_validate(s["node"]) for s in states]
     versions = sorted({n.kubelet_version for n in nodes if n.kubelet_version}, key=_version_sort)
     messages = [str(s["message"]) for s in states if s.get("message")]
     return AgentReport(
         control_plane_ready=any(bool(s["control_plane_ready"]) for s in states),
         # The oldest kubelet is the version the whole cluster can be said to run.
         kubernetes_version=versions[0] if versions else fallback_version,
-        nodes=[NodeReport.model_validate(s["node"]) for s in changed],
+        nodes=[ObservedNode.model_validate(s["node"]) for s in changed],
         healthy=all(bool(s["healthy"]) for s in states),
         message="; ".join(sorted(set(messages)))[:2000],
     )

@@ -49,7 +49,12 @@ def create_app(
         db = await Database.open(settings)
         await ensure_bootstrap(db.sessions, settings)
         app.state.db = db
-        app.state.heartbeats = HeartbeatRecorder(db.sessions, heartbeat_flush_seconds)
+        app.state.heartbeats = HeartbeatRecorder(
+            db.sessions,
+            heartbeat_flush_seconds,
+            # Fresh enough that a live node never looks silent to the sweep.
+            node_every=settings.agent_node_silence_timeout / 4,
+        )
         app.state.heartbeats.start()
         app.state.agent_cache.start(db.sessions)
         app.state.agent_outbox = AgentOutboxSender(

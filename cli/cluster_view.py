@@ -46,6 +46,16 @@ def reason_line(cluster: dict[str, Any]) -> str | None:
     return f"{line} ({hint})" if hint else line
 
 
+def management_line(cluster: dict[str, Any]) -> str:
+    """Whether management runs, or since when it is paused and what that holds back."""
+    if not cluster.get("management_paused"):
+        return "active"
+    return (
+        f"paused since {cluster.get('management_paused_at')}: queued actions and remediation "
+        "wait (metalgate cluster resume)"
+    )
+
+
 def create_workflow_link(cluster: dict[str, Any], settings: Settings | None = None) -> str:
     """The Temporal Web UI page of the cluster's create workflow, on the UI the API reports."""
     workflow_id = cluster.get("create_workflow_id") or create_workflow_id(str(cluster["id"]))

@@ -17,7 +17,7 @@ from rich.live import Live
 from cli import cluster_operations
 from cli.api_client import ApiClient, ApiError
 from cli.cluster_operations import ClusterId, show_plan
-from cli.cluster_view import ClusterView, create_workflow_link, reason_line
+from cli.cluster_view import ClusterView, create_workflow_link, management_line, reason_line
 from cli.exit_codes import ExitCode
 from cli.login import client
 from cli.output import (
@@ -56,6 +56,7 @@ CLUSTER_FIELDS: list[Column] = [
     ("Cloud account", "cloud_account_id"),
     ("Gateway", "gateway_id"),
     ("Agent", lambda c: "silent" if c.get("agent_silent") else c.get("last_heartbeat_at")),
+    ("Management", management_line),
     ("Created", "created_at"),
     ("Updated", "updated_at"),
     ("Temporal UI", "temporal_ui_url"),
@@ -67,6 +68,7 @@ MACHINE_COLUMNS: list[Column] = [
     ("Zone", "zone"),
     ("Status", "status"),
     ("IP", "ip_addresses"),
+    ("Remediation", "remediation"),
 ]
 POOL_COLUMNS: list[Column] = [
     ("Pool", "name"),

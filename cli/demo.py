@@ -3,7 +3,9 @@
 Creates a project and key, registers a PCG and runs it as a child process, adds a cloud
 account for the emulator through it, creates a 3-node cluster, upgrades it, shows that the
 cluster stays managed with the PCG stopped (an upgrade works, a scale waits for the gateway),
-restarts the PCG, deletes the cluster and shows every machine back to Ready.
+restarts the PCG, kills a worker's machine and shows the remediation ladder replace it by
+itself (the old machine quarantined in MAAS), deletes the cluster and shows every machine back
+to Ready.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import typer
 from rich.console import Console
 
 from cli.api_client import ApiClient, ApiError
-from domain.cluster import ClusterSpec, NodePool
+from domain.agent_wire import ActionKind
+from domain.cluster import ClusterSpec, NodePool, RemediationPolicy
+from domain.naming import QUARANTINE_TAG
 from domain.phases import Phase
 from embedded.stack_info import STACK_FILE, StackInfo
 from runtime.settings import Settings, get_settings
@@ -31,6 +36,11 @@ Json = dict[str, Any]
 
 FIRST_VERSION = "v1.30.4"
 UPGRADES = ("v1.31.2", "v1.32.0")
+# The demo's workers are repaired after 5 s unhealthy (the default is 300 s), so the ladder's
+# steps follow each other quickly; noticing the silent node takes the stack's
+# METALGATE_AGENT_NODE_SILENCE_TIMEOUT.
+DEMO_REMEDIATION = RemediationPolicy(unhealthy_seconds=5)
+LADDER_WORDS = ("etcd member", "failed to deploy", "control-plane endpoint")
 
 
 class DemoFailedError(RuntimeError):
@@ -45,7 +55,8 @@ def demo(
     timeout: float = typer.Option(600.0, help="Seconds each waiting step may take"),
     keep: bool = typer.Option(False, help="Keep the cluster instead of deleting it"),
 ) -> None:
-    """Walk through create, upgrade, gateway outage, scale and delete on `metalgate up`."""
+    """Walk through create, upgrade, gateway outage, scale, a dead node replaced by itself and
+    delete on `metalgate up`."""
     settings = get_settings()
     try:
         Demo(settings, timeout).run(keep=keep)
@@ -109,7 +120,7 @@ class Demo:
             name=f"demo-{suffix}",
             kubernetes_version=FIRST_VERSION,
             control_plane=NodePool(name="control-plane", count=1),
-            worker_pools=[NodePool(name="workers", count=2)],
+            worker_pools=[NodePool(name="workers", count=2, remediation=DEMO_REMEDIATION)],
         )
         cluster = self.step(
             "create a 3-node cluster",
@@ -140,6 +151,7 @@ class Demo:
             "the scale to finish",
             lambda: _done_scaling(api.get_cluster(cluster_id), "workers", 3),
         )
+        self.remediation(api, cluster_id)
         if keep:
             return
         held = [m["system_id"] for m in api.get_cluster(cluster_id)["machines"]]
@@ -152,6 +164,48 @@ class Demo:
         self.step("remove the cloud account", lambda: api.delete_account(account["id"]))
         self.step("stop and remove the PCG", self.stop_pcg)
         api.delete_gateway(gateway_id)
+
+    def remediation(self, api: ApiClient, cluster_id: str) -> None:
+        """Kill a worker's machine; the ladder power-cycles, redeploys, then replaces it."""
+        cluster = api.get_cluster(cluster_id)
+        old = next(m for m in cluster["machines"] if m["pool"] == "workers")
+        name, system_id = old["hostname"], old["system_id"]
+        seen = max((e["id"] for e in api.cluster_events(cluster_id)), default=0)
+        self.step(
+            f"power off {name}'s machine in the emulator, its hardware dead for good",
+            lambda: asyncio.run(kill_machine(self.stack.maas_url, self.maas_key, system_id)),
+        )
+
+        def replaced() -> bool:
+            nonlocal seen
+            for event in api.cluster_events(cluster_id, after=seen):
+                seen = event["id"]
+                if _ladder_event(event["message"]):
+                    console.print(f"    event: {event['message']}", markup=False)
+            return _replaced(api.get_cluster(cluster_id), system_id, "workers", 3)
+
+        self.wait(f"{name} replaced by itself", replaced)
+        self.step(
+            f"check in MAAS that {name} is quarantined",
+            lambda: asyncio.run(self.quarantined(system_id)),
+        )
+        self.step(
+            f"repair {name} as an operator would: fix it, remove the quarantine tag",
+            lambda: asyncio.run(revive_machine(self.stack.maas_url, self.maas_key, system_id)),
+        )
+
+    async def quarantined(self, system_id: str) -> None:
+        from maas.client import connect
+
+        client = await connect(self.stack.maas_url, apikey=self.maas_key)
+        machine = await client.machines.get(system_id)
+        tags = [t.name for t in machine.tags]
+        if QUARANTINE_TAG not in tags or machine.owner:
+            raise DemoFailedError(
+                f"{machine.hostname} is {machine.status_name}, owner {machine.owner}, tags {tags}: "
+                f"expected released with tag {QUARANTINE_TAG}"
+            )
+        console.print(f"    {machine.hostname} {machine.status_name}, tags {', '.join(tags)}")
 
     # --- steps -------------------------------------------------------------------------------
 
@@ -244,6 +298,41 @@ class Demo:
         return True
 
 
+async def kill_machine(maas_url: str, maas_key: str, system_id: str) -> None:
+    """Kill an emulator machine: its hardware dead (the `dead_machines` fault, so no power
+    cycle or redeploy brings it back), then powered off through MAAS, which stops its agent."""
+    from maas.client import connect
+
+    faults_url = maas_url.split("/MAAS/")[0] + "/_emulator/faults"
+    headers = {"Authorization": f"Bearer {maas_key}"}
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        dead = (await http.get(faults_url, headers=headers)).raise_for_status().json()
+        wanted = sorted({*dead["dead_machines"], system_id})
+        answer = await http.put(faults_url, json={"dead_machines": wanted}, headers=headers)
+        answer.raise_for_status()
+    client = await connect(maas_url, apikey=maas_key)
+    machine = await client.machines.get(system_id)
+    await machine.power_off(comment="metalgate demo: the machine dies")
+
+
+async def revive_machine(maas_url: str, maas_key: str, system_id: str) -> None:
+    """Undo `kill_machine` and the quarantine: the machine can be allocated again."""
+    from maas.client import connect
+
+    faults_url = maas_url.split("/MAAS/")[0] + "/_emulator/faults"
+    headers = {"Authorization": f"Bearer {maas_key}"}
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        dead = (await http.get(faults_url, headers=headers)).raise_for_status().json()
+        wanted = [m for m in dead["dead_machines"] if m != system_id]
+        answer = await http.put(faults_url, json={"dead_machines": wanted}, headers=headers)
+        answer.raise_for_status()
+    client = await connect(maas_url, apikey=maas_key)
+    machine = await client.machines.get(system_id)
+    for tag in machine.tags:
+        if tag.name == QUARANTINE_TAG:
+            await machine.tags.remove(tag)
+
+
 def _metalgate() -> list[str]:
     return [sys.executable, "-m", "cli"]
 
@@ -267,3 +356,24 @@ def _upgraded(cluster: Json, version: str) -> bool:
 def _done_scaling(cluster: Json, pool: str, count: int) -> bool:
     machines = [m for m in cluster["machines"] if m["pool"] == pool]
     return cluster["phase"] == Phase.RUNNING and len(machines) == count
+
+
+def _replaced(cluster: Json, old: str, pool: str, count: int) -> bool:
+    """Running again with `count` machines in `pool`, `old` not among them, every node Ready."""
+    machines = [m for m in cluster["machines"] if m["pool"] == pool]
+    ready = {n["hostname"] for n in cluster.get("nodes") or [] if n.get("ready")}
+    return (
+        cluster["phase"] == Phase.RUNNING
+        and len(machines) == count
+        and all(m["system_id"] != old for m in machines)
+        and all(m["hostname"] in ready for m in cluster["machines"])
+    )
+
+
+def _ladder_event(message: str) -> bool:
+    """A step of the ladder starting or ending (not the action's own started line)."""
+    if message.startswith("remediation "):
+        return True
+    if message.startswith(f"{ActionKind.REMEDIATE}-"):
+        return " started: " not in message
+    return any(word in message for word in LADDER_WORDS)

@@ -24,6 +24,9 @@ from domain.phases import Phase, Reason
 
 # Seconds an agent may stay silent before its cluster shows Unreachable.
 DEFAULT_SILENCE_SECONDS = 120.0
+# Seconds one node's agent may stay silent, while others report, before the node counts as
+# not Ready (store/node_silence.py): six missed heartbeats at the agent's default interval.
+DEFAULT_NODE_SILENCE_SECONDS = 30.0
 
 
 class LifecycleTimeouts(BaseModel):

@@ -12,12 +12,25 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from domain.agent_wire import NodeReport
 from domain.cluster import ClusterSpec
 from domain.maas import Machine
 from domain.text import Hostname
+
+
+class ObservedNode(NodeReport):
+    """A node as the control plane knows it: its agent's last report or, once that agent went
+    silent while the cluster's others report (store/node_silence.py), that report not Ready
+    with `silent_since`. Never sent by an agent: the API builds it from what it stored."""
+
+    # Built from plain NodeReports too (tests, older callers): read them by attribute.
+    model_config = ConfigDict(from_attributes=True)
+
+    silent_since: float | None = Field(
+        default=None, description="unix time the node's agent was last heard from, if silent"
+    )
 
 
 class RemediationStep(StrEnum):
@@ -43,6 +56,8 @@ class NodeRemediation(BaseModel):
     step_at: float = 0.0
     # Why the next step is held back, recorded once per new reason.
     blocked: str = ""
+    # Its own agent is silent (not a NotReady report): said so in the step's reason.
+    agent_silent: bool = False
 
     @property
     def active(self) -> bool:
@@ -56,7 +71,7 @@ class NodeRemediation(BaseModel):
         return str(self.step) if self.step else "watching"
 
 
-def healthy(machine: Machine, nodes: dict[str, NodeReport], agent_silent: bool) -> bool:
+def healthy(machine: Machine, nodes: dict[str, ObservedNode], agent_silent: bool) -> bool:
     """A node is healthy when its agent reports it Ready and the agent is not silent.
 
     A machine with no report yet is left alone: it may still be joining.
@@ -70,13 +85,17 @@ def healthy(machine: Machine, nodes: dict[str, NodeReport], agent_silent: bool) 
 def observe(
     tracked: list[NodeRemediation],
     machines: list[Machine],
-    nodes: list[NodeReport],
+    nodes: list[ObservedNode] | list[NodeReport],
     *,
     agent_silent: bool,
     now: float,
 ) -> tuple[list[NodeRemediation], list[NodeRemediation]]:
-    """Track newly unhealthy nodes and drop recovered ones: answers (tracked, recovered)."""
-    reports = {n.hostname: n for n in nodes}
+    """Track newly unhealthy nodes and drop recovered ones: answers (tracked, recovered).
+
+    A node whose own agent went silent is unhealthy since it was last heard from (never
+    later than `now`), so the pool's threshold counts from its last heartbeat.
+    """
+    reports = {n.hostname: ObservedNode.model_validate(n) for n in nodes}
     known = {t.system_id: t for t in tracked}
     kept: list[NodeRemediation] = []
     recovered: list[NodeRemediation] = []
@@ -86,15 +105,17 @@ def observe(
             if entry is not None:
                 recovered.append(entry)
             continue
-        kept.append(
-            entry
-            or NodeRemediation(
+        silent_since = reports[machine.hostname].silent_since if not agent_silent else None
+        if entry is None:
+            since = now if silent_since is None else min(now, silent_since)
+            entry = NodeRemediation(
                 hostname=machine.hostname,
                 system_id=machine.system_id,
                 pool=machine.pool,
-                unhealthy_since=now,
+                unhealthy_since=since,
             )
-        )
+        entry.agent_silent = silent_since is not None
+        kept.append(entry)
     return kept, recovered
 
 

@@ -65,6 +65,7 @@ class StackConfig(BaseModel):
     deploy_seconds: float = 3.0
     release_seconds: float = 2.0
     emulator_args: list[str] = []
+    agent_runtime_args: list[str] = []
     pcg_replicas: int = 1
     system_gateway: bool = True
     agent_runtime: bool = True
@@ -397,7 +398,8 @@ async def start_stack(config: StackConfig) -> Stack:
                 ChildSpec(
                     "agent-runtime",
                     _metalgate(
-                        "agent", "runtime", "--host", host, "--port", str(ports.agent_runtime)
+                        *("agent", "runtime", "--host", host, "--port", str(ports.agent_runtime)),
+                        *config.agent_runtime_args,
                     ),
                     env,
                     ready=_answers_as(

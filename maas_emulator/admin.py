@@ -6,7 +6,7 @@ signed with an admin's key:
 
 - `GET /_emulator/faults`: the current faults.
 - `PUT|POST /_emulator/faults`: JSON with any of `deploy_failure_rate`, `fail_machines`,
-  `http_503_rate`, `latency_ms`; answers the faults now in force.
+  `dead_machines`, `http_503_rate`, `latency_ms`; answers the faults now in force.
 - `POST /_emulator/boot-deployed`: re-run every Deployed machine's boot hook (a power-on);
   answers `{"booted": N}`.
 - `GET /_emulator/requests?since=N`: the request log (`maas_emulator.requests`): calls per

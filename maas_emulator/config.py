@@ -14,6 +14,11 @@ class FaultConfig(BaseModel):
     fail_machines: list[str] = Field(
         default_factory=list, description="system ids or hostnames that always fail to deploy"
     )
+    dead_machines: list[str] = Field(
+        default_factory=list,
+        description="system ids or hostnames whose hardware is dead: powered on they boot "
+        "nothing, and every deploy fails",
+    )
     http_503_rate: float = Field(0.0, ge=0.0, le=1.0)
     latency_ms: int = Field(0, ge=0)
     lost_answer_rate: float = Field(
@@ -29,6 +34,7 @@ class FaultUpdate(BaseModel):
 
     deploy_failure_rate: float | None = Field(None, ge=0.0, le=1.0)
     fail_machines: list[str] | None = None
+    dead_machines: list[str] | None = None
     http_503_rate: float | None = Field(None, ge=0.0, le=1.0)
     latency_ms: int | None = Field(None, ge=0)
     lost_answer_rate: float | None = Field(None, ge=0.0, le=1.0)

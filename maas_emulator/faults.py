@@ -1,5 +1,5 @@
-"""Fault injection: deploy failures, HTTP 503s, lost answers and added latency, changeable at
-run time.
+"""Fault injection: deploy failures, dead machines, HTTP 503s, lost answers and added latency,
+changeable at run time.
 
 A lost answer is the nastiest of them for a client: the operation happened (a machine is
 allocated, a release started), but the caller sees a 503 or a cut connection and cannot
@@ -26,9 +26,12 @@ class Faults:
         self.config = FaultConfig.model_validate(merged)
         return self.config
 
+    def dead(self, system_id: str, hostname: str) -> bool:
+        return system_id in self.config.dead_machines or hostname in self.config.dead_machines
+
     def deploy_fails(self, system_id: str, hostname: str) -> bool:
         named = self.config.fail_machines
-        if system_id in named or hostname in named:
+        if system_id in named or hostname in named or self.dead(system_id, hostname):
             return True
         return self._rng.random() < self.config.deploy_failure_rate
 

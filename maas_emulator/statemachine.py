@@ -198,8 +198,11 @@ class Lifecycle:
         what = "Powering on" if on else "Powering off"
         description = f"{what}: {comment}" if comment else what
         self._state.save_machine(machine, new_event(machine, username, what, description))
-        # A Deployed machine runs its OS only while on: off stops it, on boots it again.
+        # A Deployed machine runs its OS only while on: off stops it, on boots it again
+        # (unless its hardware is dead).
         if machine.status == NodeStatus.DEPLOYED and was_on != on:
+            if on and self._faults.dead(machine.system_id, machine.hostname):
+                return
             self._fire("deployed" if on else "released", machine)
 
     def _move(self, machine: Machine, target: NodeStatus, comment: str = "") -> Event:

@@ -24,7 +24,7 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from activities.models import ReconcileClustersInput
-from domain.lifecycle import GatewayRef
+from domain.lifecycle import DEFAULT_NODE_SILENCE_SECONDS, GatewayRef
 from domain.naming import (
     CONTROL_PLANE_QUEUE,
     ORPHAN_SWEEP_WORKFLOW,
@@ -64,13 +64,21 @@ async def _create_unless_exists(client: Client, schedule_id: str, schedule: Sche
     return True
 
 
-async def ensure_silence_sweep_schedule(client: Client, *, silence_seconds: float) -> None:
-    """The fleet-wide silence sweep, a few runs per silence window."""
-    every = max(MIN_SWEEP_INTERVAL, silence_seconds / SWEEPS_PER_WINDOW)
+async def ensure_silence_sweep_schedule(
+    client: Client,
+    *,
+    silence_seconds: float,
+    node_silence_seconds: float = DEFAULT_NODE_SILENCE_SECONDS,
+) -> None:
+    """The fleet-wide silence sweep, a few runs per (shorter) silence window; an existing
+    schedule is brought to these settings, which come from the same settings object."""
+    every = max(MIN_SWEEP_INTERVAL, min(silence_seconds, node_silence_seconds) / SWEEPS_PER_WINDOW)
     schedule = Schedule(
         action=ScheduleActionStartWorkflow(
             SILENCE_SWEEP_WORKFLOW,
-            SilenceSweepInput(silence_seconds=silence_seconds),
+            SilenceSweepInput(
+                silence_seconds=silence_seconds, node_silence_seconds=node_silence_seconds
+            ),
             id=f"{SILENCE_SWEEP_SCHEDULE_ID}/run",
             task_queue=CONTROL_PLANE_QUEUE,
             execution_timeout=timedelta(seconds=every * 4),
@@ -78,7 +86,13 @@ async def ensure_silence_sweep_schedule(client: Client, *, silence_seconds: floa
         spec=_every(timedelta(seconds=every)),
         policy=SKIP_OVERLAP,
     )
-    await _create_unless_exists(client, SILENCE_SWEEP_SCHEDULE_ID, schedule)
+    if await _create_unless_exists(client, SILENCE_SWEEP_SCHEDULE_ID, schedule):
+        return
+
+    def to_current(_: ScheduleUpdateInput) -> ScheduleUpdate:
+        return ScheduleUpdate(schedule=schedule)
+
+    await client.get_schedule_handle(SILENCE_SWEEP_SCHEDULE_ID).update(to_current)
 
 
 async def ensure_reconcile_schedule(client: Client, *, every: timedelta) -> None:

@@ -12,7 +12,12 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from domain.lifecycle import DEFAULT_SILENCE_SECONDS, DEFAULT_TIMEOUTS, LifecycleTimeouts
+from domain.lifecycle import (
+    DEFAULT_NODE_SILENCE_SECONDS,
+    DEFAULT_SILENCE_SECONDS,
+    DEFAULT_TIMEOUTS,
+    LifecycleTimeouts,
+)
 from domain.versions import DEFAULT_KUBERNETES_VERSIONS, KubernetesVersion, SupportedVersions
 
 log = logging.getLogger(__name__)
@@ -117,6 +122,12 @@ class Settings(BaseSettings):
         description="machines a create may swap in for ones that failed to deploy",
     )
     agent_silence_timeout: float = DEFAULT_SILENCE_SECONDS
+    agent_node_silence_timeout: float = Field(
+        default=DEFAULT_NODE_SILENCE_SECONDS,
+        gt=0,
+        description="after this long without a heartbeat of its own agent (while other nodes "
+        "report), a node counts as not Ready and the remediation ladder starts counting",
+    )
     gateway_probe_timeout: float = Field(
         default=DEFAULT_TIMEOUTS.gateway_probe,
         description="after this long with no gateway polling, show WaitingForGateway",

@@ -9,6 +9,8 @@ keeps one signal per cluster in flight across API replicas.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -55,6 +57,11 @@ class RetryLater(BaseModel):
     error: str
 
 
+def fingerprint(state: dict[str, Any]) -> str:
+    """What tells a node's new state from the stored one: a hash of all of it."""
+    return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
+
+
 async def record_change(
     session: AsyncSession,
     *,
@@ -64,7 +71,8 @@ async def record_change(
     state: dict[str, Any],
     now: datetime,
 ) -> None:
-    """Store a node's new state and queue its cluster for a signal (the caller commits)."""
+    """Store a node's new state, as its agent reported it (so it is not silent), and queue
+    its cluster for a signal (the caller commits)."""
     await session.execute(
         upsert(
             session,
@@ -76,10 +84,17 @@ async def record_change(
                 "report": state,
                 "updated_at": now,
                 "pending": True,
+                "last_seen_at": now,
+                "silent": False,
             },
             ["cluster_id", "hostname"],
         )
     )
+    await queue_signal(session, cluster_id=cluster_id, now=now)
+
+
+async def queue_signal(session: AsyncSession, *, cluster_id: str, now: datetime) -> None:
+    """Queue the cluster's pending node changes for a signal (the caller commits)."""
     # On conflict only the change id moves: a row waiting out a backoff or the coalescing
     # interval keeps its time, and a leased row is sent again after its signal settles.
     await session.execute(

@@ -94,6 +94,23 @@ def _renamed_phases(conn: Connection) -> None:
             )
 
 
+def _node_silence(conn: Connection) -> None:
+    stamp = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    _add_columns(
+        conn, "agent_nodes", {"last_seen_at": stamp, "silent": "BOOLEAN NOT NULL DEFAULT false"}
+    )
+    conn.execute(
+        text(
+            "CREATE INDEX IF NOT EXISTS ix_agent_nodes_silence ON agent_nodes (silent, last_seen_at)"
+        )
+    )
+
+
+def _management_paused(conn: Connection) -> None:
+    stamp = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    _add_columns(conn, "clusters", {"management_paused_at": stamp})
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "initial schema", _initial_schema),
     Step(2, "cluster bootstrap material", _cluster_bootstrap),
@@ -102,6 +119,8 @@ STEPS: tuple[Step, ...] = (
     Step(5, "agent report outbox", _agent_outbox),
     Step(6, "secrets sealed to gateways", _sealed_secrets),
     Step(7, "renamed phases", _renamed_phases),
+    Step(8, "per-node agent silence", _node_silence),
+    Step(9, "management pause shown", _management_paused),
 )
 
 

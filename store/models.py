@@ -135,6 +135,8 @@ class Cluster(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     delete_requested_at: Mapped[datetime | None]
+    # Intent, like the spec: set by POST /pause once the management workflow took it.
+    management_paused_at: Mapped[datetime | None]
 
 
 class ClusterBootstrapRow(Base):
@@ -162,6 +164,7 @@ class AgentNode(Base):
     """The last state each node's agent reported; a heartbeat that matches it signals nothing."""
 
     __tablename__ = "agent_nodes"
+    __table_args__ = (Index("ix_agent_nodes_silence", "silent", "last_seen_at"),)
 
     cluster_id: Mapped[str] = mapped_column(
         ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True
@@ -172,6 +175,10 @@ class AgentNode(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Changed and not yet signalled: the cluster's outbox row says when to send it.
     pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The node's own agent last heard from (batched, like clusters.last_heartbeat_at), and
+    # whether the silence sweep marked it silent since (store/node_silence.py).
+    last_seen_at: Mapped[datetime | None]
+    silent: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class AgentOutboxRow(Base):

@@ -57,7 +57,11 @@ def build_worker(
 async def run_control_plane_worker(settings: Settings, *, client: Client | None = None) -> None:
     """Run until SIGINT or SIGTERM, then finish in-flight activities and stop."""
     client = client or await connect_with_retry(settings)
-    await ensure_silence_sweep_schedule(client, silence_seconds=settings.agent_silence_timeout)
+    await ensure_silence_sweep_schedule(
+        client,
+        silence_seconds=settings.agent_silence_timeout,
+        node_silence_seconds=settings.agent_node_silence_timeout,
+    )
     activities, database = await control_plane_activities(settings, client)
     from activities.orphans import registered_gateways
 

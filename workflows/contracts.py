@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.agent_wire import CommandResult, NodeReport
+from domain.agent_wire import CommandResult
 from domain.cluster import MAX_NODES_PER_CLUSTER, MAX_NODES_PER_POOL, Name, NodePool
-from domain.lifecycle import ClusterRef, GatewayRef, LifecycleTimeouts
+from domain.lifecycle import (
+    DEFAULT_NODE_SILENCE_SECONDS,
+    ClusterRef,
+    GatewayRef,
+    LifecycleTimeouts,
+)
 from domain.maas import MaasAccount, Machine
 from domain.management import ActionId, PendingAction
 from domain.phases import Phase
-from domain.remediation import NodeRemediation
+from domain.remediation import NodeRemediation, ObservedNode
 from domain.text import Hostname, Message
 from domain.versions import KubeletVersion, KubernetesVersion
 
@@ -25,7 +30,7 @@ class AgentReport(BaseModel):
 
     control_plane_ready: bool = False
     kubernetes_version: KubeletVersion = ""
-    nodes: list[NodeReport] = Field(default_factory=list, max_length=MAX_NODES_PER_CLUSTER)
+    nodes: list[ObservedNode] = Field(default_factory=list, max_length=MAX_NODES_PER_CLUSTER)
     healthy: bool = True
     message: Message = ""
 
@@ -72,7 +77,7 @@ class ManageState(BaseModel):
     kubernetes_version: KubernetesVersion
     phase: Phase = Phase.RUNNING
     paused: bool = False
-    nodes: list[NodeReport] = Field(default_factory=list)
+    nodes: list[ObservedNode] = Field(default_factory=list)
     pending: list[PendingAction] = Field(default_factory=list)
     remediation: list[NodeRemediation] = Field(
         default_factory=list, description="unhealthy nodes and their place on the ladder"
@@ -113,6 +118,7 @@ class PlanClusterInput(BaseModel):
 
 class SilenceSweepInput(BaseModel):
     silence_seconds: float
+    node_silence_seconds: float = DEFAULT_NODE_SILENCE_SECONDS
 
 
 class OrphanSweepInput(BaseModel):

@@ -38,26 +38,39 @@ class Endpoint:
         """Whether the endpoint must learn of control-plane machines as they deploy."""
         return self.cluster.spec.control_plane_endpoint.mode == EndpointMode.DNS
 
-    async def ensure(self) -> str:
-        """Make the endpoint (or find it again) and answer its host; in dns mode this also
-        points the name at every control-plane machine MAAS is deploying."""
+    async def _ensure(self, exclude_system_ids: list[str]) -> EnsureEndpointResult:
         spec = self.cluster.spec
-        result = await self.calls.run(
+        return await self.calls.run(
             ENSURE_ENDPOINT,
             EnsureEndpointInput(
                 account=self.cluster.account,
                 cluster_id=self.cluster.cluster_id,
                 endpoint=spec.control_plane_endpoint,
                 control_plane_pool=spec.control_plane.name,
+                exclude_system_ids=exclude_system_ids,
             ),
             EnsureEndpointResult,
         )
+
+    async def ensure(self) -> str:
+        """Make the endpoint (or find it again) and answer its host; in dns mode this also
+        points the name at every control-plane machine MAAS is deploying."""
+        result = await self._ensure([])
         if result.host != self.host:
             await self.calls.status.event(
                 endpoint_event(result.mode, result.host, result.addresses)
             )
         self.host = result.host
         return result.host
+
+    async def point_at_control_plane(self, exclude_system_ids: list[str]) -> list[str] | None:
+        """Mode dns: point the name at the control-plane machines but the excluded ones (being
+        repaired) and answer its addresses; None in the other modes, where nothing follows."""
+        if not self.follows_machines:
+            return None
+        result = await self._ensure(exclude_system_ids)
+        self.host = result.host
+        return result.addresses
 
     async def control_plane_changed(self) -> None:
         """A control-plane machine started deploying or left: a dns record follows."""

@@ -389,7 +389,9 @@ class ClusterManagement:
                         action, {"node": action.node, "system_id": action.system_id}
                     )
                 case RemediateAction():
-                    outcome = await self._remediation.run(action, self._scale_up)
+                    outcome = await self._remediation.run(
+                        action, self._scale_up, self._remediation_command
+                    )
                     self._machines_changed = True
                     return outcome
                 case _:
@@ -424,6 +426,13 @@ class ClusterManagement:
         result = self._results[command_id]
         detail = f": {result.message}" if result.message else ""
         return f"{command_id} {result.state}{detail}"
+
+    async def _remediation_command(
+        self, action: RemediateAction, args: dict[str, str]
+    ) -> CommandResultSignal | None:
+        """A remediation step's agent command: its final result, None when none came."""
+        await self._agent_command(action, args)
+        return self._results.get(action.id)
 
     async def _upgrade(self, action: UpgradeAction) -> str:
         version = action.kubernetes_version

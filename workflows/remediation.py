@@ -3,6 +3,11 @@
 Decisions are domain.remediation's pure functions; this module turns them into queued
 RemediateActions, cluster events and MAAS calls through the gateway (so a gateway that is
 down shows WaitingForGateway, as for scale).
+
+A control-plane node is taken out of the cluster before it is redeployed or replaced: the
+agent of a surviving, Ready control-plane node removes its etcd member (and its Node), so
+etcd never counts a member that will not come back, and in mode dns the endpoint's record
+leaves it until the step is done. The step waits if no such agent answers.
 """
 
 from __future__ import annotations
@@ -20,12 +25,13 @@ with workflow.unsafe.imports_passed_through():
         RemediateMachineInput,
         RemediateMachineResult,
     )
-    from domain.agent_wire import ActionKind
+    from domain.agent_wire import ActionKind, CommandState
     from domain.cluster import NodePool
     from domain.maas import Machine
     from domain.management import RemediateAction
     from domain.phases import Phase, Reason
     from domain.remediation import (
+        LADDER,
         NodeRemediation,
         RemediationStep,
         is_due,
@@ -34,15 +40,20 @@ with workflow.unsafe.imports_passed_through():
         observe,
         refusal,
     )
-    from workflows.contracts import ManageState
+    from workflows.contracts import CommandResultSignal, ManageState
     from workflows.deploy import Deployer
+    from workflows.endpoint import Endpoint
     from workflows.gateway_calls import GatewayCalls
     from workflows.status import StatusRecorder
 
 PATCH_REMEDIATION = "remediation"
+# Histories recorded before control-plane steps took the node out (etcd member, endpoint).
+PATCH_CONTROL_PLANE_TAKE_OUT = "remediation-control-plane-take-out"
 
 # Acquires and deploys fresh machines for a pool (the management workflow's scale-up).
 AddMachines = Callable[[RemediateAction, NodePool], Awaitable[list[Machine]]]
+# Sends the action's agent command and answers its final result (None: none came in time).
+AgentCommand = Callable[[RemediateAction, dict[str, str]], Awaitable[CommandResultSignal | None]]
 
 
 class Remediation:
@@ -102,7 +113,8 @@ class Remediation:
                     node=entry.hostname,
                     system_id=entry.system_id,
                     step=step,
-                    reason=f"{Reason.NODE_UNHEALTHY}: not Ready for "
+                    reason=f"{Reason.NODE_UNHEALTHY}: "
+                    f"{'agent silent' if entry.agent_silent else 'not Ready'} for "
                     f"{now - entry.unhealthy_since:.0f}s",
                 )
             )
@@ -122,11 +134,23 @@ class Remediation:
 
     # --- steps: run as queued actions -----------------------------------------------------
 
-    async def run(self, action: RemediateAction, add_machines: AddMachines) -> str:
+    async def run(
+        self, action: RemediateAction, add_machines: AddMachines, agent_command: AgentCommand
+    ) -> str:
         machine = next((m for m in self._s.machines if m.system_id == action.system_id), None)
         if machine is None:
             return f"{action.id} skipped: {action.node} is no longer one of the cluster's nodes"
         await self._event(f"remediation {action.step} of {action.node} started ({action.reason})")
+        takes_out = (
+            action.step != RemediationStep.POWER_CYCLE
+            and machine.pool == self._s.cluster.spec.control_plane.name
+            and workflow.patched(PATCH_CONTROL_PLANE_TAKE_OUT)
+        )
+        if takes_out:
+            refused = await self._take_out(machine, action, agent_command)
+            if refused is not None:
+                self._again_later(action)
+                return f"{action.id} failed ({Reason.REMEDIATION_BLOCKED}): {refused}"
         match action.step:
             case RemediationStep.POWER_CYCLE:
                 done = await self._maas(POWER_CYCLE_MACHINE, machine, action)
@@ -135,12 +159,74 @@ class Remediation:
                 outcome = await self._redeploy(machine, action)
             case RemediationStep.REPLACE:
                 outcome = await self._replace(machine, action, add_machines)
+        if takes_out:
+            await self._point_endpoint(exclude=[])
         entry = self._entry(action.system_id)
         if entry is not None:
             # The node gets a full threshold from now to come back before the next step.
             entry.step_at = workflow.time()
         self._label_machines()
         return f"{action.id} succeeded: {action.step} of {action.node}: {outcome}"
+
+    # --- control-plane nodes: out of etcd and the endpoint first -------------------------
+
+    def _runner(self, sick: Machine) -> Machine | None:
+        """The first other control-plane node reported Ready and not itself being repaired:
+        its agent removes the etcd member (the first control plane may be the sick one)."""
+        tracked = {t.system_id for t in self._s.remediation}
+        ready = {n.hostname for n in self._s.nodes if n.ready}
+        pool = self._s.cluster.spec.control_plane.name
+        return next(
+            (
+                m
+                for m in self._s.machines
+                if m.pool == pool
+                and m.system_id != sick.system_id
+                and m.system_id not in tracked
+                and m.hostname in ready
+            ),
+            None,
+        )
+
+    async def _take_out(
+        self, machine: Machine, action: RemediateAction, agent_command: AgentCommand
+    ) -> str | None:
+        """Remove the node's etcd member through a surviving control plane and leave it out
+        of the endpoint; answers why not, if it could not."""
+        runner = self._runner(machine)
+        if runner is None:
+            return (
+                f"no other control-plane node is Ready to remove the etcd member of "
+                f"{machine.hostname} through; it is tried again later"
+            )
+        result = await agent_command(
+            action, {"node": machine.hostname, "runner": runner.hostname, "etcd_member": "true"}
+        )
+        if result is None or result.state != CommandState.SUCCEEDED:
+            why = "no answer in time" if result is None else f"{result.state}: {result.message}"
+            return (
+                f"removing the etcd member of {machine.hostname} through {runner.hostname} "
+                f"did not succeed ({why}); it is tried again later"
+            )
+        await self._event(f"etcd member of {machine.hostname} removed through {runner.hostname}")
+        await self._point_endpoint(exclude=[machine.system_id])
+        return None
+
+    async def _point_endpoint(self, exclude: list[str]) -> None:
+        addresses = await Endpoint(self._s.cluster, self._calls).point_at_control_plane(exclude)
+        if addresses is not None:
+            await self._event(
+                "control-plane endpoint now points at " + (", ".join(addresses) or "no address")
+            )
+
+    def _again_later(self, action: RemediateAction) -> None:
+        """The step did not run: the same step is due again after a full threshold.
+
+        Only steps after the power cycle take a node out, so there is a step before it."""
+        entry = self._entry(action.system_id)
+        if entry is not None:
+            entry.step = LADDER[LADDER.index(action.step) - 1]
+            entry.step_at = workflow.time()
 
     async def _maas(
         self, activity: str, machine: Machine, action: RemediateAction

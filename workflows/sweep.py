@@ -25,11 +25,16 @@ class AgentSilenceSweep:
     async def run(self, input: SilenceSweepInput) -> SweepSilentAgentsResult:
         result = await control_plane_call(
             SWEEP_SILENT_AGENTS,
-            SweepSilentAgentsInput(silence_seconds=input.silence_seconds),
+            SweepSilentAgentsInput(
+                silence_seconds=input.silence_seconds,
+                node_silence_seconds=input.node_silence_seconds,
+            ),
             SweepSilentAgentsResult,
             start_to_close=120.0,
             retry=SWEEP_RETRY,
         )
         if result.signalled:
             workflow.logger.info("agents silent: %s", ", ".join(result.signalled))
+        if result.silent_nodes:
+            workflow.logger.info("nodes silent: %s", ", ".join(result.silent_nodes))
         return result

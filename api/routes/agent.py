@@ -11,7 +11,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.agent_cache import AgentCache
 from api.agent_outbox import AgentOutboxSender
-from api.agent_reports import fingerprint, first_control_plane, node_state, own_machine
+from api.agent_reports import first_control_plane, node_state, own_machine
 from api.deps import (
     UNAUTHORIZED,
     AgentBearerDep,
@@ -35,7 +35,7 @@ from domain.agent_wire import (
 from domain.cluster import ClusterSpec
 from domain.naming import SIGNAL_COMMAND_RESULT, manage_workflow_id
 from domain.phases import MANAGED_PHASES, TERMINAL_PHASES, Phase
-from store.agent_outbox import record_change
+from store.agent_outbox import fingerprint, record_change
 from store.models import AgentCommandRow, AgentNode, Cluster
 from store.secrets import SecretBox, hash_token
 from store.types import utcnow
@@ -104,7 +104,7 @@ async def _report(
         cache.forget(token_hash)
         raise HTTPException(401, "invalid or revoked agent token", UNAUTHORIZED)
     cluster_id, phase, silent, machines, known = row
-    heartbeats.seen(cluster_id)
+    heartbeats.seen(cluster_id, hostname)
     own_machine(beat.node, machines, Phase(phase))
     if kubeconfig is not None:
         await session.commit()  # end the read snapshot: SQLite refuses to upgrade a stale one
@@ -162,7 +162,7 @@ async def heartbeat(beat: AgentHeartbeat, request: Request) -> Response:
     if not entry.silent and entry.fingerprints.get(beat.node.hostname) == fingerprint(
         node_state(beat)
     ):
-        request.app.state.heartbeats.seen(entry.cluster_id)
+        request.app.state.heartbeats.seen(entry.cluster_id, beat.node.hostname)
         return _ack(False)
     async with request.app.state.db.sessions() as session:
         return _ack(await _report(request, session, token, beat))

@@ -70,6 +70,7 @@ from domain.naming import (
     manage_workflow_id,
 )
 from domain.phases import MANAGED_PHASES, REASON_HINTS, Phase, Reason
+from domain.remediation import ObservedNode
 from runtime.settings import Settings, installation_id
 from store.cluster_refs import ClusterPartGone
 from store.cluster_refs import cluster_ref as stored_cluster_ref
@@ -122,7 +123,7 @@ def pool_status(spec: ClusterSpec, machines: list[Machine]) -> list[PoolStatus]:
 
 
 def cluster_public(
-    cluster: Cluster, settings: Settings, nodes: list[NodeReport] | None = None
+    cluster: Cluster, settings: Settings, nodes: list[ObservedNode] | None = None
 ) -> ClusterPublic:
     reason = Reason(cluster.reason) if cluster.reason else None
     spec = ClusterSpec.model_validate(cluster.spec)
@@ -148,6 +149,8 @@ def cluster_public(
         kubernetes_version=cluster.kubernetes_version,
         agent_silent=cluster.silent,
         last_heartbeat_at=cluster.last_heartbeat_at,
+        management_paused=cluster.management_paused_at is not None,
+        management_paused_at=cluster.management_paused_at,
         create_workflow_id=create_workflow_id(cluster.id),
         delete_workflow_id=delete_workflow_id(cluster.id),
         manage_workflow_id=manage_workflow_id(cluster.id),
@@ -371,7 +374,7 @@ async def get_cluster(
         .where(AgentNode.cluster_id == cluster.id)
         .order_by(AgentNode.hostname)
     )
-    nodes = [NodeReport.model_validate(report["node"]) for report in reports]
+    nodes = [ObservedNode.model_validate(report["node"]) for report in reports]
     return cluster_public(cluster, settings, nodes)
 
 
@@ -699,6 +702,11 @@ async def _pause_or_resume(
 ) -> ActionAccepted:
     cluster = await project_cluster(session, project_id, cluster_id)
     accepted = await _manage_update(request, session, cluster, update)
+    # Shown by GET (which needs no worker); a repeated pause keeps the first time.
+    if update == UPDATE_RESUME:
+        cluster.management_paused_at = None
+    elif cluster.management_paused_at is None:
+        cluster.management_paused_at = utcnow()
     session.add(ClusterEvent(cluster_id=cluster.id, phase=cluster.phase, message=accepted.message))
     await session.commit()
     return accepted
@@ -744,6 +752,7 @@ async def cluster_nodes(cluster_id: str, principal: Viewer, session: SessionDep)
                 role=report.role if report else role,
                 kubelet_version=report.kubelet_version if report else "",
                 ready=report.ready if report else None,
+                remediation=machine.remediation or "-",
             )
         )
     # A node the agent reports that the store lists no machine for (yet) is shown too.

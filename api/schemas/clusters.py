@@ -6,12 +6,12 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from domain.agent_wire import NodeReport
 from domain.capacity_plan import ZoneCount
 from domain.cluster import ClusterSpec
 from domain.conditions import ConditionStatus, ConditionType
 from domain.maas import Machine
 from domain.phases import Phase, Reason
+from domain.remediation import ObservedNode
 
 
 class ClusterCreate(ClusterSpec):
@@ -65,12 +65,19 @@ class ClusterPublic(BaseModel):
     pools: list[PoolStatus] = Field(
         default_factory=list, description="per pool, its size and spread over MAAS zones"
     )
-    nodes: list[NodeReport] = Field(
-        default_factory=list, description="each node as its agent last reported it (GET one only)"
+    nodes: list[ObservedNode] = Field(
+        default_factory=list,
+        description="each node as its agent last reported it, or since when it is silent "
+        "(GET one only)",
     )
     kubernetes_version: str
     agent_silent: bool = False
     last_heartbeat_at: datetime | None = None
+    management_paused: bool = Field(
+        default=False,
+        description="POST .../pause took effect: queued actions and remediation wait",
+    )
+    management_paused_at: datetime | None = None
     create_workflow_id: str
     delete_workflow_id: str
     manage_workflow_id: str

@@ -24,6 +24,7 @@ FAST = AgentTimings(
     repave=0.05,
     heartbeat_interval=0.1,
     command_poll_interval=0.05,
+    standby_command_poll_interval=0.1,
     request_timeout=2.0,
     backoff_initial=0.05,
     backoff_max=0.3,

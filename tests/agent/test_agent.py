@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from agent.agent import Agent
+from agent.backends.simulated.backend import SimulatedBackend
 from agent.backends.simulated.cluster import ClusterRegistry
 from agent.outbox import ReportKind
 from domain.agent_wire import AgentCommand
@@ -167,6 +168,40 @@ async def test_bad_commands_fail_with_a_reason_and_repave_works(
         ("succeeded", "w-1"),
     ]
     await eventually(lambda: api.statuses_for("w-1")[-1].node.ready, what="w-1 back")
+
+
+async def test_a_surviving_control_plane_takes_a_dead_one_out_of_etcd(
+    api: FakeAgentApi, nodes: Nodes
+) -> None:
+    """The first control plane is the one that died: the command names another runner,
+    whose agent removes the dead node's etcd member and its Node."""
+    first = nodes.start("cp-1", role="control-plane", first=True)
+    nodes.start("cp-2", role="control-plane")
+    nodes.start("cp-3", role="control-plane")
+    await eventually(lambda: cluster_ready(api, "cp-1", "cp-2", "cp-3"), what="cluster up")
+    backend = first.backend
+    assert isinstance(backend, SimulatedBackend)
+    cluster = backend.cluster
+    assert cluster.etcd_members == {"cp-1", "cp-2", "cp-3"}
+    nodes.tasks[0].cancel()  # cp-1's machine dies; its etcd member stays until removed
+    await asyncio.gather(nodes.tasks[0], return_exceptions=True)
+    assert cluster.etcd_members == {"cp-1", "cp-2", "cp-3"}
+
+    api.add_command(
+        AgentCommand(
+            id="rm-1",
+            kind="remediate",
+            args={"node": "cp-1", "runner": "cp-2", "etcd_member": "true"},
+        )
+    )
+    await eventually(lambda: "rm-1" not in api.commands, within=10, what="cp-2 ran it")
+    result = api.results_for("rm-1")[-1]
+    assert (result.state, result.node, result.message) == (
+        "succeeded",
+        "cp-1",
+        "etcd member and Node removed",
+    )
+    assert cluster.etcd_members == {"cp-2", "cp-3"}
 
 
 async def test_reports_survive_an_api_outage(api: FakeAgentApi, nodes: Nodes) -> None:

@@ -4,6 +4,7 @@ the issue allows, as no API server runs here) and its node tools through a recor
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from agent import commands
 from agent.agent import Agent
-from agent.backends.real.backend import RealBackend, RealTimings
+from agent.backends.real.backend import CONTAINERD, RealBackend, RealTimings
 from agent.backends.real.kube import DrainBlocked
 from agent.backends.real.runner import CommandFailed
 from agent.state import StateStore
@@ -245,3 +246,50 @@ async def test_the_agent_on_a_real_node_reports_the_real_kubeconfig_and_node(
     first = api.statuses_for("cp-1")[0]
     assert first.node.ready and first.control_plane_ready
     assert first.kubeconfig == (tmp_path / "cp-1.conf").read_text()
+
+
+class EtcdRunner(RecordingRunner):
+    """`crictl` and the etcd container's `etcdctl`, answering from a member list."""
+
+    def __init__(self, kube: KubeStandIn, hostname: str, members: dict[str, int]) -> None:
+        super().__init__(kube, hostname)
+        self.members = members
+
+    async def run(
+        self, argv: Sequence[str], *, time_limit: float, env: Mapping[str, str] | None = None
+    ) -> str:
+        await super().run(argv, time_limit=time_limit, env=env)
+        if argv[:2] == ["crictl", "--runtime-endpoint"] and "ps" in argv:
+            return "3f2a9c\n"
+        if "member" in argv and argv[-1] == "json":
+            listing = [{"ID": number, "name": name} for name, number in self.members.items()]
+            return json.dumps({"header": {}, "members": listing})
+        if "remove" in argv:
+            self.members = {n: i for n, i in self.members.items() if f"{i:x}" != argv[-1]}
+        return ""
+
+
+async def test_a_dead_control_planes_etcd_member_and_node_are_removed(
+    kube: KubeStandIn, tmp_path: Path
+) -> None:
+    kube.add_node("cp-1", control_plane=True)
+    kube.add_node("cp-2", control_plane=True)
+    kube.set_ready("cp-1", False)
+    runner = EtcdRunner(kube, "cp-2", {"cp-1": 0x8E9E05C52164694D, "cp-2": 0x91BC3C398FB3C146})
+    real = RealBackend(
+        "cp-2", kube.kubeconfig(tmp_path / "cp-2.conf"), runner=runner, timings=QUICK
+    )
+    try:
+        await real.remove_etcd_member("cp-1")
+        await real.remove_etcd_member("cp-1")  # gone is done: nothing removed twice
+        await real.delete_node("cp-1")
+        await real.delete_node("cp-1")
+    finally:
+        await real.close()
+    assert list(runner.members) == ["cp-2"]
+    removes = [c for c in runner.calls if "remove" in c]
+    assert len(removes) == 1 and removes[0][-1] == "8e9e05c52164694d"
+    # etcdctl runs inside the node's own etcd container, with kubeadm's etcd certificates.
+    assert removes[0][:4] == ["crictl", "--runtime-endpoint", CONTAINERD, "exec"]
+    assert "--cacert=/etc/kubernetes/pki/etcd/ca.crt" in removes[0]
+    assert "cp-1" not in kube.nodes and "cp-2" in kube.nodes

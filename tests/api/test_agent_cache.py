@@ -91,7 +91,11 @@ def statements() -> Iterator[list[str]]:
     seen: list[str] = []
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.startswith("UPDATE clusters SET last_heartbeat_at") or " IN (" in statement:
+        if statement.startswith(
+            ("UPDATE clusters SET last_heartbeat_at", "UPDATE agent_nodes SET last_seen_at")
+        ):
+            return
+        if " IN (" in statement:
             return
         if statement.startswith("SELECT agent_outbox.cluster_id"):
             return

@@ -25,3 +25,15 @@ def test_a_report_of_a_500_node_cluster_is_a_few_kilobytes() -> None:
     assert size < SIGNAL_LIMIT_BYTES, size
     assert [n.system_id for n in report.nodes] == ["s499"]
     assert report.kubernetes_version == "v1.30.4" and report.healthy
+
+
+def test_a_node_marked_silent_reaches_the_workflow_as_silent() -> None:
+    from store.node_silence import silent_state
+    from store.types import utcnow
+
+    since = utcnow()
+    report = aggregate([state(1)], [silent_state(state(2), since)], "v1.30.4")
+    [node] = report.nodes
+    assert not node.ready and node.silent_since == since.timestamp()
+    # An agent cannot claim it: what it sends is a plain NodeReport, stored as such.
+    assert "silent_since" not in state(3)["node"]  # type: ignore[operator]

@@ -12,6 +12,7 @@ from domain.agent_wire import NodeReport
 from domain.maas import Machine
 from domain.naming import CONTROL_PLANE_QUEUE, manage_workflow_id
 from domain.phases import Phase
+from domain.remediation import ObservedNode
 from store.db import Database
 from store.models import AgentNode
 from tests.api.conftest import Api, ProjectKeys, run_activity
@@ -54,11 +55,15 @@ async def test_pause_refuses_actions_until_resumed(
     paused = await api.http.post(f"{base}/pause", headers=project.editor)
     assert paused.status_code == 200, paused.text
     assert paused.json()["kind"] == "pause"
+    shown = (await api.http.get(base, headers=project.viewer)).json()
+    assert shown["management_paused"] is True and shown["management_paused_at"]
     upgrade = {"kubernetes_version": "v1.31.0"}
     refused = await api.http.post(f"{base}/upgrade", json=upgrade, headers=project.editor)
     assert refused.status_code == 409 and "paused" in refused.json()["detail"]
     resumed = await api.http.post(f"{base}/resume", headers=project.editor)
     assert resumed.json()["kind"] == "resume"
+    shown = (await api.http.get(base, headers=project.viewer)).json()
+    assert shown["management_paused"] is False and shown["management_paused_at"] is None
     accepted = await api.http.post(f"{base}/upgrade", json=upgrade, headers=project.editor)
     assert accepted.status_code == 200, accepted.text
     events = (await api.http.get(f"{base}/events", headers=project.viewer)).json()["items"]
@@ -72,7 +77,14 @@ async def test_nodes_join_machines_with_agent_reports(
         Machine(
             system_id="m1", hostname="cp-1", pool="control-plane", zone="az1", status="Deployed"
         ),
-        Machine(system_id="m2", hostname="w-1", pool="workers", zone="az2", status="Deployed"),
+        Machine(
+            system_id="m2",
+            hostname="w-1",
+            pool="workers",
+            zone="az2",
+            status="Deployed",
+            remediation="power-cycle",
+        ),
         Machine(system_id="m3", hostname="w-2", pool="workers", zone="az1", status="Deploying"),
     ]
     cluster_id = await _running(api, project, cp_activities, machines)
@@ -87,7 +99,13 @@ async def test_nodes_join_machines_with_agent_reports(
                     ready=True,
                     kubelet_version="v1.30.4",
                 ),
-                NodeReport(hostname="w-1", system_id="m2", ready=False, kubelet_version="v1.30.4"),
+                ObservedNode(
+                    hostname="w-1",
+                    system_id="m2",
+                    ready=False,
+                    kubelet_version="v1.30.4",
+                    silent_since=1700000000.0,
+                ),
             ):
                 session.add(
                     AgentNode(
@@ -107,9 +125,12 @@ async def test_nodes_join_machines_with_agent_reports(
     ]
     assert rows == [
         ("cp-1", "az1", "control-plane", "v1.30.4", True, "-"),
-        ("w-1", "az2", "worker", "v1.30.4", False, "-"),
+        ("w-1", "az2", "worker", "v1.30.4", False, "power-cycle"),
         ("w-2", "az1", "worker", "", None, "-"),
     ]
+    # GET of the cluster says since when a silent node's agent was last heard from.
+    shown = (await api.http.get(f"/v1/clusters/{cluster_id}", headers=project.viewer)).json()
+    assert [n["silent_since"] for n in shown["nodes"]] == [None, 1700000000.0]
     other = await api.http.get("/v1/clusters/nope/nodes", headers=project.viewer)
     assert other.status_code == 404
 

@@ -11,6 +11,7 @@ from cli.cluster_view import (
     ClusterView,
     create_workflow_link,
     machine_progress,
+    management_line,
     reason_line,
 )
 from domain.phases import REASON_HINTS, Reason
@@ -70,4 +71,13 @@ def test_create_workflow_link_uses_the_api_reported_ui() -> None:
     settings = Settings(temporal_ui_url="http://127.0.0.1:8233/", temporal_namespace="default")
     assert create_workflow_link(cluster(), settings) == (
         "http://127.0.0.1:8233/namespaces/default/workflows/cluster%2Fcl-1%2Fcreate"
+    )
+
+
+def test_management_line_says_when_it_was_paused() -> None:
+    assert management_line(cluster(phase="Running")) == "active"
+    paused = cluster(management_paused=True, management_paused_at="2025-01-02T03:04:05Z")
+    assert management_line(paused) == (
+        "paused since 2025-01-02T03:04:05Z: queued actions and remediation wait "
+        "(metalgate cluster resume)"
     )

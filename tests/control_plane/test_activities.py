@@ -40,8 +40,16 @@ from domain.naming import SIGNAL_AGENT_SILENT, SIGNAL_STOP, create_workflow_id, 
 from domain.node_labels import Taint
 from domain.phases import Phase, Reason
 from runtime.settings import Settings, installation_id
+from store.agent_outbox import record_change
 from store.db import Database
-from store.models import AgentCommandRow, Cluster, ClusterBootstrapRow, ClusterEvent, Project
+from store.models import (
+    AgentCommandRow,
+    AgentNode,
+    Cluster,
+    ClusterBootstrapRow,
+    ClusterEvent,
+    Project,
+)
 from store.secrets import hash_token
 from store.types import utcnow
 from tests.support.temporal import new_worker
@@ -626,3 +634,37 @@ async def test_agent_from_an_operator_package_index(
     assert (
         f"AGENT_PIP_ARGS=(--index-url https://pypi.corp/simple metalgate-agent=={version})" in env
     )
+
+
+async def test_sweep_marks_a_node_whose_own_agent_went_silent(
+    cp: ControlPlaneActivities, database: Database
+) -> None:
+    """The cluster is heard from (its other nodes report); one node's agent is not."""
+    machines = [
+        Machine(system_id="s1", hostname="n1", pool="control-plane"),
+        Machine(system_id="s2", hostname="n2", pool="workers"),
+    ]
+    cluster_id = await add_cluster(database, Phase.RUNNING, machines=machines)
+    now = utcnow()
+    async with database.sessions.begin() as session:
+        await session.execute(
+            update(Cluster).where(Cluster.id == cluster_id).values(last_heartbeat_at=now)
+        )
+        for hostname, at in (("n1", now), ("n2", now - timedelta(minutes=5))):
+            state = {"node": {"hostname": hostname, "ready": True}, "message": ""}
+            await record_change(
+                session,
+                cluster_id=cluster_id,
+                hostname=hostname,
+                fingerprint=hostname,
+                state=state,
+                now=at,
+            )
+    swept = await run(
+        cp.sweep_silent_agents,
+        SweepSilentAgentsInput(silence_seconds=600, node_silence_seconds=60),
+    )
+    assert swept.signalled == [] and swept.silent_nodes == [f"{cluster_id}/n2"]
+    async with database.sessions() as session:
+        node = await session.get(AgentNode, (cluster_id, "n2"))
+    assert node is not None and node.silent and node.report["node"]["ready"] is False

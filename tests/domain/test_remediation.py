@@ -10,6 +10,7 @@ from domain.cluster import ClusterSpec, NodePool, RemediationPolicy
 from domain.maas import Machine
 from domain.remediation import (
     NodeRemediation,
+    ObservedNode,
     RemediationStep,
     is_due,
     next_due_at,
@@ -44,6 +45,30 @@ def entry(m: Machine, since: float = 0.0, **kw: object) -> NodeRemediation:
         {"hostname": m.hostname, "system_id": m.system_id, "pool": m.pool, "unhealthy_since": since}
         | kw
     )
+
+
+def test_a_silent_node_counts_as_unhealthy_since_its_agent_was_last_heard() -> None:
+    s = spec(unhealthy_seconds=60)
+    ms = machines(s)
+    nodes = [
+        ObservedNode(hostname=m.hostname, ready=True)
+        if m.hostname != "workers-2"
+        else ObservedNode(hostname=m.hostname, ready=False, silent_since=100.0)
+        for m in ms
+    ]
+    tracked, _ = observe([], ms, nodes, agent_silent=False, now=130.0)
+    [silent] = tracked
+    assert (silent.hostname, silent.unhealthy_since, silent.agent_silent) == (
+        "workers-2",
+        100.0,
+        True,
+    )
+    # The pool's threshold runs from the last heartbeat, not from when silence was noticed.
+    assert not is_due(silent, s, 159.0) and is_due(silent, s, 160.0)
+    # A silent_since ahead of the workflow's clock (another host's clock) never counts.
+    ahead = [n.model_copy(update={"silent_since": 500.0}) for n in nodes if not n.ready]
+    [late] = observe([], ms, ahead, agent_silent=False, now=130.0)[0]
+    assert late.unhealthy_since == 130.0
 
 
 def test_observe_tracks_not_ready_and_drops_recovered() -> None:

@@ -39,7 +39,12 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         maas_machines=8,
         deploy_seconds=1.0,
         release_seconds=0.5,
-        extra_env={"METALGATE_GATEWAY_PROBE_TIMEOUT": "3"},
+        # Heartbeats every second and a node silent after 6 s keep the remediation step short.
+        agent_runtime_args=["--heartbeat-interval", "1"],
+        extra_env={
+            "METALGATE_GATEWAY_PROBE_TIMEOUT": "3",
+            "METALGATE_AGENT_NODE_SILENCE_TIMEOUT": "6",
+        },
     )
     running = await start_stack(config)
     pids = [c.process.pid for c in running.supervisor.children.values()]
@@ -71,6 +76,10 @@ async def test_demo_story_end_to_end(stack: Stack) -> None:
         "upgrade Kubernetes to v1.32.0 with the PCG stopped",
         "waiting for the scale to wait for the gateway",
         "waiting for the scale to finish",
+        "its hardware dead for good",
+        "remediation power-cycle of",
+        "replaced by itself",
+        "quarantined",
         "phase Deleted",
         "demo finished",
     ):
@@ -81,6 +90,8 @@ async def test_demo_story_end_to_end(stack: Stack) -> None:
     machines = await maas.machines.list()
     assert {m.status_name for m in machines} == {"Ready"}
     assert not [m.hostname for m in machines if OWNER_DATA_CLUSTER in (m.owner_data or {})]
+    # The machine the demo killed was quarantined, then repaired: nothing holds it back.
+    assert not [m.hostname for m in machines if m.tags]
     await web_ui_decodes_history_through_the_codec_endpoint(stack)
 
     # The demo's own PCG (config under <data>/demo/) is gone; the stack's PCG runs on.

@@ -204,6 +204,47 @@ async def test_dns_record_follows_the_control_plane_machines(
     assert await records(maas) == {}
 
 
+async def test_dns_record_leaves_out_a_control_plane_node_under_repair(
+    client: Client, queue: str, maas: Maas
+) -> None:
+    """Remediation names the node it takes out: the record points at the others meanwhile."""
+    acquired = await run_activity(
+        client,
+        queue,
+        ACQUIRE_MACHINES,
+        AcquireMachinesInput(
+            account=maas.account,
+            cluster_id="c1",
+            request_id="create",
+            pools=[NodePool(name="cp", count=2)],
+        ),
+        AcquireMachinesResult,
+    )
+    ips: dict[str, list[str]] = {}
+    for machine in acquired.machines:
+        deployed = await run_activity(
+            client,
+            queue,
+            DEPLOY_MACHINE,
+            DeployMachineInput(
+                account=maas.account,
+                cluster_id="c1",
+                system_id=machine.system_id,
+                distro_series="jammy",
+                user_data="#cloud-config\n",
+            ),
+            DeployMachineResult,
+        )
+        ips[machine.system_id] = deployed.ip_addresses
+    sick, kept = acquired.machines
+    under_repair = ensure(maas.account, "c1", mode="dns").model_copy(
+        update={"exclude_system_ids": [sick.system_id]}
+    )
+    result = await run_activity(client, queue, ENSURE_ENDPOINT, under_repair, EnsureEndpointResult)
+    assert result.addresses == sorted(ips[kept.system_id])
+    assert (await records(maas))[result.host] == sorted(ips[kept.system_id])
+
+
 async def test_dns_mode_needs_an_admin_key_and_says_so(
     client: Client, queue: str, maas: Maas
 ) -> None:

@@ -132,3 +132,21 @@ async def test_power_cycle_of_a_deployed_machine_stops_and_boots_its_os(
     assert (await deployed.power_on()).power_state == PowerState.ON
     assert [e.event for e in emu.hook_events] == ["deployed", "released", "deployed"]
     assert emu.hook_events[-1].user_data == b"#cloud-config\n"
+
+
+async def test_a_dead_machine_boots_nothing_and_fails_every_deploy(
+    start_emulator: StartEmulator,
+) -> None:
+    """The `dead_machines` fault: hardware that stays dark, so a power cycle cannot help."""
+    emu = await start_emulator(machines=1, deploy_seconds=0)
+    client = await emu.client()
+    machine = await client.machines.allocate()
+    deployed = await machine.deploy(user_data=b"#cloud-config\n")
+    await emu.admin("PUT", "faults", {"dead_machines": [machine.hostname]})
+    assert (await deployed.power_off()).power_state == PowerState.OFF
+    await deployed.power_on()
+    assert [e.event for e in emu.hook_events] == ["deployed", "released"]
+    released = await deployed.release()
+    assert released.status == NodeStatus.READY
+    again = await (await client.machines.allocate()).deploy()
+    assert again.status == NodeStatus.FAILED_DEPLOYMENT

@@ -272,7 +272,9 @@ class FakeMaas:
             addresses = sorted(
                 ip
                 for m in self.owned(inp.cluster_id)
-                if m.pool == inp.control_plane_pool and m.status in ("Deploying", "Deployed")
+                if m.pool == inp.control_plane_pool
+                and m.status in ("Deploying", "Deployed")
+                and m.system_id not in inp.exclude_system_ids
                 for ip in m.machine().ip_addresses
             )
             host = f"metalgate-{inp.cluster_id}.maas"

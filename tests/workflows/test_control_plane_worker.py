@@ -13,9 +13,11 @@ from tests.workflows.fakes import harness
 from workflows.contracts import SilenceSweepInput
 
 
-async def test_silence_sweep_schedule_is_created_once(client: Client) -> None:
-    await ensure_silence_sweep_schedule(client, silence_seconds=120)
-    await ensure_silence_sweep_schedule(client, silence_seconds=120)
+async def test_silence_sweep_schedule_is_created_once_and_follows_the_settings(
+    client: Client,
+) -> None:
+    await ensure_silence_sweep_schedule(client, silence_seconds=120, node_silence_seconds=120)
+    await ensure_silence_sweep_schedule(client, silence_seconds=120, node_silence_seconds=120)
     handle = client.get_schedule_handle(SILENCE_SWEEP_SCHEDULE_ID)
     try:
         description = await handle.describe()
@@ -24,6 +26,10 @@ async def test_silence_sweep_schedule_is_created_once(client: Client) -> None:
         assert action.workflow == SILENCE_SWEEP_WORKFLOW
         interval = description.schedule.spec.intervals[0].every
         assert interval.total_seconds() == 30
+        # A shorter node silence (the default 30 s) sweeps a few times within it.
+        await ensure_silence_sweep_schedule(client, silence_seconds=120)
+        interval = (await handle.describe()).schedule.spec.intervals[0].every
+        assert interval.total_seconds() == 7.5
     finally:
         await handle.delete()
 

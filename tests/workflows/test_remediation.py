@@ -6,6 +6,7 @@ and MAAS calls: power cycle, redeploy, replace (old machine quarantined), and th
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
@@ -17,18 +18,20 @@ from activities.remediation_models import (
     RELEASE_FOR_REDEPLOY,
 )
 from domain.agent_wire import NodeReport
-from domain.cluster import NodePool, RemediationPolicy
+from domain.cluster import ControlPlaneEndpoint, EndpointMode, NodePool, RemediationPolicy
 from domain.maas import Machine
 from domain.naming import (
     MANAGE_WORKFLOW,
     QUARANTINE_TAG,
     QUERY_STATE,
     SIGNAL_AGENT_REPORT,
+    SIGNAL_COMMAND_RESULT,
     manage_workflow_id,
 )
+from domain.remediation import ObservedNode
 from tests.support.temporal import assert_eventually
 from tests.workflows.fakes import FAST, Harness, agent_token, harness
-from workflows.contracts import AgentReport, ManageInput, ManageState
+from workflows.contracts import AgentReport, CommandResultSignal, ManageInput, ManageState
 
 THRESHOLD = 2
 
@@ -39,11 +42,14 @@ async def start(
     control_plane: int = 1,
     workers: int = 2,
     cluster_switch: bool = True,
+    endpoint: EndpointMode | None = None,
     **policy: Any,
 ) -> tuple[WorkflowHandle[Any, Any], list[Machine]]:
     cluster = h.cluster(workers=workers, control_plane=control_plane)
     remediation = RemediationPolicy.model_validate({"unhealthy_seconds": THRESHOLD, **policy})
     spec = cluster.spec
+    if endpoint is not None:
+        spec.control_plane_endpoint = ControlPlaneEndpoint(mode=endpoint)
     spec.control_plane = NodePool(
         name="control-plane", count=control_plane, remediation=remediation
     )
@@ -222,4 +228,130 @@ async def test_control_plane_step_that_would_break_etcd_quorum_is_held(client: C
         # One control-plane node down of three keeps quorum: it is repaired.
         await report(handle, machines, {cps[0].hostname})
         await event_matching(h, cid, "power-cycle of", cps[0].hostname, "succeeded")
+        await h.stop_management(cid)
+
+
+async def test_a_node_whose_agent_went_silent_is_remediated(client: Client) -> None:
+    """The API marks a node silent (store/node_silence.py) while the others report: the
+    threshold runs from when it was last heard, and the step says why."""
+    async with harness(client) as h:
+        handle, machines = await start(h, unhealthy_seconds=600)
+        cid, quiet = cluster_id(handle), worker(machines)
+        last_heard = time.time() - 600  # the pool's threshold has passed already
+        nodes = [
+            ObservedNode(
+                hostname=m.hostname,
+                system_id=m.system_id,
+                ready=m is not quiet,
+                kubelet_version="v1.30.4",
+                silent_since=last_heard if m is quiet else None,
+            )
+            for m in machines
+        ]
+        await handle.signal(
+            SIGNAL_AGENT_REPORT,
+            AgentReport(control_plane_ready=True, kubernetes_version="v1.30.4", nodes=nodes),
+        )
+        line = await event_matching(h, cid, "remediation power-cycle of", quiet.hostname)
+        assert "NodeUnhealthy: agent silent for" in line
+        await h.stop_management(cid)
+
+
+async def answer_commands(h: Harness, handle: WorkflowHandle[Any, Any], count: int) -> list[Any]:
+    """Answer the first `count` agent commands as the runner's agent would, as they come."""
+    answered: list[Any] = []
+    while len(answered) < count:
+
+        async def enqueued() -> Any:
+            waiting = [c for c in h.cp.commands if c not in answered]
+            assert waiting, [c.command_id for c in h.cp.commands]
+            return waiting[0]
+
+        command = await assert_eventually(enqueued, within=30)
+        await handle.signal(
+            SIGNAL_COMMAND_RESULT,
+            CommandResultSignal(command_id=command.command_id, state="succeeded"),
+        )
+        answered.append(command)
+    return answered
+
+
+def endpoint_ips(h: Harness, machines: list[Machine]) -> list[str]:
+    return sorted(ip for m in machines if m.pool == "control-plane" for ip in m.ip_addresses)
+
+
+async def test_replacing_a_control_plane_node_removes_its_etcd_member_and_moves_the_endpoint(
+    client: Client,
+) -> None:
+    async with harness(client, machines=8) as h:
+        handle, machines = await start(h, control_plane=3, workers=1, endpoint=EndpointMode.DNS)
+        cid = cluster_id(handle)
+        cps = [m for m in machines if m.pool == "control-plane"]
+        sick = cps[0]  # the first control plane: the one that ran kubeadm init
+        await report(handle, machines, {sick.hostname})
+        await event_matching(h, cid, "power-cycle of", sick.hostname, "succeeded")
+
+        # Redeploy, then replace: each takes the node out through a surviving control plane.
+        redeploy, replace = await answer_commands(h, handle, 2)
+        for command in (redeploy, replace):
+            assert command.kind == "remediate"
+            assert command.args == {
+                "node": sick.hostname,
+                "runner": cps[1].hostname,
+                "etcd_member": "true",
+            }
+        await event_matching(h, cid, "replace of", sick.hostname, "succeeded")
+        state = await handle.query(QUERY_STATE, result_type=ManageState)
+        assert sick.system_id not in {m.system_id for m in state.machines}
+        # The dns record left the node while it was repaired, and follows the new set after.
+        during = [ips for c, ips in h.maas.endpoint_calls if c == cid]
+        assert any(endpoint_ips(h, cps[1:]) == ips for ips in during)
+        assert h.maas.endpoints[cid][1] == endpoint_ips(h, state.machines)
+        line = await event_matching(h, cid, "control-plane endpoint")
+        assert "etcd member" in "".join(events(h, cid))
+        assert line
+        await h.stop_management(cid)
+
+
+async def test_a_worker_step_needs_no_agent_command(client: Client) -> None:
+    async with harness(client, machines=6) as h:
+        handle, machines = await start(h)
+        cid, sick = cluster_id(handle), worker(machines)
+        await report(handle, machines, {sick.hostname})
+        await event_matching(h, cid, "replace of", sick.hostname, "succeeded")
+        assert h.cp.commands == []
+        await h.stop_management(cid)
+
+
+async def test_a_control_plane_step_waits_when_its_etcd_member_cannot_be_removed(
+    client: Client,
+) -> None:
+    async with harness(client, machines=8) as h:
+        handle, machines = await start(h, control_plane=3, workers=1)
+        cid = cluster_id(handle)
+        sick = [m for m in machines if m.pool == "control-plane"][1]
+        await report(handle, machines, {sick.hostname})
+
+        async def enqueued() -> Any:
+            assert h.cp.commands
+            return h.cp.commands[0]
+
+        command = await assert_eventually(enqueued, within=30)
+        await handle.signal(
+            SIGNAL_COMMAND_RESULT,
+            CommandResultSignal(
+                command_id=command.command_id, state="failed", message="etcd unreachable"
+            ),
+        )
+        line = await event_matching(h, cid, command.command_id, "failed (RemediationBlocked)")
+        assert "etcd unreachable" in line
+        assert f"{RELEASE_FOR_REDEPLOY} {sick.system_id}" not in h.maas.calls
+
+        # The same step comes again after a threshold, not the next one.
+        async def tried_twice() -> None:
+            started = [e for e in events(h, cid) if "remediation redeploy of" in e]
+            assert len([e for e in started if "started" in e]) == 2, events(h, cid)
+            assert not any("power-cycle" in e and "started" in e for e in events(h, cid)[-3:])
+
+        await assert_eventually(tried_twice, within=30)
         await h.stop_management(cid)

@@ -30,6 +30,7 @@ from activities.models import (
     ACQUIRE_MACHINES,
     CLUSTER_LEFTOVERS,
     DEPLOY_MACHINE,
+    ENQUEUE_AGENT_COMMAND,
     ENSURE_ENDPOINT,
     FIND_OWNED,
     RECORD_STATUS,
@@ -40,6 +41,7 @@ from activities.models import (
     FindOwnedResult,
     RecordStatusInput,
 )
+from activities.remediation_models import QUARANTINE_MACHINE
 from domain.cluster import ControlPlaneEndpoint, EndpointMode
 from domain.leftovers import LeftBehind
 from domain.lifecycle import AgentSilent, DeleteClusterInput, DeleteClusterResult
@@ -416,6 +418,28 @@ async def test_record_zone_histories(env: WorkflowEnvironment) -> None:
         await h.stop_management(cluster.cluster_id)
 
 
+@pytest.mark.skipif(not RECORD, reason="set METALGATE_RECORD_HISTORIES=1 to re-record")
+async def test_record_control_plane_remediation_history(env: WorkflowEnvironment) -> None:
+    """After the control-plane take-out patch: the first control plane of three (dns endpoint)
+    stays NotReady, is power-cycled, redeployed and replaced, its etcd member removed first."""
+    from tests.workflows.test_remediation import answer_commands, event_matching, report, start
+
+    client = Client(
+        env.client.service_client,
+        namespace=env.client.namespace,
+        data_converter=data_converter([REPLAY_KEY]),
+    )
+    async with harness(client, machines=8) as h:
+        manage, machines = await start(h, control_plane=3, workers=1, endpoint=EndpointMode.DNS)
+        cluster_id = manage.id.split("/")[1]
+        sick = machines[0]
+        await report(manage, machines, {sick.hostname})
+        await answer_commands(h, manage, 2)
+        await event_matching(h, cluster_id, "replace of", sick.hostname, "succeeded")
+        await h.stop_management(cluster_id)
+        await save("manage_remediation_control_plane.json", manage)
+
+
 async def test_recorded_histories_replay() -> None:
     names = sorted(p.name for p in HISTORIES.glob("*.json"))
     assert {
@@ -433,6 +457,7 @@ async def test_recorded_histories_replay() -> None:
         "create_cancel_hidden.json",
         "create_fenced.json",
         "create_zone_notes.json",
+        "manage_remediation_control_plane.json",
     } <= set(names)
     replayer = Replayer(
         workflows=CONTROL_PLANE_WORKFLOWS, data_converter=data_converter([REPLAY_KEY])
@@ -548,3 +573,9 @@ def test_the_zone_history_writes_the_acquires_note() -> None:
     scheduled = scheduled_activities(history)
     after_acquire = scheduled[scheduled.index(ACQUIRE_MACHINES) + 1]
     assert after_acquire == RECORD_STATUS
+
+
+def test_control_plane_remediation_history_exercises_the_take_out() -> None:
+    scheduled = scheduled_activities(load("manage_remediation_control_plane.json"))
+    assert scheduled.count(ENQUEUE_AGENT_COMMAND) == 2  # before the redeploy and the replace
+    assert ENSURE_ENDPOINT in scheduled and QUARANTINE_MACHINE not in scheduled[:3]

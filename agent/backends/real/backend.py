@@ -11,6 +11,7 @@ API server is the only channel all nodes already share, and the control plane st
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -34,6 +35,16 @@ ERROR_ANNOTATION = "upgrade.metalgate.io/error"
 KUBEADM_STEP = "kubeadm"
 KUBELET_STEP = "kubelet"
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
+# etcd runs as kubeadm's static pod: etcdctl is run inside its container (the node has no
+# etcdctl of its own), with the certificates kubeadm mounts there. Paths, not secrets.
+CONTAINERD = "unix:///run/containerd/containerd.sock"
+ETCDCTL = [
+    "etcdctl",
+    "--endpoints=https://127.0.0.1:2379",
+    "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
+    "--cert=/etc/kubernetes/pki/etcd/server.crt",
+    "--key=/etc/kubernetes/pki/etcd/server.key",
+]
 
 
 class RealTimings(BaseModel):
@@ -55,7 +66,7 @@ class RealBackend:
         runner: CommandRunner | None = None,
         timings: RealTimings | None = None,
     ) -> None:
-        """`kubeconfig`: admin.conf on the first control plane, kubelet.conf elsewhere."""
+        """`kubeconfig`: admin.conf on control-plane nodes, kubelet.conf on workers."""
         self.hostname = hostname
         self.kubeconfig = kubeconfig
         self.runner = runner or SubprocessRunner()
@@ -148,6 +159,26 @@ class RealBackend:
         await self.drain(node)
         await (await self._api()).delete_node(node)
 
+    async def remove_etcd_member(self, node: str) -> None:
+        """`etcdctl member remove` of `node`'s member through this node's etcd, the way
+        kubeadm's documentation removes a dead control plane (no `kubeadm reset` there)."""
+        crictl = ["crictl", "--runtime-endpoint", CONTAINERD]
+        found = await self._run_output(
+            [*crictl, "ps", "--name", "etcd", "--state", "Running", "-q"]
+        )
+        container = found.split()[0] if found.split() else ""
+        if not container:
+            raise CommandFailed(f"no running etcd container on {self.hostname}")
+        etcdctl = [*crictl, "exec", container, *ETCDCTL]
+        listing = json.loads(await self._run_output([*etcdctl, "member", "list", "-w", "json"]))
+        ids = [m["ID"] for m in listing.get("members", []) if m.get("name") == node]
+        for member in ids:
+            await self._run_output([*etcdctl, "member", "remove", f"{member:x}"])
+            log.info("removed etcd member %x of %s", member, node)
+
+    async def delete_node(self, node: str) -> None:
+        await (await self._api()).delete_node(node)
+
     async def close(self) -> None:
         await self._forget_api()
 
@@ -174,6 +205,9 @@ class RealBackend:
 
     async def _run(self, argv: list[str]) -> None:
         await self.runner.run(argv, time_limit=self.timings.step_timeout, env=APT_ENV)
+
+    async def _run_output(self, argv: list[str]) -> str:
+        return await self.runner.run(argv, time_limit=self.timings.step_timeout)
 
     # --- steps asked of another node's agent --------------------------------------------
 

@@ -130,6 +130,12 @@ class SimulatedBackend:
             target, ready=True, kubelet_version=self.cluster.kubernetes_version, message=""
         )
 
+    async def remove_etcd_member(self, node: str) -> None:
+        self.cluster.etcd_members.discard(node)
+
+    async def delete_node(self, node: str) -> None:
+        self.cluster.leave(node)
+
     async def close(self) -> None:
         """The node leaves the simulated cluster (its machine stopped or was released)."""
         if self._closed:

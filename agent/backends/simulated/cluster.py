@@ -46,9 +46,14 @@ class SimulatedCluster:
         # The API server keeps a Node's kubelet version while its agent restarts.
         self._known_versions: dict[str, str] = {}
         self.upgrades: dict[str, int] = {}  # kubelet upgrades per node, for tests
+        # etcd's members by name: a control plane joins as one and stays one when its machine
+        # dies, until a surviving control plane removes it.
+        self.etcd_members: set[str] = set()
 
     def join(self, node: SimulatedNode, on_change: Callable[[], None]) -> None:
         node.kubelet_version = self._known_versions.get(node.hostname, self.kubernetes_version)
+        if node.role == NodeRole.CONTROL_PLANE:
+            self.etcd_members.add(node.hostname)
         self._nodes[node.hostname] = node
         self._listeners[node.hostname] = on_change
         on_change()
