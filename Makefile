@@ -25,8 +25,13 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy .
 
+# Most tests wait on servers rather than compute: two workers, one test file each at a time
+# (a file's stack fixture is started once). The CI-sized chaos run goes alone afterwards,
+# as its kills and timings assume a machine it does not share with other stacks.
+TEST_WORKERS ?= 2
 test: lint typecheck
-	$(BIN)/pytest -q -m "not chaos or ci_chaos" tests
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not chaos" tests
+	$(BIN)/pytest -q -m ci_chaos tests/chaos
 
 chaos: setup
 	METALGATE_CHAOS_CLUSTERS=200 $(BIN)/pytest -q -m chaos tests/chaos

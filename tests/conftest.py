@@ -13,6 +13,10 @@ from domain.naming import SEARCH_ATTRIBUTES
 from runtime.codec import new_key_spec
 from runtime.temporal import data_converter, temporal_binary
 
+# pytest-xdist hands its workers COLUMNS=80; rich reads COLUMNS when the CLI's consoles are
+# made and keeps it, so tests that pass their own width would get 80 under xdist only.
+os.environ.pop("COLUMNS", None)
+
 # One codec key for the whole test session: tests see encrypted histories like production.
 TEST_CODEC_KEYS = [new_key_spec("test1")]
 

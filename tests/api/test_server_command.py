@@ -49,7 +49,7 @@ async def test_server_api_command_serves_until_stopped(tmp_path: Path) -> None:
                 body: dict[str, str] = answer.json()
                 return body
 
-            body = await assert_eventually(ready)
+            body = await assert_eventually(ready, within=60)
             assert body == {"status": "ready", "store": "ok", "temporal": "unreachable"}
         # The generated operator key is kept for `metalgate up` to print.
         assert (tmp_path / "secrets" / "admin-api-key").read_text().startswith("mgk_")
