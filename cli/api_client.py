@@ -150,6 +150,16 @@ class ApiClient:
         body = {"name": name, "role": role}
         return self.request("POST", f"/v1/projects/{project_id}/api-keys", json=body)
 
+    def resolve(self, collection: str, ref: str) -> str:
+        """The id of the item of `/v1/<collection>` whose id, else name, is `ref`; an unknown
+        ref is passed on as it is, for the API's 404 to name."""
+        items = list(self._paged(f"/v1/{collection}"))
+        for key in ("id", "name"):
+            for item in items:
+                if item.get(key) == ref:
+                    return str(item["id"])
+        return ref
+
     # gateways
 
     def create_gateway(self, name: str, **extra: Any) -> Json:
