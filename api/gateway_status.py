@@ -1,4 +1,7 @@
-"""Is a gateway up? Temporal's task-queue pollers first, the gateway's heartbeats second."""
+"""Is a gateway up? Temporal's task-queue pollers first, the gateway's heartbeats second.
+
+`queue_pollers` also tells `/readyz` whether a control-plane worker polls its queue.
+"""
 
 from __future__ import annotations
 
@@ -33,20 +36,27 @@ class Pollers:
 
 async def activity_pollers(gate: TemporalGate, gateway_id: str) -> Pollers | None:
     """Live pollers of the gateway's queue, or None when Temporal does not answer."""
+    return await queue_pollers(
+        gate, gateway_queue(gateway_id), TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY
+    )
+
+
+async def queue_pollers(
+    gate: TemporalGate, queue: str, task_type: TaskQueueType.ValueType
+) -> Pollers | None:
+    """Live pollers of one task type on `queue`, or None when Temporal does not answer."""
     try:
         client = await gate.client()
         response = await client.workflow_service.describe_task_queue(
             DescribeTaskQueueRequest(
                 namespace=client.namespace,
-                task_queue=TaskQueue(
-                    name=gateway_queue(gateway_id), kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL
-                ),
-                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+                task_queue=TaskQueue(name=queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
+                task_queue_type=task_type,
             ),
             timeout=DESCRIBE_TIMEOUT,
         )
     except (TimeoutError, TemporalUnavailable, RPCError) as exc:
-        log.debug("cannot describe the queue of gateway %s: %s", gateway_id, exc)
+        log.debug("cannot describe task queue %s: %s", queue, exc)
         return None
     now = utcnow()
     accesses = [p.last_access_time.ToDatetime(tzinfo=UTC) for p in response.pollers]

@@ -47,6 +47,8 @@ class BenchSettings(BaseSettings):
     step_seconds: float = 10.0
     maas_seconds: float = 8.0
     repeats: int = 3  # of the cheap, noisy figures (the bare baseline)
+    cli_runs: int = 10  # `metalgate cluster list` invocations
+    cli_clusters: int = 50  # clusters it lists
 
     @property
     def rate_steps(self) -> list[float]:

@@ -2,8 +2,9 @@
 
 Writes bench/results/*.json. Sizes are `bench.common.BenchSettings` (BENCH_CLUSTERS,
 BENCH_INGEST_CLUSTERS, BENCH_MANAGED, BENCH_EVENTS, BENCH_RATES, BENCH_STEP_SECONDS,
-BENCH_MAAS_SECONDS, BENCH_REPEATS); the defaults are the issue's targets (1,000 clusters
-through the lifecycle, 10,000 heartbeating), and CI runs the set tiny.
+BENCH_MAAS_SECONDS, BENCH_REPEATS, BENCH_CLI_RUNS, BENCH_CLI_CLUSTERS); the defaults are the
+issues' targets (1,000 clusters through the lifecycle, 10,000 heartbeating, `cluster list` of
+50 clusters), and CI runs the set tiny.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import psutil
 
-from bench import maas_calls
+from bench import cli_latency, maas_calls
 from bench.agent_ingest import measure_ingest, seed_clusters
 from bench.common import BenchSettings, run_main, write_result
 from bench.lifecycle import run_lifecycle
@@ -80,6 +81,10 @@ async def run_all() -> dict[str, Any]:
     load_before = os.getloadavg()[0]
     begin = time.monotonic()
     results: dict[str, Any] = {"sizes": sizes}
+    # First, on a quiet machine: the CLI's figure is wall-clock time of short processes.
+    results["cli_latency"] = await _part(
+        "cli_latency", cli_latency.run(runs=sizes["cli_runs"], clusters=sizes["cli_clusters"])
+    )
     results["maas_calls"] = await _part("maas_calls", maas_calls.run(seconds=sizes["maas_seconds"]))
     results["lifecycle"] = await _part(
         "lifecycle", run_lifecycle(sizes["clusters"], repeats=sizes["repeats"])
@@ -101,7 +106,7 @@ async def run_all() -> dict[str, Any]:
 def rows(results: dict[str, Any]) -> list[Row]:
     """(figure, measured, goal, met) for every benchmark that finished."""
     found: list[Row] = []
-    for part in (_lifecycle_rows, _fleet_rows, _maas_rows):
+    for part in (_lifecycle_rows, _fleet_rows, _maas_rows, _cli_rows):
         try:
             found += part(results)
         except KeyError:
@@ -147,6 +152,14 @@ def _fleet_rows(results: dict[str, Any]) -> list[Row]:
 def _maas_rows(results: dict[str, Any]) -> list[Row]:
     return [
         ("MAAS calls/s through python-libmaas", f"{results['maas_calls']['calls_per_second']}", "> 500", results["maas_calls"]["calls_per_second"] > 500),
+    ]  # fmt: skip
+
+
+def _cli_rows(results: dict[str, Any]) -> list[Row]:
+    cli = results["cli_latency"]
+    heavy = ", ".join(cli["heavy_modules"]) or "none"
+    return [
+        (f"`metalgate cluster list`, {cli['clusters']} clusters, end to end", f"median {cli['median_s']} s ({cli['min_s']}-{cli['max_s']} over {cli['runs']} runs; CPU {cli['cpu_median_s']} s; heavy modules imported: {heavy})", f"< {cli['goal_s']} s", cli["median_s"] < cli["goal_s"]),
     ]  # fmt: skip
 
 

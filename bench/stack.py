@@ -180,7 +180,14 @@ async def machine_statuses(stack: Stack) -> Counter[str]:
 async def seed_clusters(stack: Stack, project_id: str, cluster_ids: list[str]) -> None:
     """Running clusters with agent tokens (`token-<id>`), as the create saga leaves them."""
     url = Settings(data_dir=stack.config.data_dir).resolved_database_url()
-    engine = create_engine(url)
+    await seed_cluster_rows(url, project_id, cluster_ids, stack.info.pcg_gateway_id or "system")
+
+
+async def seed_cluster_rows(
+    database_url: str, project_id: str, cluster_ids: list[str], gateway_id: str
+) -> None:
+    """`seed_clusters` on any store: Running clusters written straight into its tables."""
+    engine = create_engine(database_url)
     spec = {"name": "x", "worker_pools": []}
     rows = [
         {
@@ -189,7 +196,7 @@ async def seed_clusters(stack: Stack, project_id: str, cluster_ids: list[str]) -
             "name": cid,
             "active_name": cid,
             "cloud_account_id": "bench",
-            "gateway_id": stack.info.pcg_gateway_id or "system",
+            "gateway_id": gateway_id,
             "spec": {**spec, "name": cid},
             "phase": "Running",
             "message": "",

@@ -30,6 +30,7 @@ ACCOUNT_COLUMNS: list[Column] = [
     ("Machines ready", lambda a: f"{a.get('ready_machines', '-')}/{a.get('machines', '-')}"),
     ("Validated", "validated_at"),
 ]
+AccountArg = Annotated[str, typer.Argument(help="Cloud account ID or name.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -54,7 +55,8 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="File holding the MAAS API key.", exists=True, dir_okay=False),
         ] = None,
         gateway: Annotated[
-            str | None, typer.Option(help="ID of the private cloud gateway that reaches MAAS.")
+            str | None,
+            typer.Option(help="ID or name of the private cloud gateway that reaches MAAS."),
         ] = None,
         system_gateway: Annotated[
             bool,
@@ -69,7 +71,7 @@ def register(app: typer.Typer) -> None:
                 name=name,
                 maas_url=maas_url,
                 maas_api_key=key,
-                gateway_id=gateway,
+                gateway_id=api.resolve("gateways", gateway) if gateway else None,
                 use_system_gateway=system_gateway,
             )
         emit_object(account, output, ACCOUNT_COLUMNS)
@@ -77,7 +79,7 @@ def register(app: typer.Typer) -> None:
     @account_app.command("move")
     @handles_api_errors
     def move(
-        account_id: Annotated[str, typer.Argument(help="Cloud account ID.")],
+        account_id: AccountArg,
         maas_api_key: Annotated[
             str | None,
             typer.Option(
@@ -89,7 +91,7 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="File holding the MAAS API key.", exists=True, dir_okay=False),
         ] = None,
         gateway: Annotated[
-            str | None, typer.Option(help="ID of the private cloud gateway to move it to.")
+            str | None, typer.Option(help="ID or name of the private cloud gateway to move it to.")
         ] = None,
         system_gateway: Annotated[
             bool, typer.Option(help="Move it to the system gateway (self-hosted mode only).")
@@ -100,7 +102,10 @@ def register(app: typer.Typer) -> None:
         key = _key_through_gateway(maas_api_key, maas_api_key_file, gateway, system_gateway, output)
         with client(output) as api:
             account = api.move_account(
-                account_id, maas_api_key=key, gateway_id=gateway, use_system_gateway=system_gateway
+                api.resolve("cloud-accounts", account_id),
+                maas_api_key=key,
+                gateway_id=api.resolve("gateways", gateway) if gateway else None,
+                use_system_gateway=system_gateway,
             )
         emit_object(account, output, ACCOUNT_COLUMNS)
 
@@ -114,11 +119,12 @@ def register(app: typer.Typer) -> None:
     @account_app.command("delete")
     @handles_api_errors
     def delete(
-        account_id: Annotated[str, typer.Argument(help="Cloud account ID.")],
+        account_id: AccountArg,
         output: OutputOption = OutputFormat.TABLE,
     ) -> None:
         """Delete a cloud account; the API refuses while clusters use it."""
         with client(output) as api:
+            account_id = api.resolve("cloud-accounts", account_id)
             api.delete_account(account_id)
         emit_message(f"Deleted cloud account {account_id}", output, {"id": account_id})
 
@@ -134,6 +140,6 @@ def _key_through_gateway(
     if (maas_api_key is None) == (maas_api_key_file is None):
         fail(ExitCode.USAGE, "give exactly one of --maas-api-key or --maas-api-key-file", output)
     if (gateway is None) == (not system_gateway):
-        fail(ExitCode.USAGE, "give exactly one of --gateway ID or --system-gateway", output)
+        fail(ExitCode.USAGE, "give exactly one of --gateway ID|NAME or --system-gateway", output)
     key = maas_api_key if maas_api_key_file is None else maas_api_key_file.read_text().strip()
     return key or ""

@@ -5,7 +5,7 @@ Kept apart from the commands so the rendering can be tested on plain cluster dic
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from rich.console import Group, RenderableType
@@ -13,9 +13,10 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from domain.naming import create_workflow_id
 from domain.phases import CREATE_PHASES, REASON_HINTS, Phase
-from runtime.settings import Settings
+
+if TYPE_CHECKING:
+    from runtime.settings import Settings
 
 # A machine's way from Ready in MAAS to a Kubernetes node; the last step is the agent's report.
 MACHINE_STEPS = ("Allocated", "Deploying", "Deployed", "Node ready")
@@ -58,6 +59,10 @@ def management_line(cluster: dict[str, Any]) -> str:
 
 def create_workflow_link(cluster: dict[str, Any], settings: Settings | None = None) -> str:
     """The Temporal Web UI page of the cluster's create workflow, on the UI the API reports."""
+    # Imported here: both pull in temporalio, which `cluster list` must not pay for.
+    from domain.naming import create_workflow_id
+    from runtime.settings import Settings
+
     workflow_id = cluster.get("create_workflow_id") or create_workflow_id(str(cluster["id"]))
     reported = str(cluster.get("temporal_ui_url") or "")
     if "/workflows/" in reported:

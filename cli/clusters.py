@@ -7,10 +7,9 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 import typer
-import yaml
 from pydantic import BaseModel, ValidationError
 from rich.live import Live
 
@@ -33,8 +32,11 @@ from cli.output import (
     handles_api_errors,
     print_json,
 )
-from domain.cluster import ClusterSpec
 from domain.phases import MANAGED_PHASES, Phase
+
+if TYPE_CHECKING:
+    # Imported where used: `cluster list` must not pay for YAML and the spec models.
+    from domain.cluster import ClusterSpec
 
 POLL_INTERVAL = 1.0
 
@@ -99,6 +101,8 @@ TimeoutOption = Annotated[
 
 def _message(error: Any) -> str:
     """Pydantic's message, plus the nearest known field for a misspelt one."""
+    from domain.cluster import ClusterSpec
+
     if error["type"] != "extra_forbidden":
         return str(error["msg"])
     *parent, name = error["loc"]
@@ -131,6 +135,10 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 
 def load_spec(path: Path, fmt: OutputFormat) -> tuple[ClusterSpec, str | None]:
     """The spec in a YAML file and its optional `cloud_account_id`; exits USAGE when invalid."""
+    import yaml
+
+    from domain.cluster import ClusterSpec
+
     try:
         # Loaded from the stream so that YAML errors name the file, not "<unicode string>".
         with path.open() as stream:

@@ -1,9 +1,9 @@
 """`metalgate doctor`: is the installation healthy, and if not, what to do about it.
 
 Every check asks the API (the one thing a user's machine is sure to reach): the API itself
-and its store, Temporal as the API sees it, each gateway's pollers and the MAAS its replicas
-reach, and the versions of the CLI, the API and every gateway replica. A failing check
-carries its fix; any failure makes the exit code 1.
+and its store, Temporal as the API sees it, whether a control-plane worker polls its queue,
+each gateway's pollers and the MAAS its replicas reach, and the versions of the CLI, the API
+and every gateway replica. A failing check carries its fix; any failure makes the exit code 1.
 """
 
 from __future__ import annotations
@@ -83,6 +83,9 @@ def run_checks(api: ApiClient, *, has_key: bool) -> Iterator[Check]:
         else "start Temporal (`metalgate up` runs one), or fix the API's "
         "METALGATE_TEMPORAL_ADDRESS; `metalgate server api` logs what it tried",
     )
+    worker = control_plane_check(ready)
+    if worker is not None:
+        yield worker
     if not has_key:
         yield Check(
             name="api key",
@@ -112,6 +115,27 @@ def run_checks(api: ApiClient, *, has_key: bool) -> Iterator[Check]:
     for gateway in gateways:
         yield from gateway_checks(gateway)
     yield version_check(_cli_version(), health.get("version"), gateways)
+
+
+def control_plane_check(ready: Json) -> Check | None:
+    """Whether a control-plane worker takes the lifecycle workflows' tasks (from /readyz)."""
+    pollers = ready.get("control_plane_pollers")
+    if ready.get("temporal") != "ok" or pollers is None:
+        return None  # the temporal check says why; an older API does not report workers
+    if pollers:
+        return Check(
+            name="control-plane worker",
+            ok=True,
+            detail=f"{pollers} worker(s) polling the control-plane task queue",
+        )
+    return Check(
+        name="control-plane worker",
+        ok=False,
+        detail="no worker polls the control-plane task queue: no cluster is created, changed "
+        "or deleted (the API accepts the request, the workflow waits)",
+        fix="start one: `metalgate worker control-plane` (`metalgate up` runs it), with the "
+        "API's METALGATE_TEMPORAL_ADDRESS; Temporal lists a stopped worker for about a minute",
+    )
 
 
 def _api_not_ready(api: ApiClient, error: ApiError) -> Check:

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
-from cli.gateways import GATEWAY_COLUMNS
+from cli.gateways import GATEWAY_COLUMNS, GatewayArg
 from cli.login import client
 from cli.output import OutputFormat, OutputOption, console, emit_object, handles_api_errors
-
-GatewayArg = Annotated[str, typer.Argument(help="Gateway ID.")]
 
 
 def register(gateway_app: typer.Typer) -> None:
@@ -19,6 +15,7 @@ def register(gateway_app: typer.Typer) -> None:
     def reissue_token(gateway_id: GatewayArg, output: OutputOption = OutputFormat.TABLE) -> None:
         """A new one-time registration token; registering with it replaces the secret."""
         with client(output) as api:
+            gateway_id = api.resolve("gateways", gateway_id)
             made = api.request("POST", f"/v1/gateways/{gateway_id}/registration-token", json={})
         emit_object(made, output, [("ID", "gateway.id"), ("Token expires", "expires_at")])
         if output is OutputFormat.TABLE:
@@ -32,5 +29,6 @@ def register(gateway_app: typer.Typer) -> None:
     def revoke(gateway_id: GatewayArg, output: OutputOption = OutputFormat.TABLE) -> None:
         """Revoke a gateway: its credential stops working; its clusters show GatewayRevoked."""
         with client(output) as api:
+            gateway_id = api.resolve("gateways", gateway_id)
             gateway = api.request("POST", f"/v1/gateways/{gateway_id}/revoke")
         emit_object(gateway, output, GATEWAY_COLUMNS)

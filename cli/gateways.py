@@ -30,6 +30,7 @@ GATEWAY_COLUMNS: list[Column] = [
     ("Last seen", "last_seen"),
     ("Detail", "status_detail"),
 ]
+GatewayArg = Annotated[str, typer.Argument(help="Gateway ID or name.")]
 
 
 def register(gateway_app: typer.Typer) -> None:
@@ -64,20 +65,22 @@ def register(gateway_app: typer.Typer) -> None:
     @gateway_app.command("get")
     @handles_api_errors
     def get(
-        gateway_id: Annotated[str, typer.Argument(help="Gateway ID.")],
+        gateway_id: GatewayArg,
         output: OutputOption = OutputFormat.TABLE,
     ) -> None:
         """Show one gateway."""
         with client(output) as api:
-            emit_object(api.get_gateway(gateway_id), output, GATEWAY_COLUMNS)
+            gateway = api.get_gateway(api.resolve("gateways", gateway_id))
+        emit_object(gateway, output, GATEWAY_COLUMNS)
 
     @gateway_app.command("delete")
     @handles_api_errors
     def delete(
-        gateway_id: Annotated[str, typer.Argument(help="Gateway ID.")],
+        gateway_id: GatewayArg,
         output: OutputOption = OutputFormat.TABLE,
     ) -> None:
         """Delete a gateway; the API refuses while clusters still need it."""
         with client(output) as api:
+            gateway_id = api.resolve("gateways", gateway_id)
             api.delete_gateway(gateway_id)
         emit_message(f"Deleted gateway {gateway_id}", output, {"id": gateway_id})

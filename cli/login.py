@@ -3,27 +3,35 @@
 Precedence: METALGATE_API_URL / METALGATE_API_KEY (environment or .env) override the
 credentials file that `metalgate login` writes, which overrides the built-in default URL.
 The file lives in ~/.config/metalgate/credentials, or METALGATE_CONFIG_DIR (tests use it).
+
+The two variables are read the way `runtime.settings.Settings` reads them, without importing
+it: pydantic-settings and the domain models behind `Settings` (temporalio among them) would
+cost a user command most of its 0.5 s (tests/cli/test_credentials.py keeps the two in step).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from pydantic import BaseModel, SecretStr
+from pydantic import SecretStr
 
 from cli.api_client import ApiClient
 from cli.exit_codes import ExitCode
 from cli.output import OutputFormat, OutputOption, emit_message, fail, handles_api_errors
-from runtime.settings import Settings
 
 CONFIG_DIR_ENV = "METALGATE_CONFIG_DIR"
+DEFAULT_API_URL = "http://127.0.0.1:8080"  # Settings.api_url's default
+ENV_FILE = Path(".env")  # Settings' env_file, relative to the working directory
 
 
-class Credentials(BaseModel):
+@dataclass(frozen=True)
+class Credentials:
+    # A dataclass, not a model: building a pydantic model class costs a command ~0.1 s.
     api_url: str
     api_key: SecretStr | None = None
 
@@ -52,27 +60,55 @@ def save_credentials(creds: Credentials) -> Path:
     return path
 
 
-def load_credentials() -> Credentials:
+def load_credentials(fmt: OutputFormat = OutputFormat.TABLE) -> Credentials:
     """The effective API URL and key for this invocation."""
-    settings = Settings()
-    saved: Credentials | None = None
+    values: dict[str, Any] = {"api_url": DEFAULT_API_URL, "api_key": None}
     path = credentials_path()
     if path.exists():
-        saved = Credentials.model_validate_json(path.read_text())
+        values.update(_saved(path, fmt))
     # Only values set explicitly (environment or .env) beat the file; defaults do not.
-    explicit = settings.model_fields_set
-    url = settings.api_url
-    if "api_url" not in explicit and saved is not None:
-        url = saved.api_url
-    key = settings.api_key
-    if "api_key" not in explicit and saved is not None:
-        key = saved.api_key
-    return Credentials(api_url=url, api_key=key)
+    values.update(_explicit_settings("api_url", "api_key"))
+    key = values["api_key"]
+    return Credentials(str(values["api_url"]), SecretStr(key) if key is not None else None)
+
+
+def _saved(path: Path, fmt: OutputFormat) -> dict[str, Any]:
+    try:
+        body = json.loads(path.read_text())
+        if not isinstance(body, dict) or not isinstance(body.get("api_url"), str):
+            raise ValueError("no api_url")
+    except (OSError, ValueError) as exc:
+        fail(
+            ExitCode.USAGE,
+            f"cannot read {path} ({exc}): run `metalgate login` again",
+            fmt,
+        )
+    return {k: body[k] for k in ("api_url", "api_key") if k in body}
+
+
+def _explicit_settings(*fields: str) -> dict[str, str]:
+    """METALGATE_<FIELD> values set in the environment or in ./.env, the environment first.
+
+    As pydantic-settings does: names are case-insensitive, .env's own values are parsed by
+    python-dotenv, and an empty value counts as set.
+    """
+    wanted = {f"metalgate_{field}": field for field in fields}
+    found: dict[str, str] = {}
+    if ENV_FILE.is_file():
+        from dotenv import dotenv_values  # only when there is a file to read
+
+        for name, value in dotenv_values(ENV_FILE).items():
+            if name.lower() in wanted and value is not None:
+                found[wanted[name.lower()]] = value
+    for name, value in os.environ.items():
+        if name.lower() in wanted:
+            found[wanted[name.lower()]] = value
+    return found
 
 
 def client(fmt: OutputFormat = OutputFormat.TABLE) -> ApiClient:
     """An API client for a user command; exits with AUTH when no key is configured."""
-    creds = load_credentials()
+    creds = load_credentials(fmt)
     if creds.api_key is None:
         fail(
             ExitCode.AUTH,

@@ -130,6 +130,12 @@ class GatewayIdentity(BaseModel):
     temporal_namespace: str
     codec_keys: list[str] = Field(repr=False, description="this gateway's own codec key")
     proxy: ProxySettings = Field(default_factory=ProxySettings)
+    heartbeat_interval: float = Field(
+        default=15.0,
+        gt=0,
+        description="seconds between heartbeats, the API's gateway_heartbeat_interval: it "
+        "calls a gateway offline after two missed beats",
+    )
 
 
 class GatewayHeartbeat(BaseModel):

@@ -26,7 +26,6 @@ class GatewayConfig(GatewayIdentity):
     temporal_proxy: str | None = Field(
         default=None, description="host:port of an HTTP CONNECT proxy for the Temporal gRPC link"
     )
-    heartbeat_interval: float = Field(default=15.0, gt=0)
     sealing_private_key: str | None = Field(
         default=None,
         repr=False,

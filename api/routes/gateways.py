@@ -336,6 +336,7 @@ async def register_gateway(
         # queue, never another gateway's payloads or the control plane's.
         codec_keys=[gateway_key_spec(codec_key_specs(settings)[0], gateway.id)],
         proxy=ProxySettings.model_validate(gateway.proxy),
+        heartbeat_interval=settings.gateway_heartbeat_interval,
     )
 
 

@@ -1,4 +1,5 @@
-"""Liveness and readiness. Ready means the store answers; Temporal is reported, not required."""
+"""Liveness and readiness. Ready means the store answers; Temporal and the control-plane
+workers are reported, not required."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import os
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from temporalio.api.enums.v1 import TaskQueueType
 
+from api.gateway_status import queue_pollers
 from api.schemas.common import Health, Readiness
 from api.temporal_gate import TemporalGate, TemporalUnavailable
+from domain.naming import CONTROL_PLANE_QUEUE
 
 router = APIRouter(tags=["health"])
 
@@ -41,7 +45,16 @@ async def readyz(request: Request) -> JSONResponse:
         temporal = "ok"
     except (TemporalUnavailable, Exception):
         temporal = "unreachable"
+    # Lifecycle workflows run only while a control-plane worker takes their workflow tasks.
+    pollers = None
+    if temporal == "ok":
+        pollers = await queue_pollers(
+            gate, CONTROL_PLANE_QUEUE, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
+        )
     ready = Readiness(
-        status="ready" if store == "ok" else "not ready", store=store, temporal=temporal
+        status="ready" if store == "ok" else "not ready",
+        store=store,
+        temporal=temporal,
+        control_plane_pollers=pollers.live if pollers is not None else None,
     )
     return JSONResponse(ready.model_dump(), status_code=200 if store == "ok" else 503)

@@ -29,3 +29,8 @@ class Readiness(BaseModel):
     status: str = Field(description="ready when the store answers")
     store: str
     temporal: str = Field(description="ok or unreachable; reads work without it")
+    control_plane_pollers: int | None = Field(
+        default=None,
+        description="control-plane workers polling their queue (workflow tasks) within the "
+        "last 70 s; null when Temporal does not answer",
+    )

@@ -73,6 +73,8 @@ async def test_register_once_then_heartbeat(api: Api, project: ProjectKeys) -> N
     assert own == gateway_key_spec(codec_key_specs(api.settings)[0], gateway_id)
     assert own not in codec_key_specs(api.settings)
     assert identity["proxy"]["https_proxy"] == "http://p:1"
+    # It beats as often as the API expects: the API calls it offline after two missed beats.
+    assert identity["heartbeat_interval"] == api.settings.gateway_heartbeat_interval
     again = await api.http.post(
         "/v1/gateways/register",
         json={"token": created["registration_token"], "hostname": "h", "version": "1"},

@@ -15,7 +15,7 @@ from store.db import Database
 from tests.api.conftest import temporal_address
 from tests.api.standins import STANDIN_WORKFLOWS, check_account_standin
 from tests.support.api_server import ADMIN_KEY, api_settings, running_api
-from tests.support.temporal import new_worker
+from tests.support.temporal import assert_eventually, new_worker
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
@@ -55,6 +55,8 @@ async def test_reads_work_with_temporal_stopped(codec_keys: list[str], tmp_path)
             running_api(settings) as url,
             httpx.AsyncClient(base_url=url, timeout=30) as http,
         ):
+            # `metalgate doctor` reads the control-plane workers from here.
+            assert (await http.get("/readyz")).json()["control_plane_pollers"] == 0
             async with (
                 new_worker(own.client, *STANDIN_WORKFLOWS, task_queue="control-plane"),
                 new_worker(
@@ -79,6 +81,12 @@ async def test_reads_work_with_temporal_stopped(codec_keys: list[str], tmp_path)
                 )
                 assert cluster.status_code == 202
                 cluster_id = cluster.json()["id"]
+
+                async def one_worker_polls() -> None:
+                    ready = (await http.get("/readyz")).json()
+                    assert ready["control_plane_pollers"] == 1, ready
+
+                await assert_eventually(one_worker_polls)
             database = await Database.open(settings)
             writer = ControlPlaneActivities(database.sessions, own.client, settings)
             token = await writer.issue_agent_token(IssueAgentTokenInput(cluster_id=cluster_id))
@@ -106,6 +114,7 @@ async def test_reads_work_with_temporal_stopped(codec_keys: list[str], tmp_path)
                 assert answer.status_code == 200, (path, answer.text)
             ready = (await http.get("/readyz")).json()
             assert ready["status"] == "ready" and ready["temporal"] == "unreachable"
+            assert ready["control_plane_pollers"] is None
             gateway = (await http.get("/v1/gateways/system", headers=ADMIN)).json()
             assert gateway["status"] == "offline"
             agent = {"Authorization": f"Bearer {token.token}"}

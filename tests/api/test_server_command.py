@@ -41,16 +41,21 @@ async def test_server_api_command_serves_until_stopped(tmp_path: Path) -> None:
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
 
-            async def ready() -> dict[str, str]:
+            async def ready() -> dict[str, str | None]:
                 try:
                     answer = await http.get("/readyz")
                 except httpx.TransportError as exc:
                     raise AssertionError("not listening yet") from exc
-                body: dict[str, str] = answer.json()
+                body: dict[str, str | None] = answer.json()
                 return body
 
             body = await assert_eventually(ready, within=60)
-            assert body == {"status": "ready", "store": "ok", "temporal": "unreachable"}
+            assert body == {
+                "status": "ready",
+                "store": "ok",
+                "temporal": "unreachable",
+                "control_plane_pollers": None,
+            }
         # The generated operator key is kept for `metalgate up` to print.
         assert (tmp_path / "secrets" / "admin-api-key").read_text().startswith("mgk_")
     finally:

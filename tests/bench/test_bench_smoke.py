@@ -26,6 +26,8 @@ TINY = {
     "BENCH_MAAS_CLUSTERS": "2",
     "BENCH_MAAS_DEPLOY_SECONDS": "6",
     "BENCH_REPEATS": "2",
+    "BENCH_CLI_RUNS": "2",
+    "BENCH_CLI_CLUSTERS": "3",
 }
 
 
@@ -70,6 +72,13 @@ async def test_every_benchmark_reports_sane_figures(tiny_sizes: None) -> None:
     # Agent events go through the API and its outbox: none lost, fewer signals than events.
     assert history["errors"] == 0 and history["backlog_left"] == 0
     assert 1 <= history["signals"] <= history["events"]
+
+    cli = results["cli_latency"]
+    assert cli["runs"] == 2 and cli["clusters"] == 3
+    assert 0 < cli["min_s"] <= cli["median_s"] <= cli["max_s"] and cli["cpu_median_s"] > 0
+    # The command path imports no server, Temporal or agent code (the figure is `make bench`'s).
+    assert cli["heavy_modules"] == [] and cli["modules_loaded"] > 0
+    assert cli["import_ms_by_package"]
 
     table = run_all.table(results)
     assert table.count("\n") == len(run_all.rows(results)) + 1

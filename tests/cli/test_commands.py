@@ -78,8 +78,12 @@ def test_gateway_create_list_get_delete(project_cli: Cli) -> None:
     assert {g["name"] for g in listed} >= {"edge-1", "edge-2"}
     assert "edge-2" in project_cli.run("gateway", "list").stdout
     assert project_cli.json("gateway", "get", gateway["id"])["id"] == gateway["id"]
+    # A name is as good as an id.
+    assert project_cli.json("gateway", "get", "edge-2")["id"] == gateway["id"]
+    reissued = project_cli.json("gateway", "reissue-token", "edge-2")
+    assert reissued["gateway"]["id"] == gateway["id"]
 
-    project_cli.run("gateway", "delete", gateway["id"])
+    project_cli.run("gateway", "delete", "edge-2")
     project_cli.error("gateway", "get", gateway["id"], code=ExitCode.NOT_FOUND)
     project_cli.error("gateway", "create", "--name", "Not_A_Name", code=ExitCode.USAGE)
 

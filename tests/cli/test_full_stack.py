@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from cli.exit_codes import ExitCode
-from embedded.stack import Stack, StackConfig, StackPorts, start_stack
+from embedded.stack import PCG_NAME, Stack, StackConfig, StackPorts, start_stack
 from tests.cli.conftest import Cli
 from tests.cli.test_commands import EXAMPLE_SPEC
 from tests.support.ports import free_port
@@ -58,7 +58,7 @@ def test_cluster_lifecycle_through_the_cli(stack: Stack, tmp_path: Path) -> None
         "--maas-api-key-file",
         stack.info.maas_api_key_file,
         "--gateway",
-        stack.info.pcg_gateway_id,
+        PCG_NAME,  # names work wherever ids do
     )
     assert account["gateway_id"] == stack.info.pcg_gateway_id
     assert any(a["id"] == account["id"] for a in cli.json("account", "list"))
@@ -135,4 +135,4 @@ def test_cluster_lifecycle_through_the_cli(stack: Stack, tmp_path: Path) -> None
 
     final = cli.json("cluster", "delete", cluster["id"], "--wait", "--timeout", "90")
     assert final.get("phase", "Deleted") == "Deleted"
-    cli.run("account", "delete", account["id"])
+    cli.run("account", "delete", "emulator")

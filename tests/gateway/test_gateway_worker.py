@@ -96,7 +96,7 @@ async def test_gateway_through_connect_proxy_works_and_heartbeats(
     async with FakeApi(identity, "token", port) as api, ConnectProxy() as proxy:
         api.fail_heartbeats = True  # an API outage must not stop the gateway
         config = GatewayConfig(
-            **identity.model_dump(), temporal_proxy=proxy.address, heartbeat_interval=0.2
+            **{**identity.model_dump(), "heartbeat_interval": 0.2}, temporal_proxy=proxy.address
         )
         write_config(config_path, config)
         stop = asyncio.Event()
