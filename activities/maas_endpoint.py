@@ -231,6 +231,8 @@ class EndpointActivities:
         for machine in await self._owned(input.account, input.cluster_id):
             if machine.owner_data.get(OWNER_DATA_POOL) != input.control_plane_pool:
                 continue
+            if machine.system_id in input.leaving:
+                continue
             if machine.status in (STATUS_DEPLOYING, STATUS_DEPLOYED):
                 addresses.update(machine.ip_addresses)
         return sorted(addresses)

@@ -140,12 +140,14 @@ class FindOwnedResult(BaseModel):
 
 class EnsureEndpointInput(BaseModel):
     """Make (or find again) the cluster's API endpoint; with mode dns, point it at the
-    control-plane machines MAAS lists as Deploying or Deployed for the cluster."""
+    control-plane machines MAAS lists as Deploying or Deployed for the cluster, except those
+    `leaving` (a repave is about to drain them)."""
 
     account: MaasAccount
     cluster_id: str
     endpoint: ControlPlaneEndpoint
     control_plane_pool: str
+    leaving: list[str] = Field(default_factory=list, description="system ids left out")
 
 
 class EnsureEndpointResult(BaseModel):

@@ -36,12 +36,21 @@ class CommandState(StrEnum):
 
 
 class ActionKind(StrEnum):
-    """A management action; upgrade and repave reach the agent as commands of that kind."""
+    """A management action. Upgrade, cordon, drain and uncordon reach the agent as commands of
+    that kind; a repave sends a `repave` command per node that leaves (drain, then take it out
+    of Kubernetes) before its machine is released or redeployed."""
 
     UPGRADE = "upgrade"
     SCALE = "scale"
     REPAVE = "repave"
     REMEDIATE = "remediate"
+    CORDON = "cordon"
+    DRAIN = "drain"
+    UNCORDON = "uncordon"
+
+
+# The actions on one node the agent runs as they are named.
+NODE_ACTIONS = (ActionKind.CORDON, ActionKind.DRAIN, ActionKind.UNCORDON)
 
 
 # An admin kubeconfig is a few KB; this bounds what a node may make us store.
@@ -90,7 +99,7 @@ class AgentStatusReport(AgentHeartbeat):
 
 class AgentCommand(BaseModel):
     id: str
-    kind: str = Field(description="upgrade or repave")
+    kind: str = Field(description="upgrade, repave, cordon, drain or uncordon")
     args: dict[str, str] = Field(default_factory=dict)
 
 

@@ -38,9 +38,10 @@ class Endpoint:
         """Whether the endpoint must learn of control-plane machines as they deploy."""
         return self.cluster.spec.control_plane_endpoint.mode == EndpointMode.DNS
 
-    async def ensure(self) -> str:
+    async def ensure(self, leaving: list[str] | None = None, *, announce: bool = False) -> str:
         """Make the endpoint (or find it again) and answer its host; in dns mode this also
-        points the name at every control-plane machine MAAS is deploying."""
+        points the name at every control-plane machine MAAS is deploying but those `leaving`.
+        An event records the endpoint when its host changed, or always with `announce`."""
         spec = self.cluster.spec
         result = await self.calls.run(
             ENSURE_ENDPOINT,
@@ -49,20 +50,24 @@ class Endpoint:
                 cluster_id=self.cluster.cluster_id,
                 endpoint=spec.control_plane_endpoint,
                 control_plane_pool=spec.control_plane.name,
+                leaving=leaving or [],
             ),
             EnsureEndpointResult,
         )
-        if result.host != self.host:
+        if result.host != self.host or announce:
             await self.calls.status.event(
                 endpoint_event(result.mode, result.host, result.addresses)
             )
         self.host = result.host
         return result.host
 
-    async def control_plane_changed(self) -> None:
-        """A control-plane machine started deploying or left: a dns record follows."""
+    async def control_plane_changed(
+        self, leaving: list[str] | None = None, *, announce: bool = False
+    ) -> None:
+        """A control-plane machine started deploying or left (or is about to: `leaving`): a
+        dns record follows."""
         if self.follows_machines:
-            await self.ensure()
+            await self.ensure(leaving, announce=announce)
 
     async def remove(self) -> RemoveEndpointResult:
         """Release the VIP / delete the record; idempotent."""

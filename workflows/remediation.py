@@ -16,7 +16,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.remediation_models import (
         POWER_CYCLE_MACHINE,
         QUARANTINE_MACHINE,
-        RELEASE_FOR_REDEPLOY,
         RemediateMachineInput,
         RemediateMachineResult,
     )
@@ -35,8 +34,8 @@ with workflow.unsafe.imports_passed_through():
         refusal,
     )
     from workflows.contracts import ManageState
-    from workflows.deploy import Deployer
     from workflows.gateway_calls import GatewayCalls
+    from workflows.machine_steps import redeploy_in_place
     from workflows.status import StatusRecorder
 
 PATCH_REMEDIATION = "remediation"
@@ -161,18 +160,9 @@ class Remediation:
         )
 
     async def _redeploy(self, machine: Machine, action: RemediateAction) -> str:
-        await self._maas(RELEASE_FOR_REDEPLOY, machine, action)
-        held = {machine.system_id: machine}
-        deployer = Deployer(
-            self._s.cluster,
-            self._calls,
-            agent_token=self._s.agent_token,
-            kubernetes_version=self._s.kubernetes_version,
-            held=held,
-            request_prefix=f"{action.id}-",
-            control_plane_host=self._s.control_plane_host,
+        deployed = await redeploy_in_place(
+            self._s, self._calls, machine, request_prefix=f"{action.id}-", reason=action.reason
         )
-        [deployed] = await deployer.deploy_all([machine])
         self._swap(machine, deployed)
         if deployed.system_id != machine.system_id:
             return f"redeploy failed; replaced by {deployed.hostname}"

@@ -185,6 +185,18 @@ async def test_dns_record_follows_the_control_plane_machines(
     assert len(deployed) == 3
     assert await reserved(maas) == []  # dns mode reserves nothing
 
+    # A control-plane node about to be drained for a repave: the name stops pointing at it.
+    leaving = next(m for m in acquired.machines if m.pool == "cp")
+    request = ensure(maas.account, "c1", mode="dns").model_copy(
+        update={"leaving": [leaving.system_id]}
+    )
+    narrowed = await run_activity(client, queue, ENSURE_ENDPOINT, request, EnsureEndpointResult)
+    [leaving_ip] = [ip for ip in deployed if ip not in narrowed.addresses]
+    assert len(narrowed.addresses) == 2
+    assert (await records(maas))[
+        fqdn
+    ] == narrowed.addresses and leaving_ip not in narrowed.addresses
+
     found = await run_activity(
         client,
         queue,

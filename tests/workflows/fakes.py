@@ -29,6 +29,7 @@ from activities.models import (
     ENSURE_ENDPOINT,
     FIND_OWNED,
     ISSUE_AGENT_TOKEN,
+    PLAN_MACHINES,
     RECORD_STATUS,
     RELEASE_MACHINES,
     REMOVE_ENDPOINT,
@@ -53,6 +54,7 @@ from activities.models import (
     FindOwnedResult,
     IssueAgentTokenInput,
     OwnedMachine,
+    PlanMachinesInput,
     RecordStatusInput,
     ReleaseMachinesInput,
     ReleaseMachinesResult,
@@ -77,6 +79,7 @@ from activities.remediation_models import (
     RemediateMachineResult,
 )
 from domain.agent_wire import NodeReport
+from domain.capacity_plan import CapacityPlan, PoolPlan
 from domain.cluster import ClusterSpec, EndpointMode, NodePool
 from domain.leftovers import LeftBehind
 from domain.lifecycle import (
@@ -183,10 +186,43 @@ class FakeMaas:
             self.power_cycle_machine,
             self.release_for_redeploy,
             self.quarantine_machine,
+            self.plan_machines,
         ]
 
     def owned(self, cluster_id: str) -> list[FakeMachine]:
         return [m for m in self.machines.values() if m.owner == cluster_id]
+
+    def free(self, pool: NodePool, exclude: list[str] | None = None) -> list[FakeMachine]:
+        """Ready machines nobody owns that match the pool, as acquire would pick them."""
+        return [
+            m
+            for m in self.machines.values()
+            if m.status == "Ready"
+            and m.owner is None
+            and QUARANTINE_TAG not in m.tags
+            and m.system_id not in (exclude or [])
+            and set(pool.constraints.tags) <= m.tags
+        ]
+
+    @activity.defn(name=PLAN_MACHINES)
+    async def plan_machines(self, inp: PlanMachinesInput) -> CapacityPlan:
+        """Counts like acquire, takes nothing (the real one asks allocate with dry_run)."""
+        self.calls.append(PLAN_MACHINES)
+        plans = []
+        for pool in inp.pools:
+            free = self.free(pool)
+            plans.append(
+                PoolPlan(
+                    pool=pool.name,
+                    asked=pool.count,
+                    satisfiable=len(free) >= pool.count,
+                    matching=len(free),
+                    summary=f"{pool.name}: {len(free)} free",
+                )
+            )
+        return CapacityPlan(
+            satisfiable=all(p.satisfiable for p in plans), pools=plans, summary="planned"
+        )
 
     @activity.defn(name=ACQUIRE_MACHINES)
     async def acquire_machines(self, inp: AcquireMachinesInput) -> AcquireMachinesResult:
@@ -202,16 +238,7 @@ class FakeMaas:
         taken: set[str] = set()
         plan: list[tuple[NodePool, list[FakeMachine]]] = []
         for pool in inp.pools:
-            free = [
-                m
-                for m in self.machines.values()
-                if m.status == "Ready"
-                and m.owner is None
-                and QUARANTINE_TAG not in m.tags
-                and m.system_id not in inp.exclude_system_ids
-                and m.system_id not in taken
-                and set(pool.constraints.tags) <= m.tags
-            ]
+            free = self.free(pool, [*inp.exclude_system_ids, *taken])
             if len(free) < pool.count:
                 raise ApplicationError(
                     f"pool {pool.name} asks {pool.count} machines; MAAS has {len(free)} "
@@ -255,7 +282,9 @@ class FakeMaas:
             addresses = sorted(
                 ip
                 for m in self.owned(inp.cluster_id)
-                if m.pool == inp.control_plane_pool and m.status in ("Deploying", "Deployed")
+                if m.pool == inp.control_plane_pool
+                and m.status in ("Deploying", "Deployed")
+                and m.system_id not in inp.leaving
                 for ip in m.machine().ip_addresses
             )
             host = f"metalgate-{inp.cluster_id}.maas"
