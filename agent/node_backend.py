@@ -58,6 +58,10 @@ class NodeBackend(Protocol):
         """`kubeadm upgrade apply <version>` on the first control plane, `upgrade node` elsewhere."""
         ...
 
+    async def cordon(self, node: str) -> None:
+        """Mark `node` unschedulable: no new pods land on it; the running ones stay."""
+        ...
+
     async def drain(self, node: str) -> None:
         """Cordon `node` and evict its pods, honouring PodDisruptionBudgets."""
         ...
@@ -66,10 +70,14 @@ class NodeBackend(Protocol):
         """Install kubelet and kubectl at `version` on `node`, restart kubelet, wait for it."""
         ...
 
-    async def uncordon(self, node: str) -> None: ...
+    async def uncordon(self, node: str) -> None:
+        """Mark `node` schedulable again."""
+        ...
 
     async def repave(self, node: str) -> None:
-        """Take `node` out so its machine can be redeployed and join again under its name."""
+        """Take `node` out of the cluster so its machine can be released or redeployed (and
+        join again under its name): drain it, remove a control-plane node's etcd member,
+        delete its Node."""
         ...
 
     async def close(self) -> None: ...

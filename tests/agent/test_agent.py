@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from agent.agent import Agent
-from agent.backends.simulated.cluster import ClusterRegistry
+from agent.backends.simulated.backend import SimulatedBackend
+from agent.backends.simulated.cluster import ClusterRegistry, SimulatedCluster
 from agent.outbox import ReportKind
 from domain.agent_wire import AgentCommand
 from tests.agent.fake_api import FakeAgentApi
@@ -53,6 +54,12 @@ class Nodes:
         self.agents[hostname] = agent
         self.tasks.append(asyncio.create_task(agent.run()))
         return agent
+
+    def cluster(self) -> SimulatedCluster:
+        """The simulated Kubernetes API the agents share."""
+        backend = next(iter(self.agents.values())).backend
+        assert isinstance(backend, SimulatedBackend)
+        return backend.cluster
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -166,7 +173,33 @@ async def test_bad_commands_fail_with_a_reason_and_repave_works(
         ("running", "w-1"),
         ("succeeded", "w-1"),
     ]
-    await eventually(lambda: api.statuses_for("w-1")[-1].node.ready, what="w-1 back")
+    # Repave takes the node out: drained, then gone until its machine joins again.
+    cluster = nodes.cluster()
+    assert cluster.operations == [("drain", "w-1"), ("take-out", "w-1")]
+    assert cluster.find("w-1") is None
+
+
+async def test_cordon_drain_uncordon_run_on_the_named_node(api: FakeAgentApi, nodes: Nodes) -> None:
+    nodes.start("cp-1", role="control-plane", first=True)
+    nodes.start("w-1")
+    await eventually(lambda: cluster_ready(api, "cp-1", "w-1"), what="cluster up")
+    for kind in ("cordon", "drain", "uncordon"):
+        api.add_command(AgentCommand(id=kind, kind=kind, args={"node": "w-1"}))
+    api.add_command(AgentCommand(id="ghost", kind="drain", args={"node": "nope"}))
+    await eventually(lambda: not api.commands, what="all commands finished")
+
+    for kind, done in (("cordon", "cordoned"), ("drain", "drained"), ("uncordon", "uncordoned")):
+        assert [(r.state, r.node) for r in api.results_for(kind)] == [
+            ("running", "w-1"),
+            ("succeeded", "w-1"),
+        ]
+        assert api.results_for(kind)[-1].message == f"w-1 {done}"
+    assert api.results_for("ghost")[-1].state == "failed"
+    assert "no node 'nope'" in api.results_for("ghost")[-1].message
+    cluster = nodes.cluster()
+    assert cluster.operations == [("cordon", "w-1"), ("drain", "w-1"), ("uncordon", "w-1")]
+    node = cluster.find("w-1")
+    assert node is not None and node.schedulable and node.ready  # a drain keeps it Ready
 
 
 async def test_reports_survive_an_api_outage(api: FakeAgentApi, nodes: Nodes) -> None:

@@ -245,3 +245,67 @@ async def test_the_agent_on_a_real_node_reports_the_real_kubeconfig_and_node(
     first = api.statuses_for("cp-1")[0]
     assert first.node.ready and first.control_plane_ready
     assert first.kubeconfig == (tmp_path / "cp-1.conf").read_text()
+
+
+async def test_cordon_drain_and_uncordon_use_the_kubernetes_api(
+    kube: KubeStandIn, tmp_path: Path
+) -> None:
+    kube.add_node("cp-1", control_plane=True)
+    kube.add_node("w-1")
+    kube.add_pod("kube-system", "kube-proxy-w1", "w-1", owner="DaemonSet")
+    kube.add_pod("shop", "web-1", "w-1")
+    kube.budgets.append(Budget("web-pdb", {"web-1"}, refusals=2))
+    leader, runner = backend(kube, "cp-1", tmp_path)
+    store = StateStore(tmp_path / "state")
+    posted: list[CommandResult] = []
+    try:
+        for kind in ("cordon", "drain", "uncordon"):
+            command = AgentCommand(id=kind, kind=kind, args={"node": "w-1", "system_id": "m1"})
+            await commands.execute(command, leader, store, posted.append)
+            assert posted[-1].state == "succeeded", posted[-1]
+            if kind == "cordon":
+                assert kube.nodes["w-1"]["spec"]["unschedulable"] is True
+                assert ("shop", "web-1") in kube.pods  # a cordon evicts nothing
+    finally:
+        await leader.close()
+    assert [r.message for r in posted if r.state == "succeeded"] == [
+        "w-1 cordoned",
+        "w-1 drained",
+        "w-1 uncordoned",
+    ]
+    # The drain evicted through the Eviction API, retrying the budget's 429s; DaemonSet pods stay.
+    assert set(kube.pods) == {("kube-system", "kube-proxy-w1")}
+    events = [line for line in kube.log if not line.startswith("list")]
+    assert events.count("refuse shop/web-1") == 2
+    assert events[-1] == 'patch w-1 {"spec": {"unschedulable": false}}'
+    assert runner.calls == []  # nothing ran on a machine
+
+
+async def test_repave_takes_a_control_plane_node_out_of_etcd_before_its_node_goes(
+    kube: KubeStandIn, tmp_path: Path
+) -> None:
+    kube.add_node("cp-1", control_plane=True)
+    kube.add_node("cp-2", control_plane=True)
+    kube.add_node("w-1")
+    kube.add_pod("kube-system", "coredns-2", "cp-2")
+    leader, leader_runner = backend(kube, "cp-1", tmp_path)
+    leaving, leaving_runner = backend(kube, "cp-2", tmp_path)
+    # The leaving node's own agent runs the step that must run on its machine.
+    follower = asyncio.create_task(leaving.watch_self(lambda state: None))
+    posted: list[CommandResult] = []
+    store = StateStore(None)
+    try:
+        for node in ("cp-2", "w-1"):
+            command = AgentCommand(id=f"out-{node}", kind="repave", args={"node": node})
+            await commands.execute(command, leader, store, posted.append)
+            assert posted[-1].state == "succeeded", posted[-1]
+    finally:
+        follower.cancel()
+        await asyncio.gather(follower, return_exceptions=True)
+        await leader.close()
+        await leaving.close()
+    assert leaving_runner.calls == [["kubeadm", "reset", "phase", "remove-etcd-member"]]
+    assert leader_runner.calls == []  # a worker has no etcd member to remove
+    assert set(kube.nodes) == {"cp-1"}
+    events = [line for line in kube.log if not line.startswith("list")]
+    assert events.index("evict kube-system/coredns-2") < events.index("delete cp-2")

@@ -3,9 +3,10 @@
 The agent of the first control-plane node drives an upgrade the way kubeadm's documentation
 does, one node at a time: `kubeadm upgrade apply` there, `kubeadm upgrade node` on the
 others, then drain, kubelet and kubectl packages, kubelet restart, uncordon. A step that must
-run on another machine (its packages, its `kubeadm upgrade node`) is asked of that node's own
-agent through an annotation on its Node object, and that agent answers in another one: the
-API server is the only channel all nodes already share, and the control plane stays out of it.
+run on another machine (its packages, its `kubeadm upgrade node`, a leaving control-plane
+node's `kubeadm reset phase remove-etcd-member`) is asked of that node's own agent through an
+annotation on its Node object, and that agent answers in another one: the API server is the
+only channel all nodes already share, and the control plane stays out of it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ DONE_ANNOTATION = "upgrade.metalgate.io/done"
 ERROR_ANNOTATION = "upgrade.metalgate.io/error"
 KUBEADM_STEP = "kubeadm"
 KUBELET_STEP = "kubelet"
+# A control-plane node leaving for good removes its own etcd member first, so the members
+# left keep their quorum (kubeadm's documented way: `kubeadm reset` runs this phase).
+ETCD_LEAVE_STEP = "etcd-leave"
+ETCD_LEAVE = ["kubeadm", "reset", "phase", "remove-etcd-member"]
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
 
 
@@ -126,6 +131,9 @@ class RealBackend:
         else:
             await self._ask(node, f"{KUBEADM_STEP}:{version}")
 
+    async def cordon(self, node: str) -> None:
+        await (await self._api()).set_unschedulable(node, True)
+
     async def drain(self, node: str) -> None:
         api = await self._api()
         await api.set_unschedulable(node, True)
@@ -144,9 +152,17 @@ class RealBackend:
         await (await self._api()).set_unschedulable(node, False)
 
     async def repave(self, node: str) -> None:
-        """Drain, then delete the Node, so the redeployed machine joins again under its name."""
+        """Drain; a control-plane node leaves etcd; then delete the Node, so the machine can
+        be released, or redeployed and join again under its name."""
         await self.drain(node)
-        await (await self._api()).delete_node(node)
+        api = await self._api()
+        record = await api.node(node)
+        if record is not None and record.state.control_plane:
+            if node == self.hostname:
+                await self._run(ETCD_LEAVE)
+            else:
+                await self._ask(node, f"{ETCD_LEAVE_STEP}:")
+        await api.delete_node(node)
 
     async def close(self) -> None:
         await self._forget_api()
@@ -208,10 +224,12 @@ class RealBackend:
                 await self._local_kubeadm(version, first=False)
             elif step == KUBELET_STEP:
                 await self._local_kubelet(version)
+            elif step == ETCD_LEAVE_STEP:
+                await self._run(ETCD_LEAVE)
             else:
                 raise CommandFailed(f"unknown upgrade step {step!r}")
         except (CommandFailed, ValueError) as error:
-            log.warning("upgrade step %s failed: %s", request, error)
+            log.warning("step %s failed: %s", request, error)
             await api.annotate(self.hostname, {ERROR_ANNOTATION: str(error)[-1000:]})
             return
         await api.annotate(self.hostname, {DONE_ANNOTATION: request})
