@@ -27,6 +27,7 @@ from domain.agent_wire import (
     AgentBootstrap,
     AgentCommand,
     CommandResult,
+    NodeRole,
 )
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,10 @@ class Agent:
                 # A finished init or join means the API server answers, seen from this node.
                 self._reporter.control_plane_ready = True
                 tasks.create_task(self.backend.watch_self(self._on_node_change))
-                if self.bootstrap.first_control_plane:
+                # Every control-plane agent asks; the API hands commands to the one that runs
+                # them (the first control-plane machine recorded), so another takes over
+                # when a repave replaces it.
+                if self.bootstrap.role == NodeRole.CONTROL_PLANE:
                     tasks.create_task(self._poll_commands_forever())
         finally:
             await self.backend.close()
@@ -112,7 +116,7 @@ class Agent:
     async def _poll_commands_forever(self) -> None:
         while True:
             try:
-                listing = await self._api.commands()
+                listing = await self._api.commands(self.bootstrap.hostname)
             except (ApiUnavailable, ApiRejected) as error:
                 log.info("agent %s: command poll failed: %s", self.name, error)
                 listing = None

@@ -1,4 +1,5 @@
-"""What the first control-plane node does with a command, with progress: upgrade; repave
+"""What the control-plane node that runs the cluster's commands (the API hands them to the
+first control-plane machine it records) does with one, with progress: upgrade; repave
 (take a node out before its machine is released or redeployed); cordon, drain, uncordon.
 
 Exactly once across restarts: each finished step is saved in the agent's state before the

@@ -32,7 +32,8 @@ class NodeState:
 
 
 class NodeBackend(Protocol):
-    """What an agent needs from its node; the first control plane also drives the cluster."""
+    """What an agent needs from its node; the control plane that runs commands also drives
+    the cluster."""
 
     async def bring_up(self, on_phase: PhaseCallback) -> None:
         """Return once this node's kubeadm init or join finished and the API server answers."""

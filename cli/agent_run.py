@@ -27,7 +27,7 @@ from agent.backends.simulated.cluster import ClusterRegistry
 from agent.node_backend import NodeBackend
 from agent.state import REAL_NODE_STATE_DIR
 from agent.timings import AgentTimings
-from domain.agent_wire import AgentBootstrap
+from domain.agent_wire import AgentBootstrap, NodeRole
 from runtime.logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,8 @@ def run(
     ),
     kubeconfig: Path = typer.Option(
         None,
-        help=f"Kubeconfig for the API server (default: {ADMIN_KUBECONFIG} on the first control-plane "
-        f"node, {KUBELET_KUBECONFIG} elsewhere)",
+        help=f"Kubeconfig for the API server (default: {ADMIN_KUBECONFIG} on control-plane "
+        f"nodes, {KUBELET_KUBECONFIG} on workers)",
     ),
     state_dir: Path = typer.Option(REAL_NODE_STATE_DIR, help="Where the agent keeps what it ran"),
     node_ip: str = typer.Option(None, help="Simulated: address the API server advertises"),
@@ -66,7 +66,9 @@ def run(
     timings = timings_for(init_seconds, heartbeat_interval)
     node: NodeBackend
     if backend is Backend.REAL:
-        default = ADMIN_KUBECONFIG if config.first_control_plane else KUBELET_KUBECONFIG
+        # kubeadm writes admin.conf on every control-plane node (init and join alike), and
+        # any of them may come to run the cluster's commands.
+        default = ADMIN_KUBECONFIG if config.role == NodeRole.CONTROL_PLANE else KUBELET_KUBECONFIG
         node = RealBackend(config.hostname, kubeconfig or default)
     else:
         # A lone simulated node cannot see its cluster's first control plane: it just joins.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.service import RPCError, RPCStatusCode
@@ -222,7 +222,22 @@ async def _accept_kubeconfig(
 
 
 @router.get("/commands", response_model=AgentCommandList, responses=responses())
-async def pending_commands(cluster: AgentClusterDep, session: SessionDep) -> AgentCommandList:
+async def pending_commands(
+    cluster: AgentClusterDep,
+    session: SessionDep,
+    node: Annotated[
+        str | None,
+        Query(max_length=255, description="the asking agent's hostname; omitted: all commands"),
+    ] = None,
+) -> AgentCommandList:
+    """The cluster's open commands. Every control-plane agent asks; only the first
+    control-plane machine the cluster records runs them, so when a repave replaces it the
+    next one takes over."""
+    if node is not None:
+        control_plane = ClusterSpec.model_validate(cluster.spec).control_plane.name
+        runner = first_control_plane(cluster.machines, control_plane)
+        if runner is None or runner.hostname != node:
+            return AgentCommandList(commands=[])
     rows = await session.scalars(
         select(AgentCommandRow)
         .where(

@@ -35,6 +35,7 @@ class Received:
     result_keys: list[str] = field(default_factory=list)  # the Idempotency-Key of each result
     idempotency_keys: list[str] = field(default_factory=list)
     command_polls: int = 0
+    polled_by: list[str | None] = field(default_factory=list)  # each poll's `node`
     hosts: list[str] = field(default_factory=list)
 
 
@@ -47,6 +48,8 @@ class FakeAgentApi:
         self.fail_with: int | None = None
         # Drop results on the floor (an answer lost on the way): commands stay listed.
         self.lose_results = False
+        # As the API: commands only for the node that runs them (None: for every poll).
+        self.runner: str | None = None
         self._runner: web.AppRunner | None = None
 
     @property
@@ -101,7 +104,10 @@ class FakeAgentApi:
 
     async def _list_commands(self, request: web.Request) -> web.Response:
         self.received.command_polls += 1
-        listing = AgentCommandList(commands=list(self.commands.values()))
+        node = request.query.get("node")
+        self.received.polled_by.append(node)
+        mine = self.runner is None or node == self.runner
+        listing = AgentCommandList(commands=list(self.commands.values()) if mine else [])
         return web.json_response(listing.model_dump(mode="json"))
 
     async def _result(self, request: web.Request) -> web.Response:

@@ -202,6 +202,25 @@ async def test_cordon_drain_uncordon_run_on_the_named_node(api: FakeAgentApi, no
     assert node is not None and node.schedulable and node.ready  # a drain keeps it Ready
 
 
+async def test_every_control_plane_agent_polls_and_the_runner_runs_commands(
+    api: FakeAgentApi, nodes: Nodes
+) -> None:
+    nodes.start("cp-1", role="control-plane", first=True)
+    nodes.start("cp-2", role="control-plane")
+    nodes.start("w-1")
+    await eventually(lambda: cluster_ready(api, "cp-1", "cp-2", "w-1"), what="cluster up")
+    api.runner = "cp-1"
+    api.add_command(AgentCommand(id="c-1", kind="cordon", args={"node": "w-1"}))
+    await eventually(lambda: "c-1" not in api.commands, what="cordon by cp-1")
+    # A repave replaced cp-1: the API now hands commands to cp-2, whose agent runs them.
+    api.runner = "cp-2"
+    api.add_command(AgentCommand(id="u-1", kind="uncordon", args={"node": "w-1"}))
+    await eventually(lambda: "u-1" not in api.commands, what="uncordon by cp-2")
+    assert api.results_for("u-1")[-1].state == "succeeded"
+    assert {"cp-1", "cp-2"} <= set(api.received.polled_by)
+    assert "w-1" not in api.received.polled_by  # workers never run commands
+
+
 async def test_reports_survive_an_api_outage(api: FakeAgentApi, nodes: Nodes) -> None:
     leader = nodes.start("cp-1", role="control-plane", first=True)
     worker = nodes.start("w-1")

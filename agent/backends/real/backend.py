@@ -60,7 +60,7 @@ class RealBackend:
         runner: CommandRunner | None = None,
         timings: RealTimings | None = None,
     ) -> None:
-        """`kubeconfig`: admin.conf on the first control plane, kubelet.conf elsewhere."""
+        """`kubeconfig`: admin.conf on control-plane nodes, kubelet.conf on workers."""
         self.hostname = hostname
         self.kubeconfig = kubeconfig
         self.runner = runner or SubprocessRunner()
