@@ -350,14 +350,15 @@ def merged(reports: list[AgentReport]) -> dict[str, Any]:
     return nodes
 
 
-async def test_commands_go_to_the_first_recorded_control_plane_node_only(
+async def test_commands_go_to_their_runner_else_the_first_recorded_control_plane(
     api: Api,
     project: ProjectKeys,
     account: dict[str, Any],
     cp_activities: ControlPlaneActivities,
 ) -> None:
-    """Every control-plane agent polls; the first control-plane machine the cluster records
-    runs commands. When a repave replaces it, the next one takes over."""
+    """Every control-plane agent polls; a command naming a runner goes to that node, any
+    other to the first control-plane machine the cluster records. When a repave replaces
+    that machine, the next one takes over."""
     hosts = ["cp-1", "cp-2", "cp-3", "w-1"]
     cluster, agent = await agent_cluster(api, project, account, cp_activities, hosts)
     three = [
@@ -390,3 +391,14 @@ async def test_commands_go_to_the_first_recorded_control_plane_node_only(
     )
     assert await listed("cp-2") == [command.command_id]
     assert await listed("cp-1") == [] and await listed("cp-4") == []
+
+    # A take-out names its runner (not the first control plane, which may be the one leaving).
+    addressed = EnqueueAgentCommandInput(
+        cluster_id=cluster["id"],
+        command_id=f"{cluster['id']}-remediate-2",
+        kind="remediate",
+        args={"node": "cp-2", "runner": "cp-3", "etcd_member": "true"},
+    )
+    await run_activity(cp_activities.enqueue_agent_command, addressed)
+    assert await listed("cp-3") == [addressed.command_id]
+    assert await listed("cp-2") == [command.command_id]
