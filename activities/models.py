@@ -149,7 +149,8 @@ class FindOwnedResult(BaseModel):
 
 class EnsureEndpointInput(BaseModel):
     """Make (or find again) the cluster's API endpoint; with mode dns, point it at the
-    control-plane machines MAAS lists as Deploying or Deployed for the cluster."""
+    control-plane machines MAAS lists as Deploying or Deployed for the cluster, except the
+    excluded ones (taken out by remediation, or about to be drained by a repave)."""
 
     account: MaasAccount
     cluster_id: str
@@ -157,7 +158,7 @@ class EnsureEndpointInput(BaseModel):
     control_plane_pool: str
     exclude_system_ids: list[str] = Field(
         default_factory=list,
-        description="dns: control-plane machines left out (taken out by remediation)",
+        description="dns: control-plane machines left out of the record",
     )
 
 

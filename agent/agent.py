@@ -84,6 +84,9 @@ class Agent:
                 # A finished init or join means the API server answers, seen from this node.
                 self._reporter.control_plane_ready = True
                 tasks.create_task(self.backend.watch_self(self._on_node_change))
+                # Every control-plane agent asks; the API hands each command to the node
+                # that runs it (the runner it names, else the first control-plane machine
+                # recorded), so another takes over when a repave replaces the first.
                 if self.bootstrap.role == NodeRole.CONTROL_PLANE:
                     tasks.create_task(self._poll_commands_forever())
         finally:
@@ -110,29 +113,24 @@ class Agent:
             self._queue(self._reporter.heartbeat())
             await asyncio.sleep(self.timings.heartbeat_interval)
 
-    def _runs(self, command: AgentCommand) -> bool:
-        """A command naming a `runner` is that node's; any other is the first control plane's
-        (a remediation names another when the first control plane is the node repaired)."""
-        runner = command.args.get("runner")
-        if runner:
-            return runner == self.bootstrap.hostname
-        return self.bootstrap.first_control_plane
-
     async def _poll_commands_forever(self) -> None:
-        first = self.bootstrap.first_control_plane
-        timings = self.timings
-        interval = timings.command_poll_interval if first else timings.standby_command_poll_interval
+        # The first control plane runs the cluster's commands; another one polls slower until
+        # it is handed one (it was named a runner, or took over from a replaced first).
+        handed = self.bootstrap.first_control_plane
         while True:
             try:
-                listing = await self._api.commands()
+                listing = await self._api.commands(self.bootstrap.hostname)
             except (ApiUnavailable, ApiRejected) as error:
                 log.info("agent %s: command poll failed: %s", self.name, error)
                 listing = None
             for command in listing.commands if listing else []:
-                if command.id not in self._taken and self._runs(command):
+                handed = True
+                if command.id not in self._taken:
                     self._taken.add(command.id)
                     await self._execute(command)
-            await asyncio.sleep(interval)
+            timings = self.timings
+            fast = timings.command_poll_interval
+            await asyncio.sleep(fast if handed else timings.standby_command_poll_interval)
 
     async def _execute(self, command: AgentCommand) -> None:
         log.info("agent %s: running %s command %s", self.name, command.kind, command.id)

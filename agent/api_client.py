@@ -8,7 +8,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 import httpx
@@ -133,8 +133,10 @@ class AgentApi:
             raise ApiRejected(f"{report.kind} refused with {answer.status}: {answer.body[:200]!r}")
         return AgentAck.model_validate_json(answer.body)
 
-    async def commands(self) -> AgentCommandList:
-        answer = await self._request("GET", COMMANDS_PATH, self._headers, None)
+    async def commands(self, node: str | None = None) -> AgentCommandList:
+        """The open commands; `node` (this agent's hostname) gets only those it should run."""
+        path = f"{COMMANDS_PATH}?node={quote(node, safe='')}" if node else COMMANDS_PATH
+        answer = await self._request("GET", path, self._headers, None)
         if answer.status >= 400:
             raise ApiRejected(f"commands refused with {answer.status}")
         return AgentCommandList.model_validate_json(answer.body)

@@ -1,5 +1,7 @@
-"""What a control-plane node does with a command: upgrade, repave and a remediation's take-out,
-with progress. The first control plane runs them, or the node a command names as its runner.
+"""What a control-plane node does with a command, with progress: upgrade; repave (drain a
+node and take it out before its machine is released or redeployed); a remediation's take-out
+of a dead node; cordon, drain, uncordon. The API hands each command to the node it names as
+its runner, or else to the first control-plane machine the cluster records.
 
 Exactly once across restarts: each finished step is saved in the agent's state before the
 next starts, so a restarted agent resumes after the last finished step, and a finished
@@ -17,7 +19,7 @@ from functools import partial
 from agent.node_backend import NodeBackend, NodeState
 from agent.state import CommandRecord, StateStore
 from agent.versions import parse_version
-from domain.agent_wire import ActionKind, AgentCommand, CommandResult, CommandState
+from domain.agent_wire import NODE_ACTIONS, ActionKind, AgentCommand, CommandResult, CommandState
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,8 @@ async def execute(
             final = await _repave(command, backend, steps, post)
         elif command.kind == ActionKind.REMEDIATE:
             final = await _take_out(command, backend, steps, post)
+        elif command.kind in NODE_ACTIONS:
+            final = await _node_action(ActionKind(command.kind), command, backend, steps, post)
         else:
             final = CommandResult(state=FAILED, message=f"unknown command kind {command.kind!r}")
     except asyncio.CancelledError:
@@ -141,9 +145,43 @@ async def _repave(
     node = await backend.find_node(name)
     if node is None:
         return CommandResult(state=FAILED, node=name, message=f"no node {name!r} in cluster")
-    post(CommandResult(state=RUNNING, node=node.name, progress="0/1", message="repaving"))
+    post(
+        CommandResult(
+            state=RUNNING, node=node.name, progress="0/1", message="draining, then taking it out"
+        )
+    )
     await steps.once(f"{node.name}:repave", partial(backend.repave, node.name))
-    return CommandResult(state=SUCCEEDED, node=node.name, progress="1/1", message="node repaved")
+    return CommandResult(
+        state=SUCCEEDED, node=node.name, progress="1/1", message="drained and taken out"
+    )
+
+
+# What each node action did, for its result message.
+_DONE = {
+    ActionKind.CORDON: "cordoned",
+    ActionKind.DRAIN: "drained",
+    ActionKind.UNCORDON: "uncordoned",
+}
+
+
+async def _node_action(
+    kind: ActionKind, command: AgentCommand, backend: NodeBackend, steps: _Steps, post: Post
+) -> CommandResult:
+    """Cordon, drain or uncordon one node (found by hostname or system id)."""
+    name = command.args.get("node", "")
+    node = await backend.find_node(name)
+    if node is None:
+        return CommandResult(state=FAILED, node=name, message=f"no node {name!r} in cluster")
+    run = {
+        ActionKind.CORDON: backend.cordon,
+        ActionKind.DRAIN: backend.drain,
+        ActionKind.UNCORDON: backend.uncordon,
+    }[kind]
+    post(CommandResult(state=RUNNING, node=node.name, progress="0/1", message=f"{kind} running"))
+    await steps.once(f"{node.name}:{kind}", partial(run, node.name))
+    return CommandResult(
+        state=SUCCEEDED, node=node.name, progress="1/1", message=f"{node.name} {_DONE[kind]}"
+    )
 
 
 async def _take_out(

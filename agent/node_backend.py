@@ -32,7 +32,8 @@ class NodeState:
 
 
 class NodeBackend(Protocol):
-    """What an agent needs from its node; the first control plane also drives the cluster."""
+    """What an agent needs from its node; the control plane that runs commands also drives
+    the cluster."""
 
     async def bring_up(self, on_phase: PhaseCallback) -> None:
         """Return once this node's kubeadm init or join finished and the API server answers."""
@@ -58,6 +59,10 @@ class NodeBackend(Protocol):
         """`kubeadm upgrade apply <version>` on the first control plane, `upgrade node` elsewhere."""
         ...
 
+    async def cordon(self, node: str) -> None:
+        """Mark `node` unschedulable: no new pods land on it; the running ones stay."""
+        ...
+
     async def drain(self, node: str) -> None:
         """Cordon `node` and evict its pods, honouring PodDisruptionBudgets."""
         ...
@@ -66,10 +71,14 @@ class NodeBackend(Protocol):
         """Install kubelet and kubectl at `version` on `node`, restart kubelet, wait for it."""
         ...
 
-    async def uncordon(self, node: str) -> None: ...
+    async def uncordon(self, node: str) -> None:
+        """Mark `node` schedulable again."""
+        ...
 
     async def repave(self, node: str) -> None:
-        """Take `node` out so its machine can be redeployed and join again under its name."""
+        """Take `node` out of the cluster so its machine can be released or redeployed (and
+        join again under its name): drain it, remove a control-plane node's etcd member,
+        delete its Node."""
         ...
 
     async def remove_etcd_member(self, node: str) -> None:

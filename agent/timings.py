@@ -17,7 +17,8 @@ class AgentTimings(BaseModel):
     standby_command_poll_interval: float = Field(
         default=10.0,
         gt=0,
-        description="other control planes: they run only commands addressed to them (runner)",
+        description="other control planes, until the API hands them a command (they are named "
+        "its runner, or took over from a replaced first control plane)",
     )
     request_timeout: float = Field(default=10.0, gt=0)
     backoff_initial: float = Field(default=0.2, gt=0)

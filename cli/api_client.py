@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import quote
 
 import httpx
 
@@ -251,9 +252,16 @@ class ApiClient:
         params = {"dry_run": "true"} if dry_run else None
         return self.request("POST", f"/v1/clusters/{cluster_id}/scale", json=body, params=params)
 
-    def repave_cluster(self, cluster_id: str, *, node: str) -> Json:
-        body = {"node": node}
+    def repave_cluster(
+        self, cluster_id: str, *, node: str | None = None, pool: str | None = None
+    ) -> Json:
+        body = {"node": node} if node is not None else {"pool": pool}
         return self.request("POST", f"/v1/clusters/{cluster_id}/repave", json=body)
+
+    def node_action(self, cluster_id: str, node: str, action: str) -> Json:
+        """Cordon, drain or uncordon one node."""
+        path = f"/v1/clusters/{cluster_id}/nodes/{quote(node, safe='')}/{action}"
+        return self.request("POST", path)
 
     def pause_cluster(self, cluster_id: str) -> Json:
         return self.request("POST", f"/v1/clusters/{cluster_id}/pause")

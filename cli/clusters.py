@@ -39,6 +39,12 @@ if TYPE_CHECKING:
     from domain.cluster import ClusterSpec
 
 POLL_INTERVAL = 1.0
+NODE_ACTIONS = {
+    "cordon": "Mark a node unschedulable (its pods stay), through the cluster's agent.",
+    "drain": "Cordon a node and evict its pods, honouring PodDisruptionBudgets.",
+    "uncordon": "Mark a node schedulable again.",
+}
+NodeName = Annotated[str, typer.Argument(help="Hostname or system ID of the node.")]
 
 CLUSTER_COLUMNS: list[Column] = [
     ("ID", "id"),
@@ -226,7 +232,7 @@ def finish(cluster: dict[str, Any], fmt: OutputFormat, *, goal: Phase) -> None:
 
 
 # How the manage workflow's event line for an action's end begins, after the action id.
-ACTION_ENDS = ("succeeded", "failed", "stopped")
+ACTION_ENDS = ("succeeded", "failed", "stopped", "skipped")
 
 
 def follow_hint(cluster_id: str) -> str:
@@ -477,26 +483,40 @@ def register(app: typer.Typer) -> None:
     @handles_api_errors
     def repave(
         cluster_id: ClusterId,
-        node: Annotated[str, typer.Option(help="Hostname or system ID of the node.")],
+        node: Annotated[
+            str | None, typer.Option(help="Hostname or system ID of one node to replace.")
+        ] = None,
+        pool: Annotated[
+            str | None, typer.Option(help="Replace every node of this pool, rolling.")
+        ] = None,
         wait: WaitOption = False,
-        timeout: TimeoutOption = 1800.0,
+        timeout: TimeoutOption = 3600.0,
         output: OutputOption = OutputFormat.TABLE,
     ) -> None:
-        """Reinstall one node in place."""
+        """Replace a node, or a whole pool (rolling), with freshly deployed MAAS machines.
+
+        How is the pool's `repave` setting: strategy auto | expand-first | contract-first,
+        max_surge, max_unavailable. Needs the gateway: it acquires and releases machines."""
+        if (node is None) == (pool is None):
+            fail(ExitCode.USAGE, "name either --node (one node) or --pool (the whole pool)", output)
         with client(output) as api:
             cluster_id = resolve_cluster(api, cluster_id)
-            answer = api.repave_cluster(cluster_id, node=node)
+            answer = api.repave_cluster(cluster_id, node=node, pool=pool)
             if wait:
                 wait_action(
                     api, cluster_id, answer, working=Phase.REPAVING, timeout=timeout, fmt=output
                 )
                 return
+        what = f"node {node}" if node is not None else f"pool {pool}"
         emit_message(
-            f"Repaving node {node} of cluster {cluster_id} (action {answer['action_id']}). "
+            f"Repaving {what} of cluster {cluster_id} (action {answer['action_id']}). "
             + follow_hint(cluster_id),
             output,
             answer,
         )
+
+    for action, help_text in NODE_ACTIONS.items():
+        _register_node_action(cluster_app, action, help_text)
 
     @cluster_app.command("events")
     @handles_api_errors
@@ -505,6 +525,34 @@ def register(app: typer.Typer) -> None:
         with client(output) as api:
             cluster_id = resolve_cluster(api, cluster_id)
             emit_list(api.cluster_events(cluster_id), output, EVENT_COLUMNS)
+
+
+def _register_node_action(cluster_app: typer.Typer, action: str, help_text: str) -> None:
+    """`metalgate cluster cordon|drain|uncordon <cluster> <node>`."""
+
+    @cluster_app.command(action, help=help_text)
+    @handles_api_errors
+    def run(
+        cluster_id: ClusterId,
+        node: NodeName,
+        wait: WaitOption = False,
+        timeout: TimeoutOption = 1800.0,
+        output: OutputOption = OutputFormat.TABLE,
+    ) -> None:
+        with client(output) as api:
+            cluster_id = resolve_cluster(api, cluster_id)
+            answer = api.node_action(cluster_id, node, action)
+            if wait:
+                wait_action(
+                    api, cluster_id, answer, working=Phase.RUNNING, timeout=timeout, fmt=output
+                )
+                return
+        emit_message(
+            f"{action.capitalize()} of node {node} of cluster {cluster_id} queued "
+            f"(action {answer['action_id']}). " + follow_hint(cluster_id),
+            output,
+            answer,
+        )
 
 
 def _create_settled(cluster: dict[str, Any]) -> bool:

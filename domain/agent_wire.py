@@ -36,12 +36,21 @@ class CommandState(StrEnum):
 
 
 class ActionKind(StrEnum):
-    """A management action; upgrade and repave reach the agent as commands of that kind."""
+    """A management action. Upgrade, cordon, drain and uncordon reach the agent as commands of
+    that kind; a repave sends a `repave` command per node that leaves (drain, then take it out
+    of Kubernetes) before its machine is released or redeployed."""
 
     UPGRADE = "upgrade"
     SCALE = "scale"
     REPAVE = "repave"
     REMEDIATE = "remediate"
+    CORDON = "cordon"
+    DRAIN = "drain"
+    UNCORDON = "uncordon"
+
+
+# The actions on one node the agent runs as they are named.
+NODE_ACTIONS = (ActionKind.CORDON, ActionKind.DRAIN, ActionKind.UNCORDON)
 
 
 # An admin kubeconfig is a few KB; this bounds what a node may make us store.
@@ -88,10 +97,21 @@ class AgentStatusReport(AgentHeartbeat):
     kubeconfig: str | None = Field(default=None, repr=False, max_length=MAX_KUBECONFIG)
 
 
+# The args key naming the control-plane node whose agent runs a command (remediation and
+# repave name a Ready one other than the node they take out); without it, the first
+# control-plane machine the cluster records runs it.
+RUNNER_ARG = "runner"
+
+
 class AgentCommand(BaseModel):
     id: str
-    kind: str = Field(description="upgrade or repave")
+    kind: str = Field(description="upgrade, repave, remediate, cordon, drain or uncordon")
     args: dict[str, str] = Field(default_factory=dict)
+
+    def runs_on(self, hostname: str, default_runner: str | None) -> bool:
+        """Whether the agent of `hostname` runs this command: the node it names as its
+        runner, else the default one (the first control-plane machine recorded)."""
+        return hostname == (self.args.get(RUNNER_ARG) or default_runner)
 
 
 class AgentCommandList(BaseModel):

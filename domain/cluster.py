@@ -120,6 +120,51 @@ class RemediationPolicy(BaseModel):
         return int(text)
 
 
+class RepaveStrategy(StrEnum):
+    """How a repave replaces a node (see workflows.repave)."""
+
+    AUTO = "auto"  # expand-first while a free machine matches the pool, else contract-first
+    EXPAND_FIRST = "expand-first"  # the fresh machine joins before the old one leaves
+    CONTRACT_FIRST = "contract-first"  # the old one leaves first (or is redeployed in place)
+
+
+class RepavePolicy(BaseModel):
+    """How a repave rolls over a pool: one batch of nodes at a time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: RepaveStrategy = RepaveStrategy.AUTO
+    max_surge: int = Field(
+        default=1,
+        ge=0,
+        le=MAX_NODES_PER_POOL,
+        strict=True,
+        description="expand-first: fresh machines taken at once beyond the pool's count",
+    )
+    max_unavailable: int = Field(
+        default=1,
+        ge=0,
+        le=MAX_NODES_PER_POOL,
+        strict=True,
+        description="contract-first: nodes of the pool out at once",
+    )
+
+    @model_validator(mode="after")
+    def _can_roll(self) -> RepavePolicy:
+        if self.max_surge == 0 and self.max_unavailable == 0:
+            raise ValueError(
+                "repave.max_surge and repave.max_unavailable are both 0, so no node could ever "
+                "be replaced; set max_surge: 1 (needs a spare machine) or max_unavailable: 1"
+            )
+        if self.strategy == RepaveStrategy.EXPAND_FIRST and self.max_surge == 0:
+            raise ValueError("repave.strategy expand-first needs repave.max_surge of at least 1")
+        if self.strategy == RepaveStrategy.CONTRACT_FIRST and self.max_unavailable == 0:
+            raise ValueError(
+                "repave.strategy contract-first needs repave.max_unavailable of at least 1"
+            )
+        return self
+
+
 class NodePool(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -132,6 +177,7 @@ class NodePool(BaseModel):
         description="ubuntu/<series> or custom/<name>; default ubuntu/<distro_series>",
     )
     remediation: RemediationPolicy = Field(default_factory=RemediationPolicy)
+    repave: RepavePolicy = Field(default_factory=RepavePolicy)
     labels: dict[LabelKey, LabelValue] = Field(
         default_factory=dict,
         max_length=MAX_LABELS,

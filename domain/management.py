@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from domain.agent_wire import ActionKind, SystemId
 from domain.cluster import MAX_NODES_PER_POOL, Name
@@ -44,7 +44,28 @@ class ScaleAction(_Action):
 
 
 class RepaveAction(_Action):
+    """Replace one node (`node`, `system_id`) or a whole pool, rolling (see workflows.repave)."""
+
     kind: Literal[ActionKind.REPAVE] = ActionKind.REPAVE
+    node: Hostname | None = None
+    system_id: SystemId = ""
+    pool: Name | None = None
+
+    @model_validator(mode="after")
+    def _node_or_pool(self) -> RepaveAction:
+        if (self.node is None) == (self.pool is None):
+            raise ValueError("a repave names either a node or a pool")
+        return self
+
+    def detail(self) -> str:
+        args = self.model_dump(mode="json", exclude={"id", "kind"}, exclude_defaults=True)
+        return ", ".join(f"{name}={value}" for name, value in args.items())
+
+
+class NodeAction(_Action):
+    """Cordon, drain or uncordon one node, through the agent."""
+
+    kind: Literal[ActionKind.CORDON, ActionKind.DRAIN, ActionKind.UNCORDON]
     node: Hostname
     system_id: SystemId
 
@@ -61,5 +82,6 @@ class RemediateAction(_Action):
 
 # One queued action, told apart by `kind`; the old dict-of-strings shape reads as one of these.
 PendingAction = Annotated[
-    UpgradeAction | ScaleAction | RepaveAction | RemediateAction, Field(discriminator="kind")
+    UpgradeAction | ScaleAction | RepaveAction | RemediateAction | NodeAction,
+    Field(discriminator="kind"),
 ]

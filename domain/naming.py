@@ -70,6 +70,9 @@ UPDATE_SCALE = "scale"
 UPDATE_REPAVE = "repave"
 UPDATE_PAUSE = "pause"
 UPDATE_RESUME = "resume"
+UPDATE_CORDON = "cordon"
+UPDATE_DRAIN = "drain"
+UPDATE_UNCORDON = "uncordon"
 
 # Queries
 QUERY_STATE = "state"

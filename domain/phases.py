@@ -81,6 +81,8 @@ class Reason(StrEnum):
     FORCE_DELETED = "ForceDeleted"
     NODE_UNHEALTHY = "NodeUnhealthy"
     REMEDIATION_BLOCKED = "RemediationBlocked"
+    WAITING_FOR_DRAIN = "WaitingForDrain"
+    REPAVE_BLOCKED = "RepaveBlocked"
     # Failures activities and workflows raise as ApplicationError types.
     MACHINES_STILL_OWNED = "MachinesStillOwned"
     CLUSTER_NOT_FOUND = "ClusterNotFound"
@@ -121,6 +123,10 @@ REASON_HINTS: dict[Reason, str] = {
     "(power cycle, redeploy, replace); see the cluster's events",
     Reason.REMEDIATION_BLOCKED: "a node needs repair but a guard holds it (quorum, "
     "max_in_remediation, or remediation turned off); see the events",
+    Reason.WAITING_FOR_DRAIN: "the agent is evicting the node's pods; a PodDisruptionBudget "
+    "can hold a drain until its pods are healthy elsewhere (see the events)",
+    Reason.REPAVE_BLOCKED: "a repave stopped before it would break etcd quorum or take more "
+    "nodes out than the pool allows; fix the cause the event names and repave again",
     Reason.RECONCILED: "the reconciler restarted a missing or ended workflow; see the events",
     Reason.WAITING_FOR_MACHINES: "the gateway is allocating machines in MAAS",
     Reason.WAITING_FOR_DEPLOYMENT: "MAAS is deploying the OS; follow the machines' events in MAAS",

@@ -6,7 +6,7 @@ Kept apart from the workflow code so the API imports plain models, not workflow 
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from domain.agent_wire import CommandResult
 from domain.cluster import MAX_NODES_PER_CLUSTER, MAX_NODES_PER_POOL, Name, NodePool
@@ -55,6 +55,23 @@ class ScaleRequest(BaseModel):
 
 
 class RepaveRequest(BaseModel):
+    """Replace one node, or every node of a pool (rolling, by the pool's repave settings)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    node: Hostname | None = Field(default=None, description="hostname or MAAS system id")
+    pool: Name | None = Field(default=None, description="every node of this pool, rolling")
+
+    @model_validator(mode="after")
+    def _node_or_pool(self) -> RepaveRequest:
+        if (self.node is None) == (self.pool is None):
+            raise ValueError("name either node (one node) or pool (the whole pool), not both")
+        return self
+
+
+class NodeRequest(BaseModel):
+    """Cordon, drain or uncordon one node."""
+
     model_config = ConfigDict(extra="forbid")
 
     node: Hostname = Field(description="hostname or MAAS system id")

@@ -52,11 +52,14 @@ class Endpoint:
             EnsureEndpointResult,
         )
 
-    async def ensure(self) -> str:
+    async def ensure(
+        self, exclude_system_ids: list[str] | None = None, *, announce: bool = False
+    ) -> str:
         """Make the endpoint (or find it again) and answer its host; in dns mode this also
-        points the name at every control-plane machine MAAS is deploying."""
-        result = await self._ensure([])
-        if result.host != self.host:
+        points the name at every control-plane machine MAAS is deploying but the excluded
+        ones. An event records the endpoint when its host changed, or always with `announce`."""
+        result = await self._ensure(exclude_system_ids or [])
+        if result.host != self.host or announce:
             await self.calls.status.event(
                 endpoint_event(result.mode, result.host, result.addresses)
             )
@@ -72,10 +75,13 @@ class Endpoint:
         self.host = result.host
         return result.addresses
 
-    async def control_plane_changed(self) -> None:
-        """A control-plane machine started deploying or left: a dns record follows."""
+    async def control_plane_changed(
+        self, exclude_system_ids: list[str] | None = None, *, announce: bool = False
+    ) -> None:
+        """A control-plane machine started deploying or left (or is about to: excluded): a
+        dns record follows."""
         if self.follows_machines:
-            await self.ensure()
+            await self.ensure(exclude_system_ids, announce=announce)
 
     async def remove(self) -> RemoveEndpointResult:
         """Release the VIP / delete the record; idempotent."""

@@ -4,7 +4,7 @@ All state lives in ManageState, carried whole across continue-as-new. Signals an
 only change state (they never await); the main loop records phase changes and runs queued
 actions one at a time, so no handler is ever left unfinished at continue-as-new.
 Silence is detected outside, by the scheduled fleet sweep, which signals `agent_silent`.
-Only scale touches the gateway; everything else works with the gateway down.
+Only scale, repave and remediation touch the gateway; everything else works with it down.
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ with workflow.unsafe.imports_passed_through():
         ENQUEUE_AGENT_COMMAND,
         EnqueueAgentCommandInput,
     )
-    from domain.agent_wire import ActionKind, CommandState
+    from domain.agent_wire import NODE_ACTIONS, ActionKind, CommandState
     from domain.cluster import MAX_NODES_PER_CLUSTER, MAX_NODES_PER_POOL, NodePool, version_key
     from domain.lifecycle import AgentSilent
     from domain.maas import Machine
     from domain.management import (
+        NodeAction,
         PendingAction,
         RemediateAction,
         RepaveAction,
@@ -41,10 +42,13 @@ with workflow.unsafe.imports_passed_through():
         SIGNAL_AGENT_SILENT,
         SIGNAL_COMMAND_RESULT,
         SIGNAL_STOP,
+        UPDATE_CORDON,
+        UPDATE_DRAIN,
         UPDATE_PAUSE,
         UPDATE_REPAVE,
         UPDATE_RESUME,
         UPDATE_SCALE,
+        UPDATE_UNCORDON,
         UPDATE_UPGRADE,
     )
     from domain.phases import Phase, Reason
@@ -54,13 +58,16 @@ with workflow.unsafe.imports_passed_through():
         CommandResultSignal,
         ManageInput,
         ManageState,
+        NodeRequest,
         RepaveRequest,
         ScaleRequest,
         UpgradeRequest,
     )
     from workflows.deploy import Deployer
+    from workflows.endpoint import Endpoint
     from workflows.gateway_calls import GatewayCalls, failure_reason
     from workflows.remediation import PATCH_REMEDIATION, Remediation
+    from workflows.repave import PATCH_MAAS_REPAVE, Repave
     from workflows.status import (
         StatusRecorder,
         annotate,
@@ -75,9 +82,11 @@ ACTION_PHASES = {
     ActionKind.SCALE: Phase.SCALING,
     ActionKind.REPAVE: Phase.REPAVING,
     ActionKind.REMEDIATE: Phase.REMEDIATING,
+    # Cordon, drain and uncordon leave the cluster Running; their events say what runs.
+    **{kind: Phase.RUNNING for kind in NODE_ACTIONS},
 }
 PATCH_RELEASE_FAILED_SCALE_UP = "release-failed-scale-up"
-A = TypeVar("A", UpgradeAction, ScaleAction, RepaveAction, RemediateAction)
+A = TypeVar("A", UpgradeAction, ScaleAction, RepaveAction, RemediateAction, NodeAction)
 R = TypeVar("R", bound=BaseModel)
 
 
@@ -97,9 +106,21 @@ class ClusterManagement:
         self._stop = False
         self._current: PendingAction | None = None
         self._results: dict[str, CommandResultSignal] = {}
+        # Agent commands the running action waits on (a repave sends one per node).
+        self._awaiting: set[str] = set()
         self._transition_event: str | None = None
         self._machines_changed = False
         self._remediation = Remediation(self._s, self._calls, self._status)
+        endpoint = Endpoint(cluster, self._calls)
+        endpoint.host = self._s.control_plane_host
+        self._repave = Repave(
+            self._s,
+            self._calls,
+            self._status,
+            add_machines=self._add_machines,
+            run_command=self._command,
+            endpoint=endpoint,
+        )
         # Set by reports and silence: the remediation ladder looks at health again.
         self._health_changed = True
 
@@ -127,7 +148,8 @@ class ClusterManagement:
 
     @workflow.signal(name=SIGNAL_COMMAND_RESULT)
     def command_result(self, result: CommandResultSignal) -> None:
-        if self._current is not None and self._current.id == result.command_id:
+        current = self._current is not None and self._current.id == result.command_id
+        if current or result.command_id in self._awaiting:
             self._results[result.command_id] = result
 
     @workflow.signal(name=SIGNAL_STOP)
@@ -202,18 +224,76 @@ class ClusterManagement:
     @repave.validator
     def _validate_repave(self, request: RepaveRequest) -> None:
         self._refuse_when_paused()
-        machine = self._machine(request.node)
-        if machine is None:
-            raise _reject(f"no node {request.node!r} in this cluster (hostname or system id)")
-        if any(a.system_id == machine.system_id for a in self._queued(RepaveAction)):
-            raise _reject(f"{machine.hostname} is already queued for repave")
+        queued = self._queued(RepaveAction)
+        if request.pool is not None:
+            spec = self._s.cluster.spec
+            if spec.pool(request.pool) is None:
+                names = [p.name for p in spec.pools]
+                raise _reject(f"no pool {request.pool!r}; pools are {names}")
+            if not any(m.pool == request.pool for m in self._s.machines):
+                raise _reject(f"pool {request.pool} has no node to repave")
+            if any(self._pool_of(a) == request.pool for a in queued):
+                raise _reject(f"pool {request.pool} is already queued for repave")
+        else:
+            machine = self._node(request.node)
+            if any(a.system_id == machine.system_id or a.pool == machine.pool for a in queued):
+                raise _reject(f"{machine.hostname} is already queued for repave")
         self._checked(self._repave_action, request)
 
     def _repave_action(self, request: RepaveRequest) -> RepaveAction:
+        action_id = self._next_id(ActionKind.REPAVE)
+        if request.pool is not None:
+            return RepaveAction(id=action_id, pool=request.pool)
+        machine = self._machine(request.node or "")
+        assert machine is not None  # the validator checked
+        return RepaveAction(id=action_id, node=machine.hostname, system_id=machine.system_id)
+
+    def _pool_of(self, action: RepaveAction) -> str | None:
+        if action.pool is not None:
+            return action.pool
+        machine = self._machine(action.system_id)
+        return machine.pool if machine else None
+
+    # Cordon, drain and uncordon: one node each, run by the agent.
+
+    @workflow.update(name=UPDATE_CORDON)
+    def cordon(self, request: NodeRequest) -> ActionAccepted:
+        return self._queue(self._node_action(ActionKind.CORDON, request))
+
+    @cordon.validator
+    def _validate_cordon(self, request: NodeRequest) -> None:
+        self._validate_node_action(ActionKind.CORDON, request)
+
+    @workflow.update(name=UPDATE_DRAIN)
+    def drain(self, request: NodeRequest) -> ActionAccepted:
+        return self._queue(self._node_action(ActionKind.DRAIN, request))
+
+    @drain.validator
+    def _validate_drain(self, request: NodeRequest) -> None:
+        self._validate_node_action(ActionKind.DRAIN, request)
+
+    @workflow.update(name=UPDATE_UNCORDON)
+    def uncordon(self, request: NodeRequest) -> ActionAccepted:
+        return self._queue(self._node_action(ActionKind.UNCORDON, request))
+
+    @uncordon.validator
+    def _validate_uncordon(self, request: NodeRequest) -> None:
+        self._validate_node_action(ActionKind.UNCORDON, request)
+
+    def _validate_node_action(self, kind: ActionKind, request: NodeRequest) -> None:
+        self._refuse_when_paused()
+        machine = self._node(request.node)
+        if any(
+            a.kind == kind and a.system_id == machine.system_id for a in self._queued(NodeAction)
+        ):
+            raise _reject(f"{kind} of {machine.hostname} is already queued")
+        self._checked(lambda r: self._node_action(kind, r), request)
+
+    def _node_action(self, kind: ActionKind, request: NodeRequest) -> NodeAction:
         machine = self._machine(request.node)
         assert machine is not None  # the validator checked
-        return RepaveAction(
-            id=self._next_id(ActionKind.REPAVE), node=machine.hostname, system_id=machine.system_id
+        return NodeAction(
+            id=self._next_id(kind), kind=kind, node=machine.hostname, system_id=machine.system_id
         )
 
     @workflow.update(name=UPDATE_PAUSE)
@@ -249,6 +329,13 @@ class ClusterManagement:
 
     def _machine(self, node: str) -> Machine | None:
         return next((m for m in self._s.machines if node in (m.hostname, m.system_id)), None)
+
+    def _node(self, node: str | None) -> Machine:
+        """The machine a request names, or the refusal that says which names there are."""
+        machine = self._machine(node or "")
+        if machine is None:
+            raise _reject(f"no node {node!r} in this cluster (hostname or system id)")
+        return machine
 
     def _next_id(self, kind: ActionKind) -> str:
         # Agent command ids are global keys in the store: scope them to the cluster.
@@ -371,7 +458,8 @@ class ClusterManagement:
             outcome = task.result()
         self._s.pending.pop(0)
         self._current = None
-        self._results.pop(action.id, None)
+        self._results.clear()
+        self._awaiting.clear()
         if self._s.phase != Phase.UNREACHABLE:
             self._s.phase = Phase.RUNNING
         await self._record_phase(outcome)
@@ -385,12 +473,19 @@ class ClusterManagement:
                 case ScaleAction():
                     return await self._scale(action)
                 case RepaveAction():
-                    return await self._agent_command(
-                        action, {"node": action.node, "system_id": action.system_id}
-                    )
+                    if not workflow.patched(PATCH_MAAS_REPAVE):
+                        return await self._agent_command(
+                            action, {"node": action.node or "", "system_id": action.system_id}
+                        )
+                    try:
+                        return await self._repave.run(action)
+                    finally:
+                        self._machines_changed = True
+                case NodeAction():
+                    return await self._node_command(action)
                 case RemediateAction():
                     outcome = await self._remediation.run(
-                        action, self._scale_up, self._remediation_command
+                        action, self._add_machines, self._remediation_command
                     )
                     self._machines_changed = True
                     return outcome
@@ -404,35 +499,50 @@ class ClusterManagement:
             return f"{action.id} failed ({reason}): {message}"
 
     async def _agent_command(self, action: PendingAction, args: dict[str, str]) -> str:
-        """Queue a command for the agent and wait for its final result."""
-        command_id = action.id
+        """Queue the action as a command for the agent and wait for its final result."""
+        result = await self._command(action.id, action.kind, args)
+        if result is None:
+            timeout = self._s.timeouts.command
+            return f"{action.id} failed: no result from the agent within {timeout:.0f}s"
+        detail = f": {result.message}" if result.message else ""
+        return f"{action.id} {result.state}{detail}"
+
+    async def _command(
+        self, command_id: str, kind: ActionKind, args: dict[str, str]
+    ) -> CommandResultSignal | None:
+        """Queue one agent command and wait for its final result; None when none came."""
+        self._awaiting.add(command_id)
         await control_plane_call(
             ENQUEUE_AGENT_COMMAND,
             EnqueueAgentCommandInput(
                 cluster_id=self._s.cluster.cluster_id,
                 command_id=command_id,
-                kind=action.kind,
+                kind=kind,
                 args=args,
             ),
         )
-        timeout = self._s.timeouts.command
         try:
             await workflow.wait_condition(
                 lambda: command_id in self._results and self._results[command_id].state.done,
-                timeout=timedelta(seconds=timeout),
+                timeout=timedelta(seconds=self._s.timeouts.command),
             )
         except TimeoutError:
-            return f"{command_id} failed: no result from the agent within {timeout:.0f}s"
-        result = self._results[command_id]
-        detail = f": {result.message}" if result.message else ""
-        return f"{command_id} {result.state}{detail}"
+            return None
+        return self._results[command_id]
+
+    async def _node_command(self, action: NodeAction) -> str:
+        machine = self._machine(action.system_id)
+        if machine is None:
+            return f"{action.id} skipped: {action.node} is no longer one of the cluster's nodes"
+        return await self._agent_command(
+            action, {"node": machine.hostname, "system_id": machine.system_id}
+        )
 
     async def _remediation_command(
         self, action: RemediateAction, args: dict[str, str]
     ) -> CommandResultSignal | None:
         """A remediation step's agent command: its final result, None when none came."""
-        await self._agent_command(action, args)
-        return self._results.get(action.id)
+        return await self._command(action.id, action.kind, args)
 
     async def _upgrade(self, action: UpgradeAction) -> str:
         version = action.kubernetes_version
@@ -450,8 +560,8 @@ class ClusterManagement:
         assert pool is not None  # the validator checked, and pools never disappear
         current = [m for m in self._s.machines if m.pool == pool_name]
         if count > len(current):
-            added = await self._scale_up(
-                action, pool.model_copy(update={"count": count - len(current)})
+            added = await self._add_machines(
+                action.id, pool.model_copy(update={"count": count - len(current)}), [], []
             )
             self._s.machines.extend(added)
             change = "added " + ", ".join(m.hostname for m in added)
@@ -468,15 +578,22 @@ class ClusterManagement:
         self._machines_changed = True
         return f"{action.id} succeeded: pool {pool_name} has {count} nodes ({change})"
 
-    async def _scale_up(
-        self, action: ScaleAction | RemediateAction, delta: NodePool
+    async def _add_machines(
+        self, request_id: str, delta: NodePool, exclude: list[str], replacing: list[str]
     ) -> list[Machine]:
+        """Acquire and deploy `delta.count` fresh machines of a pool under one request id,
+        none of the cluster's nor of `exclude`, in place of `replacing` (their zones count
+        as free); a failure gives back whatever it took."""
         cluster = self._s.cluster
         held: dict[str, Machine] = {}
         known = {m.system_id for m in self._s.machines}
         try:
             acquired = await self._calls.acquire(
-                cluster, action.id, [delta], exclude_system_ids=sorted(known)
+                cluster,
+                request_id,
+                [delta],
+                exclude_system_ids=sorted(known | set(exclude)),
+                replacing=replacing,
             )
             held.update({m.system_id: m for m in acquired.machines})
             if workflow.patched(PATCH_RELEASE_SURPLUS):
@@ -487,7 +604,7 @@ class ClusterManagement:
                 agent_token=self._s.agent_token,
                 kubernetes_version=self._s.kubernetes_version,
                 held=held,
-                request_prefix=f"{action.id}-",
+                request_prefix=f"{request_id}-",
                 control_plane_host=self._s.control_plane_host,
             )
             return await deployer.deploy_all(acquired.machines)

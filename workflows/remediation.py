@@ -21,12 +21,10 @@ with workflow.unsafe.imports_passed_through():
     from activities.remediation_models import (
         POWER_CYCLE_MACHINE,
         QUARANTINE_MACHINE,
-        RELEASE_FOR_REDEPLOY,
         RemediateMachineInput,
         RemediateMachineResult,
     )
-    from domain.agent_wire import ActionKind, CommandState
-    from domain.cluster import NodePool
+    from domain.agent_wire import RUNNER_ARG, ActionKind, CommandState
     from domain.maas import Machine
     from domain.management import RemediateAction
     from domain.phases import Phase, Reason
@@ -41,17 +39,15 @@ with workflow.unsafe.imports_passed_through():
         refusal,
     )
     from workflows.contracts import CommandResultSignal, ManageState
-    from workflows.deploy import Deployer
     from workflows.endpoint import Endpoint
     from workflows.gateway_calls import GatewayCalls
+    from workflows.machine_steps import AddMachines, command_runner, redeploy_in_place
     from workflows.status import StatusRecorder
 
 PATCH_REMEDIATION = "remediation"
 # Histories recorded before control-plane steps took the node out (etcd member, endpoint).
 PATCH_CONTROL_PLANE_TAKE_OUT = "remediation-control-plane-take-out"
 
-# Acquires and deploys fresh machines for a pool (the management workflow's scale-up).
-AddMachines = Callable[[RemediateAction, NodePool], Awaitable[list[Machine]]]
 # Sends the action's agent command and answers its final result (None: none came in time).
 AgentCommand = Callable[[RemediateAction, dict[str, str]], Awaitable[CommandResultSignal | None]]
 
@@ -170,37 +166,20 @@ class Remediation:
 
     # --- control-plane nodes: out of etcd and the endpoint first -------------------------
 
-    def _runner(self, sick: Machine) -> Machine | None:
-        """The first other control-plane node reported Ready and not itself being repaired:
-        its agent removes the etcd member (the first control plane may be the sick one)."""
-        tracked = {t.system_id for t in self._s.remediation}
-        ready = {n.hostname for n in self._s.nodes if n.ready}
-        pool = self._s.cluster.spec.control_plane.name
-        return next(
-            (
-                m
-                for m in self._s.machines
-                if m.pool == pool
-                and m.system_id != sick.system_id
-                and m.system_id not in tracked
-                and m.hostname in ready
-            ),
-            None,
-        )
-
     async def _take_out(
         self, machine: Machine, action: RemediateAction, agent_command: AgentCommand
     ) -> str | None:
         """Remove the node's etcd member through a surviving control plane and leave it out
         of the endpoint; answers why not, if it could not."""
-        runner = self._runner(machine)
+        runner = command_runner(self._s, [machine.system_id])
         if runner is None:
             return (
                 f"no other control-plane node is Ready to remove the etcd member of "
                 f"{machine.hostname} through; it is tried again later"
             )
         result = await agent_command(
-            action, {"node": machine.hostname, "runner": runner.hostname, "etcd_member": "true"}
+            action,
+            {"node": machine.hostname, RUNNER_ARG: runner.hostname, "etcd_member": "true"},
         )
         if result is None or result.state != CommandState.SUCCEEDED:
             why = "no answer in time" if result is None else f"{result.state}: {result.message}"
@@ -247,18 +226,9 @@ class Remediation:
         )
 
     async def _redeploy(self, machine: Machine, action: RemediateAction) -> str:
-        await self._maas(RELEASE_FOR_REDEPLOY, machine, action)
-        held = {machine.system_id: machine}
-        deployer = Deployer(
-            self._s.cluster,
-            self._calls,
-            agent_token=self._s.agent_token,
-            kubernetes_version=self._s.kubernetes_version,
-            held=held,
-            request_prefix=f"{action.id}-",
-            control_plane_host=self._s.control_plane_host,
+        deployed = await redeploy_in_place(
+            self._s, self._calls, machine, request_prefix=f"{action.id}-", reason=action.reason
         )
-        [deployed] = await deployer.deploy_all([machine])
         self._swap(machine, deployed)
         if deployed.system_id != machine.system_id:
             return f"redeploy failed; replaced by {deployed.hostname}"
@@ -269,9 +239,11 @@ class Remediation:
     ) -> str:
         pool = self._s.cluster.spec.pool(machine.pool)
         assert pool is not None  # refusal() checked
-        # The node is already unhealthy: draining it through the agent is not attempted, as the
-        # agent has no drain command yet; Kubernetes evicts its pods once it is gone.
-        [fresh] = await add_machines(action, pool.model_copy(update={"count": 1}))
+        # The node is already unhealthy: it is not drained through the agent first, and
+        # Kubernetes evicts its pods once it is gone. The fresh one may take its zone.
+        [fresh] = await add_machines(
+            action.id, pool.model_copy(update={"count": 1}), [], [machine.system_id]
+        )
         self._swap(machine, fresh)
         quarantined = await self._maas(QUARANTINE_MACHINE, machine, action)
         cluster = self._s.cluster

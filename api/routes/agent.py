@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.service import RPCError, RPCStatusCode
@@ -222,7 +222,18 @@ async def _accept_kubeconfig(
 
 
 @router.get("/commands", response_model=AgentCommandList, responses=responses())
-async def pending_commands(cluster: AgentClusterDep, session: SessionDep) -> AgentCommandList:
+async def pending_commands(
+    cluster: AgentClusterDep,
+    session: SessionDep,
+    node: Annotated[
+        str | None,
+        Query(max_length=255, description="the asking agent's hostname; omitted: all commands"),
+    ] = None,
+) -> AgentCommandList:
+    """The cluster's open commands; with `node`, those that node's agent runs. Every
+    control-plane agent asks: a command naming a runner is that node's, any other goes to
+    the first control-plane machine the cluster records, so when a repave or remediation
+    replaces it the next one takes over."""
     rows = await session.scalars(
         select(AgentCommandRow)
         .where(
@@ -230,9 +241,13 @@ async def pending_commands(cluster: AgentClusterDep, session: SessionDep) -> Age
         )
         .order_by(AgentCommandRow.created_at)
     )
-    return AgentCommandList(
-        commands=[AgentCommand(id=c.id, kind=c.kind, args=c.args) for c in rows.all()]
-    )
+    commands = [AgentCommand(id=c.id, kind=c.kind, args=c.args) for c in rows.all()]
+    if node is not None:
+        control_plane = ClusterSpec.model_validate(cluster.spec).control_plane.name
+        first = first_control_plane(cluster.machines, control_plane)
+        default = first.hostname if first is not None else None
+        commands = [c for c in commands if c.runs_on(node, default)]
+    return AgentCommandList(commands=commands)
 
 
 @router.post("/commands/{command_id}", response_model=AgentAck, responses=responses(422, 503))

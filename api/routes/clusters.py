@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import func, select
@@ -60,10 +60,13 @@ from domain.naming import (
     DELETE_WORKFLOW,
     QUERY_STATE,
     SIGNAL_FORCE_DELETE,
+    UPDATE_CORDON,
+    UPDATE_DRAIN,
     UPDATE_PAUSE,
     UPDATE_REPAVE,
     UPDATE_RESUME,
     UPDATE_SCALE,
+    UPDATE_UNCORDON,
     UPDATE_UPGRADE,
     create_workflow_id,
     delete_workflow_id,
@@ -71,6 +74,7 @@ from domain.naming import (
 )
 from domain.phases import MANAGED_PHASES, REASON_HINTS, Phase, Reason
 from domain.remediation import ObservedNode
+from domain.text import HOSTNAME_PATTERN, MAX_HOSTNAME
 from runtime.settings import Settings, installation_id
 from store.cluster_refs import ClusterPartGone
 from store.cluster_refs import cluster_ref as stored_cluster_ref
@@ -80,6 +84,7 @@ from store.secrets import SecretBox, maas_account, new_id
 from store.types import utcnow
 from workflows.contracts import (
     ActionAccepted,
+    NodeRequest,
     RepaveRequest,
     ScaleRequest,
     UpgradeRequest,
@@ -693,8 +698,123 @@ async def repave_cluster(
     settings: SettingsDep,
     request: Request,
 ) -> ActionAccepted | JSONResponse:
+    """Replace one node (`node`) or a whole pool (`pool`, rolling) with freshly deployed MAAS
+    machines, by the pool's `repave` settings (strategy, max_surge, max_unavailable); MAAS
+    calls go through the gateway. Follow it in the cluster's events."""
     cluster = await project_cluster(session, principal.project_id, cluster_id)
-    return await _action(request, session, settings, cluster, UPDATE_REPAVE, body)
+
+    def check() -> None:
+        if body.node is not None:
+            _known_node(cluster, body.node, "body.node")
+            return
+        spec = ClusterSpec.model_validate(cluster.spec)
+        if body.pool is not None and spec.pool(body.pool) is None:
+            names = [p.name for p in spec.pools]
+            raise FieldRefused("body.pool", f"no pool {body.pool!r}; pools are {names}")
+
+    return await _action(request, session, settings, cluster, UPDATE_REPAVE, body, precheck=check)
+
+
+def _known_node(cluster: Cluster, node: str, field: str) -> Machine:
+    """The cluster's machine `node` names (hostname or system id), or a 422 naming `field`."""
+    machines = [Machine.model_validate(m) for m in cluster.machines]
+    found = next((m for m in machines if node in (m.hostname, m.system_id)), None)
+    if found is None:
+        names = sorted(m.hostname for m in machines)
+        raise FieldRefused(
+            field,
+            f"no node {node!r} in cluster {cluster.name} (hostname or system id); "
+            f"its nodes are {names}",
+        )
+    return found
+
+
+NodeName = Annotated[
+    str,
+    Path(
+        max_length=MAX_HOSTNAME,
+        pattern=HOSTNAME_PATTERN,
+        description="the node's hostname or MAAS system id",
+    ),
+]
+
+
+async def _node_action(
+    request: Request,
+    session: SessionDep,
+    settings: Settings,
+    project_id: str,
+    cluster_id: str,
+    node: str,
+    update: str,
+) -> ActionAccepted | JSONResponse:
+    cluster = await project_cluster(session, project_id, cluster_id)
+
+    def check() -> None:
+        _known_node(cluster, node, "path.node")
+
+    return await _action(
+        request, session, settings, cluster, update, NodeRequest(node=node), precheck=check
+    )
+
+
+@router.post(
+    "/{cluster_id}/nodes/{node}/cordon",
+    response_model=ActionAccepted,
+    responses=responses(409, 422, 503),
+)
+async def cordon_node(
+    cluster_id: str,
+    node: NodeName,
+    principal: Editor,
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
+) -> ActionAccepted | JSONResponse:
+    """Mark the node unschedulable (kubectl cordon), through the cluster's agent; queued
+    behind the cluster's other actions."""
+    return await _node_action(
+        request, session, settings, principal.project_id, cluster_id, node, UPDATE_CORDON
+    )
+
+
+@router.post(
+    "/{cluster_id}/nodes/{node}/drain",
+    response_model=ActionAccepted,
+    responses=responses(409, 422, 503),
+)
+async def drain_node(
+    cluster_id: str,
+    node: NodeName,
+    principal: Editor,
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
+) -> ActionAccepted | JSONResponse:
+    """Cordon the node and evict its pods honouring PodDisruptionBudgets (kubectl drain),
+    through the cluster's agent. A budget that never allows it fails the drain, naming it."""
+    return await _node_action(
+        request, session, settings, principal.project_id, cluster_id, node, UPDATE_DRAIN
+    )
+
+
+@router.post(
+    "/{cluster_id}/nodes/{node}/uncordon",
+    response_model=ActionAccepted,
+    responses=responses(409, 422, 503),
+)
+async def uncordon_node(
+    cluster_id: str,
+    node: NodeName,
+    principal: Editor,
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
+) -> ActionAccepted | JSONResponse:
+    """Mark the node schedulable again (kubectl uncordon), through the cluster's agent."""
+    return await _node_action(
+        request, session, settings, principal.project_id, cluster_id, node, UPDATE_UNCORDON
+    )
 
 
 async def _pause_or_resume(
@@ -716,8 +836,9 @@ async def _pause_or_resume(
 async def pause_cluster(
     cluster_id: str, principal: Editor, session: SessionDep, request: Request
 ) -> ActionAccepted:
-    """Pause management: queued actions wait and new upgrade, scale and repave requests are
-    refused (409) until resumed; an action already running finishes. Agent reports go on."""
+    """Pause management: queued actions wait and new upgrade, scale, repave, cordon, drain and
+    uncordon requests are refused (409) until resumed; an action already running finishes.
+    Agent reports go on."""
     return await _pause_or_resume(request, session, principal.project_id, cluster_id, UPDATE_PAUSE)
 
 

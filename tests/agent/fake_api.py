@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from domain.agent_wire import (
+    RUNNER_ARG,
     AgentAck,
     AgentCommand,
     AgentCommandList,
@@ -35,6 +36,7 @@ class Received:
     result_keys: list[str] = field(default_factory=list)  # the Idempotency-Key of each result
     idempotency_keys: list[str] = field(default_factory=list)
     command_polls: int = 0
+    polled_by: list[str | None] = field(default_factory=list)  # each poll's `node`
     hosts: list[str] = field(default_factory=list)
 
 
@@ -47,6 +49,9 @@ class FakeAgentApi:
         self.fail_with: int | None = None
         # Drop results on the floor (an answer lost on the way): commands stay listed.
         self.lose_results = False
+        # As the API: a command goes to the node it names as runner, any other to this
+        # default runner (None: to every poll).
+        self.runner: str | None = None
         self._runner: web.AppRunner | None = None
 
     @property
@@ -101,8 +106,17 @@ class FakeAgentApi:
 
     async def _list_commands(self, request: web.Request) -> web.Response:
         self.received.command_polls += 1
-        listing = AgentCommandList(commands=list(self.commands.values()))
+        node = request.query.get("node")
+        self.received.polled_by.append(node)
+        listing = AgentCommandList(
+            commands=[c for c in self.commands.values() if node is None or self._mine(c, node)]
+        )
         return web.json_response(listing.model_dump(mode="json"))
+
+    def _mine(self, command: AgentCommand, node: str) -> bool:
+        if self.runner is None and RUNNER_ARG not in command.args:
+            return True
+        return command.runs_on(node, self.runner)
 
     async def _result(self, request: web.Request) -> web.Response:
         command_id = request.match_info["id"]

@@ -11,7 +11,7 @@ import yaml
 
 from agent.agent import Agent
 from agent.backends.simulated.backend import SimulatedBackend
-from agent.backends.simulated.cluster import ClusterRegistry
+from agent.backends.simulated.cluster import ClusterRegistry, SimulatedCluster
 from agent.outbox import ReportKind
 from domain.agent_wire import AgentCommand
 from tests.agent.fake_api import FakeAgentApi
@@ -54,6 +54,12 @@ class Nodes:
         self.agents[hostname] = agent
         self.tasks.append(asyncio.create_task(agent.run()))
         return agent
+
+    def cluster(self) -> SimulatedCluster:
+        """The simulated Kubernetes API the agents share."""
+        backend = next(iter(self.agents.values())).backend
+        assert isinstance(backend, SimulatedBackend)
+        return backend.cluster
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -167,7 +173,52 @@ async def test_bad_commands_fail_with_a_reason_and_repave_works(
         ("running", "w-1"),
         ("succeeded", "w-1"),
     ]
-    await eventually(lambda: api.statuses_for("w-1")[-1].node.ready, what="w-1 back")
+    # Repave takes the node out: drained, then gone until its machine joins again.
+    cluster = nodes.cluster()
+    assert cluster.operations == [("drain", "w-1"), ("take-out", "w-1")]
+    assert cluster.find("w-1") is None
+
+
+async def test_cordon_drain_uncordon_run_on_the_named_node(api: FakeAgentApi, nodes: Nodes) -> None:
+    nodes.start("cp-1", role="control-plane", first=True)
+    nodes.start("w-1")
+    await eventually(lambda: cluster_ready(api, "cp-1", "w-1"), what="cluster up")
+    for kind in ("cordon", "drain", "uncordon"):
+        api.add_command(AgentCommand(id=kind, kind=kind, args={"node": "w-1"}))
+    api.add_command(AgentCommand(id="ghost", kind="drain", args={"node": "nope"}))
+    await eventually(lambda: not api.commands, what="all commands finished")
+
+    for kind, done in (("cordon", "cordoned"), ("drain", "drained"), ("uncordon", "uncordoned")):
+        assert [(r.state, r.node) for r in api.results_for(kind)] == [
+            ("running", "w-1"),
+            ("succeeded", "w-1"),
+        ]
+        assert api.results_for(kind)[-1].message == f"w-1 {done}"
+    assert api.results_for("ghost")[-1].state == "failed"
+    assert "no node 'nope'" in api.results_for("ghost")[-1].message
+    cluster = nodes.cluster()
+    assert cluster.operations == [("cordon", "w-1"), ("drain", "w-1"), ("uncordon", "w-1")]
+    node = cluster.find("w-1")
+    assert node is not None and node.schedulable and node.ready  # a drain keeps it Ready
+
+
+async def test_every_control_plane_agent_polls_and_the_runner_runs_commands(
+    api: FakeAgentApi, nodes: Nodes
+) -> None:
+    nodes.start("cp-1", role="control-plane", first=True)
+    nodes.start("cp-2", role="control-plane")
+    nodes.start("w-1")
+    await eventually(lambda: cluster_ready(api, "cp-1", "cp-2", "w-1"), what="cluster up")
+    api.runner = "cp-1"
+    api.add_command(AgentCommand(id="c-1", kind="cordon", args={"node": "w-1"}))
+    await eventually(lambda: "c-1" not in api.commands, what="cordon by cp-1")
+    # A repave replaced cp-1: the API now hands commands to cp-2, whose agent runs them.
+    api.runner = "cp-2"
+    api.add_command(AgentCommand(id="u-1", kind="uncordon", args={"node": "w-1"}))
+    await eventually(lambda: "u-1" not in api.commands, what="uncordon by cp-2")
+    assert api.results_for("u-1")[-1].state == "succeeded"
+    assert {"cp-1", "cp-2"} <= set(api.received.polled_by)
+    assert "w-1" not in api.received.polled_by  # workers never run commands
 
 
 async def test_a_surviving_control_plane_takes_a_dead_one_out_of_etcd(

@@ -269,6 +269,70 @@ class EtcdRunner(RecordingRunner):
         return ""
 
 
+async def test_cordon_drain_and_uncordon_use_the_kubernetes_api(
+    kube: KubeStandIn, tmp_path: Path
+) -> None:
+    kube.add_node("cp-1", control_plane=True)
+    kube.add_node("w-1")
+    kube.add_pod("kube-system", "kube-proxy-w1", "w-1", owner="DaemonSet")
+    kube.add_pod("shop", "web-1", "w-1")
+    kube.budgets.append(Budget("web-pdb", {"web-1"}, refusals=2))
+    leader, runner = backend(kube, "cp-1", tmp_path)
+    store = StateStore(tmp_path / "state")
+    posted: list[CommandResult] = []
+    try:
+        for kind in ("cordon", "drain", "uncordon"):
+            command = AgentCommand(id=kind, kind=kind, args={"node": "w-1", "system_id": "m1"})
+            await commands.execute(command, leader, store, posted.append)
+            assert posted[-1].state == "succeeded", posted[-1]
+            if kind == "cordon":
+                assert kube.nodes["w-1"]["spec"]["unschedulable"] is True
+                assert ("shop", "web-1") in kube.pods  # a cordon evicts nothing
+    finally:
+        await leader.close()
+    assert [r.message for r in posted if r.state == "succeeded"] == [
+        "w-1 cordoned",
+        "w-1 drained",
+        "w-1 uncordoned",
+    ]
+    # The drain evicted through the Eviction API, retrying the budget's 429s; DaemonSet pods stay.
+    assert set(kube.pods) == {("kube-system", "kube-proxy-w1")}
+    events = [line for line in kube.log if not line.startswith("list")]
+    assert events.count("refuse shop/web-1") == 2
+    assert events[-1] == 'patch w-1 {"spec": {"unschedulable": false}}'
+    assert runner.calls == []  # nothing ran on a machine
+
+
+async def test_repave_takes_a_control_plane_node_out_of_etcd_before_its_node_goes(
+    kube: KubeStandIn, tmp_path: Path
+) -> None:
+    kube.add_node("cp-1", control_plane=True)
+    kube.add_node("cp-2", control_plane=True)
+    kube.add_node("w-1")
+    kube.add_pod("kube-system", "coredns-2", "cp-2")
+    # The command runs on cp-1, another control plane than the one that leaves.
+    runner = EtcdRunner(kube, "cp-1", {"cp-1": 0x8E9E05C52164694D, "cp-2": 0x91BC3C398FB3C146})
+    leader = RealBackend(
+        "cp-1", kube.kubeconfig(tmp_path / "cp-1.conf"), runner=runner, timings=QUICK
+    )
+    posted: list[CommandResult] = []
+    store = StateStore(None)
+    try:
+        for node in ("cp-2", "w-1"):
+            command = AgentCommand(id=f"out-{node}", kind="repave", args={"node": node})
+            await commands.execute(command, leader, store, posted.append)
+            assert posted[-1].state == "succeeded", posted[-1]
+    finally:
+        await leader.close()
+    # cp-2's member went through cp-1's etcd; a worker has no etcd member to remove.
+    assert list(runner.members) == ["cp-1"]
+    removes = [c for c in runner.calls if "remove" in c]
+    assert len(removes) == 1 and removes[0][-1] == "91bc3c398fb3c146"
+    assert set(kube.nodes) == {"cp-1"}
+    events = [line for line in kube.log if not line.startswith("list")]
+    assert events.index("evict kube-system/coredns-2") < events.index("delete cp-2")
+
+
 async def test_a_dead_control_planes_etcd_member_and_node_are_removed(
     kube: KubeStandIn, tmp_path: Path
 ) -> None:

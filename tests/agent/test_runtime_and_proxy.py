@@ -102,7 +102,7 @@ async def test_agent_traffic_goes_through_the_proxy(api: FakeAgentApi) -> None:
         await client.aclose()
         await proxy.stop()
     assert f"POST {api.url}/v1/agent/status" in proxy.request_lines
-    assert f"GET {api.url}/v1/agent/commands" in proxy.request_lines
+    assert f"GET {api.url}/v1/agent/commands?node=cp-1" in proxy.request_lines
     relayed = len(proxy.request_lines)
     assert relayed >= len(api.received.heartbeats) + len(api.received.statuses)
 

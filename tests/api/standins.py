@@ -24,10 +24,13 @@ from domain.naming import (
     SIGNAL_AGENT_REPORT,
     SIGNAL_COMMAND_RESULT,
     SIGNAL_STOP,
+    UPDATE_CORDON,
+    UPDATE_DRAIN,
     UPDATE_PAUSE,
     UPDATE_REPAVE,
     UPDATE_RESUME,
     UPDATE_SCALE,
+    UPDATE_UNCORDON,
     UPDATE_UPGRADE,
 )
 from domain.phases import Reason
@@ -36,6 +39,7 @@ from workflows.contracts import (
     ActionAccepted,
     AgentReport,
     CommandResultSignal,
+    NodeRequest,
     RepaveRequest,
     ScaleRequest,
     UpgradeRequest,
@@ -118,7 +122,27 @@ class ManageStandIn:
 
     @workflow.update(name=UPDATE_REPAVE)
     def repave(self, req: RepaveRequest) -> ActionAccepted:
-        return ActionAccepted(action_id="a3", kind="repave", message=req.node)
+        return ActionAccepted(action_id="a3", kind="repave", message=req.node or req.pool or "")
+
+    def _node_action(self, kind: str, req: NodeRequest) -> ActionAccepted:
+        if self.paused:
+            raise ApplicationError(
+                "management of this cluster is paused; resume it first",
+                type=Reason.ACTION_REJECTED.value,
+            )
+        return ActionAccepted(action_id=f"{kind}-1", kind=kind, message=req.node)
+
+    @workflow.update(name=UPDATE_CORDON)
+    def cordon(self, req: NodeRequest) -> ActionAccepted:
+        return self._node_action("cordon", req)
+
+    @workflow.update(name=UPDATE_DRAIN)
+    def drain(self, req: NodeRequest) -> ActionAccepted:
+        return self._node_action("drain", req)
+
+    @workflow.update(name=UPDATE_UNCORDON)
+    def uncordon(self, req: NodeRequest) -> ActionAccepted:
+        return self._node_action("uncordon", req)
 
     @workflow.update(name=UPDATE_PAUSE)
     def pause(self) -> ActionAccepted:

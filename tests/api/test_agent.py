@@ -348,3 +348,57 @@ def merged(reports: list[AgentReport]) -> dict[str, Any]:
     for report in reports:
         nodes.update({n.hostname: n for n in report.nodes})
     return nodes
+
+
+async def test_commands_go_to_their_runner_else_the_first_recorded_control_plane(
+    api: Api,
+    project: ProjectKeys,
+    account: dict[str, Any],
+    cp_activities: ControlPlaneActivities,
+) -> None:
+    """Every control-plane agent polls; a command naming a runner goes to that node, any
+    other to the first control-plane machine the cluster records. When a repave replaces
+    that machine, the next one takes over."""
+    hosts = ["cp-1", "cp-2", "cp-3", "w-1"]
+    cluster, agent = await agent_cluster(api, project, account, cp_activities, hosts)
+    three = [
+        Machine(system_id=f"sys{i}", hostname=h, pool="workers" if h == "w-1" else "control-plane")
+        for i, h in enumerate(hosts)
+    ]
+    await run_activity(
+        cp_activities.record_status,
+        RecordStatusInput(cluster_id=cluster["id"], phase=Phase.RUNNING, machines=three),
+    )
+    command = EnqueueAgentCommandInput(
+        cluster_id=cluster["id"], command_id=f"{cluster['id']}-drain-1", kind="drain"
+    )
+    await run_activity(cp_activities.enqueue_agent_command, command)
+
+    async def listed(node: str | None) -> list[str]:
+        params = {"node": node} if node else {}
+        answer = await api.http.get("/v1/agent/commands", params=params, headers=agent)
+        assert answer.status_code == 200, answer.text
+        return [c["id"] for c in answer.json()["commands"]]
+
+    assert await listed("cp-1") == [command.command_id]
+    assert await listed("cp-2") == [] and await listed("w-1") == []
+    assert await listed(None) == [command.command_id]  # an agent from before asks for all
+    # cp-1 repaved: the fresh machine is recorded last, so cp-2 runs commands from now on.
+    after = [*three[1:], Machine(system_id="sys9", hostname="cp-4", pool="control-plane")]
+    await run_activity(
+        cp_activities.record_status,
+        RecordStatusInput(cluster_id=cluster["id"], phase=Phase.REPAVING, machines=after),
+    )
+    assert await listed("cp-2") == [command.command_id]
+    assert await listed("cp-1") == [] and await listed("cp-4") == []
+
+    # A take-out names its runner (not the first control plane, which may be the one leaving).
+    addressed = EnqueueAgentCommandInput(
+        cluster_id=cluster["id"],
+        command_id=f"{cluster['id']}-remediate-2",
+        kind="remediate",
+        args={"node": "cp-2", "runner": "cp-3", "etcd_member": "true"},
+    )
+    await run_activity(cp_activities.enqueue_agent_command, addressed)
+    assert await listed("cp-3") == [addressed.command_id]
+    assert await listed("cp-2") == [command.command_id]

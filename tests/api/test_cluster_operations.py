@@ -208,3 +208,80 @@ async def test_hostile_zones_labels_and_taints_answer_422_naming_the_field(
     answer = await api.http.post("/v1/clusters", json=body, headers=project.editor)
     assert answer.status_code == 202, answer.text
     assert answer.json()["spec"]["worker_pools"][0]["constraints"]["zones"] == ["az1"]
+
+
+async def test_node_routes_reach_management_and_name_what_is_wrong(
+    api: Api,
+    project: ProjectKeys,
+    system_gateway: Worker,
+    cp_activities: Any,
+    env: WorkflowEnvironment,
+) -> None:
+    machines = [
+        Machine(system_id="m1", hostname="cp-1", pool="control-plane", status="Deployed"),
+        Machine(system_id="m2", hostname="w-1", pool="workers", status="Deployed"),
+    ]
+    cluster_id = await _running(api, project, cp_activities, machines)
+    base = f"/v1/clusters/{cluster_id}"
+    not_yet = await api.http.post(f"{base}/nodes/w-1/cordon", headers=project.editor)
+    assert not_yet.status_code == 409 and "not under management" in not_yet.json()["detail"]
+    await env.client.start_workflow(
+        ManageStandIn.run,
+        cluster_id,
+        id=manage_workflow_id(cluster_id),
+        task_queue=CONTROL_PLANE_QUEUE,
+    )
+    for action in ("cordon", "drain", "uncordon"):
+        answer = await api.http.post(f"{base}/nodes/m2/{action}", headers=project.editor)
+        assert answer.status_code == 200, answer.text
+        assert (answer.json()["kind"], answer.json()["message"]) == (action, "m2")
+
+    unknown = await api.http.post(f"{base}/nodes/w-9/drain", headers=project.editor)
+    assert unknown.status_code == 422
+    [error] = unknown.json()["errors"]
+    assert error["field"] == "path.node" and error["message"].startswith("no node 'w-9' in")
+    assert error["message"].endswith("its nodes are ['cp-1', 'w-1']")
+    bad = await api.http.post(f"{base}/nodes/bad_name/drain", headers=project.editor)
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "path.node"
+    viewer = await api.http.post(f"{base}/nodes/w-1/drain", headers=project.viewer)
+    assert viewer.status_code == 403
+    other = await api.http.post("/v1/clusters/nope/nodes/w-1/drain", headers=project.editor)
+    assert other.status_code == 404
+
+    await api.http.post(f"{base}/pause", headers=project.editor)
+    paused = await api.http.post(f"{base}/nodes/w-1/cordon", headers=project.editor)
+    assert paused.status_code == 409 and "paused" in paused.json()["detail"]
+
+
+async def test_repave_names_a_node_or_a_pool_of_the_cluster(
+    api: Api,
+    project: ProjectKeys,
+    system_gateway: Worker,
+    cp_activities: Any,
+    env: WorkflowEnvironment,
+) -> None:
+    machines = [Machine(system_id="m2", hostname="w-1", pool="workers", status="Deployed")]
+    cluster_id = await _running(api, project, cp_activities, machines)
+    base = f"/v1/clusters/{cluster_id}"
+    await env.client.start_workflow(
+        ManageStandIn.run,
+        cluster_id,
+        id=manage_workflow_id(cluster_id),
+        task_queue=CONTROL_PLANE_QUEUE,
+    )
+    pool = await api.http.post(f"{base}/repave", json={"pool": "workers"}, headers=project.editor)
+    assert pool.status_code == 200, pool.text
+    assert (pool.json()["kind"], pool.json()["message"]) == ("repave", "workers")
+    node = await api.http.post(f"{base}/repave", json={"node": "w-1"}, headers=project.editor)
+    assert node.status_code == 200, node.text
+
+    for body, field, text in (
+        ({"pool": "gpu"}, "body.pool", "no pool 'gpu'; pools are"),
+        ({"node": "w-9"}, "body.node", "no node 'w-9'"),
+        ({"node": "w-1", "pool": "workers"}, "body", "not both"),
+        ({}, "body", "name either node"),
+    ):
+        refused = await api.http.post(f"{base}/repave", json=body, headers=project.editor)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"] == field
+        assert text in refused.json()["errors"][0]["message"]

@@ -10,7 +10,7 @@ from temporalio.worker import Worker
 
 from activities.control_plane import ControlPlaneActivities
 from activities.models import RecordStatusInput
-from domain.maas import maas_key_purpose
+from domain.maas import Machine, maas_key_purpose
 from domain.naming import (
     CONTROL_PLANE_QUEUE,
     SA_CLUSTER_PHASE,
@@ -211,7 +211,12 @@ async def test_status_events_and_lifecycle_actions(
     assert got["conditions"][-1]["reason"] == "WaitingForGateway"
     await run_activity(
         cp_activities.record_status,
-        RecordStatusInput(cluster_id=cluster["id"], phase=Phase.RUNNING, event="running"),
+        RecordStatusInput(
+            cluster_id=cluster["id"],
+            phase=Phase.RUNNING,
+            event="running",
+            machines=[Machine(system_id="m1", hostname="node-1", pool="workers")],
+        ),
     )
     running = (await api.http.get(base, headers=project.viewer)).json()
     # Cluster API's style: every gate the create passed is True, none still shows waiting.

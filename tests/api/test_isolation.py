@@ -83,6 +83,9 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, str, bool]] = [
     ("POST", "/v1/clusters/{cluster}/upgrade", {"kubernetes_version": "v1.31.0"}, EDIT, True),
     ("POST", "/v1/clusters/{cluster}/scale", {"pool": "workers", "count": 1}, EDIT, True),
     ("POST", "/v1/clusters/{cluster}/repave", {"node": "n"}, EDIT, True),
+    ("POST", "/v1/clusters/{cluster}/nodes/n/cordon", None, EDIT, True),
+    ("POST", "/v1/clusters/{cluster}/nodes/n/drain", None, EDIT, True),
+    ("POST", "/v1/clusters/{cluster}/nodes/n/uncordon", None, EDIT, True),
     ("POST", "/codec/encode", {"payloads": []}, OPERATOR, False),
     ("POST", "/codec/decode", {"payloads": []}, OPERATOR, False),
 ]

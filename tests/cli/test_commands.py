@@ -147,6 +147,13 @@ def test_cluster_reads_and_not_found(project_cli: Cli) -> None:
     project_cli.error(
         "cluster", "upgrade", "cl-missing", "--version", "v1.31.0", code=ExitCode.NOT_FOUND
     )
+    for action in ("cordon", "drain", "uncordon"):
+        project_cli.error("cluster", action, "cl-missing", "node-1", code=ExitCode.NOT_FOUND)
+    project_cli.error("cluster", "repave", "cl-missing", "--pool", "w", code=ExitCode.NOT_FOUND)
+    both = project_cli.error(
+        "cluster", "repave", "cl-missing", "--node", "n", "--pool", "w", code=ExitCode.USAGE
+    )
+    assert "either --node" in both["detail"]
 
 
 def test_cluster_create_validates_the_spec_locally(project_cli: Cli, tmp_path: Path) -> None:

@@ -107,6 +107,27 @@ def test_cluster_lifecycle_through_the_cli(stack: Stack, tmp_path: Path) -> None
     )
     assert "succeeded" in result.stdout
     assert cli.json("cluster", "get", cluster["id"])["kubernetes_version"] == "v1.31.14"
+
+    # A worker cordoned, drained and uncordoned by the agent, then repaved: the stack has
+    # free machines, so a fresh one joins before the old one is drained and released.
+    worker = next(n for n in nodes if n["role"] == "worker")
+    cordon = cli.json("cluster", "cordon", name, worker["system_id"])
+    drained = cli.run("cluster", "drain", name, worker["hostname"], "--wait", "--timeout", "60")
+    assert "succeeded" in drained.stdout and "drained" in drained.stdout
+    uncordon = cli.json("cluster", "uncordon", name, worker["hostname"])
+    unknown = cli.error("cluster", "drain", name, "ghost-1", code=ExitCode.USAGE)
+    assert unknown["errors"][0]["field"] == "path.node"
+    # Queued behind the uncordon; the stack has free machines: auto goes expand-first.
+    repaved = cli.run(
+        "cluster", "repave", name, "--node", worker["hostname"], "--wait", "--timeout", "120"
+    )
+    assert "succeeded: repaved 1 node(s) of pool workers" in repaved.stdout
+    machines = cli.json("cluster", "get", cluster["id"])["machines"]
+    assert len(machines) == 3 and worker["system_id"] not in [m["system_id"] for m in machines]
+    messages = [e["message"] for e in cli.json("cluster", "events", cluster["id"])]
+    for accepted in (cordon, uncordon):
+        assert f"{accepted['action_id']} succeeded: {worker['hostname']}" in " ".join(messages)
+    assert any("expand-first (auto:" in m for m in messages)
     # The stack has 6 machines and the cluster holds 3: 10 workers cannot be had, as the
     # plan says before anything is tried.
     short = cli.run(

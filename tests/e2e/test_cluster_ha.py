@@ -1,6 +1,7 @@
 """examples/cluster-ha.yaml on the stack `metalgate up` starts: 3 control-plane nodes and 2
 workers reach Running through the simulated backend behind a VIP (and, second, behind a MAAS
-DNS record), and a delete leaves no reserved IP, DNS record or machine of theirs in MAAS.
+DNS record, whose control plane is then repaved node by node with the record following),
+and a delete leaves no reserved IP, DNS record or machine of theirs in MAAS.
 
 MAAS is read through the unmodified python-libmaas: its `bones` session for `ipaddresses/`
 and `dnsresources/` (it has no objects for them), its objects for machines.
@@ -137,5 +138,25 @@ def test_ha_cluster_behind_a_dns_record(
     assert len(control_plane) == 3
     assert running["records"] == {f"{endpoint_record_name(cluster['id'])}.maas": control_plane}
     assert running["reserved"] == []
+
+    # The whole control plane repaved, one node at a time, through the one free machine (and
+    # each released one after it): the record follows, and the node that ran the cluster's
+    # commands hands them on, so commands still run afterwards.
+    repaved = cli.run(
+        "cluster", "repave", cluster["id"], "--pool", "control-plane", "--wait",
+        "--timeout", "240",
+    )  # fmt: skip
+    assert "succeeded: repaved 3 node(s) of pool control-plane" in repaved.stdout
+    machines = cli.json("cluster", "get", cluster["id"])["machines"]
+    fresh = [m for m in machines if m["pool"] == "control-plane"]
+    assert len(fresh) == 3
+    after = asyncio.run(maas_view(stack))
+    fresh_ips = sorted(ip for m in fresh for ip in m["ip_addresses"])
+    assert after["records"] == {f"{endpoint_record_name(cluster['id'])}.maas": fresh_ips}
+    worker = next(m for m in machines if m["pool"] != "control-plane")
+    drained = cli.run(
+        "cluster", "drain", cluster["id"], worker["hostname"], "--wait", "--timeout", "60"
+    )
+    assert "succeeded" in drained.stdout
 
     delete_leaves_nothing(cli, stack, cluster["id"])

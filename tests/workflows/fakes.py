@@ -29,6 +29,7 @@ from activities.models import (
     ENSURE_ENDPOINT,
     FIND_OWNED,
     ISSUE_AGENT_TOKEN,
+    PLAN_MACHINES,
     RECORD_STATUS,
     RELEASE_MACHINES,
     REMOVE_ENDPOINT,
@@ -53,6 +54,7 @@ from activities.models import (
     FindOwnedResult,
     IssueAgentTokenInput,
     OwnedMachine,
+    PlanMachinesInput,
     RecordStatusInput,
     ReleaseMachinesInput,
     ReleaseMachinesResult,
@@ -78,6 +80,7 @@ from activities.remediation_models import (
 )
 from activities.zone_spread import ZoneSpread
 from domain.agent_wire import NodeReport
+from domain.capacity_plan import CapacityPlan, PoolPlan
 from domain.cluster import ClusterSpec, EndpointMode, NodePool
 from domain.leftovers import LeftBehind
 from domain.lifecycle import (
@@ -191,10 +194,44 @@ class FakeMaas:
             self.power_cycle_machine,
             self.release_for_redeploy,
             self.quarantine_machine,
+            self.plan_machines,
         ]
 
     def owned(self, cluster_id: str) -> list[FakeMachine]:
         return [m for m in self.machines.values() if m.owner == cluster_id]
+
+    def free(self, pool: NodePool, exclude: list[str] | None = None) -> list[FakeMachine]:
+        """Ready machines nobody owns that match the pool, as acquire would pick them."""
+        return [
+            m
+            for m in self.machines.values()
+            if m.status == "Ready"
+            and m.owner is None
+            and QUARANTINE_TAG not in m.tags
+            and m.system_id not in (exclude or [])
+            and set(pool.constraints.tags) <= m.tags
+            and (not pool.constraints.zones or m.zone in pool.constraints.zones)
+        ]
+
+    @activity.defn(name=PLAN_MACHINES)
+    async def plan_machines(self, inp: PlanMachinesInput) -> CapacityPlan:
+        """Counts like acquire, takes nothing (the real one asks allocate with dry_run)."""
+        self.calls.append(PLAN_MACHINES)
+        plans = []
+        for pool in inp.pools:
+            free = self.free(pool)
+            plans.append(
+                PoolPlan(
+                    pool=pool.name,
+                    asked=pool.count,
+                    satisfiable=len(free) >= pool.count,
+                    matching=len(free),
+                    summary=f"{pool.name}: {len(free)} free",
+                )
+            )
+        return CapacityPlan(
+            satisfiable=all(p.satisfiable for p in plans), pools=plans, summary="planned"
+        )
 
     @activity.defn(name=ACQUIRE_MACHINES)
     async def acquire_machines(self, inp: AcquireMachinesInput) -> AcquireMachinesResult:
@@ -211,21 +248,14 @@ class FakeMaas:
         plan: list[tuple[NodePool, list[FakeMachine]]] = []
         notes: list[str] = []
         for pool in inp.pools:
-            zones = pool.constraints.zones
-            free = [
-                m
-                for m in self.machines.values()
-                if m.status == "Ready"
-                and m.owner is None
-                and QUARANTINE_TAG not in m.tags
-                and m.system_id not in inp.exclude_system_ids
-                and m.system_id not in taken
-                and set(pool.constraints.tags) <= m.tags
-                and (not zones or m.zone in zones)
-            ]
+            free = self.free(pool, [*inp.exclude_system_ids, *taken])
             # The real spread, on this inventory (activities.zone_spread).
-            in_pool = [m.zone for m in self.owned(inp.cluster_id) if m.pool == pool.name]
-            spread = ZoneSpread(zones, in_pool)
+            in_pool = [
+                m.zone
+                for m in self.owned(inp.cluster_id)
+                if m.pool == pool.name and m.system_id not in inp.replacing
+            ]
+            spread = ZoneSpread(pool.constraints.zones, in_pool)
             free = spread.order(free, pool.count)
             if note := spread.note(pool.name):
                 notes.append(note)

@@ -20,10 +20,13 @@ from domain.naming import (
     SIGNAL_AGENT_SILENT,
     SIGNAL_COMMAND_RESULT,
     SIGNAL_STOP,
+    UPDATE_CORDON,
+    UPDATE_DRAIN,
     UPDATE_PAUSE,
     UPDATE_REPAVE,
     UPDATE_RESUME,
     UPDATE_SCALE,
+    UPDATE_UNCORDON,
     UPDATE_UPGRADE,
     manage_workflow_id,
 )
@@ -35,6 +38,7 @@ from workflows.contracts import (
     CommandResultSignal,
     ManageInput,
     ManageState,
+    NodeRequest,
     RepaveRequest,
     ScaleRequest,
     UpgradeRequest,
@@ -277,33 +281,81 @@ async def test_scale_waits_for_the_gateway_and_other_actions_do_not_need_it(
         await handle.result()
 
 
-async def test_pause_holds_actions_and_repave_reports_failure(client: Client) -> None:
+async def test_pause_holds_actions_and_a_failed_drain_is_reported(client: Client) -> None:
     async with harness(client) as h:
         handle = await start_manage(h)
         cid = cluster_id(handle)
         await rejected(handle, UPDATE_REPAVE, RepaveRequest(node="nope"), match="no node")
         await update(handle, UPDATE_PAUSE)
         await rejected(handle, UPDATE_REPAVE, RepaveRequest(node="node-1"), match="paused")
+        await rejected(handle, UPDATE_DRAIN, NodeRequest(node="node-1"), match="paused")
         await update(handle, UPDATE_RESUME)
 
-        accepted = await update(handle, UPDATE_REPAVE, RepaveRequest(node="m1"))
+        accepted = await update(handle, UPDATE_DRAIN, NodeRequest(node="m1"))
 
         async def enqueued() -> None:
-            assert [c.kind for c in h.cp.commands] == ["repave"]
+            assert [c.kind for c in h.cp.commands] == ["drain"]
 
         await assert_eventually(enqueued)
         assert h.cp.commands[0].args == {"node": "node-1", "system_id": "m1"}
+        assert h.cp.commands[0].command_id == accepted.action_id
         await handle.signal(
             SIGNAL_COMMAND_RESULT,
-            CommandResultSignal(command_id=accepted.action_id, state="failed", message="disk gone"),
+            CommandResultSignal(
+                command_id=accepted.action_id,
+                state="failed",
+                message="drain of node-1 timed out: shop/web-1 blocked by PodDisruptionBudget",
+            ),
         )
         await until(handle, lambda s: not s.pending and s.phase == Phase.RUNNING)
 
         async def failure_recorded() -> None:
             events = [r.event or "" for r in h.cp.records[cid]]
-            assert f"{accepted.action_id} failed: disk gone" in events
+            assert f"{accepted.action_id} failed: drain of node-1 timed out" in " ".join(events)
 
         await assert_eventually(failure_recorded)
+        await handle.signal(SIGNAL_STOP)
+        await handle.result()
+
+
+async def test_cordon_drain_uncordon_reach_the_agent_one_node_each(client: Client) -> None:
+    async with harness(client) as h:
+        handle = await start_manage(h)
+        cid = cluster_id(handle)
+        await rejected(handle, UPDATE_CORDON, NodeRequest(node="nope"), match="no node 'nope'")
+        accepted = [
+            await update(handle, name, NodeRequest(node="node-2"))
+            for name in (UPDATE_CORDON, UPDATE_DRAIN, UPDATE_UNCORDON)
+        ]
+        assert [a.kind for a in accepted] == ["cordon", "drain", "uncordon"]
+        # Each waits its turn behind the one before; the same one twice is refused.
+        await rejected(
+            handle, UPDATE_UNCORDON, NodeRequest(node="m2"), match="uncordon of node-2 is already"
+        )
+        for action in accepted:
+
+            async def sent(action_id: str = action.action_id) -> None:
+                assert action_id in [c.command_id for c in h.cp.commands]
+
+            await assert_eventually(sent)
+            await handle.signal(
+                SIGNAL_COMMAND_RESULT,
+                CommandResultSignal(command_id=action.action_id, state="succeeded", node="node-2"),
+            )
+        await until(handle, lambda s: not s.pending)
+        assert [(c.kind, c.args["node"]) for c in h.cp.commands] == [
+            ("cordon", "node-2"),
+            ("drain", "node-2"),
+            ("uncordon", "node-2"),
+        ]
+
+        async def recorded() -> None:
+            events = [r.event or "" for r in h.cp.records[cid]]
+            assert f"{accepted[-1].action_id} succeeded" in events
+            # Cordon, drain and uncordon leave the cluster Running.
+            assert Phase.REPAVING not in h.cp.phases(cid)
+
+        await assert_eventually(recorded)
         await handle.signal(SIGNAL_STOP)
         await handle.result()
 

@@ -33,6 +33,7 @@ from activities.models import (
     ENQUEUE_AGENT_COMMAND,
     ENSURE_ENDPOINT,
     FIND_OWNED,
+    PLAN_MACHINES,
     RECORD_STATUS,
     RELEASE_MACHINES,
     REMOVE_ENDPOINT,
@@ -54,6 +55,7 @@ from domain.naming import (
     SIGNAL_COMMAND_RESULT,
     SIGNAL_FORCE_DELETE,
     SIGNAL_STOP,
+    UPDATE_DRAIN,
     UPDATE_REPAVE,
     UPDATE_SCALE,
     UPDATE_UPGRADE,
@@ -71,6 +73,7 @@ from workflows.contracts import (
     CommandResultSignal,
     ManageInput,
     ManageState,
+    NodeRequest,
     RepaveRequest,
     ScaleRequest,
     UpgradeRequest,
@@ -78,6 +81,7 @@ from workflows.contracts import (
 from workflows.create import PATCH_CANCEL_WINS, PATCH_CANCELLED_BEFORE_ACQUIRE
 from workflows.gateway_calls import PATCH_ZONE_NOTES
 from workflows.registry import CONTROL_PLANE_WORKFLOWS
+from workflows.repave import PATCH_MAAS_REPAVE
 
 HISTORIES = Path(__file__).parent / "histories"
 FAST_TIMEOUT = timedelta(seconds=10)
@@ -440,6 +444,33 @@ async def test_record_control_plane_remediation_history(env: WorkflowEnvironment
         await save("manage_remediation_control_plane.json", manage)
 
 
+@pytest.mark.skipif(not RECORD, reason="set METALGATE_RECORD_HISTORIES=1 to re-record")
+async def test_record_repave_histories(env: WorkflowEnvironment) -> None:
+    """Management after the maas-repave patch: a worker repaved (auto, a free machine: expand
+    first), then another drained through the agent."""
+    from tests.workflows.test_repave import ERASING, repave, running_cluster
+
+    client = Client(
+        env.client.service_client,
+        namespace=env.client.namespace,
+        data_converter=data_converter([REPLAY_KEY]),
+    )
+    async with harness(client, machines=4, release_seconds=ERASING) as h:
+        async with running_cluster(h, control_plane=1, workers=2) as agent:
+            line = await repave(agent, node="node-1")
+            assert "succeeded: repaved 1 node(s)" in line
+            drain = await agent.handle.execute_update(
+                UPDATE_DRAIN, NodeRequest(node="node-2"), result_type=ActionAccepted
+            )
+
+            async def drained() -> None:
+                events = [r.event or "" for r in h.cp.records[agent.cluster_id]]
+                assert f"{drain.action_id} succeeded" in events
+
+            await assert_eventually(drained)
+        await save("manage_repave.json", agent.handle)
+
+
 async def test_recorded_histories_replay() -> None:
     names = sorted(p.name for p in HISTORIES.glob("*.json"))
     assert {
@@ -458,6 +489,7 @@ async def test_recorded_histories_replay() -> None:
         "create_fenced.json",
         "create_zone_notes.json",
         "manage_remediation_control_plane.json",
+        "manage_repave.json",
     } <= set(names)
     replayer = Replayer(
         workflows=CONTROL_PLANE_WORKFLOWS, data_converter=data_converter([REPLAY_KEY])
@@ -528,6 +560,21 @@ def test_endpoint_histories_exercise_the_endpoint_calls() -> None:
     assert create.index(ENSURE_ENDPOINT) < create.index(DEPLOY_MACHINE)
     assert REMOVE_ENDPOINT in scheduled_activities(load("delete_endpoint.json"))
     assert ENSURE_ENDPOINT not in scheduled_activities(load("create_running.json"))
+
+
+def test_the_repave_history_replaces_a_machine_through_maas() -> None:
+    """It holds what the maas-repave patch added, so its replay checks it."""
+    history = load("manage_repave.json")
+    activities = scheduled_activities(history)
+    for name in (PLAN_MACHINES, ACQUIRE_MACHINES, DEPLOY_MACHINE, RELEASE_MACHINES):
+        assert name in activities, name
+    assert activities.index(ACQUIRE_MACHINES) < activities.index(RELEASE_MACHINES)
+    patches = [
+        json.loads(e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)
+        for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+    ]
+    assert PATCH_MAAS_REPAVE in [p["id"] for p in patches]
 
 
 def test_closed_phase_histories_hold_the_patch() -> None:

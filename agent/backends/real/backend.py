@@ -4,8 +4,10 @@ The agent of the first control-plane node drives an upgrade the way kubeadm's do
 does, one node at a time: `kubeadm upgrade apply` there, `kubeadm upgrade node` on the
 others, then drain, kubelet and kubectl packages, kubelet restart, uncordon. A step that must
 run on another machine (its packages, its `kubeadm upgrade node`) is asked of that node's own
-agent through an annotation on its Node object, and that agent answers in another one: the
-API server is the only channel all nodes already share, and the control plane stays out of it.
+agent through an annotation on its Node object, and that agent answers in another one: the API
+server is the only channel all nodes already share, and the control plane stays out of it.
+A control-plane node that leaves (repave) or died (remediation) has its etcd member removed
+through the etcd of the node running the command.
 """
 
 from __future__ import annotations
@@ -137,6 +139,9 @@ class RealBackend:
         else:
             await self._ask(node, f"{KUBEADM_STEP}:{version}")
 
+    async def cordon(self, node: str) -> None:
+        await (await self._api()).set_unschedulable(node, True)
+
     async def drain(self, node: str) -> None:
         api = await self._api()
         await api.set_unschedulable(node, True)
@@ -155,9 +160,15 @@ class RealBackend:
         await (await self._api()).set_unschedulable(node, False)
 
     async def repave(self, node: str) -> None:
-        """Drain, then delete the Node, so the redeployed machine joins again under its name."""
+        """Drain; a control-plane node's etcd member goes (so the members left keep their
+        quorum); then delete the Node, so the machine can be released, or redeployed and join
+        again under its name."""
         await self.drain(node)
-        await (await self._api()).delete_node(node)
+        api = await self._api()
+        record = await api.node(node)
+        if record is not None and record.state.control_plane:
+            await self.remove_etcd_member(node)
+        await api.delete_node(node)
 
     async def remove_etcd_member(self, node: str) -> None:
         """`etcdctl member remove` of `node`'s member through this node's etcd, the way

@@ -13,7 +13,7 @@ from agent.backends.simulated import kubeadm
 from agent.backends.simulated.cluster import ClusterRegistry, SimulatedCluster, SimulatedNode
 from agent.node_backend import NodeState, PhaseCallback
 from agent.timings import AgentTimings
-from domain.agent_wire import AgentBootstrap
+from domain.agent_wire import AgentBootstrap, NodeRole
 
 
 class SimulatedBackend:
@@ -110,25 +110,37 @@ class SimulatedBackend:
             # `kubeadm upgrade apply`: nodes joining from now on join at the new version.
             self.cluster.kubernetes_version = version
 
+    async def cordon(self, node: str) -> None:
+        self.cluster.operations.append(("cordon", node))
+        self.cluster.update(self._node(node), schedulable=False, message="cordoned")
+
     async def drain(self, node: str) -> None:
-        self.cluster.update(self._node(node), ready=False, message="drained for upgrade")
+        # A drained node stays Ready, as in Kubernetes: only new pods stay away.
+        self.cluster.operations.append(("drain", node))
+        self.cluster.update(self._node(node), schedulable=False, message="drained")
 
     async def upgrade_kubelet(self, node: str, version: str) -> None:
+        target = self._node(node)
+        self.cluster.update(target, ready=False, message="kubelet restarting")
         if self._timings.upgrade_per_node:
             await asyncio.sleep(self._timings.upgrade_per_node)
-        self.cluster.update(self._node(node), ready=True, kubelet_version=version)
+        self.cluster.update(target, ready=True, kubelet_version=version, message="drained")
 
     async def uncordon(self, node: str) -> None:
-        self.cluster.update(self._node(node), message="")
+        self.cluster.operations.append(("uncordon", node))
+        self.cluster.update(self._node(node), schedulable=True, message="")
 
     async def repave(self, node: str) -> None:
-        target = self._node(node)
-        self.cluster.update(target, ready=False, message="repaving")
+        """Drained, then out of the cluster: its agent reports nothing more until its machine
+        is released (the agent stops) or redeployed (a new agent joins under the name)."""
+        await self.drain(node)
         if self._timings.repave:
             await asyncio.sleep(self._timings.repave)
-        self.cluster.update(
-            target, ready=True, kubelet_version=self.cluster.kubernetes_version, message=""
-        )
+        self.cluster.operations.append(("take-out", node))
+        target = self._node(node)
+        if target.role == NodeRole.CONTROL_PLANE:
+            await self.remove_etcd_member(target.hostname)
+        await self.delete_node(target.hostname)
 
     async def remove_etcd_member(self, node: str) -> None:
         self.cluster.etcd_members.discard(node)
@@ -142,7 +154,7 @@ class SimulatedBackend:
             return
         self._closed = True
         self.cluster.leave(self.node.hostname)
-        if self._first:
+        if not self.cluster.has_control_plane():
             self.cluster.control_plane_ready.clear()
         if self._registry is not None:
             self._registry.detach(self.cluster)

@@ -24,6 +24,7 @@ class SimulatedNode:
     ready: bool = False
     kubelet_version: str = ""
     message: str = ""
+    schedulable: bool = True
 
     def state(self) -> NodeState:
         return NodeState(
@@ -31,6 +32,7 @@ class SimulatedNode:
             control_plane=self.role == NodeRole.CONTROL_PLANE,
             ready=self.ready,
             kubelet_version=self.kubelet_version,
+            schedulable=self.schedulable,
             message=self.message,
         )
 
@@ -49,6 +51,8 @@ class SimulatedCluster:
         # etcd's members by name: a control plane joins as one and stays one when its machine
         # dies, until a surviving control plane removes it.
         self.etcd_members: set[str] = set()
+        # (operation, node) in order: cordon, drain, uncordon, take-out; for tests.
+        self.operations: list[tuple[str, str]] = []
 
     def join(self, node: SimulatedNode, on_change: Callable[[], None]) -> None:
         node.kubelet_version = self._known_versions.get(node.hostname, self.kubernetes_version)
@@ -64,6 +68,9 @@ class SimulatedCluster:
 
     def __len__(self) -> int:
         return len(self._nodes)
+
+    def has_control_plane(self) -> bool:
+        return any(n.role == NodeRole.CONTROL_PLANE for n in self._nodes.values())
 
     def find(self, name: str) -> SimulatedNode | None:
         """A node by hostname or MAAS system id."""
@@ -85,10 +92,13 @@ class SimulatedCluster:
         ready: bool | None = None,
         kubelet_version: str | None = None,
         message: str | None = None,
+        schedulable: bool | None = None,
     ) -> None:
         """Change a node and tell its agent, which reports the change."""
         if ready is not None:
             node.ready = ready
+        if schedulable is not None:
+            node.schedulable = schedulable
         if kubelet_version is not None and kubelet_version != node.kubelet_version:
             node.kubelet_version = kubelet_version
             self._known_versions[node.hostname] = kubelet_version
