@@ -152,6 +152,15 @@ async def run_lifecycle(
                 return statuses["Ready"] >= 3 * clusters, str(dict(statuses))
 
             await _wait_until("every machine Ready", all_ready, timeout, poll=2.0)
+
+            # Machines are Ready before the delete sagas record their end, and visibility
+            # lists a closed workflow a moment later still: wait for every one.
+            async def all_deletes_closed() -> tuple[bool, str]:
+                closed = await _close_times(stack.client, "ClusterDelete")
+                done = sum(delete_workflow_id(c) in closed for c in cluster_ids)
+                return done >= clusters, f"{done} deletes closed"
+
+            await _wait_until("every delete closed", all_deletes_closed, timeout, poll=1.0)
             delete_s = time.monotonic() - begin
             processes = await sampler.stop()
             to_running = _latencies(
